@@ -1,0 +1,33 @@
+"""Reading features, lists, ground truth and dictionaries; the training and test datasets."""
+
+from anomaly.data.datasets import (
+    TestVideos,
+    TrainingVideos,
+    load_dictionary,
+    load_ground_truth,
+    read_video_list,
+    split_training_list,
+)
+from anomaly.data.features import (
+    FRAMES_PER_SNIPPET,
+    feature_file,
+    load_features,
+    num_snippets,
+    read_npy_shape,
+    resample_snippets,
+)
+
+__all__ = [
+    "FRAMES_PER_SNIPPET",
+    "TestVideos",
+    "TrainingVideos",
+    "feature_file",
+    "load_dictionary",
+    "load_features",
+    "load_ground_truth",
+    "num_snippets",
+    "read_npy_shape",
+    "read_video_list",
+    "resample_snippets",
+    "split_training_list",
+]

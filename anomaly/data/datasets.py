@@ -1,0 +1,188 @@
+"""Video lists, ground truth, dictionaries and the training / test datasets of RTFM-style feature folders.
+
+On disk (see README):
+``<root>/<dataset>/<dataset>.training.csv`` (header ``video-id``, anomalous videos first),
+``<root>/<dataset>/<dataset>.testing.csv``, ``<root>/<dataset>/<dataset>_ground_truth.testing.json`` and
+``<root>/<dataset>/<backbone>/{train,test}/<video_id>_<backbone>.npy`` (float32 ``T N C``).
+Every video is read once and held in memory: training videos already resampled to ``quantize_size`` snippets.
+"""
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from tqdm import tqdm
+
+from anomaly.data.features import FRAMES_PER_SNIPPET, feature_file, load_features, resample_snippets
+from anomaly.errors import InputError
+
+PathLike = Union[str, Path]
+VIDEO_ID_COLUMN = "video-id"
+
+
+def read_video_list(path: PathLike) -> List[str]:
+    """Video ids of a one-column csv list with the header ``video-id``; duplicates are an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "video list not found")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines or lines[0].split(",")[0] != VIDEO_ID_COLUMN:
+        raise InputError(path, f"a video list must start with the header '{VIDEO_ID_COLUMN}'")
+    video_ids = [line.split(",")[0] for line in lines[1:]]
+    if not video_ids:
+        raise InputError(path, "the video list is empty")
+    seen = set()
+    for line_number, video_id in enumerate(video_ids, start=2):
+        if video_id in seen:
+            raise InputError(path, f"video '{video_id}' is listed twice (line {line_number})")
+        seen.add(video_id)
+    return video_ids
+
+
+def split_training_list(path: PathLike, num_anomalous: int) -> Dict[str, List[str]]:
+    """Split a training list whose first ``num_anomalous`` rows are anomalous into normal and anomalous ids."""
+    video_ids = read_video_list(path)
+    if not 0 < num_anomalous < len(video_ids):
+        raise InputError(
+            path, f"expected {num_anomalous} anomalous videos first and normal ones after, but it lists {len(video_ids)}"
+        )
+    return {"normal": video_ids[num_anomalous:], "anomalous": video_ids[:num_anomalous]}
+
+
+def load_dictionary(path: PathLike, feature_size: Optional[int] = None) -> np.ndarray:
+    """A dictionary of normal atoms: float32 ``S C``, finite, ``C`` equal to the features' channel count."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "dictionary file not found (learn it with the dataset's dictionary-learning script)")
+    try:
+        dictionary = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise InputError(path, f"not a readable .npy dictionary ({error})") from None
+    if not isinstance(dictionary, np.ndarray) or dictionary.ndim != 2 or dictionary.shape[0] == 0:
+        shape = list(getattr(dictionary, "shape", []))
+        raise InputError(path, f"expected a dictionary of shape [S, C], found {shape}")
+    if dictionary.dtype.kind != "f":
+        raise InputError(path, f"the dictionary must be floating point, found dtype {dictionary.dtype}")
+    if feature_size is not None and dictionary.shape[1] != feature_size:
+        raise InputError(
+            path, f"dictionary atoms have {dictionary.shape[1]} channels but the features have {feature_size}"
+        )
+    dictionary = dictionary.astype(np.float32, copy=False)
+    if not np.isfinite(dictionary).all():
+        raise InputError(path, "the dictionary contains NaN or inf")
+    return dictionary
+
+
+def load_ground_truth(path: PathLike, video_ids: Sequence[str]) -> Dict[str, np.ndarray]:
+    """Frame labels (float32, one per frame) of each listed video from a ``{id: {num_frames, labels}}`` json."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "ground-truth file not found (build it with tools/make_ground_truth.py)")
+    try:
+        database = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(path, f"not valid json ({error})") from None
+    labels = {}
+    for video_id in video_ids:
+        entry = database.get(video_id) if isinstance(database, dict) else None
+        if entry is None:
+            raise InputError(path, f"no ground truth for test video '{video_id}'")
+        try:
+            frame_labels = np.asarray(entry["labels"], dtype=np.float32)
+            num_frames = int(entry["num_frames"])
+        except (KeyError, TypeError, ValueError):
+            raise InputError(path, f"entry '{video_id}' needs 'num_frames' and a list of numeric 'labels'") from None
+        if frame_labels.ndim != 1 or len(frame_labels) != num_frames:
+            raise InputError(path, f"video '{video_id}' has {len(frame_labels)} labels but num_frames = {num_frames}")
+        labels[video_id] = frame_labels
+    return labels
+
+
+class TrainingVideos:
+    """One class of training videos (normal or anomalous), resampled to ``quantize_size`` snippets, in memory.
+
+    ``videos``: float32 ``V N quantize_size C``; ``label``: 0 normal, 1 anomalous.
+    Indexing gives ``(video N T C, label, dictionary S C, macro_label)`` as the published dataset does.
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        dataset: str,
+        video_ids: Sequence[str],
+        label: int,
+        dictionary: np.ndarray,
+        backbone: str = "i3d",
+        num_crops: Optional[int] = None,
+        feature_size: Optional[int] = None,
+        quantize_size: int = 32,
+        progress: bool = False,
+    ):
+        self.video_ids = list(video_ids)
+        self.label = label
+        self.dictionary = dictionary
+        feature_size = dictionary.shape[1] if feature_size is None else feature_size
+        name = "anomalous" if label else "normal"
+        videos = []
+        for video_id in tqdm(self.video_ids, desc=f"loading {name} training videos", disable=not progress):
+            features = load_features(
+                feature_file(root, dataset, backbone, "train", video_id), num_crops, feature_size
+            )
+            num_crops = features.shape[1]
+            videos.append(resample_snippets(features, quantize_size))
+        self.videos = np.stack(videos)
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def __getitem__(self, index: int):
+        return self.videos[index], np.float32(self.label), self.dictionary, np.float32(0.0)
+
+
+class TestVideos:
+    """The test split at full length, in csv order, with frame labels.
+
+    ``videos``: list of float32 ``T N C``; ``frame_labels``: float32, all videos' frames concatenated.
+    """
+
+    def __init__(
+        self,
+        root: PathLike,
+        dataset: str,
+        video_ids: Sequence[str],
+        ground_truth: PathLike,
+        dictionary: np.ndarray,
+        backbone: str = "i3d",
+        num_crops: Optional[int] = None,
+        feature_size: Optional[int] = None,
+        progress: bool = False,
+    ):
+        self.video_ids = list(video_ids)
+        self.dictionary = dictionary
+        feature_size = dictionary.shape[1] if feature_size is None else feature_size
+        labels = load_ground_truth(ground_truth, self.video_ids)
+        self.videos = []
+        for video_id in tqdm(self.video_ids, desc="loading test videos", disable=not progress):
+            features = load_features(feature_file(root, dataset, backbone, "test", video_id), num_crops, feature_size)
+            num_crops = features.shape[1]
+            expected = FRAMES_PER_SNIPPET * features.shape[0]
+            if len(labels[video_id]) != expected:
+                raise InputError(
+                    ground_truth,
+                    f"video '{video_id}' has num_frames = {len(labels[video_id])} but its features give "
+                    f"16 x {features.shape[0]} = {expected}",
+                )
+            self.videos.append(features)
+        self.frame_labels = np.concatenate([labels[video_id] for video_id in self.video_ids])
+
+    @property
+    def lengths(self) -> List[int]:
+        return [len(video) for video in self.videos]
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def __getitem__(self, index: int):
+        return self.videos[index], self.dictionary

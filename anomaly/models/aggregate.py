@@ -1,0 +1,111 @@
+"""RTFM's multi-scale temporal block (``Aggregate``) and its 1-D non-local block.
+
+Both accept an optional boolean ``mask`` of shape ``B T`` marking real snippets. With it, a batch of videos
+padded to a common length gives every video exactly the numbers it would get alone: padded positions are zeroed
+before each convolution (so borders see the same zeros as a lone video's padding), GroupNorm statistics and the
+non-local sums run over real snippets only, and the non-local block divides by each video's own length.
+"""
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+
+def masked_group_norm(x: Tensor, norm: nn.GroupNorm, mask: Tensor) -> Tensor:
+    """GroupNorm of ``x`` (B C T) whose statistics use only the positions where ``mask`` (B T) is true."""
+    batch, channels, length = x.shape
+    groups = norm.num_groups
+    weights = mask.to(x.dtype).view(batch, 1, 1, length)
+    grouped = x.view(batch, groups, channels // groups, length)
+    count = weights.sum(dim=-1, keepdim=True) * (channels // groups)
+    mean = (grouped * weights).sum(dim=(-2, -1), keepdim=True) / count
+    variance = (((grouped - mean) ** 2) * weights).sum(dim=(-2, -1), keepdim=True) / count
+    normalised = ((grouped - mean) / torch.sqrt(variance + norm.eps)).view(batch, channels, length)
+    return normalised * norm.weight.view(1, -1, 1) + norm.bias.view(1, -1, 1)
+
+
+def conv_norm_relu(block: nn.Sequential, x: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Run a ``Conv1d [+ GroupNorm] + ReLU`` block on ``x`` (B C T), masking padded snippets when ``mask`` is given."""
+    if mask is None:
+        return block(x)
+    out = block[0](x * mask.unsqueeze(1).to(x.dtype))
+    for layer in block[1:]:
+        out = masked_group_norm(out, layer, mask) if isinstance(layer, nn.GroupNorm) else layer(out)
+    return out
+
+
+class NonLocalBlock1D(nn.Module):
+    """Embedded-dot-product non-local block without softmax (RTFM), on B C T tensors.
+
+    attention = queryᵀ · key / T (B T T); output = alter(attention · value) + input.
+    ``alter`` ends in a BatchNorm1d whose weight and bias start at zero, so the block starts as the identity.
+    """
+
+    def __init__(self, in_channels: int, inter_channels: Optional[int] = None):
+        super().__init__()
+        self.in_channels = in_channels
+        self.inter_channels = inter_channels or max(in_channels // 2, 1)
+        self.value = nn.Conv1d(self.in_channels, self.inter_channels, kernel_size=1)
+        self.alter = nn.Sequential(
+            nn.Conv1d(self.inter_channels, self.in_channels, kernel_size=1),
+            nn.BatchNorm1d(self.in_channels),
+        )
+        nn.init.zeros_(self.alter[1].weight)
+        nn.init.zeros_(self.alter[1].bias)
+        self.query = nn.Conv1d(self.in_channels, self.inter_channels, kernel_size=1)
+        self.key = nn.Conv1d(self.in_channels, self.inter_channels, kernel_size=1)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """x: B C T, mask: B T (optional) -> B C T."""
+        length = x.shape[-1]
+        value = self.value(x).transpose(1, 2)  # B T D
+        query = self.query(x).transpose(1, 2)  # B T D
+        key = self.key(x)  # B D T
+        if mask is None:
+            attention = (query @ key) / length  # B T T
+        else:
+            weights = mask.to(x.dtype)
+            key = key * weights.unsqueeze(1)
+            attention = (query @ key) / weights.sum(dim=1).view(-1, 1, 1)
+        out = (attention @ value).transpose(1, 2)  # B D T
+        return self.alter(out) + x
+
+
+class Aggregate(nn.Module):
+    """Multi-scale temporal aggregation: three dilated convolutions and a non-local branch, fused, plus residual.
+
+    Input and output are B T C (``dim`` channels); inside it works on B C T with ``dim // reduction`` channels
+    per branch.
+    """
+
+    def __init__(self, dim: int = 2048, reduction: int = 4):
+        super().__init__()
+        inner = dim // reduction
+        self.dim = dim
+        self.conv_1 = self._dilated_branch(dim, inner, dilation=1)
+        self.conv_2 = self._dilated_branch(dim, inner, dilation=2)
+        self.conv_3 = self._dilated_branch(dim, inner, dilation=4)
+        self.conv_4 = nn.Sequential(nn.Conv1d(dim, inner, kernel_size=1, bias=False), nn.ReLU())
+        self.conv_5 = nn.Sequential(
+            nn.Conv1d(dim, dim, kernel_size=3, padding=1, bias=False),
+            nn.GroupNorm(num_groups=8, num_channels=dim, eps=1e-05),
+            nn.ReLU(),
+        )
+        self.non_local = NonLocalBlock1D(inner)
+
+    @staticmethod
+    def _dilated_branch(dim: int, inner: int, dilation: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv1d(dim, inner, kernel_size=3, dilation=dilation, padding=dilation),
+            nn.GroupNorm(num_groups=8, num_channels=inner, eps=1e-05),
+            nn.ReLU(),
+        )
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """x: B T C, mask: B T (optional) -> B T C."""
+        residual = x.transpose(1, 2)  # B C T
+        branches = [conv_norm_relu(conv, residual, mask) for conv in (self.conv_1, self.conv_2, self.conv_3)]
+        branches.append(self.non_local(conv_norm_relu(self.conv_4, residual, mask), mask))
+        fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), mask)
+        return (fused + residual).transpose(1, 2)

@@ -1,0 +1,241 @@
+"""S3R: Self-Supervised Sparse Representation for video anomaly detection (Wu et al., ECCV 2022).
+
+Shapes: B videos, N crops, T snippets, C channels, S dictionary atoms, k selected snippets per video.
+Parameter names are those of the released checkpoints (they are the file format), so a published
+``*_best.pth`` loads with ``strict=True``.
+"""
+
+from typing import Dict, Optional, Tuple
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from anomaly.models.aggregate import Aggregate
+
+MODALITIES = ("taskaware", "universal", "univ-task")
+
+
+def masked_time_mean(x: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """Mean over the last (time) axis of ``x`` (B C T), counting only snippets where ``mask`` (B T) is true."""
+    if mask is None:
+        return x.mean(dim=-1)
+    weights = mask.to(x.dtype).unsqueeze(1)
+    return (x * weights).sum(dim=-1) / weights.sum(dim=-1)
+
+
+class enNormalModule(nn.Module):  # noqa: N801 - the class name appears in published model descriptions
+    """Attention of every snippet over the dictionary's atoms: reconstruct each snippet from normal atoms.
+
+    query (B·N) T C, cache B S C -> reconstruction (B·N) T C, attention B (N·T) S (softmax over S, unscaled).
+    """
+
+    def __init__(self, dim: int = 2048):
+        super().__init__()
+        self.query_embedding = nn.Linear(dim, dim // 4)
+        self.cache_embedding = nn.Linear(dim, dim // 4)
+        self.value_embedding = nn.Linear(dim, dim)
+
+    def forward(self, query: Tensor, cache: Tensor) -> Tuple[Tensor, Tensor]:
+        length = query.shape[1]
+        query = rearrange(query, "(b n) t c -> b (n t) c", b=cache.shape[0])
+        affinity = self.query_embedding(query) @ self.cache_embedding(cache).transpose(1, 2)  # B (N T) S
+        affinity = affinity.softmax(dim=-1)
+        out = affinity @ self.value_embedding(cache)  # B (N T) C
+        return rearrange(out, "b (n t) c -> (b n) t c", t=length), affinity
+
+
+class enNormal(nn.Module):  # noqa: N801
+    """en-Normal: the dictionary-guided reconstruction of a video; returns it and the attention B S (N·T)."""
+
+    def __init__(self, dim: int = 2048, modality: str = "taskaware"):
+        super().__init__()
+        self.modality = modality
+        self.en_normal_module = enNormalModule(dim)
+
+    def forward(self, video: Tensor, dictionary: Tensor) -> Tuple[Tensor, Tensor]:
+        out, attention = self.en_normal_module(query=video, cache=dictionary)
+        return out, attention.transpose(1, 2)
+
+
+class ChannelGate(nn.Module):
+    """Channel weights from the difference of the time-averaged video and en-Normal features: (B·N) C T -> (B·N) C 1."""
+
+    def __init__(self, gate_channels: int, reduction_ratio: int = 16):
+        super().__init__()
+        self.gate_channels = gate_channels
+        self.mlp = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(gate_channels, gate_channels // reduction_ratio),
+            nn.ReLU(),
+            nn.Linear(gate_channels // reduction_ratio, gate_channels),
+        )
+
+    def forward(self, video: Tensor, macro: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        residual = masked_time_mean(video, mask) - masked_time_mean(macro, mask)  # (B N) C
+        return torch.sigmoid(self.mlp(residual)).unsqueeze(2)
+
+
+class ChannelAttention(nn.Module):
+    """Excite the channels where a video differs from its normal reconstruction; the reconstruction keeps the rest."""
+
+    def __init__(self, dim_input: int, reduction: int = 16):
+        super().__init__()
+        self.channel_gate = ChannelGate(dim_input, reduction)
+
+    def forward(self, video: Tensor, macro: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        scale = self.channel_gate(video, macro, mask)
+        return video * scale, macro * (1.0 - scale)
+
+
+class deNormal(nn.Module):  # noqa: N801
+    """de-Normal: channel attention between video and en-Normal embeddings, both (B·N) T C."""
+
+    def __init__(self, dim_input: int = 2048, reduction: int = 16):
+        super().__init__()
+        self.channel_attention = ChannelAttention(dim_input, reduction)
+
+    def forward(self, video: Tensor, macro: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        video, macro = self.channel_attention(video.transpose(1, 2), macro.transpose(1, 2), mask)
+        return video.transpose(1, 2), macro.transpose(1, 2)
+
+
+class GlobalStatistics(nn.Module):
+    """Video-level score from time-averaged features: (B·N) C T -> (B·N) 1, through ``mlp`` and a sigmoid."""
+
+    def __init__(self, mlp: nn.Module):
+        super().__init__()
+        self.mlp = mlp
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        return torch.sigmoid(self.mlp(masked_time_mean(x, mask)))
+
+
+def _classifier_layers(dim: int, dropout: float) -> list:
+    return [
+        nn.Linear(dim, dim // 4),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(dim // 4, dim // 16),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(dim // 16, 1),
+    ]
+
+
+def _projection(dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(dim, dim, 3, padding=1), nn.GroupNorm(8, dim, eps=1e-05), nn.ReLU())
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases for every convolution and linear layer (the published init)."""
+    if isinstance(module, (nn.Conv1d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class S3R(nn.Module):
+    """The S3R detector.
+
+    ``forward(video B N T C, dictionary B S C)`` treats the first ``batch_size`` videos as normal and the rest as
+    anomalous (a batch of normal videos only, as at inference, stands in for both halves). Snippet scores use every
+    crop; the magnitude-based top-k selection of RTFM picks ``k = min(quantize_size // 10, T)`` snippets per video.
+    """
+
+    def __init__(
+        self,
+        dim: int = 2048,
+        batch_size: int = 32,
+        quantize_size: int = 32,
+        dropout: float = 0.7,
+        modality: str = "taskaware",
+    ):
+        super().__init__()
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
+        if dim % 32 != 0:
+            raise ValueError(f"feature size must be a multiple of 32 (GroupNorm groups of dim/4 channels), not {dim}")
+        self.dim = dim
+        self.batch_size = batch_size
+        self.k_anomaly = quantize_size // 10
+        self.k_regular = quantize_size // 10
+
+        # Construction order follows the published model so that a seed gives the same initial weights.
+        self.video_embedding = nn.Sequential(Aggregate(dim), nn.Dropout(dropout))
+        self.macro_embedding = nn.Sequential(Aggregate(dim), nn.Dropout(dropout))
+        self.en_normal = enNormal(dim, modality=modality)
+        self.de_normal = deNormal(dim, reduction=16)
+        self.video_projection = _projection(dim)
+        self.macro_projection = _projection(dim)
+        self.video_classifier = nn.Sequential(*_classifier_layers(dim, dropout), nn.Sigmoid())
+        self.macro_classifier = GlobalStatistics(mlp=nn.Sequential(*_classifier_layers(dim, dropout)))
+        self.drop_out = nn.Dropout(dropout)
+        self.apply(xavier_init)
+
+    def embed(self, video: Tensor, dictionary: Tensor, mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """video B N T C, dictionary B S C (or S C), mask B T -> de-Normal embeddings (B·N) T C and attention."""
+        batch, num_crops = video.shape[:2]
+        if dictionary.dim() == 2:
+            dictionary = dictionary.unsqueeze(0).expand(batch, -1, -1)
+        video = rearrange(video, "b n t c -> (b n) t c")
+        crop_mask = None if mask is None else mask.repeat_interleave(num_crops, dim=0)
+        macro, memory_attn = self.en_normal(video, dictionary)
+        x_video = self.video_embedding[1](self.video_embedding[0](video, crop_mask))
+        x_macro = self.macro_embedding[1](self.macro_embedding[0](macro, crop_mask))
+        x_video, x_macro = self.de_normal(x_video, x_macro, crop_mask)
+        return {"x_video": x_video, "x_macro": x_macro, "memory_attn": memory_attn}
+
+    def snippet_scores(self, video: Tensor, dictionary: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """Crop-averaged anomaly score of every snippet: video B N T C -> B T 1 (padded snippets are meaningless)."""
+        x_video = self.embed(video, dictionary, mask)["x_video"]
+        return self._crop_mean(self.video_classifier(x_video), video.shape[1])
+
+    @staticmethod
+    def _crop_mean(x: Tensor, num_crops: int) -> Tensor:
+        """(B·N) T 1 -> B T 1."""
+        return rearrange(x, "(b n) t 1 -> b n t", n=num_crops).mean(dim=1).unsqueeze(2)
+
+    def _select_top_k(self, embeddings: Tensor, magnitudes: Tensor, scores: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+        """Pick the k snippets of largest (randomly dropped) magnitude per video.
+
+        embeddings V N T C, magnitudes V T, scores V T 1 -> features (N·V) k C (crop-major), mean score V 1.
+        """
+        keep = self.drop_out(torch.ones_like(magnitudes))
+        index = torch.topk(magnitudes * keep, k, dim=1)[1]  # V k
+        crops_first = embeddings.transpose(0, 1)  # N V T C
+        feature_index = index.view(1, *index.shape, 1).expand(crops_first.shape[0], -1, -1, crops_first.shape[-1])
+        features = torch.gather(crops_first, 2, feature_index).flatten(0, 1)
+        score = torch.gather(scores, 1, index.unsqueeze(2)).mean(dim=1)
+        return features, score
+
+    def forward(self, video: Tensor, dictionary: Tensor) -> Dict[str, Tensor]:
+        batch, num_crops, length, channels = video.shape
+        embedded = self.embed(video, dictionary)
+        x_video, x_macro = embedded["x_video"], embedded["x_macro"]
+
+        video_scores = self._crop_mean(self.video_classifier(x_video), num_crops)  # B T 1
+        macro_scores = self.macro_classifier(x_macro.transpose(1, 2)).view(batch, num_crops, 1).mean(dim=1)  # B 1
+        magnitudes = torch.norm(x_video, p=2, dim=2).view(batch, num_crops, length).mean(dim=1)  # B T
+        embeddings = x_video.view(batch, num_crops, length, channels)
+
+        regular = slice(0, min(self.batch_size, batch))
+        # Without anomalous videos (inference) the normal videos stand in for both halves, as published.
+        anomaly = slice(self.batch_size, batch) if batch > self.batch_size else regular
+        # The anomalous half draws its dropout mask first, as in the published code (same random stream).
+        feature_select_anomaly, anomaly_score = self._select_top_k(
+            embeddings[anomaly], magnitudes[anomaly], video_scores[anomaly], min(self.k_anomaly, length)
+        )
+        feature_select_regular, regular_score = self._select_top_k(
+            embeddings[regular], magnitudes[regular], video_scores[regular], min(self.k_regular, length)
+        )
+        return {
+            "anomaly_score": anomaly_score,
+            "regular_score": regular_score,
+            "feature_select_anomaly": feature_select_anomaly,
+            "feature_select_regular": feature_select_regular,
+            "video_scores": video_scores,
+            "macro_scores": macro_scores,
+            "feature_magnitudes": magnitudes,
+            "memory_attn": embedded["memory_attn"],
+        }

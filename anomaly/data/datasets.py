@@ -147,6 +147,8 @@ class TestVideos:
     ``videos``: list of float32 ``T N C``; ``frame_labels``: float32, all videos' frames concatenated.
     """
 
+    __test__ = False  # not a pytest test class despite its name
+
     def __init__(
         self,
         root: PathLike,

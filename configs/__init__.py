@@ -1,0 +1,1 @@
+"""Per-dataset Python configs; ``config.load_dataset_config(name)`` reads them."""

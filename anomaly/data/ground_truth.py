@@ -1,0 +1,477 @@
+"""Frame-level ground truth and ``video-id`` lists from the datasets' own annotations.
+
+Every video's length comes from its feature file: ``num_frames = 16 × T`` where ``T`` is read from the ``.npy``
+header (the array is never loaded). Labels are 0/1 per frame, written as floats:
+``{video_id: {"num_frames": F, "labels": [F floats]}}`` in list order, with ``json``'s default separators and
+no trailing newline, which is byte for byte the published ``shanghaitech_ground_truth.testing.json``.
+
+Sources:
+
+- ShanghaiTech: a folder of ``<video_id>.npy`` frame masks (``test_frame_mask``). A mask shorter than the video
+  is padded with its last label; a listed video without a mask is normal (all 0). The official folder holds the
+  masks of BOTH splits of the weakly supervised (Zhong et al.) resplit, so masks of other videos that have
+  features (in the features folder or a sibling split folder, e.g. ``i3d/train``) are skipped.
+- UCF-Crime: the official ``Temporal_Anomaly_Annotation_for_Testing_Videos.txt`` (``Name.mp4  Class  s1 e1 s2
+  e2``, ``-1`` for no event) or a folder of the per-video ``.mat`` files (``Annotation_file.Anno``: rows of
+  ``[start, end]``, any integer dtype, ``[-1, -1]`` for a normal video). Both give the same labels.
+- XD-Violence: the official ``annotations.txt`` (``name s1 e1 [s2 e2 ...]``; a trailing ``.mp4`` is dropped);
+  videos without a line are normal.
+
+Frame ranges are 0-based with the end inclusive: ``[s, e]`` marks frames ``s .. e``. A range running past the
+video's end is cut at ``num_frames`` (features drop the last partial snippet); a range or mask event that STARTS
+at or after ``num_frames`` is an error, as is an annotation (mask, line, .mat file) for a video that has no
+feature file in the features folder or its sibling split folders.
+"""
+
+import json
+import re
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from anomaly.data.datasets import VIDEO_ID_COLUMN, read_video_list
+from anomaly.data.features import FRAMES_PER_SNIPPET, num_snippets
+from anomaly.errors import InputError
+
+PathLike = Union[str, Path]
+DATASETS = ("shanghaitech", "ucf-crime", "xd-violence")
+Ranges = List[Tuple[int, int]]
+
+UCF_CRIME_NORMAL_MARK = "Normal"  # UCF-Crime's normal videos are named Normal_Videos...
+XD_VIOLENCE_NORMAL_MARK = "label_A"  # XD-Violence's non-violent videos carry the label A
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Feature files and lengths
+# --------------------------------------------------------------------------------------------------------------
+
+
+def feature_path(features_dir: PathLike, video_id: str, backbone: str = "i3d") -> Path:
+    """``<features_dir>/<video_id>_<backbone>.npy``."""
+    return Path(features_dir) / f"{video_id}_{backbone}.npy"
+
+
+def list_feature_videos(features_dir: PathLike, backbone: str = "i3d") -> List[str]:
+    """Sorted ids of the ``<id>_<backbone>.npy`` files of a features folder."""
+    features_dir = Path(features_dir)
+    if not features_dir.is_dir():
+        raise InputError(features_dir, "features folder not found")
+    suffix = f"_{backbone}.npy"
+    video_ids = sorted(path.name[: -len(suffix)] for path in features_dir.iterdir() if path.name.endswith(suffix))
+    if not video_ids:
+        raise InputError(features_dir, f"no '*{suffix}' feature files in this folder")
+    return video_ids
+
+
+def video_num_frames(
+    features_dir: PathLike, video_ids: Sequence[str], backbone: str = "i3d", list_file: Optional[PathLike] = None
+) -> Dict[str, int]:
+    """``{video_id: 16 × T}`` for the listed videos, T read from each feature file's header."""
+    frames = {}
+    for video_id in video_ids:
+        path = feature_path(features_dir, video_id, backbone)
+        if not path.is_file():
+            where = f" (listed in {list_file})" if list_file is not None else ""
+            raise InputError(path, f"feature file of video '{video_id}' not found{where}")
+        frames[video_id] = FRAMES_PER_SNIPPET * num_snippets(path)
+    return frames
+
+
+def _has_features_nearby(features_dir: Path, video_id: str, backbone: str) -> bool:
+    """Whether ``video_id`` has a feature file in ``features_dir`` or a sibling folder (the other split)."""
+    name = f"{video_id}_{backbone}.npy"
+    if (features_dir / name).is_file():
+        return True
+    parent = features_dir.resolve().parent
+    return any((sibling / name).is_file() for sibling in parent.iterdir() if sibling.is_dir())
+
+
+def _check_annotated_video(
+    source: PathLike, video_id: str, num_frames: Dict[str, int], features_dir: Optional[PathLike], backbone: str
+) -> bool:
+    """True when ``video_id`` is one of the videos being built, False when it is another video that has features
+    (in ``features_dir`` or a sibling split folder: it is skipped); an annotation for a video without any feature
+    file is an error."""
+    if video_id in num_frames:
+        return True
+    if features_dir is not None and _has_features_nearby(Path(features_dir), video_id, backbone):
+        return False
+    where = f" in {features_dir} or its sibling folders" if features_dir is not None else ""
+    raise InputError(source, f"annotation for video '{video_id}' which has no feature file{where}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Ranges -> frame labels
+# --------------------------------------------------------------------------------------------------------------
+
+
+def ranges_to_labels(ranges: Iterable[Tuple[int, int]], num_frames: int, source: PathLike, video_id: str) -> np.ndarray:
+    """0/1 float labels of ``num_frames`` frames with every inclusive ``[start, end]`` range set to 1.
+
+    Ranges are cut at ``num_frames``; a range that starts at or after ``num_frames`` is an error.
+    """
+    labels = np.zeros(num_frames, dtype=np.float64)
+    for start, end in ranges:
+        if start >= num_frames:
+            raise InputError(
+                source,
+                f"video '{video_id}': annotation [{start}, {end}] starts past the video's end "
+                f"(num_frames = {num_frames} = 16 x T of its features)",
+            )
+        labels[start : min(end + 1, num_frames)] = 1.0
+    return labels
+
+
+def _parse_ranges(values: Sequence[str], source: PathLike, where: str) -> Ranges:
+    """Pairs of non-negative integers with start <= end; a ``-1 -1`` pair means no event."""
+    try:
+        numbers = [int(value) for value in values]
+    except ValueError:
+        raise InputError(source, f"{where}: frame numbers must be integers, found {' '.join(values)!r}") from None
+    if len(numbers) % 2:
+        raise InputError(source, f"{where}: frame numbers must come in start/end pairs, found {len(numbers)}")
+    ranges = []
+    for start, end in zip(numbers[0::2], numbers[1::2]):
+        if start == -1 and end == -1:
+            continue
+        if start < 0 or end < start:
+            raise InputError(source, f"{where}: invalid frame range [{start}, {end}]")
+        ranges.append((start, end))
+    return ranges
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ShanghaiTech
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_frame_mask(path: PathLike) -> np.ndarray:
+    """A ShanghaiTech ``test_frame_mask/<id>.npy``: a 1-D array of 0/1 per frame, as float."""
+    path = Path(path)
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise InputError(path, f"not a readable .npy frame mask ({error})") from None
+    if not isinstance(mask, np.ndarray) or mask.ndim != 1 or mask.size == 0:
+        raise InputError(path, f"a frame mask must be a non-empty 1-D array, found shape {list(np.shape(mask))}")
+    if mask.dtype.kind not in "biuf" or not np.isin(mask, (0, 1)).all():
+        raise InputError(path, "a frame mask must hold only 0 and 1")
+    return mask.astype(np.float64)
+
+
+def mask_to_labels(mask: np.ndarray, num_frames: int, source: PathLike, video_id: str) -> np.ndarray:
+    """Pad a frame mask with its last label up to ``num_frames`` (or cut it there, as for ranges)."""
+    if len(mask) >= num_frames:
+        starts = np.flatnonzero(np.diff(np.concatenate(([0.0], mask))) > 0)
+        late = starts[starts >= num_frames]
+        if late.size:
+            raise InputError(
+                source,
+                f"video '{video_id}': an anomalous event starts at frame {late[0]}, past the video's end "
+                f"(num_frames = {num_frames} = 16 x T of its features)",
+            )
+        return mask[:num_frames].copy()
+    return np.concatenate((mask, np.full(num_frames - len(mask), mask[-1])))
+
+
+def shanghaitech_ground_truth(
+    mask_dir: PathLike, num_frames: Dict[str, int], features_dir: Optional[PathLike] = None, backbone: str = "i3d"
+) -> Dict[str, np.ndarray]:
+    """Labels of every video of ``num_frames`` from a folder of ``<video_id>.npy`` frame masks.
+
+    Masks of other videos are skipped when those videos have features (the official folder covers both splits of
+    the resplit: the training videos' features sit in the sibling ``train`` folder); a mask of a video with no
+    feature file anywhere is an error.
+    """
+    mask_dir = Path(mask_dir)
+    if not mask_dir.is_dir():
+        raise InputError(mask_dir, "frame-mask folder not found (expected ShanghaiTech's test_frame_mask/)")
+    for path in sorted(mask_dir.glob("*.npy")):
+        _check_annotated_video(path, path.stem, num_frames, features_dir, backbone)
+    labels = {}
+    for video_id, frames in num_frames.items():
+        path = mask_dir / f"{video_id}.npy"
+        if path.is_file():
+            labels[video_id] = mask_to_labels(read_frame_mask(path), frames, path, video_id)
+        else:
+            labels[video_id] = np.zeros(frames, dtype=np.float64)
+    return labels
+
+
+def anomalous_from_masks(mask_dir: PathLike) -> List[str]:
+    """Ids of the videos whose mask in ``mask_dir`` marks at least one anomalous frame."""
+    mask_dir = Path(mask_dir)
+    return sorted(path.stem for path in mask_dir.glob("*.npy") if read_frame_mask(path).any())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# UCF-Crime
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _strip_video_extension(name: str) -> str:
+    return re.sub(r"\.(mp4|avi|mkv|webm)$", "", name.strip(), flags=re.IGNORECASE)
+
+
+def read_ucf_crime_txt(path: PathLike) -> Dict[str, Ranges]:
+    """``Temporal_Anomaly_Annotation_for_Testing_Videos.txt``: ``Name.mp4  Class  s1 e1 s2 e2`` per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "UCF-Crime annotation file not found")
+    annotations: Dict[str, Ranges] = {}
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"line {line_number}"
+        if len(fields) != 6:
+            raise InputError(
+                path, f"{where}: expected 'Name.mp4 Class start1 end1 start2 end2', found {len(fields)} fields"
+            )
+        video_id = _strip_video_extension(fields[0])
+        if video_id in annotations:
+            raise InputError(path, f"{where}: video '{video_id}' is annotated twice")
+        annotations[video_id] = _parse_ranges(fields[2:], path, where)
+    if not annotations:
+        raise InputError(path, "the annotation file is empty")
+    return annotations
+
+
+def read_ucf_crime_mat(path: PathLike) -> Tuple[str, Ranges]:
+    """One per-video ``.mat`` file: its video id and ``Annotation_file.Anno`` ranges ([-1, -1] for none)."""
+    from scipy.io import loadmat  # scipy comes with scikit-learn
+
+    path = Path(path)
+    try:
+        content = loadmat(str(path))
+        record = content["Annotation_file"]
+        anno = np.asarray(record["Anno"][0, 0])
+    except Exception as error:  # scipy raises many kinds of errors for unreadable files
+        raise InputError(path, f"not a UCF-Crime annotation .mat file with Annotation_file.Anno ({error})") from None
+    if anno.dtype.kind not in "iu" or anno.ndim != 2 or anno.shape[1] != 2:
+        raise InputError(path, f"Annotation_file.Anno must be integer rows of [start, end], found {anno.dtype} "
+                         f"{list(anno.shape)}")
+    video_id = path.stem
+    names = record.dtype.names or ()
+    if "VideoName" in names:
+        name = np.asarray(record["VideoName"][0, 0]).ravel()
+        if name.size and _strip_video_extension(str(name[0])) != video_id:
+            raise InputError(path, f"VideoName '{name[0]}' does not match the file name")
+    # Mixed dtypes (uint8, uint16, int16): widen before any arithmetic.
+    values = [str(int(value)) for value in anno.astype(np.int64).ravel()]
+    return video_id, _parse_ranges(values, path, "Annotation_file.Anno")
+
+
+def read_ucf_crime_annotations(path: PathLike) -> Tuple[Dict[str, Ranges], Dict[str, Path]]:
+    """Ranges per video from the official .txt or a folder of .mat files; also each video's source file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.mat"))
+        if not files:
+            raise InputError(path, "no .mat annotation files in this folder")
+        annotations, sources = {}, {}
+        for file in files:
+            video_id, ranges = read_ucf_crime_mat(file)
+            annotations[video_id] = ranges
+            sources[video_id] = file
+        return annotations, sources
+    annotations = read_ucf_crime_txt(path)
+    return annotations, {video_id: path for video_id in annotations}
+
+
+def format_ucf_crime_txt_line(video_id: str, event_class: str, ranges: Ranges) -> str:
+    """One line of the official UCF-Crime test annotation file (two ranges, ``-1 -1`` padding)."""
+    if len(ranges) > 2:
+        raise ValueError(f"UCF-Crime annotates at most two events per video, '{video_id}' has {len(ranges)}")
+    numbers = [number for pair in ranges for number in pair] + [-1, -1] * (2 - len(ranges))
+    return "  ".join([f"{video_id}.mp4", event_class] + [str(number) for number in numbers])
+
+
+def ucf_crime_ground_truth(
+    annotations: PathLike, num_frames: Dict[str, int], features_dir: Optional[PathLike] = None, backbone: str = "i3d"
+) -> Dict[str, np.ndarray]:
+    """Labels of every video of ``num_frames`` from the UCF-Crime .txt or .mat folder; unannotated videos are 0."""
+    ranges, sources = read_ucf_crime_annotations(annotations)
+    return _ranges_ground_truth(ranges, sources, num_frames, features_dir, backbone)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# XD-Violence
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_xd_violence_annotations(path: PathLike) -> Dict[str, Ranges]:
+    """XD-Violence ``annotations.txt``: ``video_name start1 end1 [start2 end2 ...]`` per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "XD-Violence annotation file not found")
+    annotations: Dict[str, Ranges] = {}
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"line {line_number}"
+        if len(fields) < 3:
+            raise InputError(path, f"{where}: expected 'video_name start1 end1 [start2 end2 ...]'")
+        video_id = _strip_video_extension(fields[0])
+        if video_id in annotations:
+            raise InputError(path, f"{where}: video '{video_id}' is annotated twice")
+        annotations[video_id] = _parse_ranges(fields[1:], path, where)
+    if not annotations:
+        raise InputError(path, "the annotation file is empty")
+    return annotations
+
+
+def xd_violence_ground_truth(
+    annotations: PathLike, num_frames: Dict[str, int], features_dir: Optional[PathLike] = None, backbone: str = "i3d"
+) -> Dict[str, np.ndarray]:
+    """Labels of every video of ``num_frames`` from XD-Violence's annotation text; unannotated videos are 0."""
+    ranges = read_xd_violence_annotations(annotations)
+    return _ranges_ground_truth(ranges, {video: Path(annotations) for video in ranges}, num_frames, features_dir,
+                                backbone)
+
+
+def _ranges_ground_truth(
+    ranges: Dict[str, Ranges],
+    sources: Dict[str, Path],
+    num_frames: Dict[str, int],
+    features_dir: Optional[PathLike],
+    backbone: str,
+) -> Dict[str, np.ndarray]:
+    for video_id in ranges:
+        _check_annotated_video(sources[video_id], video_id, num_frames, features_dir, backbone)
+    labels = {}
+    for video_id, frames in num_frames.items():
+        if video_id in ranges:
+            labels[video_id] = ranges_to_labels(ranges[video_id], frames, sources[video_id], video_id)
+        else:
+            labels[video_id] = np.zeros(frames, dtype=np.float64)
+    return labels
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Whole builds and files
+# --------------------------------------------------------------------------------------------------------------
+
+
+def build_ground_truth(
+    dataset: str,
+    annotations: PathLike,
+    features_dir: PathLike,
+    video_ids: Optional[Sequence[str]] = None,
+    backbone: str = "i3d",
+    list_file: Optional[PathLike] = None,
+) -> Dict[str, np.ndarray]:
+    """Frame labels of the test videos, in list order.
+
+    ``video_ids``: the test list (default: every feature file of ``features_dir``, sorted).
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    if video_ids is None:
+        video_ids = list_feature_videos(features_dir, backbone)
+    num_frames = video_num_frames(features_dir, video_ids, backbone, list_file)
+    builder = {
+        "shanghaitech": shanghaitech_ground_truth,
+        "ucf-crime": ucf_crime_ground_truth,
+        "xd-violence": xd_violence_ground_truth,
+    }[dataset]
+    return builder(annotations, num_frames, features_dir, backbone)
+
+
+def ground_truth_json(labels: Dict[str, np.ndarray]) -> str:
+    """The published json text: ``{id: {"num_frames": F, "labels": [floats]}}``, default separators."""
+    database = {
+        video_id: {"num_frames": int(len(frame_labels)), "labels": [float(label) for label in frame_labels]}
+        for video_id, frame_labels in labels.items()
+    }
+    return json.dumps(database)
+
+
+def write_ground_truth(labels: Dict[str, np.ndarray], path: PathLike) -> Path:
+    """Write ``labels`` as the published ground-truth json (no trailing newline, as the published file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(ground_truth_json(labels))
+    return path
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Video lists
+# --------------------------------------------------------------------------------------------------------------
+
+
+def read_id_list(path: PathLike) -> List[str]:
+    """Video ids, one per line (an optional ``video-id`` header, blank lines and ``#`` comments ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "list of anomalous videos not found")
+    ids = []
+    for line in path.read_text().splitlines():
+        value = line.split("#", 1)[0].strip().split(",")[0].strip()
+        if value and value != VIDEO_ID_COLUMN:
+            ids.append(_strip_video_extension(value))
+    return ids
+
+
+def anomalous_videos(dataset: str, video_ids: Sequence[str], anomalous: Optional[PathLike] = None) -> List[str]:
+    """Which of ``video_ids`` are anomalous.
+
+    ``anomalous`` (any dataset; required for ShanghaiTech and synthetic data): a folder of frame masks (a video
+    is anomalous when its mask marks an anomalous frame) or a text/csv file of anomalous ids. Without it,
+    UCF-Crime's normal videos are those whose name contains ``Normal`` and XD-Violence's those containing
+    ``label_A``; every other video is anomalous.
+    """
+    if anomalous is not None:
+        anomalous = Path(anomalous)
+        if anomalous.is_dir():
+            marked = set(anomalous_from_masks(anomalous))
+        else:
+            marked = set(read_id_list(anomalous))
+        return [video_id for video_id in video_ids if video_id in marked]
+    if dataset == "ucf-crime":
+        return [video_id for video_id in video_ids if UCF_CRIME_NORMAL_MARK not in video_id]
+    if dataset == "xd-violence":
+        return [video_id for video_id in video_ids if XD_VIOLENCE_NORMAL_MARK not in video_id]
+    raise InputError(
+        None,
+        f"{dataset}: video names do not tell anomalous videos apart; give --anomalous (a frame-mask folder or a "
+        f"file of anomalous video ids)",
+    )
+
+
+def order_video_list(video_ids: Sequence[str], anomalous_ids: Iterable[str]) -> List[str]:
+    """Anomalous videos first, then normal ones, each group sorted by id (the order of the published lists)."""
+    marked = set(anomalous_ids)
+    return sorted(v for v in video_ids if v in marked) + sorted(v for v in video_ids if v not in marked)
+
+
+def write_video_list(video_ids: Sequence[str], path: PathLike) -> Path:
+    """A one-column csv with the header ``video-id``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([VIDEO_ID_COLUMN, *video_ids]) + "\n")
+    return path
+
+
+def make_video_list(
+    dataset: str,
+    features_dir: PathLike,
+    output: PathLike,
+    anomalous: Optional[PathLike] = None,
+    backbone: str = "i3d",
+) -> Tuple[List[str], int]:
+    """Write the list of every feature file of ``features_dir``, anomalous first; returns (ids, number anomalous)."""
+    video_ids = list_feature_videos(features_dir, backbone)
+    marked = anomalous_videos(dataset, video_ids, anomalous)
+    ordered = order_video_list(video_ids, marked)
+    write_video_list(ordered, output)
+    return ordered, len(marked)
+
+
+def check_list_features(list_file: PathLike, features_dir: PathLike, backbone: str = "i3d") -> List[str]:
+    """Read a ``video-id`` list and check that every listed video has a feature file."""
+    video_ids = read_video_list(list_file)
+    video_num_frames(features_dir, video_ids, backbone, list_file)
+    return video_ids

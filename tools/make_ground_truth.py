@@ -1,0 +1,53 @@
+"""Build a test split's frame-level ground-truth json from a dataset's own annotations.
+
+    python tools/make_ground_truth.py --dataset shanghaitech --annotations test_frame_mask/ \
+        --features data/shanghaitech/i3d/test --list data/shanghaitech/shanghaitech.testing.csv \
+        --output data/shanghaitech/shanghaitech_ground_truth.testing.json
+
+``--annotations``: ShanghaiTech's ``test_frame_mask/`` folder; UCF-Crime's
+``Temporal_Anomaly_Annotation_for_Testing_Videos.txt`` or its folder of per-video ``.mat`` files; XD-Violence's
+``annotations.txt``. ``num_frames`` of each video is 16 × T of its feature file (read from the header only).
+Bad input: a one-line ``<file>: <problem>`` message on stderr and exit status 2.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
+
+from anomaly.data.ground_truth import DATASETS, build_ground_truth, write_ground_truth  # noqa: E402
+from anomaly.data.datasets import read_video_list  # noqa: E402
+from anomaly.errors import InputError  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--annotations", required=True, type=Path, help="mask folder, .txt file or .mat folder")
+    parser.add_argument("--features", required=True, type=Path, help="folder of <id>_<backbone>.npy test features")
+    parser.add_argument("--list", type=Path, default=None,
+                        help="test list (csv, header video-id) giving the videos and their order; "
+                        "default: every feature file, sorted")
+    parser.add_argument("--output", required=True, type=Path, help="ground-truth json to write")
+    parser.add_argument("--backbone", default="i3d", help="feature file suffix (default: i3d)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        video_ids = read_video_list(args.list) if args.list is not None else None
+        labels = build_ground_truth(args.dataset, args.annotations, args.features, video_ids, args.backbone, args.list)
+        write_ground_truth(labels, args.output)
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+    frames = sum(len(value) for value in labels.values())
+    anomalous = sum(bool(value.any()) for value in labels.values())
+    print(f"{args.output}: {len(labels)} videos ({anomalous} with anomalous frames), {frames} frames")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

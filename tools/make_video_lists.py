@@ -1,0 +1,51 @@
+"""Write a ``video-id`` csv list of every feature file of a folder, anomalous videos first.
+
+    python tools/make_video_lists.py --dataset ucf-crime --features data/ucf-crime/i3d/train \
+        --output data/ucf-crime/ucf-crime.training.csv
+    python tools/make_video_lists.py --dataset shanghaitech --features data/shanghaitech/i3d/train \
+        --anomalous test_frame_mask/ --output data/shanghaitech/shanghaitech.training.csv
+
+Which videos are anomalous: ``--anomalous`` (a folder of frame masks: a video whose mask marks an anomalous
+frame; or a text/csv file of anomalous ids, one per line), required for ShanghaiTech whose names do not tell.
+Without it UCF-Crime's normal videos are those named ``*Normal*`` and XD-Violence's those named ``*label_A*``.
+Each group is sorted by id. The number of anomalous rows (the configs' ``num_anomalous_train``) is printed.
+Bad input: a one-line ``<file>: <problem>`` message on stderr and exit status 2.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
+
+from anomaly.data.ground_truth import make_video_list  # noqa: E402
+from anomaly.errors import InputError  # noqa: E402
+
+DATASETS = ("shanghaitech", "ucf-crime", "xd-violence", "synthetic")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--features", required=True, type=Path, help="folder of <id>_<backbone>.npy features")
+    parser.add_argument("--output", required=True, type=Path, help="csv list to write")
+    parser.add_argument("--anomalous", type=Path, default=None,
+                        help="frame-mask folder or file of anomalous video ids")
+    parser.add_argument("--backbone", default="i3d", help="feature file suffix (default: i3d)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        video_ids, num_anomalous = make_video_list(args.dataset, args.features, args.output, args.anomalous,
+                                                   args.backbone)
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{args.output}: {len(video_ids)} videos, the first {num_anomalous} anomalous")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

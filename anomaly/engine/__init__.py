@@ -2,13 +2,14 @@
 
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.precision import PRECISIONS, autocast
-from anomaly.engine.trainer import ShuffledBatches, make_optimizer, train_step
+from anomaly.engine.trainer import ShuffledBatches, TrainingData, make_optimizer, train_step
 
 __all__ = [
     "DeviceTestSet",
     "Evaluation",
     "PRECISIONS",
     "ShuffledBatches",
+    "TrainingData",
     "autocast",
     "evaluate",
     "make_optimizer",

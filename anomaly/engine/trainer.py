@@ -1,7 +1,8 @@
 """One S3R training step and the shuffled batch streams that feed it."""
 
-from typing import Dict
+from typing import Dict, Tuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -53,6 +54,43 @@ class ShuffledBatches:
         self.generator.set_state(state["generator"])
         self.permutation = state["permutation"].clone()
         self.position = int(state["position"])
+
+
+class TrainingData:
+    """Normal and anomalous training videos (each ``V N T C``) held as tensors, with their batch streams.
+
+    The videos live on the training device when it is a GPU with room for them (at most half its free memory),
+    so a step reads nothing from disk and copies nothing from the host; otherwise each batch is copied over.
+    """
+
+    def __init__(self, normal: np.ndarray, anomalous: np.ndarray, batch_size: int, device: torch.device):
+        self.device = torch.device(device)
+        store = self.device if self._fits_on(self.device, normal.nbytes + anomalous.nbytes) else torch.device("cpu")
+        self.normal = torch.from_numpy(normal).to(store)
+        self.anomalous = torch.from_numpy(anomalous).to(store)
+        # The streams' seeds come from the global generator, as a shuffling DataLoader's do.
+        self.normal_batches = ShuffledBatches(len(normal), batch_size, int(torch.randint(2**62, (1,))))
+        self.anomalous_batches = ShuffledBatches(len(anomalous), batch_size, int(torch.randint(2**62, (1,))))
+
+    @staticmethod
+    def _fits_on(device: torch.device, nbytes: int) -> bool:
+        if device.type != "cuda":
+            return device.type == "cpu"
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes <= free // 2
+
+    def next_batch(self) -> Tuple[Tensor, Tensor]:
+        """The next (normal, anomalous) batch, each ``batch_size N T C`` on the training device."""
+        normal = self.normal[next(self.normal_batches).to(self.normal.device)]
+        anomalous = self.anomalous[next(self.anomalous_batches).to(self.anomalous.device)]
+        return normal.to(self.device, non_blocking=True), anomalous.to(self.device, non_blocking=True)
+
+    def state_dict(self) -> Dict[str, Dict[str, Tensor]]:
+        return {"normal": self.normal_batches.state_dict(), "anomalous": self.anomalous_batches.state_dict()}
+
+    def load_state_dict(self, state: Dict[str, Dict[str, Tensor]]) -> None:
+        self.normal_batches.load_state_dict(state["normal"])
+        self.anomalous_batches.load_state_dict(state["anomalous"])
 
 
 def train_step(

@@ -1,0 +1,41 @@
+"""Train S3R on a dataset, or evaluate a checkpoint (--inference --resume PATH).
+
+    python tools/trainval_anomaly_detector.py --dataset shanghaitech --version s3r-vad-0.1
+    python tools/trainval_anomaly_detector.py --dataset shanghaitech --inference --resume checkpoint/shanghaitech_s3r_i3d_best.pth
+
+Exit status: 0 done, 2 bad input (one line on stderr says what and where), 130/143 interrupted by
+SIGINT/SIGTERM after saving the training state (continue with --resume <state file>).
+"""
+
+import sys
+
+import _init_paths  # noqa: F401
+
+from anomaly.engine.runner import Run, TrainingInterrupted
+from anomaly.errors import InputError
+from anomaly.options import S3RArgumentParser
+from config import load_dataset_config
+from utils import fixation
+
+
+def main(argv=None) -> int:
+    args = S3RArgumentParser().parse_args(argv)
+    try:
+        config = load_dataset_config(args.dataset, args.root_path, args.dictionary_path)
+        fixation(args.seed if args.seed > 0 else config.random_state)
+        run = Run(args, config)
+        if args.inference:
+            run.infer()
+        else:
+            run.train()
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as interruption:
+        print(str(interruption), file=sys.stderr)
+        return 128 + interruption.signal_number
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+"""Dictionaries of normal patterns for S3R's en-Normal module (spec section 7), one implementation for all datasets.
+
+Files, under ``<dictionary_path>/<dataset>/``:
+
+- ``<dataset>_regular_features-<C>dim.training.pickle``: ``{"feature": {video_id: float32 [N, 32, C]}}``, every
+  normal training video resampled to ``quantize_size`` snippets exactly as the training loader does (the published
+  repository needed this file but never shipped the script that makes it).
+- ``<dataset>_dictionaries.taskaware.omp.<iters>iters.<R>pct.npy``: the task-aware dictionary, float32 [S, C].
+- ``<dataset>_states.universal.npy``: the universal modality's atoms, cached, float32 [K // 2 + 1, C].
+
+Modalities:
+
+- ``taskaware``: the task-aware dictionary (the published setting).
+- ``universal``: atoms chosen from a dictionary learned on another dataset (Kinetics-400 in the paper), see
+  :func:`universal_states`.
+- ``univ-task``: the published code accepted this name but never set a dictionary for it (it crashed). Here it is
+  the universal states stacked ON TOP of the task-aware atoms: ``[K // 2 + 1 + S, C]`` (universal rows first).
+  en-Normal's softmax attention runs over all atoms, so the video is reconstructed from both sets.
+"""
+
+import importlib
+import itertools
+import pickle
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+from tqdm import tqdm
+
+from anomaly.data.datasets import load_dictionary, split_training_list
+from anomaly.data.features import feature_file, load_features, resample_snippets
+from anomaly.errors import InputError
+
+PathLike = Union[str, Path]
+MODALITIES = ("taskaware", "universal", "univ-task")
+TRANSFORM_ALGORITHM = "omp"
+TRANSFORM_NONZERO_COEFS = 2
+PARALLEL_CODING_MIN_SAMPLES = 1024
+
+
+# --------------------------------------------------------------------------------------------------------------
+# File names
+# --------------------------------------------------------------------------------------------------------------
+
+
+def regular_features_file(dictionary_root: PathLike, dataset: str, feature_size: int) -> Path:
+    return Path(dictionary_root) / dataset / f"{dataset}_regular_features-{feature_size}dim.training.pickle"
+
+
+def task_dictionary_file(
+    dictionary_root: PathLike, dataset: str, ratio: int, max_iter: int = 100, algorithm: str = TRANSFORM_ALGORITHM
+) -> Path:
+    return Path(dictionary_root) / dataset / f"{dataset}_dictionaries.taskaware.{algorithm}.{max_iter}iters.{ratio}pct.npy"
+
+
+def universal_states_file(dictionary_root: PathLike, dataset: str) -> Path:
+    return Path(dictionary_root) / dataset / f"{dataset}_states.universal.npy"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Regular features
+# --------------------------------------------------------------------------------------------------------------
+
+
+def build_regular_features(
+    root: PathLike,
+    dataset: str,
+    video_ids: Sequence[str],
+    backbone: str = "i3d",
+    quantize_size: int = 32,
+    num_crops: Optional[int] = None,
+    feature_size: Optional[int] = None,
+    progress: bool = True,
+) -> Dict[str, np.ndarray]:
+    """``{video_id: float32 [N, quantize_size, C]}`` of the given (normal) training videos, in list order,
+    resampled with :func:`anomaly.data.features.resample_snippets` (the training loader's resampling)."""
+    features = {}
+    for video_id in tqdm(video_ids, desc=f"regular features ({dataset})", disable=not progress, ncols=100):
+        video = load_features(feature_file(root, dataset, backbone, "train", video_id), num_crops, feature_size)
+        num_crops, feature_size = video.shape[1], video.shape[2]
+        features[video_id] = resample_snippets(video, quantize_size)
+    return features
+
+
+def write_regular_features(features: Dict[str, np.ndarray], path: PathLike) -> Path:
+    """Pickle ``{"feature": features}`` (the published file's layout)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        pickle.dump({"feature": features}, file, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def load_regular_features(path: PathLike, feature_size: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """Read and check a regular-features pickle: float32 ``[N, T, C]`` per video, all of one shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "regular-features pickle not found (the dictionary-learning script builds it)")
+    try:
+        with open(path, "rb") as file:
+            content = pickle.load(file)
+    except Exception as error:  # unpickling fails in many ways
+        raise InputError(path, f"not a readable pickle ({type(error).__name__}: {error})") from None
+    features = content.get("feature") if isinstance(content, dict) else None
+    if not isinstance(features, dict) or not features:
+        raise InputError(path, "expected {'feature': {video_id: [N, T, C] array}} with at least one video")
+    shape = None
+    for video_id, video in features.items():
+        if not isinstance(video, np.ndarray) or video.ndim != 3 or video.dtype.kind != "f":
+            raise InputError(path, f"video '{video_id}': expected a float [N, T, C] array")
+        if shape is not None and video.shape != shape:
+            raise InputError(path, f"video '{video_id}' has shape {list(video.shape)}, others {list(shape)}")
+        shape = video.shape
+    if feature_size is not None and shape[2] != feature_size:
+        raise InputError(path, f"regular features have {shape[2]} channels, expected {feature_size}")
+    return {video_id: video.astype(np.float32, copy=False) for video_id, video in features.items()}
+
+
+def video_means(regular_features: Dict[str, np.ndarray]) -> np.ndarray:
+    """Each normal video averaged over crops and snippets: ``V × C`` float32 (list order)."""
+    return np.stack([video.mean(axis=(0, 1)) for video in regular_features.values()])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Task-aware dictionary
+# --------------------------------------------------------------------------------------------------------------
+
+
+def number_of_atoms(num_videos: int, ratio: float) -> int:
+    """``round(V · R / 100)`` with NumPy's rounding (half to even), as published: 175 videos at 90 % -> 158."""
+    return int(np.around(num_videos * ratio / 100.0))
+
+
+def minimum_videos(ratio: float, atoms: int = TRANSFORM_NONZERO_COEFS) -> int:
+    """The fewest normal videos that give at least ``atoms`` atoms at ``ratio`` percent."""
+    videos = 1
+    while number_of_atoms(videos, ratio) < atoms:
+        videos += 1
+    return videos
+
+
+def learn_task_dictionary(
+    means: np.ndarray,
+    ratio: float,
+    max_iter: int = 100,
+    batch_size: int = 32,
+    seed: Optional[int] = 42,
+    n_jobs: Optional[int] = None,
+    source: Optional[PathLike] = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The task-aware dictionary of spec 7 from the normal videos' means (``V × C``): float32 ``S × C``.
+
+    The data are the TRANSPOSE of the means: C samples of V features. MiniBatchDictionaryLearning learns
+    ``S = round(V · ratio / 100)`` components of V features; the "dictionary" S3R uses is the sparse CODE of
+    the C samples (OMP, 2 non-zero coefficients each), ``C × S``, transposed to ``S × C``.
+
+    ``max_iter`` counts MINI-BATCH UPDATES, the meaning of ``n_iter`` in scikit-learn 0.24, which the published
+    code ran (``n_iter=100``). Today's ``MiniBatchDictionaryLearning`` has no ``n_iter``: its ``max_iter`` counts
+    epochs (``max_iter × ceil(C / batch_size)`` updates, 6,400 for C = 2048) and it stops early on its own
+    criteria. So we run 0.24's loop with today's building blocks:
+
+    1. one ``RandomState(seed)`` drives everything, in 0.24's order: the SVD initialisation on ALL samples
+       (``randomized_svd``, padded with zero atoms when S exceeds its rank), then one shuffle of a copy of
+       the samples, then the re-sampling of unused atoms inside the updates;
+    2. the shuffled samples are cut into ``batch_size`` batches, cycled, and ``partial_fit`` (exactly one
+       mini-batch update each: sparse coding with LARS, alpha 1, then the block-coordinate dictionary update)
+       is called ``max_iter`` times on them, with that dictionary as ``dict_init``;
+    3. the codes of all samples come from ``transform`` (OMP, 2 non-zeros), as 0.24's ``fit_transform`` did.
+
+    With C = 2048 and batch 32 that is one pass over 64 batches plus 36 more, as in 0.24. Remaining differences
+    to 0.24 are numerical details of today's update (the statistics are divided by the batch size, atoms are
+    projected to norm <= 1 rather than = 1), so values are close to, not bit-equal with, the published files.
+    ``batch_size <= 0`` means V, as published.
+    """
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+    from sklearn.utils import gen_batches
+    from sklearn.utils.extmath import randomized_svd
+
+    means = np.asarray(means)
+    num_videos = means.shape[0]
+    atoms = number_of_atoms(num_videos, ratio)
+    if atoms < TRANSFORM_NONZERO_COEFS:
+        raise InputError(
+            source,
+            f"{num_videos} normal video(s) at {ratio} % give {atoms} atom(s), but the OMP codes need at least "
+            f"{TRANSFORM_NONZERO_COEFS}: dictionary learning needs at least {minimum_videos(ratio)} normal videos",
+        )
+    if not np.isfinite(means).all():
+        raise InputError(source, "the normal videos' features contain NaN or inf")
+    if batch_size <= 0:
+        batch_size = num_videos
+
+    samples = np.ascontiguousarray(means.T, dtype=np.float64)  # C samples × V features
+    random_state = np.random.RandomState(seed)
+    _, singular_values, components = randomized_svd(samples, atoms, random_state=random_state)
+    dict_init = singular_values[:, np.newaxis] * components
+    if len(dict_init) < atoms:
+        dict_init = np.vstack((dict_init, np.zeros((atoms - len(dict_init), samples.shape[1]))))
+    shuffled = samples.copy()
+    random_state.shuffle(shuffled)
+
+    learner = MiniBatchDictionaryLearning(
+        n_components=atoms,
+        batch_size=batch_size,
+        dict_init=dict_init,
+        shuffle=False,
+        random_state=random_state,  # the same generator continues: unused atoms are re-sampled from it
+        transform_algorithm=TRANSFORM_ALGORITHM,
+        transform_n_nonzero_coefs=TRANSFORM_NONZERO_COEFS,
+    )
+    batches = itertools.cycle(gen_batches(len(shuffled), batch_size))
+    for batch in tqdm(itertools.islice(batches, max_iter), total=max_iter, desc="dictionary learning",
+                      disable=not progress, ncols=100):
+        learner.partial_fit(shuffled[batch])
+    if len(samples) >= PARALLEL_CODING_MIN_SAMPLES:
+        # Parallel only for the final coding of many samples (starting workers costs seconds); OMP codes each
+        # sample independently, so the result does not depend on n_jobs.
+        learner.set_params(n_jobs=n_jobs)
+    codes = learner.transform(samples)  # C × S, at most 2 non-zeros per row
+    return np.ascontiguousarray(codes.T, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Universal and univ-task
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    exponentials = np.exp(values - values.max())
+    return exponentials / exponentials.sum()
+
+
+def _l2_normalise(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms == 0, 1, norms)
+
+
+def universal_states(
+    regular_features: Iterable[np.ndarray], universal_dictionary: np.ndarray, source: Optional[PathLike] = None
+) -> np.ndarray:
+    """The universal modality's atoms (spec 7): float32 ``[K // 2 + 1, C]``.
+
+    ``regular_features``: the normal videos' ``[N, T, C]`` arrays; ``universal_dictionary``: ``[K, C']``.
+    When ``C' != C`` the dictionary is first mapped to C channels by PCA (needs ``K >= C`` and ``C' >= C``).
+    Snippets (averaged over crops) and atoms are L2-normalised; the attention of the atoms is the softmax of
+    their mean cosine similarity to all regular snippets; the ``K // 2`` most attended atoms are kept as stored
+    (after PCA, not normalised), followed by the mean normalised regular snippet.
+    """
+    snippets = np.concatenate([np.asarray(video).mean(axis=0) for video in regular_features])  # (M·T) × C
+    channels = snippets.shape[1]
+    memory = np.asarray(universal_dictionary, dtype=np.float32)
+    if memory.shape[1] != channels:
+        if memory.shape[1] < channels or memory.shape[0] < channels:
+            raise InputError(
+                source,
+                f"the universal dictionary {list(memory.shape)} cannot be mapped to {channels} channels by PCA "
+                f"(it needs at least {channels} atoms of at least {channels} channels)",
+            )
+        from sklearn.decomposition import PCA
+
+        memory = PCA(n_components=channels, svd_solver="full").fit_transform(memory).astype(np.float32)
+    normalised_snippets = _l2_normalise(snippets)
+    attention = _softmax((normalised_snippets @ _l2_normalise(memory).T).mean(axis=0))
+    keep = np.flip(np.argsort(attention))[: len(memory) // 2]
+    states = np.vstack((memory[keep], normalised_snippets.mean(axis=0, keepdims=True)))
+    return states.astype(np.float32)
+
+
+def load_universal_states(
+    states_file: PathLike,
+    regular_file: Optional[PathLike] = None,
+    universal_dictionary_file: Optional[PathLike] = None,
+    feature_size: Optional[int] = None,
+) -> np.ndarray:
+    """The cached universal states, computed and cached first (from the regular features and the universal
+    dictionary file) when ``states_file`` does not exist."""
+    states_file = Path(states_file)
+    if states_file.is_file():
+        return load_dictionary(states_file, feature_size)
+    if regular_file is None or universal_dictionary_file is None:
+        raise InputError(states_file, "universal states not found; give the regular features and the universal "
+                         "dictionary to compute them")
+    universal = load_dictionary(universal_dictionary_file)
+    regular = load_regular_features(regular_file, feature_size)
+    states = universal_states(regular.values(), universal, source=universal_dictionary_file)
+    states_file.parent.mkdir(parents=True, exist_ok=True)
+    np.save(states_file, states)
+    return states
+
+
+def modality_dictionary(
+    modality: str,
+    task_dict_file: Optional[PathLike] = None,
+    tmp_dict_file: Optional[PathLike] = None,
+    regular_file: Optional[PathLike] = None,
+    univ_dict_file: Optional[PathLike] = None,
+    feature_size: Optional[int] = None,
+) -> np.ndarray:
+    """The dictionary ``[S, C]`` a modality gives to the model (file arguments named as in the configs).
+
+    ``taskaware``: the task-aware file. ``universal``: the cached universal states (computed first when missing).
+    ``univ-task``: universal states stacked above the task-aware atoms.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
+    parts = []
+    if modality in ("universal", "univ-task"):
+        if tmp_dict_file is None:
+            raise ValueError(f"modality {modality!r} needs tmp_dict_file (the universal states cache)")
+        parts.append(load_universal_states(tmp_dict_file, regular_file, univ_dict_file, feature_size))
+    if modality in ("taskaware", "univ-task"):
+        if task_dict_file is None:
+            raise ValueError(f"modality {modality!r} needs task_dict_file")
+        parts.append(load_dictionary(task_dict_file, feature_size))
+    if len(parts) == 2 and parts[0].shape[1] != parts[1].shape[1]:
+        raise InputError(task_dict_file, f"task-aware atoms have {parts[1].shape[1]} channels, universal ones "
+                         f"{parts[0].shape[1]}")
+    return np.vstack(parts).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The dictionary-learning scripts (data/<dataset>/*_dictionary_learning.py)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def dataset_config(dataset: str):
+    """``configs/<dataset>/<dataset>_dl.py`` (dashes as underscores), or None when there is none."""
+    name = dataset.replace("-", "_")
+    try:
+        return importlib.import_module(f"configs.{name}.{name}_dl")
+    except ModuleNotFoundError:
+        return None
+
+
+def make_argument_parser(default_dataset: str):
+    """The published scripts' options (same names and defaults) plus ``ratio``, ``num_anomalous``,
+    ``feature_size`` and ``universal_dictionary`` (defaults from the dataset's config)."""
+    from typing import Literal
+
+    from tap import Tap
+
+    class DictionaryLearningArguments(Tap):
+        backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor (folder and file suffix)
+        batch_size: int = 32  # samples per mini-batch update (<= 0: the number of normal videos, as published)
+        workers: int = 4  # parallel jobs for the final sparse coding (when C >= 1024)
+        dataset: Literal["shanghaitech", "ucf-crime", "xd-violence", "synthetic"] = default_dataset
+        quantize_size: int = 32  # snippets per video in the regular-features pickle (as in training)
+        max_iter: int = 100  # mini-batch updates (scikit-learn 0.24's n_iter); also in the output file name
+        root_path: Path = Path("data")  # folder of the datasets
+        dictionary_path: Path = Path("dictionary")  # folder of the dictionaries
+        seed: Optional[int] = 42  # random state of dictionary learning
+        debug: bool = False  # smoke test: 1 update on at most 2 × batch_size videos, nothing but "1iters" written
+        ratio: Optional[int] = None  # atoms in percent of the normal videos (default: the config's, 90 / 50)
+        num_anomalous: Optional[int] = None  # anomalous rows at the top of the training list (default: config)
+        feature_size: Optional[int] = None  # channels C (default: the config's, 2048)
+        universal_dictionary: Optional[Path] = None  # also cache the universal states from this [K, C'] .npy
+
+    return DictionaryLearningArguments(description="Learn a dataset's task-aware dictionary (S3R, spec 7).")
+
+
+def run_dictionary_learning(argv: Optional[List[str]] = None, default_dataset: str = "shanghaitech") -> int:
+    """Entry point of the per-dataset scripts: build the regular-features pickle when missing, then learn and
+    save the task-aware dictionary (and, given ``--universal_dictionary``, the universal states).
+    Bad input: one line on stderr, exit status 2."""
+    args = make_argument_parser(default_dataset).parse_args(argv)
+    try:
+        for path in learn_dataset_dictionary(args):
+            print(f"wrote {path}")
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
+def learn_dataset_dictionary(args) -> List[Path]:
+    config = dataset_config(args.dataset)
+    ratio = args.ratio if args.ratio is not None else getattr(config, "dictionary_ratio", None)
+    num_anomalous = args.num_anomalous if args.num_anomalous is not None else getattr(
+        config, "num_anomalous_train", None)
+    feature_size = args.feature_size if args.feature_size is not None else getattr(config, "feature_size", 2048)
+    if ratio is None or num_anomalous is None:
+        raise InputError(None, f"{args.dataset}: no config gives the dictionary ratio and the number of anomalous "
+                         "training videos; pass --ratio and --num_anomalous")
+    training_list = Path(args.root_path) / args.dataset / f"{args.dataset}.training.csv"
+    normal_ids = split_training_list(training_list, num_anomalous)["normal"]
+    max_iter = args.max_iter
+    if args.debug:
+        normal_ids, max_iter = normal_ids[: 2 * max(args.batch_size, 1)], 1
+    if number_of_atoms(len(normal_ids), ratio) < TRANSFORM_NONZERO_COEFS:  # fail before reading any features
+        raise InputError(
+            training_list,
+            f"{len(normal_ids)} normal video(s) at {ratio} % give {number_of_atoms(len(normal_ids), ratio)} "
+            f"atom(s); dictionary learning needs at least {minimum_videos(ratio)} normal videos",
+        )
+
+    written = []
+    regular_file = regular_features_file(args.dictionary_path, args.dataset, feature_size)
+    if regular_file.is_file() and not args.debug:
+        regular = load_regular_features(regular_file, feature_size)
+        if list(regular) != list(normal_ids):
+            raise InputError(regular_file, f"its videos are not the normal videos of {training_list}; delete it to "
+                             "rebuild it")
+    else:
+        regular = build_regular_features(args.root_path, args.dataset, normal_ids, args.backbone,
+                                         args.quantize_size, feature_size=feature_size)
+        if not args.debug:
+            written.append(write_regular_features(regular, regular_file))
+    dictionary = learn_task_dictionary(
+        video_means(regular), ratio, max_iter=max_iter, batch_size=args.batch_size, seed=args.seed,
+        n_jobs=args.workers if args.workers > 0 else None, source=regular_file if not args.debug else training_list,
+        progress=True,
+    )
+    output = task_dictionary_file(args.dictionary_path, args.dataset, ratio, max_iter)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    np.save(output, dictionary)
+    written.append(output)
+    if args.universal_dictionary is not None:
+        states = universal_states(regular.values(), load_dictionary(args.universal_dictionary),
+                                  source=args.universal_dictionary)
+        states_file = universal_states_file(args.dictionary_path, args.dataset)
+        np.save(states_file, states)
+        written.append(states_file)
+    return written

@@ -1,0 +1,232 @@
+"""Regular features, the task-aware dictionary, the universal and univ-task modalities (spec section 7)."""
+
+import contextlib
+import io
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.decomposition import MiniBatchDictionaryLearning
+
+from anomaly.data.features import load_features, resample_snippets
+from anomaly.dictionary_learning import (
+    learn_task_dictionary,
+    load_regular_features,
+    load_universal_states,
+    minimum_videos,
+    modality_dictionary,
+    number_of_atoms,
+    regular_features_file,
+    run_dictionary_learning,
+    task_dictionary_file,
+    universal_states,
+    video_means,
+)
+from anomaly.errors import InputError
+
+
+def normal_means(num_videos=40, channels=64, seed=0):
+    """Non-negative video means with a few shared patterns, like averaged I3D features."""
+    rng = np.random.default_rng(seed)
+    patterns = rng.gamma(2.0, 0.5, (5, channels))
+    weights = rng.dirichlet(np.ones(5), num_videos)
+    return (weights @ patterns + rng.gamma(1.0, 0.05, (num_videos, channels))).astype(np.float32)
+
+
+def write_dataset(root, dataset="shanghaitech", lengths=(7, 40, 12, 33, 5, 64), num_anomalous=2, channels=32):
+    """Feature files [T, 3, C] and a training list under ``root/<dataset>``; the first rows are anomalous."""
+    rng = np.random.default_rng(1)
+    folder = root / dataset / "i3d" / "train"
+    folder.mkdir(parents=True)
+    ids = [f"{'a' if index < num_anomalous else 'n'}{index:02d}" for index in range(len(lengths))]
+    for video_id, length in zip(ids, lengths):
+        np.save(folder / f"{video_id}_i3d.npy", rng.random((length, 3, channels), dtype=np.float32))
+    (root / dataset / f"{dataset}.training.csv").write_text("video-id\n" + "\n".join(ids) + "\n")
+    return ids
+
+
+def run_script(*args):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = run_dictionary_learning(list(args), default_dataset="shanghaitech")
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The task-aware dictionary
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_number_of_atoms_follows_the_published_rounding():
+    assert number_of_atoms(175, 90) == 158  # ShanghaiTech: 157.5 rounds to even
+    assert number_of_atoms(800, 50) == 400  # UCF-Crime
+    assert minimum_videos(90) == 2 and minimum_videos(50) == 3
+
+
+def test_task_dictionary_shape_dtype_and_sparse_codes():
+    dictionary = learn_task_dictionary(normal_means(), ratio=50)
+    assert dictionary.shape == (20, 64) and dictionary.dtype == np.float32
+    # Each channel (a row of the C × S code matrix, a column here) uses at most 2 atoms (OMP, 2 non-zeros).
+    assert ((dictionary != 0).sum(axis=0) <= 2).all()
+    assert ((dictionary != 0).sum(axis=0) >= 1).mean() > 0.9
+    assert np.isfinite(dictionary).all()
+
+
+def test_task_dictionary_is_deterministic_by_seed():
+    means = normal_means(num_videos=20, channels=32)
+    first = learn_task_dictionary(means, ratio=50, seed=42, max_iter=30)
+    np.testing.assert_array_equal(first, learn_task_dictionary(means, ratio=50, seed=42, max_iter=30))
+    assert not np.array_equal(first, learn_task_dictionary(means, ratio=50, seed=7, max_iter=30))
+
+
+def test_max_iter_counts_mini_batch_updates_over_cycled_batches(monkeypatch):
+    """scikit-learn 0.24's n_iter: exactly max_iter updates, batches cycling over one shuffle of the C samples."""
+    batch_rows = []
+    original = MiniBatchDictionaryLearning.partial_fit
+
+    def counting_partial_fit(self, X, y=None):
+        batch_rows.append(np.asarray(X).copy())
+        return original(self, X, y)
+
+    monkeypatch.setattr(MiniBatchDictionaryLearning, "partial_fit", counting_partial_fit)
+    means = normal_means(channels=80)  # 80 samples: batches of 32, 32, 16
+    learn_task_dictionary(means, ratio=50, max_iter=100, batch_size=32)
+    assert len(batch_rows) == 100
+    assert [len(rows) for rows in batch_rows[:6]] == [32, 32, 16, 32, 32, 16]
+    epoch = np.concatenate(batch_rows[:3])
+    np.testing.assert_array_equal(np.concatenate(batch_rows[3:6]), epoch)  # cycled, not reshuffled
+    samples = means.T.astype(np.float64)
+    assert sorted(map(tuple, epoch)) == sorted(map(tuple, samples))  # one permutation of all C samples
+    assert not np.array_equal(epoch, samples)  # shuffled
+
+
+def test_too_few_normal_videos_is_a_one_line_error(tmp_path):
+    source = tmp_path / "regular.pickle"
+    with pytest.raises(InputError) as error:
+        learn_task_dictionary(normal_means(num_videos=2), ratio=50, source=source)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{source}: 2 normal video(s) at 50 % give 1 atom(s)")
+    assert "at least 3 normal videos" in message
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The script: regular-features pickle, then the dictionary
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path):
+    ids = write_dataset(tmp_path)
+    dictionaries = tmp_path / "dictionary"
+    common = ["--root_path", str(tmp_path), "--dictionary_path", str(dictionaries), "--num_anomalous", "2",
+              "--ratio", "50", "--feature_size", "32"]
+    status, stdout, stderr = run_script(*common)
+    assert status == 0, stderr
+
+    pickle_file = regular_features_file(dictionaries, "shanghaitech", 32)
+    assert pickle_file.name == "shanghaitech_regular_features-32dim.training.pickle"
+    with open(pickle_file, "rb") as file:
+        content = pickle.load(file)
+    assert list(content) == ["feature"] and list(content["feature"]) == ids[2:]  # normal videos, list order
+    for video_id, video in content["feature"].items():
+        assert video.shape == (3, 32, 32) and video.dtype == np.float32
+        features = load_features(tmp_path / "shanghaitech" / "i3d" / "train" / f"{video_id}_i3d.npy")
+        np.testing.assert_array_equal(video, resample_snippets(features, 32))
+
+    output = task_dictionary_file(dictionaries, "shanghaitech", 50)
+    assert output.name == "shanghaitech_dictionaries.taskaware.omp.100iters.50pct.npy"
+    dictionary = np.load(output)
+    assert dictionary.shape == (2, 32) and dictionary.dtype == np.float32
+    expected = learn_task_dictionary(video_means(load_regular_features(pickle_file)), ratio=50)
+    np.testing.assert_array_equal(dictionary, expected)
+
+    # A second run reuses the pickle.
+    stamp = pickle_file.stat().st_mtime_ns
+    assert run_script(*common)[0] == 0
+    assert pickle_file.stat().st_mtime_ns == stamp
+
+    # Debug: one update, its own file name, no pickle written.
+    assert run_script(*common, "--debug")[0] == 0
+    assert task_dictionary_file(dictionaries, "shanghaitech", 50, max_iter=1).is_file()
+
+
+def test_script_reports_a_missing_feature_file(tmp_path):
+    write_dataset(tmp_path)
+    (tmp_path / "shanghaitech" / "i3d" / "train" / "n03_i3d.npy").unlink()
+    status, _, stderr = run_script("--root_path", str(tmp_path), "--dictionary_path", str(tmp_path / "d"),
+                                   "--num_anomalous", "2", "--ratio", "50", "--feature_size", "32")
+    message = stderr.rstrip("\n").split("\n")[-1]  # after the progress bar
+    assert status == 2
+    assert message.startswith(str(tmp_path / "shanghaitech" / "i3d" / "train" / "n03_i3d.npy") + ": ")
+
+
+def test_script_reports_too_few_normal_videos(tmp_path):
+    write_dataset(tmp_path, lengths=(7, 40, 12, 33), num_anomalous=2)
+    status, _, stderr = run_script("--root_path", str(tmp_path), "--dictionary_path", str(tmp_path / "d"),
+                                   "--num_anomalous", "2", "--ratio", "50", "--feature_size", "32")
+    assert status == 2 and stderr.count("\n") == 1  # before any feature is read
+    assert stderr.startswith(f"{tmp_path / 'shanghaitech' / 'shanghaitech.training.csv'}: 2 normal video(s) at 50 %")
+    assert "needs at least 3 normal videos" in stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_script_defaults_come_from_the_dataset_config(tmp_path):
+    write_dataset(tmp_path)  # 6 rows; the ShanghaiTech config says 63 anomalous
+    status, _, stderr = run_script("--root_path", str(tmp_path), "--dictionary_path", str(tmp_path / "d"))
+    assert status == 2 and "expected 63 anomalous videos first" in stderr
+
+
+def test_a_corrupt_pickle_is_an_input_error(tmp_path):
+    path = tmp_path / "x.pickle"
+    path.write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match="x.pickle: not a readable pickle"):
+        load_regular_features(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Universal and univ-task
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_universal_states_keep_the_most_attended_half_and_the_mean_regular_snippet():
+    rng = np.random.default_rng(0)
+    regular = [rng.random((3, 8, 16)).astype(np.float32) for _ in range(4)]
+    universal = rng.normal(size=(11, 16)).astype(np.float32)
+    states = universal_states(regular, universal)
+    assert states.shape == (11 // 2 + 1, 16) and states.dtype == np.float32
+
+    snippets = np.concatenate([video.mean(axis=0) for video in regular])
+    snippets /= np.linalg.norm(snippets, axis=1, keepdims=True)
+    atoms = universal / np.linalg.norm(universal, axis=1, keepdims=True)
+    similarity = (snippets @ atoms.T).mean(axis=0)
+    best = np.argsort(-similarity)[:5]
+    np.testing.assert_allclose(states[:5], universal[best])  # as stored, not normalised
+    np.testing.assert_allclose(states[5], snippets.mean(axis=0), rtol=1e-5)
+
+
+def test_universal_states_map_other_channel_counts_by_pca(tmp_path):
+    rng = np.random.default_rng(0)
+    regular = [rng.random((2, 4, 8)).astype(np.float32) for _ in range(3)]
+    assert universal_states(regular, rng.normal(size=(20, 32))).shape == (11, 8)
+    with pytest.raises(InputError, match="u.npy: the universal dictionary \\[4, 32\\] cannot be mapped to 8"):
+        universal_states(regular, rng.normal(size=(4, 32)), source=tmp_path / "u.npy")
+
+
+def test_universal_states_are_cached_and_univ_task_stacks_them_above_the_task_atoms(tmp_path):
+    rng = np.random.default_rng(0)
+    regular_file = tmp_path / "regular.pickle"
+    with open(regular_file, "wb") as file:
+        pickle.dump({"feature": {f"v{i}": rng.random((2, 32, 16), dtype=np.float32) for i in range(3)}}, file)
+    universal_file = tmp_path / "universal.npy"
+    np.save(universal_file, rng.normal(size=(10, 16)).astype(np.float32))
+    task_file = tmp_path / "task.npy"
+    np.save(task_file, rng.random((4, 16), dtype=np.float32))
+    states_file = tmp_path / "cache" / "x_states.universal.npy"
+
+    universal = modality_dictionary("universal", tmp_dict_file=states_file, regular_file=regular_file,
+                                    univ_dict_file=universal_file)
+    assert universal.shape == (6, 16) and states_file.is_file()
+    np.testing.assert_array_equal(load_universal_states(states_file), universal)  # read from the cache
+
+    both = modality_dictionary("univ-task", task_dict_file=task_file, tmp_dict_file=states_file)
+    np.testing.assert_array_equal(both, np.vstack((universal, np.load(task_file))))
+    np.testing.assert_array_equal(modality_dictionary("taskaware", task_dict_file=task_file), np.load(task_file))

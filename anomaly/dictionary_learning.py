@@ -320,6 +320,21 @@ def modality_dictionary(
     return np.vstack(parts).astype(np.float32)
 
 
+def load_modality_dictionary(config, feature_size: Optional[int] = None) -> np.ndarray:
+    """:func:`modality_dictionary` for a loaded dataset config (``config.load_dataset_config``): uses
+    ``config.modality`` and ``config.files.{task_dictionary, universal_states, regular_features,
+    universal_dictionary}``."""
+    files = config.files
+    return modality_dictionary(
+        config.modality,
+        task_dict_file=files.get("task_dictionary"),
+        tmp_dict_file=files.get("universal_states"),
+        regular_file=files.get("regular_features"),
+        univ_dict_file=files.get("universal_dictionary"),
+        feature_size=feature_size,
+    )
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The dictionary-learning scripts (data/<dataset>/*_dictionary_learning.py)
 # --------------------------------------------------------------------------------------------------------------

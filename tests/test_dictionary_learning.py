@@ -6,11 +6,13 @@ import pickle
 
 import numpy as np
 import pytest
+from munch import Munch
 from sklearn.decomposition import MiniBatchDictionaryLearning
 
 from anomaly.data.features import load_features, resample_snippets
 from anomaly.dictionary_learning import (
     learn_task_dictionary,
+    load_modality_dictionary,
     load_regular_features,
     load_universal_states,
     minimum_videos,
@@ -230,3 +232,8 @@ def test_universal_states_are_cached_and_univ_task_stacks_them_above_the_task_at
     both = modality_dictionary("univ-task", task_dict_file=task_file, tmp_dict_file=states_file)
     np.testing.assert_array_equal(both, np.vstack((universal, np.load(task_file))))
     np.testing.assert_array_equal(modality_dictionary("taskaware", task_dict_file=task_file), np.load(task_file))
+
+    config = Munch(modality="univ-task", files=Munch(task_dictionary=task_file, universal_states=states_file,
+                                                     regular_features=regular_file,
+                                                     universal_dictionary=universal_file))
+    np.testing.assert_array_equal(load_modality_dictionary(config, feature_size=16), both)

@@ -1,9 +1,13 @@
 """Shared test helpers: where the published reference outputs live, and small deterministic inputs."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
+
+from anomaly.data.synthetic import DEFAULT_SPEC, make_synthetic_dataset
+from anomaly.dictionary_learning import run_dictionary_learning
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -86,3 +90,35 @@ def write_tiny_dataset(
         num_crops=num_crops,
         feature_size=feature_size,
     )
+
+
+FEATURE_SIZE = 32
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory):
+    """A working folder with ``data/synthetic`` (32 channels) and its task-aware dictionary."""
+    root = tmp_path_factory.mktemp("workspace")
+    spec = dataclasses.replace(DEFAULT_SPEC, feature_size=FEATURE_SIZE, max_length=80)
+    make_synthetic_dataset(root / "data", spec=spec)
+    status = run_dictionary_learning(
+        ["--dataset", "synthetic", "--feature_size", str(FEATURE_SIZE), "--root_path", str(root / "data"),
+         "--dictionary_path", str(root / "dictionary")],
+        default_dataset="synthetic",
+    )
+    assert status == 0
+    return root
+
+
+def cli_arguments(workspace, version, *extra):
+    """Arguments of tools/trainval_anomaly_detector.py reading and writing inside ``workspace``."""
+    return [
+        "--dataset", "synthetic",
+        "--feature_size", str(FEATURE_SIZE),
+        "--root_path", str(workspace / "data"),
+        "--dictionary_path", str(workspace / "dictionary"),
+        "--log_path", str(workspace / "logs"),
+        "--checkpoint_path", str(workspace / "checkpoint"),
+        "--version", version,
+        *extra,
+    ]

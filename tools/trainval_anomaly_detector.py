@@ -8,14 +8,15 @@ SIGINT/SIGTERM after saving the training state (continue with --resume <state fi
 """
 
 import sys
+from pathlib import Path
 
-import _init_paths  # noqa: F401
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-from anomaly.engine.runner import Run, TrainingInterrupted
-from anomaly.errors import InputError
-from anomaly.options import S3RArgumentParser
-from config import load_dataset_config
-from utils import fixation
+from anomaly.engine.runner import Run, TrainingInterrupted  # noqa: E402
+from anomaly.errors import InputError  # noqa: E402
+from anomaly.options import S3RArgumentParser  # noqa: E402
+from config import load_dataset_config  # noqa: E402
+from utils import fixation  # noqa: E402
 
 
 def main(argv=None) -> int:

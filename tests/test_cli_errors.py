@@ -1,0 +1,190 @@
+"""Bad input to the train/eval script: one line saying what and where, exit status 2, no output file written.
+
+Every case runs the script in-process on a private copy of a small synthetic dataset and checks, after the
+failure, that the log, checkpoint and output folders hold nothing.
+"""
+
+import importlib.util
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from anomaly.models import S3R
+from tests.conftest import FEATURE_SIZE, REPO, cli_arguments
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("trainval", REPO / "tools" / "trainval_anomaly_detector.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPT = load_script()
+
+
+@pytest.fixture
+def copy(workspace, tmp_path):
+    """A private copy of the dataset and dictionary that a test may damage."""
+    for name in ("data", "dictionary"):
+        shutil.copytree(workspace / name, tmp_path / name)
+    return tmp_path
+
+
+def data_file(copy, *parts):
+    return copy.joinpath("data", "synthetic", *parts)
+
+
+def first_video(copy, subset):
+    listing = "synthetic.training.csv" if subset == "train" else "synthetic.testing.csv"
+    video_id = data_file(copy, listing).read_text().split()[1]
+    return video_id, data_file(copy, "i3d", subset, f"{video_id}_i3d.npy")
+
+
+def dictionary_file(copy):
+    return next((copy / "dictionary" / "synthetic").glob("*taskaware*.npy"))
+
+
+def run_failing(copy, capsys, monkeypatch, *extra, version="bad"):
+    """Run the script expecting exit status 2; return its one-line error message."""
+    monkeypatch.chdir(copy)
+    status = SCRIPT.main(cli_arguments(copy, version, "--max_epoch", "2", *extra))
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    message = [line for line in error if line.startswith("error: ")]
+    assert len(message) == 1, error
+    written = [path for folder in ("logs", "checkpoint", "output") for path in (copy / folder).rglob("*") if path.is_file()]
+    assert written == []
+    return message[0]
+
+
+def test_unknown_dataset_is_a_usage_error(copy, capsys):
+    with pytest.raises(SystemExit) as exited:
+        SCRIPT.main(["--dataset", "imagenet"])
+    assert exited.value.code == 2
+    assert 'Value for variable "dataset" must be one of' in capsys.readouterr().err
+
+
+def test_missing_training_list(copy, capsys, monkeypatch):
+    data_file(copy, "synthetic.training.csv").unlink()
+    message = run_failing(copy, capsys, monkeypatch)
+    assert "synthetic.training.csv: video list not found" in message
+
+
+def test_missing_dictionary(copy, capsys, monkeypatch):
+    path = dictionary_file(copy)
+    path.unlink()
+    assert f"{path}: dictionary file not found" in run_failing(copy, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "damage,problem",
+    [
+        (lambda path: path.write_bytes(b""), "not a readable .npy file"),
+        (lambda path: path.write_bytes(path.read_bytes()[:-64]), "not a readable .npy file"),
+        (lambda path: np.save(path, np.zeros((4, 10, FEATURE_SIZE), dtype=np.int32)), "must be floating point"),
+        (lambda path: np.save(path, np.zeros((4, FEATURE_SIZE), dtype=np.float32)), "expected a [T, N, C] array"),
+        (lambda path: np.save(path, np.zeros((4, 5, FEATURE_SIZE), dtype=np.float32)), "expected 10 crops, found 5"),
+        (lambda path: np.save(path, np.full((4, 10, FEATURE_SIZE), np.nan, dtype=np.float32)), "NaN or inf"),
+    ],
+    ids=["empty", "truncated", "integer", "rank", "crops", "nan"],
+)
+@pytest.mark.parametrize("subset", ["train", "test"])
+def test_broken_feature_files(copy, capsys, monkeypatch, subset, damage, problem):
+    _, path = first_video(copy, subset)
+    damage(path)
+    message = run_failing(copy, capsys, monkeypatch)
+    assert str(path) in message and problem in message
+
+
+def test_feature_size_different_from_the_model(copy, capsys, monkeypatch):
+    message = run_failing(copy, capsys, monkeypatch, "--feature_size", "64")
+    assert "dictionary atoms have 32 channels but the features have 64" in message
+
+
+def test_dictionary_of_another_width(copy, capsys, monkeypatch):
+    np.save(dictionary_file(copy), np.ones((7, 64), dtype=np.float32))
+    assert "dictionary atoms have 64 channels but the features have 32" in run_failing(copy, capsys, monkeypatch)
+
+
+def test_non_finite_dictionary(copy, capsys, monkeypatch):
+    atoms = np.load(dictionary_file(copy))
+    atoms[0, 0] = np.inf
+    np.save(dictionary_file(copy), atoms)
+    assert "the dictionary contains NaN or inf" in run_failing(copy, capsys, monkeypatch)
+
+
+def test_video_listed_twice(copy, capsys, monkeypatch):
+    listing = data_file(copy, "synthetic.testing.csv")
+    lines = listing.read_text().splitlines()
+    listing.write_text("\n".join(lines + [lines[3]]) + "\n")
+    assert f"video '{lines[3]}' is listed twice" in run_failing(copy, capsys, monkeypatch)
+
+
+def test_list_naming_a_missing_feature_file(copy, capsys, monkeypatch):
+    _, path = first_video(copy, "train")
+    path.unlink()
+    assert f"{path}: feature file not found" in run_failing(copy, capsys, monkeypatch)
+
+
+def test_ground_truth_missing_a_test_video(copy, capsys, monkeypatch):
+    video_id, _ = first_video(copy, "test")
+    ground_truth = data_file(copy, "synthetic_ground_truth.testing.json")
+    database = json.loads(ground_truth.read_text())
+    del database[video_id]
+    ground_truth.write_text(json.dumps(database))
+    assert f"no ground truth for test video '{video_id}'" in run_failing(copy, capsys, monkeypatch)
+
+
+def test_ground_truth_with_the_wrong_number_of_frames(copy, capsys, monkeypatch):
+    video_id, _ = first_video(copy, "test")
+    ground_truth = data_file(copy, "synthetic_ground_truth.testing.json")
+    database = json.loads(ground_truth.read_text())
+    database[video_id]["labels"] = database[video_id]["labels"] + [0.0] * 16
+    database[video_id]["num_frames"] += 16
+    ground_truth.write_text(json.dumps(database))
+    assert f"video '{video_id}' has num_frames" in run_failing(copy, capsys, monkeypatch)
+
+
+def test_training_split_smaller_than_the_batch(copy, capsys, monkeypatch):
+    message = run_failing(copy, capsys, monkeypatch, "--batch_size", "40")
+    assert "fewer than --batch_size 40: lower --batch_size to at most 36" in message
+
+
+@pytest.mark.parametrize("folder", ["--log_path", "--checkpoint_path"])
+def test_unwritable_output_folder(copy, capsys, monkeypatch, folder):
+    blocker = copy / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    message = run_failing(copy, capsys, monkeypatch, folder, str(blocker / "runs"))
+    assert f"{blocker}: is a file" in message
+
+
+def test_unwritable_inference_output(copy, capsys, monkeypatch):
+    checkpoint = copy / "model.pth"
+    torch.save(S3R(FEATURE_SIZE).state_dict(), checkpoint)
+    (copy / "output").write_text("a file where the output folder should be")
+    monkeypatch.chdir(copy)
+    status = SCRIPT.main(cli_arguments(copy, "bad", "--inference", "--resume", str(checkpoint)))
+    assert status == 2 and "output: is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "make_checkpoint,problem",
+    [
+        (lambda path: torch.save(torch.nn.Linear(FEATURE_SIZE, 1).state_dict(), path), "another architecture"),
+        (lambda path: torch.save(S3R(64).state_dict(), path), "another size"),
+        (lambda path: torch.save([torch.zeros(2)], path), "not a state_dict"),
+        (lambda path: path.write_bytes(b"PK\x03\x04 this is not a checkpoint"), "not a readable checkpoint"),
+    ],
+    ids=["architecture", "size", "not-a-state-dict", "corrupt"],
+)
+@pytest.mark.parametrize("inference", [True, False], ids=["inference", "training"])
+def test_unusable_checkpoints(copy, capsys, monkeypatch, make_checkpoint, problem, inference):
+    checkpoint = copy / "model.pth"
+    make_checkpoint(checkpoint)
+    extra = ["--resume", str(checkpoint)] + (["--inference"] if inference else [])
+    message = run_failing(copy, capsys, monkeypatch, *extra)
+    assert str(checkpoint) in message and problem in message

@@ -1,0 +1,337 @@
+"""Eval-mode S3R snippet scores for many videos of different lengths at once: the fast path of evaluation.
+
+``PackedScorer(model, dictionary)(videos)`` gives every video the scores of ``model.snippet_scores`` on that video
+alone. It is the same function in exact arithmetic; in float32 the two differ by rounding only (about 1e-7 of a
+score), because some products are taken in another order. It needs the model in eval mode (dropout off,
+BatchNorm on its running statistics).
+
+Layout. A chunk of B videos with N crops gives R = B·N sequences. They lie back to back in one 2-D tensor
+of shape (GAP + R·P + GAP, C): GAP zero rows, then for every sequence P = T_max + GAP rows (its own snippets,
+then zero rows), then GAP zero rows. Every sequence is thus surrounded by at least GAP zero rows, GAP being the
+largest dilation, so a kernel-3 temporal convolution with dilation d is a sum of three matrix products of the
+buffer shifted by -d, 0 and +d rows: contiguous slices, no transpose, no im2col copy, and each sequence sees the
+zeros of its own padding at its borders. Rows past a sequence's end ("tail rows") hold garbage after a layer;
+they are zeroed before anything reads them, and every statistic (GroupNorm, time means, the non-local
+division by T) counts real snippets only.
+
+Work saved over running the modules (all of it exact in exact arithmetic):
+1. Convolutions as shifted matrix products in channels-last layout; the middle taps of the three dilated branches
+   and ``conv_4`` share one product.
+2. en-Normal: ``query_embedding`` and ``cache_embedding`` fold into one C×S matrix, logits = x·(Wqᵀ·Kᵀ) + bq·Kᵀ.
+3. The macro (en-Normal) branch's input is A·V (softmax attention over the S atoms times the atoms' values). The
+   first convolutions of its Aggregate act on A, with weights folded with V: S input channels instead of C
+   (158 instead of 2048). Its residual enters the output only through its time mean, mean(A)·V, and nothing
+   but that mean of the macro embedding is needed for the snippet scores.
+4. Eval-mode BatchNorm folded into the non-local block's output convolution.
+Folded weights are computed once per scorer in float64. With ``dtype=torch.bfloat16`` the matrix products run
+in bfloat16 while GroupNorm statistics, time means, the softmax, the channel gate and the final sigmoid run in
+float32. On CUDA the products that replace the Aggregate blocks' convolutions follow cuDNN's TF32 setting
+(``torch.backends.cudnn.allow_tf32``, on by default, so "fp32" convolutions ran in TF32 in the published runs
+too) and the others the matmul setting, as the modules would.
+"""
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, ContextManager, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from anomaly.models.aggregate import Aggregate
+
+GAP = 4  # the largest dilation of Aggregate's convolutions: zero rows kept around every sequence
+
+Timer = Callable[[str], ContextManager]  # timer("section") times the enclosed work (see tools/benchmark.py)
+
+
+def no_timer(_section: str) -> ContextManager:
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _matmuls_like_convolutions(device: torch.device):
+    """On CUDA, let the matrix products that replace convolutions use TF32 exactly when cuDNN's convolutions
+    would (``torch.backends.cudnn.allow_tf32``, on by default, as in the published runs); elsewhere nothing."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+@dataclass
+class PackedChunk:
+    """Where the snippets of a chunk of videos lie in the packed layout (see the module docstring)."""
+
+    lengths: Tuple[int, ...]  # per video
+    num_crops: int
+    pitch: int  # P: rows per sequence
+    counts: Tensor  # R float32: real snippets per sequence
+    tail_rows: Tensor  # long: indices (into the R·P body rows) of the rows past each sequence's end
+
+    @property
+    def sequences(self) -> int:
+        return len(self.lengths) * self.num_crops
+
+    @property
+    def body_rows(self) -> int:
+        return self.sequences * self.pitch
+
+    @property
+    def padded_snippets(self) -> int:
+        """Snippet positions computed per crop, real or not (the cost of the chunk)."""
+        return len(self.lengths) * self.pitch
+
+    def zero_tails_(self, y: Tensor) -> Tensor:
+        """Zero the tail rows of ``y`` (body rows × channels, possibly a column slice) in place: one kernel."""
+        return y.index_fill_(0, self.tail_rows, 0)
+
+    @staticmethod
+    def plan(lengths: Sequence[int], num_crops: int, device: torch.device) -> "PackedChunk":
+        lengths = tuple(int(length) for length in lengths)
+        pitch = max(lengths) + GAP
+        sequence_lengths = torch.tensor(lengths).repeat_interleave(num_crops)
+        tail = torch.arange(pitch).unsqueeze(0) >= sequence_lengths.unsqueeze(1)
+        return PackedChunk(
+            lengths=lengths,
+            num_crops=num_crops,
+            pitch=pitch,
+            counts=sequence_lengths.to(device=device, dtype=torch.float32),
+            tail_rows=tail.flatten().nonzero().squeeze(1).to(device),
+        )
+
+
+def _padded(rows: int, channels: int, like: Tensor) -> Tensor:
+    """An uninitialised (GAP + rows + GAP) × channels buffer (``like``'s dtype and device), border rows zero."""
+    buffer = like.new_empty((rows + 2 * GAP, channels))
+    buffer[:GAP].zero_()
+    buffer[GAP + rows :].zero_()
+    return buffer
+
+
+def _shifted(buffer: Tensor, offset: int, rows: int) -> Tensor:
+    """The body rows of ``buffer`` moved by ``offset`` (row j of the result is body row j + offset)."""
+    return buffer[GAP + offset : GAP + offset + rows]
+
+
+def _masked_group_norm_relu_(y: Tensor, chunk: PackedChunk, groups: int, weight: Tensor, bias: Tensor, eps: float) -> None:
+    """In place on ``y`` (body rows × C, possibly a column slice): GroupNorm over real rows, affine, ReLU, tails 0.
+
+    Statistics accumulate in float32 whatever ``y``'s dtype, with the two-pass (centred) variance.
+    """
+    sequences, pitch = chunk.sequences, chunk.pitch
+    channels = y.shape[1]
+    group_size = channels // groups
+    chunk.zero_tails_(y)
+    grouped = y.view(sequences, pitch, groups, group_size)
+    count = chunk.counts.view(sequences, 1) * group_size
+    mean = grouped.sum(dim=(1, 3), dtype=torch.float32) / count  # R G
+    grouped.sub_(mean.view(sequences, 1, groups, 1))
+    chunk.zero_tails_(y)
+    variance = torch.linalg.vector_norm(grouped, dim=(1, 3), dtype=torch.float32).square_() / count
+    scale = torch.rsqrt(variance + eps).unsqueeze(-1) * weight.view(groups, group_size)  # R G g
+    torch.addcmul(bias.view(1, 1, groups, group_size), grouped, scale.unsqueeze(1), out=grouped)
+    y.relu_()
+    chunk.zero_tails_(y)
+
+
+def _time_mean(y: Tensor, chunk: PackedChunk) -> Tensor:
+    """Float32 mean over real rows of each sequence of ``y`` (body rows × C, tails already zero) -> R × C."""
+    return y.view(chunk.sequences, chunk.pitch, -1).sum(dim=1, dtype=torch.float32) / chunk.counts.unsqueeze(1)
+
+
+class _AggregateWeights:
+    """One Aggregate's weights in matrix form (input channels × output channels), optionally folded with a basis.
+
+    With ``basis`` (K × C), the block's input is given as coefficients a (rows × K) of x = a·basis, and the first
+    convolutions take a directly: W ← basisᵀ-folded weights (K × out).
+    """
+
+    def __init__(self, block: Aggregate, dtype: torch.dtype, basis: Optional[Tensor] = None):
+        def cast(tensor: Tensor) -> Tensor:
+            return tensor.to(dtype).contiguous()
+
+        def taps(conv: nn.Conv1d, basis: Optional[Tensor] = None) -> List[Tensor]:
+            """Each tap of a convolution as an (in or basis rows) × out matrix.
+
+            Unfolded taps are transposed views of out × in copies (a matrix product takes them without a copy).
+            """
+            per_tap = conv.weight.detach().permute(2, 0, 1).to(dtype).contiguous()  # k × out × in
+            if basis is None:
+                return [tap.t() for tap in per_tap]
+            return [(basis.double() @ tap.double().t()).to(dtype) for tap in conv.weight.detach().permute(2, 0, 1)]
+
+        branches = (block.conv_1, block.conv_2, block.conv_3)
+        inner = block.conv_1[0].out_channels
+        self.inner = inner
+        self.dilations = [branch[0].dilation[0] for branch in branches]
+        if max(self.dilations) > GAP or block.conv_5[0].padding[0] != 1:
+            raise ValueError("the packed layout assumes dilations up to 4 and conv_5 of padding 1")
+        branch_taps = [taps(branch[0], basis) for branch in branches]
+        middle = [tap[1] for tap in branch_taps] + taps(block.conv_4[0], basis)
+        self.mid = torch.cat([tap.t() for tap in middle]).t() if basis is None else torch.cat(middle, 1)
+        self.mid_bias = cast(torch.cat([branch[0].bias for branch in branches] + [branches[0][0].bias.new_zeros(inner)]))
+        self.sides = [(tap[0], tap[2]) for tap in branch_taps]
+        norms = [branch[1] for branch in branches]
+        self.branch_groups = sum(norm.num_groups for norm in norms)
+        self.branch_eps = norms[0].eps
+        self.branch_norm_weight = torch.cat([norm.weight.float() for norm in norms])
+        self.branch_norm_bias = torch.cat([norm.bias.float() for norm in norms])
+
+        non_local = block.non_local
+        self.half = non_local.inter_channels
+        vqk = (non_local.value, non_local.query, non_local.key)
+        self.vqk = cast(torch.cat([conv.weight[:, :, 0] for conv in vqk])).t()
+        self.vqk_bias = cast(torch.cat([conv.bias for conv in vqk]))
+        alter_conv, alter_norm = non_local.alter
+        norm_scale = alter_norm.weight.double() / torch.sqrt(alter_norm.running_var.double() + alter_norm.eps)
+        self.alter = cast(alter_conv.weight[:, :, 0].double().t() * norm_scale)
+        self.alter_bias = cast(
+            alter_conv.bias.double() * norm_scale + alter_norm.bias.double() - alter_norm.running_mean.double() * norm_scale
+        )
+
+        conv_5, norm_5 = block.conv_5[0], block.conv_5[1]
+        self.fuse = taps(conv_5)
+        self.fuse_groups, self.fuse_eps = norm_5.num_groups, norm_5.eps
+        self.fuse_norm_weight, self.fuse_norm_bias = norm_5.weight.float(), norm_5.bias.float()
+
+    def __call__(self, source: Tensor, chunk: PackedChunk, timer: Timer = no_timer, name: str = "") -> Tensor:
+        """source: padded buffer (tails zero) -> conv_5 branch after GroupNorm and ReLU (body rows × C, tails zero).
+
+        The Aggregate's output is this plus its input (the residual), left to the caller.
+        """
+        with _matmuls_like_convolutions(source.device):
+            return self._forward(source, chunk, timer, name)
+
+    def _forward(self, source: Tensor, chunk: PackedChunk, timer: Timer, name: str) -> Tensor:
+        rows, inner = chunk.body_rows, self.inner
+        with timer(f"{name}: conv_1-3 + conv_4"):
+            branches = _padded(rows, 4 * inner, source)
+            body = branches[GAP : GAP + rows]
+            torch.addmm(self.mid_bias, _shifted(source, 0, rows), self.mid, out=body)
+            for index, (dilation, (before, after)) in enumerate(zip(self.dilations, self.sides)):
+                columns = body[:, index * inner : (index + 1) * inner]
+                columns.addmm_(_shifted(source, -dilation, rows), before)
+                columns.addmm_(_shifted(source, dilation, rows), after)
+            _masked_group_norm_relu_(
+                body[:, : 3 * inner], chunk, self.branch_groups, self.branch_norm_weight, self.branch_norm_bias, self.branch_eps
+            )
+            local = body[:, 3 * inner :]
+            local.relu_()
+            chunk.zero_tails_(local)
+        with timer(f"{name}: non-local"):
+            local.add_(self._non_local(local, chunk))
+            chunk.zero_tails_(body)
+        with timer(f"{name}: conv_5"):
+            fused = _shifted(branches, -1, rows) @ self.fuse[0]
+            fused.addmm_(_shifted(branches, 0, rows), self.fuse[1])
+            fused.addmm_(_shifted(branches, 1, rows), self.fuse[2])
+            del branches, body, local
+            _masked_group_norm_relu_(fused, chunk, self.fuse_groups, self.fuse_norm_weight, self.fuse_norm_bias, self.fuse_eps)
+        return fused
+
+    def _non_local(self, x: Tensor, chunk: PackedChunk) -> Tensor:
+        """alter(attention · value) for x (body rows × inner, tails zero); attention = query·keyᵀ / T, real keys."""
+        sequences, pitch, half = chunk.sequences, chunk.pitch, self.half
+        vqk = torch.addmm(self.vqk_bias, x, self.vqk)  # rows × 3·half
+        chunk.zero_tails_(vqk[:, 2 * half :])
+        vqk = vqk.view(sequences, pitch, 3 * half)
+        value, query, key = vqk[..., :half], vqk[..., half : 2 * half], vqk[..., 2 * half :]
+        attention = torch.bmm(query, key.transpose(1, 2))
+        attention /= chunk.counts.view(sequences, 1, 1).to(attention.dtype)
+        out = torch.bmm(attention, value).view(chunk.body_rows, half)
+        return torch.addmm(self.alter_bias, out, self.alter)
+
+
+class PackedScorer:
+    """The eval-mode snippet scores of an S3R model with one dictionary, for chunks of videos (see module doc).
+
+    model: an ``S3R`` in eval mode; dictionary: S × C (or 1 × S × C); dtype: float32 or bfloat16 for the products.
+    Build a new scorer whenever the model's weights change (it holds folded copies of them).
+    """
+
+    def __init__(self, model: nn.Module, dictionary: Tensor, dtype: torch.dtype = torch.float32):
+        if model.training:
+            raise ValueError("PackedScorer needs the model in eval mode")
+        if dictionary.dim() == 3:
+            dictionary = dictionary[0]
+        self.dtype = dtype
+        with torch.no_grad(), torch.autocast(dictionary.device.type, enabled=False):
+            attention = model.en_normal.en_normal_module
+            atoms = dictionary.double()
+            keys = atoms @ attention.cache_embedding.weight.double().t() + attention.cache_embedding.bias.double()
+            values = atoms @ attention.value_embedding.weight.double().t() + attention.value_embedding.bias.double()
+            self.query = (attention.query_embedding.weight.double().t() @ keys.t()).to(dtype).contiguous()  # C × S
+            self.query_bias = (attention.query_embedding.bias.double() @ keys.t()).to(dtype)
+            self.values = values.float()  # S × C, for mean(A)·V
+            self.video_block = _AggregateWeights(model.video_embedding[0], dtype)
+            self.macro_block = _AggregateWeights(model.macro_embedding[0], dtype, basis=values)
+            gate = model.de_normal.channel_attention.channel_gate.mlp
+            self.gate = [(layer.weight.float().t().contiguous(), layer.bias.float()) for layer in (gate[1], gate[3])]
+            classifier = [model.video_classifier[index] for index in (0, 3, 6)]
+            self.classifier = [(cast.weight.t().to(dtype).contiguous(), cast.bias.to(dtype)) for cast in classifier]
+
+    @torch.no_grad()
+    def __call__(self, videos: Sequence[Tensor], chunk: PackedChunk, timer: Timer = no_timer) -> Tensor:
+        """videos: N × T_i × C each (``chunk.lengths`` gives the T_i) -> scores B × T_max (float32, garbage past T_i).
+
+        ``timer(section)``, when given, times the parts (labels as in the benchmark's breakdown).
+        """
+        with torch.autocast(videos[0].device.type, enabled=False):
+            return self._scores(videos, chunk, timer)
+
+    def _scores(self, videos: Sequence[Tensor], chunk: PackedChunk, timer: Timer) -> Tensor:
+        num_videos, num_crops, pitch, rows = len(videos), chunk.num_crops, chunk.pitch, chunk.body_rows
+        channels = videos[0].shape[-1]
+        with timer("packing"):
+            source = _padded(rows, channels, self.query)
+            layout = source[GAP : GAP + rows].view(num_videos, num_crops, pitch, channels)
+            for row, (video, length) in enumerate(zip(videos, chunk.lengths)):
+                layout[row, :, :length] = video
+            x = source[GAP : GAP + rows]
+            chunk.zero_tails_(x)
+
+        with timer("en-Normal"):  # attention of every snippet over the atoms (float32 softmax): coefficients of V
+            logits = torch.addmm(self.query_bias, x, self.query)
+            coefficients = _padded(rows, logits.shape[1], logits)
+            coefficients[GAP : GAP + rows] = torch.softmax(logits.float(), dim=1)
+            del logits
+            chunk.zero_tails_(coefficients[GAP : GAP + rows])
+            macro_mean = _time_mean(coefficients[GAP : GAP + rows], chunk) @ self.values  # the residual's time mean
+        fused = self.macro_block(coefficients, chunk, timer, "macro Aggregate")
+        with timer("de-Normal gate"):
+            macro_mean += _time_mean(fused, chunk)
+            del coefficients, fused
+
+        x_video = self.video_block(source, chunk, timer, "video Aggregate")
+        with timer("de-Normal gate"):
+            x_video += x
+            del source, x
+            difference = _time_mean(x_video, chunk) - macro_mean
+            (first, first_bias), (second, second_bias) = self.gate
+            gate = torch.sigmoid(torch.addmm(second_bias, torch.relu(torch.addmm(first_bias, difference, first)), second))
+            gated = x_video.view(chunk.sequences, pitch, channels).mul_(gate.to(self.dtype).unsqueeze(1)).view(rows, channels)
+            del x_video
+
+        with timer("classifier"):
+            (first, first_bias), (second, second_bias), (last, last_bias) = self.classifier
+            hidden = torch.addmm(first_bias, gated, first).relu_()
+            del gated
+            hidden = torch.addmm(second_bias, hidden, second).relu_()
+            logits = torch.addmm(last_bias, hidden, last)
+            scores = torch.sigmoid(logits.float()).view(num_videos, num_crops, pitch)
+            return scores.mean(dim=1)
+
+
+def score_videos(
+    model: nn.Module, dictionary: Tensor, videos: Sequence[Tensor], dtype: torch.dtype = torch.float32
+) -> List[Tensor]:
+    """Convenience: scores (T_i × 1 each) of ``videos`` (N × T_i × C each) scored together in one chunk."""
+    chunk = PackedChunk.plan([video.shape[1] for video in videos], videos[0].shape[0], videos[0].device)
+    scores = PackedScorer(model, dictionary, dtype)(videos, chunk)
+    return [scores[row, :length].unsqueeze(1) for row, length in enumerate(chunk.lengths)]
+

@@ -13,7 +13,12 @@ from torch import Tensor, nn
 
 
 def masked_group_norm(x: Tensor, norm: nn.GroupNorm, mask: Tensor) -> Tensor:
-    """GroupNorm of ``x`` (B C T) whose statistics use only the positions where ``mask`` (B T) is true."""
+    """GroupNorm of ``x`` (B C T) whose statistics use only the positions where ``mask`` (B T) is true.
+
+    Computed in float32 whatever ``x``'s dtype (bf16 under autocast), returned in ``x``'s dtype.
+    """
+    dtype = x.dtype
+    x = x.to(torch.promote_types(dtype, torch.float32))
     batch, channels, length = x.shape
     groups = norm.num_groups
     weights = mask.to(x.dtype).view(batch, 1, 1, length)
@@ -22,7 +27,7 @@ def masked_group_norm(x: Tensor, norm: nn.GroupNorm, mask: Tensor) -> Tensor:
     mean = (grouped * weights).sum(dim=(-2, -1), keepdim=True) / count
     variance = (((grouped - mean) ** 2) * weights).sum(dim=(-2, -1), keepdim=True) / count
     normalised = ((grouped - mean) / torch.sqrt(variance + norm.eps)).view(batch, channels, length)
-    return normalised * norm.weight.view(1, -1, 1) + norm.bias.view(1, -1, 1)
+    return (normalised * norm.weight.to(x.dtype).view(1, -1, 1) + norm.bias.to(x.dtype).view(1, -1, 1)).to(dtype)
 
 
 def conv_norm_relu(block: nn.Sequential, x: Tensor, mask: Optional[Tensor]) -> Tensor:

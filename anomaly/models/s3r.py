@@ -20,8 +20,9 @@ def masked_time_mean(x: Tensor, mask: Optional[Tensor]) -> Tensor:
     """Mean over the last (time) axis of ``x`` (B C T), counting only snippets where ``mask`` (B T) is true."""
     if mask is None:
         return x.mean(dim=-1)
-    weights = mask.to(x.dtype).unsqueeze(1)
-    return (x * weights).sum(dim=-1) / weights.sum(dim=-1)
+    compute = torch.promote_types(x.dtype, torch.float32)  # float32 under bf16 autocast
+    weights = mask.to(compute).unsqueeze(1)
+    return ((x.to(compute) * weights).sum(dim=-1) / weights.sum(dim=-1)).to(x.dtype)
 
 
 class enNormalModule(nn.Module):  # noqa: N801 - the class name appears in published model descriptions
@@ -40,7 +41,7 @@ class enNormalModule(nn.Module):  # noqa: N801 - the class name appears in publi
         length = query.shape[1]
         query = rearrange(query, "(b n) t c -> b (n t) c", b=cache.shape[0])
         affinity = self.query_embedding(query) @ self.cache_embedding(cache).transpose(1, 2)  # B (N T) S
-        affinity = affinity.softmax(dim=-1)
+        affinity = affinity.to(torch.promote_types(affinity.dtype, torch.float32)).softmax(dim=-1)  # fp32 in bf16
         out = affinity @ self.value_embedding(cache)  # B (N T) C
         return rearrange(out, "b (n t) c -> (b n) t c", t=length), affinity
 

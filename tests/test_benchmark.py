@@ -1,0 +1,168 @@
+"""The benchmark runs and reports both paths; the fast evaluation equals the one-at-a-time one; bf16 stays close."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from anomaly.engine import DeviceTestSet, evaluate
+from anomaly.engine.benchmark import SHAPES, subsample, synthetic_test_set
+from anomaly.engine.evaluator import (
+    CUDA_MAX_SNIPPETS,
+    activation_bytes_per_snippet,
+    auto_max_snippets,
+    plan_chunks,
+    score_test_set,
+)
+from anomaly.models import S3R
+from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
+from tests.conftest import REPO
+
+LENGTHS = (1, 2, 5, 17, 40, 3, 2, 9, 33, 12, 12, 64, 4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = S3R(64, batch_size=2)
+    with torch.no_grad():  # trained-like non-local BatchNorm, so that every branch matters
+        for name, tensor in model.state_dict().items():
+            if "alter.1" in name and tensor.is_floating_point():
+                tensor.copy_(torch.rand_like(tensor) + 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return synthetic_test_set(LENGTHS, num_crops=3, channels=64, num_atoms=6, device=torch.device("cpu"), seed=1)
+
+
+def test_quick_benchmark_prints_both_paths_and_their_ratios(tmp_path):
+    report = tmp_path / "benchmark.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), "--quick", "--device", "cpu", "--json", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    out = completed.stdout
+    assert "precision fp32" in out and "device cpu" in out
+    assert re.search(r"one at a time\s+fast\s+ratio", out)
+    for row in ("train step (ms)", "evaluation (ms)", "protocol (h)", "peak memory, evaluation (MiB)", "peak memory, training (MiB)"):
+        line = next(line for line in out.splitlines() if line.startswith(row))
+        one, fast, ratio = re.findall(r"[\d,]+\.\d+", line)[-3:]
+        assert float(one.replace(",", "")) > 0 and float(fast.replace(",", "")) > 0
+        assert line.rstrip().endswith("x") and float(ratio) > 0
+    assert "where the time goes" in out and "video Aggregate: conv_5" in out and "classifier" in out
+
+    result = json.loads(report.read_text())
+    assert set(result["rows"]) >= {"train step (ms)", "evaluation (ms)", "protocol (h)"}
+    assert result["checks"]["max |score fast - one at a time|"] < 1e-5
+    assert result["checks"]["|AUC fast - one at a time|"] < 1e-6
+    assert result["test_videos"] == 24 and result["full_test_snippets"] == 8932
+
+
+def test_benchmark_shapes_have_the_published_sizes():
+    shanghaitech, ucf_crime = SHAPES["shanghaitech"], SHAPES["ucf-crime"]
+    assert len(shanghaitech.test_lengths) == 199 and sum(shanghaitech.test_lengths) == 8932
+    assert (min(shanghaitech.test_lengths), max(shanghaitech.test_lengths)) == (13, 112)
+    assert len(ucf_crime.test_lengths) == 290 and abs(sum(ucf_crime.test_lengths) - 69_600) < 300
+    picked = subsample(shanghaitech.test_lengths, 40)
+    assert len(picked) == 40 and min(picked) == 13 and max(picked) == 112
+
+
+@pytest.mark.parametrize("max_snippets", [1, 8, 40, 100, 4096])
+def test_packed_evaluation_equals_one_at_a_time_for_any_chunking(model, test_set, max_snippets):
+    alone = evaluate(model, test_set, one_at_a_time=True)
+    packed = evaluate(model, test_set, max_snippets=max_snippets)
+    for video_id, expected in alone.snippet_scores.items():
+        assert packed.snippet_scores[video_id].shape == expected.shape
+        np.testing.assert_allclose(packed.snippet_scores[video_id], expected, rtol=1e-5, atol=1e-6)
+    assert packed.value == pytest.approx(alone.value, abs=1e-6)
+
+
+class ModulesOnly(nn.Module):
+    """An S3R seen only through ``snippet_scores``: the evaluator runs it module by module with a mask."""
+
+    def __init__(self, inner: S3R):
+        super().__init__()
+        self.inner = inner
+
+    def snippet_scores(self, video, dictionary, mask=None):
+        return self.inner.snippet_scores(video, dictionary, mask)
+
+
+def test_masked_module_path_equals_one_at_a_time(model, test_set):
+    alone = score_test_set(model, test_set, one_at_a_time=True)
+    masked = score_test_set(ModulesOnly(model).eval(), test_set, max_snippets=64)
+    for expected, actual in zip(alone, masked):
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_evaluation_is_close_to_fp32(model, test_set):
+    fp32 = evaluate(model, test_set, precision="fp32")
+    bf16 = evaluate(model, test_set, precision="bf16")
+    alone_bf16 = evaluate(model, test_set, one_at_a_time=True, precision="bf16")
+    for video_id, expected in fp32.snippet_scores.items():
+        assert bf16.snippet_scores[video_id].dtype == np.float32
+        np.testing.assert_allclose(bf16.snippet_scores[video_id], expected, atol=2e-2)
+        np.testing.assert_allclose(alone_bf16.snippet_scores[video_id], expected, atol=2e-2)
+    assert bf16.value == pytest.approx(fp32.value, abs=0.02)
+
+
+def test_tf32_evaluation_equals_fp32_on_cpu(model, test_set):
+    fp32 = evaluate(model, test_set)
+    tf32 = evaluate(model, test_set, precision="tf32")
+    for video_id, expected in fp32.snippet_scores.items():
+        np.testing.assert_allclose(tf32.snippet_scores[video_id], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_padding_rows_never_reach_a_video(model, test_set):
+    """A video's scores do not change with the chunk's other videos or with garbage left in freed memory."""
+    dictionary = test_set.dictionary[0]
+    scorer = PackedScorer(model, dictionary)
+    short = test_set.videos[0]  # 1 snippet
+    alone = scorer([short], PackedChunk.plan([1], 3, test_set.device))[0, :1]
+    big = [test_set.videos[index] for index in (11, 0, 4)]
+    together = scorer(big, PackedChunk.plan([video.shape[1] for video in big], 3, test_set.device))
+    torch.testing.assert_close(together[1, :1], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_chunk_plan_covers_every_video_once_within_the_limit():
+    lengths = [5, 80, 13, 13, 14, 40, 41, 300, 7, 7, 7]
+    for max_snippets in (1, 50, 200, 10_000):
+        chunks = plan_chunks(lengths, max_snippets, overhead=24)
+        assert sorted(index for chunk in chunks for index in chunk) == list(range(len(lengths)))
+        for chunk in chunks:
+            padded = len(chunk) * (max(lengths[index] for index in chunk) + GAP)
+            assert len(chunk) == 1 or padded <= max_snippets
+        ordered = [lengths[index] for chunk in chunks for index in chunk]
+        assert ordered == sorted(ordered)
+    # With room for everything, the plan still splits very different lengths apart (padding costs more).
+    assert len(plan_chunks([10] * 20 + [1000], 100_000, overhead=24)) == 2
+
+
+def test_auto_chunk_size_keeps_the_ucf_crime_test_set_within_24_gb():
+    lengths = SHAPES["ucf-crime"].test_lengths
+    features = sum(lengths) * 10 * 2048 * 4
+    assert 5.5e9 < features < 5.9e9
+    per_snippet = activation_bytes_per_snippet(10, 2048, 400, max(lengths), torch.float32)
+    assert features + CUDA_MAX_SNIPPETS * per_snippet < 20e9  # plus the model (0.3 GB) and allocator slack
+
+
+def test_auto_chunk_size_on_cpu(test_set):
+    assert auto_max_snippets(test_set) >= max(LENGTHS) + GAP
+
+
+def test_device_test_set_from_tensors_matches_the_loader_layout(test_set):
+    assert isinstance(test_set, DeviceTestSet)
+    assert [video.shape for video in test_set.videos] == [(3, length, 64) for length in LENGTHS]
+    assert test_set.dictionary.shape == (1, 6, 64)
+    assert float(test_set.positives.sum() + test_set.negatives.sum()) == 16 * sum(LENGTHS)

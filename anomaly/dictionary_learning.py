@@ -51,7 +51,8 @@ def regular_features_file(dictionary_root: PathLike, dataset: str, feature_size:
 def task_dictionary_file(
     dictionary_root: PathLike, dataset: str, ratio: int, max_iter: int = 100, algorithm: str = TRANSFORM_ALGORITHM
 ) -> Path:
-    return Path(dictionary_root) / dataset / f"{dataset}_dictionaries.taskaware.{algorithm}.{max_iter}iters.{ratio}pct.npy"
+    name = f"{dataset}_dictionaries.taskaware.{algorithm}.{max_iter}iters.{ratio}pct.npy"
+    return Path(dictionary_root) / dataset / name
 
 
 def universal_states_file(dictionary_root: PathLike, dataset: str) -> Path:

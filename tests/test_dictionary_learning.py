@@ -237,3 +237,18 @@ def test_universal_states_are_cached_and_univ_task_stacks_them_above_the_task_at
                                                      regular_features=regular_file,
                                                      universal_dictionary=universal_file))
     np.testing.assert_array_equal(load_modality_dictionary(config, feature_size=16), both)
+
+
+@pytest.mark.parametrize("script", ["data/shanghaitech/shanghaitech_dictionary_learning.py",
+                                    "data/ucf-crime/ucf_crime_dictionary_learning.py"])
+def test_the_dataset_scripts_run_from_the_repository_root(script):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, script, "--help"], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for option in ("--backbone", "--batch_size", "--workers", "--dataset", "--quantize_size", "--max_iter",
+                   "--root_path", "--dictionary_path", "--seed", "--debug"):
+        assert option in result.stdout

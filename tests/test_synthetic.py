@@ -150,7 +150,8 @@ def test_the_config_matches_the_default_dataset():
 
 
 def run_tool(*args):
-    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", REPO / "tools" / "make_synthetic_dataset.py")
+    path = REPO / "tools" / "make_synthetic_dataset.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     stdout, stderr = io.StringIO(), io.StringIO()

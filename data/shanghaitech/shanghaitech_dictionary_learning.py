@@ -2,7 +2,8 @@
 
     python data/shanghaitech/shanghaitech_dictionary_learning.py [--max_iter 100] [--seed 42] [--debug] ...
 
-Builds ``dictionary/shanghaitech/shanghaitech_regular_features-2048dim.training.pickle`` first when it is missing, then writes
+Builds ``dictionary/shanghaitech/shanghaitech_regular_features-2048dim.training.pickle``
+first when it is missing, then writes
 ``dictionary/shanghaitech/shanghaitech_dictionaries.taskaware.omp.100iters.<R>pct.npy``. The options are the published
 script's; the work is done by ``anomaly.dictionary_learning`` (run with --help for all options).
 """

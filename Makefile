@@ -5,6 +5,9 @@ STAMP := $(VENV)/.requirements-installed
 
 .PHONY: test demo clean-venv
 
+# The demo: a synthetic dataset in the real layout, its dictionary, a short training run and the AUC table.
+DEMO_STEPS ?= 200
+
 # The virtual environment is rebuilt whenever requirements.txt changes.
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +16,14 @@ $(STAMP): requirements.txt
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest -q tests
+
+demo: $(STAMP)
+	$(VENV_PYTHON) tools/make_synthetic_dataset.py
+	$(VENV_PYTHON) tools/learn_dictionary.py --dataset synthetic
+	$(VENV_PYTHON) tools/trainval_anomaly_detector.py --dataset synthetic --version demo \
+		--max_epoch $(DEMO_STEPS) --evaluate_min_step 0 --evaluate_freq 25
+	$(VENV_PYTHON) tools/trainval_anomaly_detector.py --dataset synthetic --version demo \
+		--inference --resume checkpoint/demo/synthetic_s3r_i3d_best.pth
 
 clean-venv:
 	rm -rf $(VENV)

@@ -9,7 +9,7 @@ Every video is read once and held in memory: training videos already resampled t
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -100,6 +100,27 @@ def load_ground_truth(path: PathLike, video_ids: Sequence[str]) -> Dict[str, np.
     return labels
 
 
+def load_split(
+    root: PathLike,
+    dataset: str,
+    backbone: str,
+    subset: str,
+    video_ids: Sequence[str],
+    num_crops: Optional[int],
+    feature_size: int,
+    progress: bool,
+    description: str,
+) -> Iterator[np.ndarray]:
+    """The validated ``T N C`` features of each listed video of ``subset`` (train / test), in list order.
+
+    Without ``num_crops`` the first video's crop count becomes the one every other video must have.
+    """
+    for video_id in tqdm(video_ids, desc=description, disable=not progress):
+        features = load_features(feature_file(root, dataset, backbone, subset, video_id), num_crops, feature_size)
+        num_crops = features.shape[1]
+        yield features
+
+
 class TrainingVideos:
     """One class of training videos (normal or anomalous), resampled to ``quantize_size`` snippets, in memory.
 
@@ -124,15 +145,11 @@ class TrainingVideos:
         self.label = label
         self.dictionary = dictionary
         feature_size = dictionary.shape[1] if feature_size is None else feature_size
-        name = "anomalous" if label else "normal"
-        videos = []
-        for video_id in tqdm(self.video_ids, desc=f"loading {name} training videos", disable=not progress):
-            features = load_features(
-                feature_file(root, dataset, backbone, "train", video_id), num_crops, feature_size
-            )
-            num_crops = features.shape[1]
-            videos.append(resample_snippets(features, quantize_size))
-        self.videos = np.stack(videos)
+        videos = load_split(
+            root, dataset, backbone, "train", self.video_ids, num_crops, feature_size, progress,
+            f"loading {'anomalous' if label else 'normal'} training videos",
+        )
+        self.videos = np.stack([resample_snippets(features, quantize_size) for features in videos])
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -166,9 +183,10 @@ class TestVideos:
         feature_size = dictionary.shape[1] if feature_size is None else feature_size
         labels = load_ground_truth(ground_truth, self.video_ids)
         self.videos = []
-        for video_id in tqdm(self.video_ids, desc="loading test videos", disable=not progress):
-            features = load_features(feature_file(root, dataset, backbone, "test", video_id), num_crops, feature_size)
-            num_crops = features.shape[1]
+        videos = load_split(
+            root, dataset, backbone, "test", self.video_ids, num_crops, feature_size, progress, "loading test videos"
+        )
+        for video_id, features in zip(self.video_ids, videos):
             expected = FRAMES_PER_SNIPPET * features.shape[0]
             if len(labels[video_id]) != expected:
                 raise InputError(

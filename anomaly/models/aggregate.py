@@ -9,6 +9,7 @@ non-local sums run over real snippets only, and the non-local block divides by e
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -30,13 +31,27 @@ def masked_group_norm(x: Tensor, norm: nn.GroupNorm, mask: Tensor) -> Tensor:
     return (normalised * norm.weight.to(x.dtype).view(1, -1, 1) + norm.bias.to(x.dtype).view(1, -1, 1)).to(dtype)
 
 
-def conv_norm_relu(block: nn.Sequential, x: Tensor, mask: Optional[Tensor]) -> Tensor:
-    """Run a ``Conv1d [+ GroupNorm] + ReLU`` block on ``x`` (B C T), masking padded snippets when ``mask`` is given."""
-    if mask is None:
+def folded_conv(conv: nn.Conv1d, coefficients: Tensor, basis: Tensor) -> Tensor:
+    """``conv`` applied to x = basisᵀ·coefficients without forming x: coefficients B K T, basis K C.
+
+    The weight (out, C, k) is folded with the basis into (out, K, k): K input channels instead of C.
+    """
+    weight = torch.einsum("ock,sc->osk", conv.weight, basis.to(conv.weight.dtype))
+    return F.conv1d(coefficients, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def conv_norm_relu(block: nn.Sequential, x: Tensor, mask: Optional[Tensor], basis: Optional[Tensor] = None) -> Tensor:
+    """Run a ``Conv1d [+ GroupNorm] + ReLU`` block on ``x`` (B C T), masking padded snippets when ``mask`` is given.
+
+    With ``basis`` (K × C), ``x`` holds coefficients (B K T) of the block's real input basisᵀ·x (``folded_conv``).
+    """
+    if mask is None and basis is None:
         return block(x)
-    out = block[0](x * mask.unsqueeze(1).to(x.dtype))
+    if mask is not None:
+        x = x * mask.unsqueeze(1).to(x.dtype)
+    out = block[0](x) if basis is None else folded_conv(block[0], x, basis)
     for layer in block[1:]:
-        out = masked_group_norm(out, layer, mask) if isinstance(layer, nn.GroupNorm) else layer(out)
+        out = masked_group_norm(out, layer, mask) if isinstance(layer, nn.GroupNorm) and mask is not None else layer(out)
     return out
 
 
@@ -107,10 +122,18 @@ class Aggregate(nn.Module):
             nn.ReLU(),
         )
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """x: B T C, mask: B T (optional) -> B T C."""
-        residual = x.transpose(1, 2)  # B C T
-        branches = [conv_norm_relu(conv, residual, mask) for conv in (self.conv_1, self.conv_2, self.conv_3)]
-        branches.append(self.non_local(conv_norm_relu(self.conv_4, residual, mask), mask))
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, basis: Optional[Tensor] = None) -> Tensor:
+        """x: B T C, mask: B T (optional) -> B T C.
+
+        With ``basis`` (K × C, K < C), ``x`` is given as coefficients B T K of the input x·basis: the four first
+        convolutions then take K input channels instead of C (the same function, less work), see ``folded_conv``.
+        """
+        if basis is None:
+            residual = first = x.transpose(1, 2)  # B C T
+        else:
+            first = x.transpose(1, 2)  # B K T
+            residual = (x @ basis.to(x.dtype)).transpose(1, 2)
+        branches = [conv_norm_relu(conv, first, mask, basis) for conv in (self.conv_1, self.conv_2, self.conv_3)]
+        branches.append(self.non_local(conv_norm_relu(self.conv_4, first, mask, basis), mask))
         fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), mask)
         return (fused + residual).transpose(1, 2)

@@ -268,8 +268,11 @@ class PackedScorer:
             self.query = (attention.query_embedding.weight.double().t() @ keys.t()).to(dtype).contiguous()  # C × S
             self.query_bias = (attention.query_embedding.bias.double() @ keys.t()).to(dtype)
             self.values = values.float()  # S × C, for mean(A)·V
+            # Folding pays when there are fewer atoms than channels; otherwise the macro branch gets A·V itself.
+            self.fold = dictionary.shape[0] < dictionary.shape[1]
+            self.values_matrix = None if self.fold else values.to(dtype)
             self.video_block = _AggregateWeights(model.video_embedding[0], dtype)
-            self.macro_block = _AggregateWeights(model.macro_embedding[0], dtype, basis=values)
+            self.macro_block = _AggregateWeights(model.macro_embedding[0], dtype, basis=values if self.fold else None)
             gate = model.de_normal.channel_attention.channel_gate.mlp
             self.gate = [(layer.weight.float().t().contiguous(), layer.bias.float()) for layer in (gate[1], gate[3])]
             classifier = [model.video_classifier[index] for index in (0, 3, 6)]
@@ -297,11 +300,17 @@ class PackedScorer:
 
         with timer("en-Normal"):  # attention of every snippet over the atoms (float32 softmax): coefficients of V
             logits = torch.addmm(self.query_bias, x, self.query)
-            coefficients = _padded(rows, logits.shape[1], logits)
-            coefficients[GAP : GAP + rows] = torch.softmax(logits.float(), dim=1)
+            attention = torch.softmax(logits.float(), dim=1)
             del logits
-            chunk.zero_tails_(coefficients[GAP : GAP + rows])
-            macro_mean = _time_mean(coefficients[GAP : GAP + rows], chunk) @ self.values  # the residual's time mean
+            chunk.zero_tails_(attention)
+            macro_mean = _time_mean(attention, chunk) @ self.values  # the residual's time mean
+            if self.fold:
+                coefficients = _padded(rows, attention.shape[1], self.query)
+                coefficients[GAP : GAP + rows] = attention
+            else:  # the reconstruction itself (tails stay zero)
+                coefficients = _padded(rows, channels, self.query)
+                torch.mm(attention.to(self.dtype), self.values_matrix, out=coefficients[GAP : GAP + rows])
+            del attention
         fused = self.macro_block(coefficients, chunk, timer, "macro Aggregate")
         with timer("de-Normal gate"):
             macro_mean += _time_mean(fused, chunk)

@@ -166,3 +166,53 @@ def test_device_test_set_from_tensors_matches_the_loader_layout(test_set):
     assert [video.shape for video in test_set.videos] == [(3, length, 64) for length in LENGTHS]
     assert test_set.dictionary.shape == (1, 6, 64)
     assert float(test_set.positives.sum() + test_set.negatives.sum()) == 16 * sum(LENGTHS)
+
+
+def test_folding_the_dictionary_changes_nothing_but_rounding():
+    """S3R.fold_dictionary (the default) against the published order of operations: outputs and gradients."""
+    torch.manual_seed(0)
+    model = S3R(64, batch_size=2)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if "alter.1" in name and tensor.is_floating_point():
+                tensor.copy_(torch.rand_like(tensor) + 0.5)
+    video = torch.rand(4, 3, 32, 64)
+    dictionary = torch.rand(6, 64).expand(4, -1, -1)
+    results = {}
+    for fold in (False, True):
+        model.fold_dictionary = fold
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks
+        outputs = model(video, dictionary)
+        sum(value.float().sum() for value in outputs.values()).backward()
+        results[fold] = (outputs, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    (published, published_grads), (folded, folded_grads) = results[False], results[True]
+    for name in published:
+        torch.testing.assert_close(folded[name], published[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert folded_grads.keys() == published_grads.keys()
+    for name, expected in published_grads.items():
+        # Some true gradients are exactly zero (biases before a training-mode BatchNorm or a softmax): there both
+        # hold float32 rounding noise, bounded relative to the largest gradients.
+        atol = 2e-5 * float(expected.abs().max()) + 1e-4
+        torch.testing.assert_close(folded_grads[name], expected, rtol=1e-4, atol=atol, msg=name)
+    model.eval()
+    with torch.no_grad():
+        scores = {}
+        for fold in (False, True):
+            model.fold_dictionary = fold
+            scores[fold] = model.snippet_scores(video[:1, :, :7], dictionary[:1])
+    torch.testing.assert_close(scores[True], scores[False], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("num_atoms", [6, 64, 100])
+def test_packed_scores_with_more_atoms_than_channels(model, num_atoms):
+    """With S ≥ C the scorer does not fold the dictionary; either way it equals the modules."""
+    videos = [torch.rand(3, length, 64) for length in (1, 9, 4)]
+    dictionary = torch.rand(num_atoms, 64)
+    scorer = PackedScorer(model, dictionary)
+    assert scorer.fold == (num_atoms < 64)
+    scores = scorer(videos, PackedChunk.plan([1, 9, 4], 3, torch.device("cpu")))
+    with torch.no_grad():
+        for row, video in enumerate(videos):
+            expected = model.snippet_scores(video.unsqueeze(0), dictionary.unsqueeze(0))[0, :, 0]
+            torch.testing.assert_close(scores[row, : video.shape[1]], expected, rtol=1e-5, atol=1e-6)

@@ -216,3 +216,22 @@ def test_packed_scores_with_more_atoms_than_channels(model, num_atoms):
         for row, video in enumerate(videos):
             expected = model.snippet_scores(video.unsqueeze(0), dictionary.unsqueeze(0))[0, :, 0]
             torch.testing.assert_close(scores[row, : video.shape[1]], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluation_halves_its_chunks_when_the_gpu_runs_out_of_memory(model, test_set, monkeypatch):
+    from anomaly.engine import evaluator
+
+    real = evaluator._score_packed
+    tried = []
+
+    def tight_memory(model, test_set, max_snippets, dtype):
+        tried.append(max_snippets)
+        if max_snippets > 150:
+            raise torch.cuda.OutOfMemoryError("out of memory (simulated)")
+        return real(model, test_set, max_snippets, dtype)
+
+    monkeypatch.setattr(evaluator, "_score_packed", tight_memory)
+    alone = evaluate(model, test_set, one_at_a_time=True)
+    result = evaluate(model, test_set, max_snippets=1000)
+    assert tried == [1000, 500, 250, 125]
+    assert result.value == pytest.approx(alone.value, abs=1e-6)

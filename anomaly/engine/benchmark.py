@@ -122,7 +122,7 @@ def settings_for(device: str, quick: bool = False, **overrides) -> BenchmarkSett
         )  # fmt: skip
     elif device_type == "cpu":
         settings = BenchmarkSettings(
-            device=device, batch_size=8, test_videos=40, train_videos=16, steps=1, repeats=1, warmup=0,
+            device=device, batch_size=8, test_videos=40, train_videos=16, steps=2, repeats=1, warmup=0,
             notes=["CPU defaults: 2 x 8 videos a step instead of 2 x 32 and 40 of the test videos; times are "
                    "extrapolated linearly to the full sizes for the protocol (--batch-size 32 --test-videos 0 for all)"],
         )  # fmt: skip
@@ -358,6 +358,7 @@ class BenchmarkResult:
     max_snippets: int
     padded_positions: int
     rows: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    times_ms: Dict[str, Dict[str, List[float]]] = field(default_factory=dict)  # every timed repetition
     checks: Dict[str, float] = field(default_factory=dict)
     breakdown: Dict[str, Dict[str, float]] = field(default_factory=dict)
     breakdown_snippets: int = 0
@@ -479,6 +480,7 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     eval_scale = result.full_test_snippets / result.test_snippets
     for name, one, fast in (("train step", one_train, fast_train), ("evaluation", one_eval, fast_eval)):
         result.rows[f"{name} (ms)"] = {"one": one.ms, "fast": fast.ms}
+        result.times_ms[name] = {"one": one.times_ms, "fast": fast.times_ms}
     protocol = {
         path: (PROTOCOL_STEPS * train.ms * train_scale + PROTOCOL_EVALUATIONS * evaluation.ms * eval_scale) / 3.6e6
         for path, train, evaluation in (("one", one_train, one_eval), ("fast", fast_train, fast_eval))

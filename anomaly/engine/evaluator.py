@@ -182,6 +182,19 @@ def _score_packed(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, 
     return scores
 
 
+def _score_packed_within_memory(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
+    """``_score_packed``, halving the chunks when the GPU runs out of memory (down to one video per chunk)."""
+    smallest = int(test_set.lengths.max()) + GAP
+    while True:
+        try:
+            return _score_packed(model, test_set, max_snippets, dtype)
+        except torch.cuda.OutOfMemoryError:
+            if max_snippets <= smallest:
+                raise
+            torch.cuda.empty_cache()
+            max_snippets = max(smallest, max_snippets // 2)
+
+
 def _score_masked_modules(model: nn.Module, test_set: DeviceTestSet, max_snippets: int) -> List[Tensor]:
     """Any model with ``snippet_scores(video, dictionary, mask)``: padded chunks run module by module."""
     scores: List[Optional[Tensor]] = [None] * len(test_set.videos)
@@ -218,7 +231,7 @@ def score_test_set(
             else:
                 limit = auto_max_snippets(test_set, dtype) if max_snippets is None else max_snippets
                 if isinstance(model, S3R):
-                    scores = _score_packed(model, test_set, limit, dtype)
+                    scores = _score_packed_within_memory(model, test_set, limit, dtype)
                 else:
                     scores = _score_masked_modules(model, test_set, limit)
     finally:

@@ -556,7 +556,7 @@ def format_report(result: BenchmarkResult) -> str:
         f"  fast evaluation: {result.chunks} chunks of at most {result.max_snippets:,} padded positions, "
         f"{result.padded_positions:,} positions for {result.test_snippets:,} snippets "
         f"({100 * (result.padded_positions / result.test_snippets - 1):.1f} % padding and gaps)",
-        f"  protocol: {PROTOCOL_STEPS:,} steps + {PROTOCOL_EVALUATIONS:,} evaluations; memory: {result.memory_kind}",
+        f"  protocol: {PROTOCOL_STEPS:,} steps + {PROTOCOL_EVALUATIONS:,} evaluations; times: medians; memory: {result.memory_kind}",
     ]
     lines += [f"  note: {note}" for note in result.notes]
     header = f"{'':32}{'one at a time':>16}{'fast':>14}{'ratio (one/fast)':>20}"

@@ -35,6 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--train-videos", type=int, help="resident training videos per class (default: dataset's)")
     parser.add_argument("--feature-size", type=int, help="channels (full: 2048)")
     parser.add_argument("--num-crops", type=int, help="crops (full: 10)")
+    parser.add_argument("--num-atoms", type=int, help="dictionary atoms (default: 158 shanghaitech, 400 ucf-crime)")
     parser.add_argument("--max-snippets", type=int, help="padded positions per evaluation chunk (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads")
     parser.add_argument("--seed", type=int)
@@ -59,6 +60,7 @@ def main(argv=None) -> int:
         train_videos=args.train_videos,
         feature_size=args.feature_size,
         num_crops=args.num_crops,
+        num_atoms=args.num_atoms,
         max_snippets=args.max_snippets,
         threads=args.threads,
         seed=args.seed,

@@ -9,7 +9,7 @@ Every video is read once and held in memory: training videos already resampled t
 
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -108,17 +108,22 @@ def load_split(
     video_ids: Sequence[str],
     num_crops: Optional[int],
     feature_size: int,
+    prepare: Callable[[str, np.ndarray], np.ndarray],
     progress: bool,
     description: str,
-) -> Iterator[np.ndarray]:
-    """The validated ``T N C`` features of each listed video of ``subset`` (train / test), in list order.
+) -> List[np.ndarray]:
+    """``prepare(video_id, features)`` of each listed video of ``subset`` (train / test), in list order.
 
-    Without ``num_crops`` the first video's crop count becomes the one every other video must have.
+    Features are validated ``T N C`` arrays; without ``num_crops`` the first video's crop count becomes the one
+    every other video must have. Only the prepared arrays are kept (a long video is resampled, then dropped).
     """
-    for video_id in tqdm(video_ids, desc=description, disable=not progress):
-        features = load_features(feature_file(root, dataset, backbone, subset, video_id), num_crops, feature_size)
-        num_crops = features.shape[1]
-        yield features
+    prepared = []
+    with tqdm(video_ids, desc=description, disable=not progress) as videos:
+        for video_id in videos:
+            features = load_features(feature_file(root, dataset, backbone, subset, video_id), num_crops, feature_size)
+            num_crops = features.shape[1]
+            prepared.append(prepare(video_id, features))
+    return prepared
 
 
 class TrainingVideos:
@@ -146,10 +151,11 @@ class TrainingVideos:
         self.dictionary = dictionary
         feature_size = dictionary.shape[1] if feature_size is None else feature_size
         videos = load_split(
-            root, dataset, backbone, "train", self.video_ids, num_crops, feature_size, progress,
-            f"loading {'anomalous' if label else 'normal'} training videos",
+            root, dataset, backbone, "train", self.video_ids, num_crops, feature_size,
+            lambda _, features: resample_snippets(features, quantize_size),
+            progress, f"loading {'anomalous' if label else 'normal'} training videos",
         )
-        self.videos = np.stack([resample_snippets(features, quantize_size) for features in videos])
+        self.videos = np.stack(videos)
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -182,11 +188,8 @@ class TestVideos:
         self.dictionary = dictionary
         feature_size = dictionary.shape[1] if feature_size is None else feature_size
         labels = load_ground_truth(ground_truth, self.video_ids)
-        self.videos = []
-        videos = load_split(
-            root, dataset, backbone, "test", self.video_ids, num_crops, feature_size, progress, "loading test videos"
-        )
-        for video_id, features in zip(self.video_ids, videos):
+
+        def check_length(video_id: str, features: np.ndarray) -> np.ndarray:
             expected = FRAMES_PER_SNIPPET * features.shape[0]
             if len(labels[video_id]) != expected:
                 raise InputError(
@@ -194,7 +197,12 @@ class TestVideos:
                     f"video '{video_id}' has num_frames = {len(labels[video_id])} but its features give "
                     f"16 x {features.shape[0]} = {expected}",
                 )
-            self.videos.append(features)
+            return features
+
+        self.videos = load_split(
+            root, dataset, backbone, "test", self.video_ids, num_crops, feature_size, check_length,
+            progress, "loading test videos",
+        )
         self.frame_labels = np.concatenate([labels[video_id] for video_id in self.video_ids])
 
     @property

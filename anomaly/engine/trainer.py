@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from anomaly.engine.precision import autocast
+from anomaly.engine.precision import autocast, tf32_switches
 from anomaly.losses import s3r_losses
 
 
@@ -107,13 +107,14 @@ def train_step(
     """
     model.train()
     videos = torch.cat((normal_videos, anomalous_videos), dim=0)
-    with autocast(precision, videos.device):
-        outputs = model(videos, dictionary.expand(videos.shape[0], -1, -1))
-    outputs = {name: value.float() for name, value in outputs.items()}
-    losses = s3r_losses(outputs, batch_size=normal_videos.shape[0])
-    optimizer.zero_grad(set_to_none=True)
-    losses["total"].backward()
-    optimizer.step()
+    with tf32_switches(precision, videos.device):
+        with autocast(precision, videos.device):
+            outputs = model(videos, dictionary.expand(videos.shape[0], -1, -1))
+        outputs = {name: value.float() for name, value in outputs.items()}
+        losses = s3r_losses(outputs, batch_size=normal_videos.shape[0])
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
     return {name: loss.detach() for name, loss in losses.items()}
 
 

@@ -26,8 +26,8 @@ Work saved over running the modules (all of it exact in exact arithmetic):
 Folded weights are computed once per scorer in float64. With ``dtype=torch.bfloat16`` the matrix products run
 in bfloat16 while GroupNorm statistics, time means, the softmax, the channel gate and the final sigmoid run in
 float32. On CUDA the products that replace the Aggregate blocks' convolutions follow cuDNN's TF32 setting
-(``torch.backends.cudnn.allow_tf32``, on by default, so "fp32" convolutions ran in TF32 in the published runs
-too) and the others the matmul setting, as the modules would.
+(``torch.backends.cudnn.allow_tf32``, which ``--precision`` sets: off for fp32, on for tf32 and bf16) and the
+others the matmul setting, as the modules would.
 """
 
 import contextlib
@@ -51,7 +51,7 @@ def no_timer(_section: str) -> ContextManager:
 @contextlib.contextmanager
 def _matmuls_like_convolutions(device: torch.device):
     """On CUDA, let the matrix products that replace convolutions use TF32 exactly when cuDNN's convolutions
-    would (``torch.backends.cudnn.allow_tf32``, on by default, as in the published runs); elsewhere nothing."""
+    would (``torch.backends.cudnn.allow_tf32``, see ``anomaly.engine.precision``); elsewhere nothing."""
     if device.type != "cuda":
         yield
         return

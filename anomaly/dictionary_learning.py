@@ -31,6 +31,7 @@ from tqdm import tqdm
 from anomaly.data.datasets import load_dictionary, split_training_list
 from anomaly.data.features import feature_file, load_features, resample_snippets
 from anomaly.errors import InputError
+from anomaly.files import save_npy, save_pickle
 
 PathLike = Union[str, Path]
 MODALITIES = ("taskaware", "universal", "univ-task")
@@ -88,8 +89,7 @@ def write_regular_features(features: Dict[str, np.ndarray], path: PathLike) -> P
     """Pickle ``{"feature": features}`` (the published file's layout)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:
-        pickle.dump({"feature": features}, file, protocol=pickle.HIGHEST_PROTOCOL)
+    save_pickle({"feature": features}, path)
     return path
 
 
@@ -287,7 +287,7 @@ def load_universal_states(
     regular = load_regular_features(regular_file, feature_size)
     states = universal_states(regular.values(), universal, source=universal_dictionary_file)
     states_file.parent.mkdir(parents=True, exist_ok=True)
-    np.save(states_file, states)
+    save_npy(states, states_file)
     return states
 
 
@@ -430,12 +430,12 @@ def learn_dataset_dictionary(args) -> List[Path]:
     )
     output = task_dictionary_file(args.dictionary_path, args.dataset, ratio, max_iter)
     output.parent.mkdir(parents=True, exist_ok=True)
-    np.save(output, dictionary)
+    save_npy(dictionary, output)
     written.append(output)
     if args.universal_dictionary is not None:
         states = universal_states(regular.values(), load_dictionary(args.universal_dictionary),
                                   source=args.universal_dictionary)
         states_file = universal_states_file(args.dictionary_path, args.dataset)
-        np.save(states_file, states)
+        save_npy(states, states_file)
         written.append(states_file)
     return written

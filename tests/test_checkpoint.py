@@ -7,8 +7,9 @@ import pickle
 import pytest
 import torch
 
-from anomaly.engine import checkpoint as checkpoint_io
-from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of, save_torch
+from anomaly import files
+from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
+from anomaly.files import save_torch
 from anomaly.errors import InputError
 from anomaly.models import S3R
 
@@ -47,7 +48,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, model, m
         file.write(b"partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(checkpoint_io.torch, "save", disk_full)
+    monkeypatch.setattr(files.torch, "save", disk_full)
     with pytest.raises(InputError, match="No space left on device.*previous version is intact"):
         save_torch({"weights": torch.zeros(3)}, path)
     assert path.read_bytes() == before

@@ -33,6 +33,7 @@ import numpy as np
 from anomaly.data.datasets import VIDEO_ID_COLUMN, read_video_list
 from anomaly.data.features import FRAMES_PER_SNIPPET, num_snippets
 from anomaly.errors import InputError
+from anomaly.files import save_text
 
 PathLike = Union[str, Path]
 DATASETS = ("shanghaitech", "ucf-crime", "xd-violence")
@@ -393,7 +394,7 @@ def write_ground_truth(labels: Dict[str, np.ndarray], path: PathLike) -> Path:
     """Write ``labels`` as the published ground-truth json (no trailing newline, as the published file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(ground_truth_json(labels))
+    save_text(ground_truth_json(labels), path)
     return path
 
 
@@ -451,7 +452,7 @@ def write_video_list(video_ids: Sequence[str], path: PathLike) -> Path:
     """A one-column csv with the header ``video-id``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([VIDEO_ID_COLUMN, *video_ids]) + "\n")
+    save_text("\n".join([VIDEO_ID_COLUMN, *video_ids]) + "\n", path)
     return path
 
 

@@ -35,13 +35,11 @@ from anomaly.engine.checkpoint import (
     load_checkpoint,
     load_model_weights,
     model_state_of,
-    save_pickle,
-    save_text,
-    save_torch,
 )
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.errors import InputError
+from anomaly.files import save_pickle, save_text, save_torch
 from anomaly.models import S3R
 
 LOGGER_NAME = "AnomalyDetection"

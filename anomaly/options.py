@@ -6,9 +6,6 @@ from typing import List, Literal, Optional
 
 from tap import Tap
 
-DATASETS = ("shanghaitech", "ucf-crime", "xd-violence", "synthetic")
-
-
 class S3RArgumentParser(Tap):
     # network
     backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor of the features on disk

@@ -153,4 +153,10 @@ def test_video_listed_twice(files):
 
 def test_list_without_header(files):
     files["training_list"].write_text("a\nb\n")
-    expect_error("must start with the header 'video-id'", read_video_list, files["training_list"])
+    expect_error("needs a 'video-id' column in its header line", read_video_list, files["training_list"])
+
+
+def test_list_read_like_pandas_reads_it(files):
+    # An index column written by pandas, quoted ids and Windows line endings are all fine.
+    files["training_list"].write_text(',video-id,label\r\n0,"01_001",1\r\n1,01_002,0\r\n\r\n')
+    assert read_video_list(files["training_list"]) == ["01_001", "01_002"]

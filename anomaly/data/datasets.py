@@ -7,6 +7,7 @@ On disk (see README):
 Every video is read once and held in memory: training videos already resampled to ``quantize_size`` snippets.
 """
 
+import csv
 import json
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -22,21 +23,32 @@ VIDEO_ID_COLUMN = "video-id"
 
 
 def read_video_list(path: PathLike) -> List[str]:
-    """Video ids of a one-column csv list with the header ``video-id``; duplicates are an error."""
+    """Video ids of a csv list: the ``video-id`` column (any position, as pandas would read it), in file order.
+
+    Empty rows are skipped; a missing column, an empty list or a video listed twice is an error.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "video list not found")
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    lines = [line for line in lines if line]
-    if not lines or lines[0].split(",")[0] != VIDEO_ID_COLUMN:
-        raise InputError(path, f"a video list must start with the header '{VIDEO_ID_COLUMN}'")
-    video_ids = [line.split(",")[0] for line in lines[1:]]
+    try:
+        rows = [row for row in csv.reader(path.read_text().splitlines()) if any(cell.strip() for cell in row)]
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise InputError(path, f"not a readable csv list ({error})") from None
+    header = [cell.strip() for cell in rows[0]] if rows else []
+    if VIDEO_ID_COLUMN not in header:
+        raise InputError(path, f"a video list needs a '{VIDEO_ID_COLUMN}' column in its header line")
+    column = header.index(VIDEO_ID_COLUMN)
+    video_ids = []
+    for line_number, row in enumerate(rows[1:], start=2):
+        if column >= len(row) or not row[column].strip():
+            raise InputError(path, f"row {line_number} has no '{VIDEO_ID_COLUMN}' value")
+        video_ids.append(row[column].strip())
     if not video_ids:
         raise InputError(path, "the video list is empty")
     seen = set()
-    for line_number, video_id in enumerate(video_ids, start=2):
+    for video_id in video_ids:
         if video_id in seen:
-            raise InputError(path, f"video '{video_id}' is listed twice (line {line_number})")
+            raise InputError(path, f"video '{video_id}' is listed twice")
         seen.add(video_id)
     return video_ids
 

@@ -10,6 +10,7 @@ from configs.base import dataset_files
 dataset = "xd-violence"
 num_anomalous_train = 1905
 dictionary_ratio = 50
+num_crops = 5  # the RTFM release of XD-Violence I3D features has five crops per snippet
 random_state = 823
 metric = "AP"
 files = dataset_files(dataset, dictionary_ratio)

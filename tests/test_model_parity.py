@@ -168,3 +168,11 @@ def test_a_batch_of_normal_videos_only_uses_them_for_both_halves():
     with torch.no_grad():
         outputs = model(torch.rand(2, 3, 8, 64), torch.rand(2, 5, 64))
     assert torch.equal(outputs["anomaly_score"], outputs["regular_score"])
+
+
+def test_a_quantize_size_below_10_still_selects_one_snippet():
+    torch.manual_seed(0)
+    model = S3R(64, batch_size=1, quantize_size=5).train()
+    outputs = model(torch.rand(2, 3, 5, 64), torch.rand(2, 4, 64))
+    assert outputs["feature_select_anomaly"].shape == (3, 1, 64)
+    assert torch.isfinite(outputs["anomaly_score"]).all()

@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     except TrainingInterrupted as interruption:
         print(str(interruption), file=sys.stderr)
         return 128 + interruption.signal_number
+    except KeyboardInterrupt:
+        print("interrupted outside the training steps (during them, SIGINT saves the state first)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -163,8 +163,9 @@ class S3R(nn.Module):
             raise ValueError(f"feature size must be a multiple of 32 (GroupNorm groups of dim/4 channels), not {dim}")
         self.dim = dim
         self.batch_size = batch_size
-        self.k_anomaly = quantize_size // 10
-        self.k_regular = quantize_size // 10
+        # The published k = quantize_size // 10 (3), at least 1 so that a short quantize_size still selects.
+        self.k_anomaly = max(quantize_size // 10, 1)
+        self.k_regular = max(quantize_size // 10, 1)
 
         # Construction order follows the published model so that a seed gives the same initial weights.
         self.video_embedding = nn.Sequential(Aggregate(dim), nn.Dropout(dropout))

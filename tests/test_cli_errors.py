@@ -188,3 +188,17 @@ def test_unusable_checkpoints(copy, capsys, monkeypatch, make_checkpoint, proble
     extra = ["--resume", str(checkpoint)] + (["--inference"] if inference else [])
     message = run_failing(copy, capsys, monkeypatch, *extra)
     assert str(checkpoint) in message and problem in message
+
+
+@pytest.mark.parametrize(
+    "device,problem",
+    [
+        pytest.param(
+            "cuda", "no CUDA device is available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
+        ),
+        ("gpu0", "not a torch device"),
+    ],
+)
+def test_unusable_device(copy, capsys, monkeypatch, device, problem):
+    assert problem in run_failing(copy, capsys, monkeypatch, "--device", device)

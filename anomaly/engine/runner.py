@@ -232,7 +232,12 @@ class Run:
         self.args = args
         self.config = config
         self.feature_size = args.feature_size or config.feature_size
-        self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except RuntimeError:
+            raise InputError(None, f"--device {args.device}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(None, f"--device {args.device}: no CUDA device is available here (use --device cpu)")
         self.lr = args.lr if args.lr else config.init_lr
         self.files = RunFiles.of(args, config.modality)
         self.metric = config.metric
@@ -334,7 +339,8 @@ class Run:
         save_text(header + rows, self.files.score_file)
 
         start_time = time.time() - elapsed_before
-        progress = tqdm(
+        current_value = history[-1]["value"] if history else initial_value
+        progress_bar = tqdm(
             total=max_steps,
             initial=first_step - 1,
             desc=f"{args.dataset}",
@@ -342,23 +348,14 @@ class Run:
             dynamic_ncols=True,
             mininterval=1.0 if sys.stderr.isatty() else 30.0,
         )
-        current_value = history[-1]["value"] if history else initial_value
-        with deferred_signals() as received:
+        with progress_bar as progress, deferred_signals() as received:
             for step in range(first_step, max_steps + 1):
                 normal, anomalous = training.next_batch()
                 losses = train_step(model, optimizer, normal, anomalous, dictionary, args.precision)
                 evaluate_now = args.debug or (step % args.evaluate_freq == 0 and step > args.evaluate_min_step)
                 if evaluate_now:
-                    result = self._evaluate(model, test_set)
-                    current_value = result.value
-                    entry = {
-                        "step": step,
-                        "value": result.value,
-                        "loss": float(losses["total"]),
-                        "elapsed": str(datetime.timedelta(seconds=time.time() - start_time)),
-                        "now": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
-                        "improved": best is None or result.value > best["value"],
-                    }
+                    entry = self._evaluation_entry(model, test_set, step, losses, start_time, best)
+                    current_value = entry["value"]
                     history.append(entry)
                     if entry["improved"]:
                         best = entry
@@ -366,9 +363,10 @@ class Run:
                         rows += score_row(entry)
                         save_text(header + rows, self.files.score_file)
                 if step % args.plot_freq == 0 or step == max_steps or evaluate_now:
+                    best_value = best["value"] if best else initial_value
                     progress.set_postfix_str(
                         f"lr {optimizer.param_groups[0]['lr']:g}, loss {float(losses['total']):.4f}, "
-                        f"{self.metric} {current_value * 100:.3f}, best {(best['value'] if best else initial_value) * 100:.3f}",
+                        f"{self.metric} {current_value * 100:.3f}, best {best_value * 100:.3f}",
                         refresh=False,
                     )
                 progress.update(1)
@@ -376,15 +374,25 @@ class Run:
                 if stopping or step == max_steps or (args.save_freq and step % args.save_freq == 0):
                     self._save_state(model, optimizer, training, step, history, header, initial_value, start_time)
                 if stopping:
-                    progress.close()
                     raise TrainingInterrupted(received["signal"], self.files.training_state)
-        progress.close()
         save_text(header + rows + "+{}+\n".format("-" * (len(SCORE_COLUMNS.format(*[""] * 5)) - 2)), self.files.score_file)
         if history:
             table = best_evaluations_table(args.dataset, self.metric, history, args.report_k)
             logger.info(f"Summary Result on {self.metric} metric\n{table}")
         logger.info(f"Best checkpoint: {self.files.best_checkpoint}; training state: {self.files.training_state}")
         return history
+
+    def _evaluation_entry(self, model, test_set, step, losses, start_time, best) -> Dict[str, Any]:
+        """Evaluate after ``step``: the history entry (also a ``.score`` row when it improves on ``best``)."""
+        value = self._evaluate(model, test_set).value
+        return {
+            "step": step,
+            "value": value,
+            "loss": float(losses["total"]),
+            "elapsed": str(datetime.timedelta(seconds=time.time() - start_time)),
+            "now": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+            "improved": best is None or value > best["value"],
+        }
 
     def _start(self, model: S3R, test_set: DeviceTestSet, logger: logging.Logger):
         """Log the setup, evaluate the initial model and compose the ``.score`` header."""

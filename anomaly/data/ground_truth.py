@@ -26,7 +26,7 @@ feature file in the features folder or its sibling split folders.
 import json
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -215,28 +215,39 @@ def _strip_video_extension(name: str) -> str:
     return re.sub(r"\.(mp4|avi|mkv|webm)$", "", name.strip(), flags=re.IGNORECASE)
 
 
-def read_ucf_crime_txt(path: PathLike) -> Dict[str, Ranges]:
-    """``Temporal_Anomaly_Annotation_for_Testing_Videos.txt``: ``Name.mp4  Class  s1 e1 s2 e2`` per line."""
+def _read_annotation_lines(
+    path: PathLike, what: str, layout: str, accepts: Callable[[int], bool], first_range_field: int
+) -> Dict[str, Ranges]:
+    """Annotation text with one ``<video name> ... <start end pairs>`` line per video.
+
+    ``accepts(number of fields)`` checks a line's shape (``layout`` describes it in the error); the frame ranges
+    start at field ``first_range_field``. Blank lines are skipped; a video annotated twice is an error.
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "UCF-Crime annotation file not found")
+        raise InputError(path, f"{what} annotation file not found")
     annotations: Dict[str, Ranges] = {}
     for line_number, line in enumerate(path.read_text().splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
         where = f"line {line_number}"
-        if len(fields) != 6:
-            raise InputError(
-                path, f"{where}: expected 'Name.mp4 Class start1 end1 start2 end2', found {len(fields)} fields"
-            )
+        if not accepts(len(fields)):
+            raise InputError(path, f"{where}: expected '{layout}', found {len(fields)} fields")
         video_id = _strip_video_extension(fields[0])
         if video_id in annotations:
             raise InputError(path, f"{where}: video '{video_id}' is annotated twice")
-        annotations[video_id] = _parse_ranges(fields[2:], path, where)
+        annotations[video_id] = _parse_ranges(fields[first_range_field:], path, where)
     if not annotations:
         raise InputError(path, "the annotation file is empty")
     return annotations
+
+
+def read_ucf_crime_txt(path: PathLike) -> Dict[str, Ranges]:
+    """``Temporal_Anomaly_Annotation_for_Testing_Videos.txt``: ``Name.mp4  Class  s1 e1 s2 e2`` per line."""
+    return _read_annotation_lines(
+        path, "UCF-Crime", "Name.mp4 Class start1 end1 start2 end2", lambda count: count == 6, first_range_field=2
+    )
 
 
 def read_ucf_crime_mat(path: PathLike) -> Tuple[str, Ranges]:
@@ -304,24 +315,9 @@ def ucf_crime_ground_truth(
 
 def read_xd_violence_annotations(path: PathLike) -> Dict[str, Ranges]:
     """XD-Violence ``annotations.txt``: ``video_name start1 end1 [start2 end2 ...]`` per line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "XD-Violence annotation file not found")
-    annotations: Dict[str, Ranges] = {}
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        where = f"line {line_number}"
-        if len(fields) < 3:
-            raise InputError(path, f"{where}: expected 'video_name start1 end1 [start2 end2 ...]'")
-        video_id = _strip_video_extension(fields[0])
-        if video_id in annotations:
-            raise InputError(path, f"{where}: video '{video_id}' is annotated twice")
-        annotations[video_id] = _parse_ranges(fields[1:], path, where)
-    if not annotations:
-        raise InputError(path, "the annotation file is empty")
-    return annotations
+    return _read_annotation_lines(
+        path, "XD-Violence", "video_name start1 end1 [start2 end2 ...]", lambda count: count >= 3, first_range_field=1
+    )
 
 
 def xd_violence_ground_truth(

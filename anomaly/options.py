@@ -47,10 +47,10 @@ class S3RArgumentParser(Tap):
 
     def process_args(self) -> None:
         """Refuse impossible values here, with argparse's usage line and exit status 2."""
-        for name in ("batch_size", "max_epoch", "quantize_size", "evaluate_freq", "report_k"):
+        for name in ("batch_size", "max_epoch", "quantize_size", "evaluate_freq", "report_k", "plot_freq"):
             if getattr(self, name) < 1:
                 self.error(f"--{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("save_freq", "evaluate_min_step"):
+        for name in ("save_freq", "evaluate_min_step", "lr"):
             if getattr(self, name) < 0:
                 self.error(f"--{name} cannot be negative, not {getattr(self, name)}")
         if self.feature_size is not None and (self.feature_size < 32 or self.feature_size % 32):

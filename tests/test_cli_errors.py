@@ -178,8 +178,9 @@ def test_unwritable_inference_output(copy, capsys, monkeypatch):
         (lambda path: torch.save(S3R(64).state_dict(), path), "another size"),
         (lambda path: torch.save([torch.zeros(2)], path), "not a state_dict"),
         (lambda path: path.write_bytes(b"PK\x03\x04 this is not a checkpoint"), "not a readable checkpoint"),
+        (lambda path: path.write_text("garbage\n"), "not a readable checkpoint: truncated, corrupt"),
     ],
-    ids=["architecture", "size", "not-a-state-dict", "corrupt"],
+    ids=["architecture", "size", "not-a-state-dict", "corrupt", "text"],
 )
 @pytest.mark.parametrize("inference", [True, False], ids=["inference", "training"])
 def test_unusable_checkpoints(copy, capsys, monkeypatch, make_checkpoint, problem, inference):
@@ -197,8 +198,57 @@ def test_unusable_checkpoints(copy, capsys, monkeypatch, make_checkpoint, proble
             "cuda", "no CUDA device is available",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),
         ),
-        ("gpu0", "not a torch device"),
+        ("gpu0", "not a usable device"),
+        ("meta", "not a usable device"),
     ],
 )
 def test_unusable_device(copy, capsys, monkeypatch, device, problem):
     assert problem in run_failing(copy, capsys, monkeypatch, "--device", device)
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0])
+def test_ground_truth_with_a_single_class(copy, capsys, monkeypatch, label):
+    ground_truth = data_file(copy, "synthetic_ground_truth.testing.json")
+    database = json.loads(ground_truth.read_text())
+    for entry in database.values():
+        entry["labels"] = [label] * entry["num_frames"]
+    ground_truth.write_text(json.dumps(database))
+    assert "frame-level AUC needs anomalous and normal frames" in run_failing(copy, capsys, monkeypatch)
+
+
+def test_ground_truth_labels_must_be_0_or_1(copy, capsys, monkeypatch):
+    video_id, _ = first_video(copy, "test")
+    ground_truth = data_file(copy, "synthetic_ground_truth.testing.json")
+    database = json.loads(ground_truth.read_text())
+    database[video_id]["labels"] = [2.0 * label for label in database[video_id]["labels"]]
+    ground_truth.write_text(json.dumps(database))
+    assert f"video '{video_id}' has frame labels other than 0 and 1" in run_failing(copy, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("option,value", [("--plot_freq", "0"), ("--lr", "-1"), ("--batch_size", "0")])
+def test_impossible_option_values_are_usage_errors(copy, capsys, option, value):
+    with pytest.raises(SystemExit) as exited:
+        SCRIPT.main(cli_arguments(copy, "bad", option, value))
+    assert exited.value.code == 2
+    assert f"{option} " in capsys.readouterr().err
+
+
+def test_a_training_state_does_not_resume_on_other_training_videos(copy, capsys, monkeypatch):
+    monkeypatch.chdir(copy)
+    first_run = ["--max_epoch", "1", "--log_path", str(copy / "first"), "--checkpoint_path", str(copy / "first")]
+    assert SCRIPT.main(cli_arguments(copy, "first", *first_run)) == 0
+    capsys.readouterr()
+    listing = data_file(copy, "synthetic.training.csv")
+    listing.write_text("\n".join(listing.read_text().splitlines()[:-1]) + "\n")  # one normal video fewer
+    state = copy / "first" / "first" / "synthetic_s3r_i3d.state"
+    message = run_failing(copy, capsys, monkeypatch, "--resume", str(state))
+    assert str(state) in message and "belongs to another run setup" in message and "training videos" in message
+
+
+def test_a_run_without_evaluations_says_there_is_no_best_checkpoint(copy, capsys, monkeypatch):
+    monkeypatch.chdir(copy)
+    assert SCRIPT.main(cli_arguments(copy, "short", "--max_epoch", "2", "--evaluate_min_step", "5")) == 0
+    output = capsys.readouterr().out
+    assert "No evaluation ran" in output and "Best checkpoint:" not in output
+    assert (copy / "checkpoint" / "short" / "synthetic_s3r_i3d.state").is_file()
+    assert not (copy / "checkpoint" / "short" / "synthetic_s3r_i3d_best.pth").exists()

@@ -108,6 +108,8 @@ def load_ground_truth(path: PathLike, video_ids: Sequence[str]) -> Dict[str, np.
             raise InputError(path, f"entry '{video_id}' needs 'num_frames' and a list of numeric 'labels'") from None
         if frame_labels.ndim != 1 or len(frame_labels) != num_frames:
             raise InputError(path, f"video '{video_id}' has {len(frame_labels)} labels but num_frames = {num_frames}")
+        if not np.isin(frame_labels, (0.0, 1.0)).all():
+            raise InputError(path, f"video '{video_id}' has frame labels other than 0 and 1")
         labels[video_id] = frame_labels
     return labels
 

@@ -22,13 +22,13 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
+        if "GLOBAL" in str(error):  # a class or function reference: the weights-only unpickler's refusal
             raise InputError(
                 path,
                 "refused: loading it would run arbitrary Python code (weights_only=True); "
                 "only state_dicts and training states of this project load",
             ) from None
-        raise InputError(path, f"not a readable checkpoint ({str(error).splitlines()[0]})") from None
+        raise InputError(path, "not a readable checkpoint: truncated, corrupt or not a PyTorch file") from None
     except (RuntimeError, EOFError, ValueError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(path, f"not a readable checkpoint: truncated or corrupt ({message})") from None

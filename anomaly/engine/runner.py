@@ -10,6 +10,7 @@ on SIGINT/SIGTERM and at the end, so ``--resume <state file>`` continues a run e
 
 import contextlib
 import datetime
+import hashlib
 import logging
 import os
 import random
@@ -136,6 +137,13 @@ class Datasets:
         )
         test_ids = read_video_list(config.files.testing_list)
         self.test = TestVideos(video_ids=test_ids, ground_truth=config.files.ground_truth, progress=True, **common)
+        anomalous_frames = int(self.test.frame_labels.sum())
+        if anomalous_frames == 0 or (config.metric == "AUC" and anomalous_frames == len(self.test.frame_labels)):
+            raise InputError(
+                config.files.ground_truth,
+                f"the test videos have {anomalous_frames} anomalous frames of {len(self.test.frame_labels)}: "
+                f"frame-level {config.metric} needs anomalous" + (" and normal frames" if config.metric == "AUC" else " frames"),
+            )
         self.normal = self.anomalous = None
         if with_training:
             split = split_training_list(config.files.training_list, config.num_anomalous_train)
@@ -152,6 +160,11 @@ class Datasets:
             self.anomalous = TrainingVideos(
                 video_ids=split["anomalous"], label=1, quantize_size=args.quantize_size, progress=True, **common
             )
+
+
+def _fingerprint(content: bytes) -> str:
+    """A short digest identifying some content (the training video ids, a dictionary's values)."""
+    return hashlib.sha256(content).hexdigest()[:16]
 
 
 def random_states() -> Dict[str, Any]:
@@ -235,7 +248,9 @@ class Run:
         try:
             self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         except RuntimeError:
-            raise InputError(None, f"--device {args.device}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+            self.device = None
+        if self.device is None or self.device.type not in ("cpu", "cuda"):
+            raise InputError(None, f"--device {args.device}: not a usable device (cpu, cuda, cuda:1, ...)")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(None, f"--device {args.device}: no CUDA device is available here (use --device cpu)")
         self.lr = args.lr if args.lr else config.init_lr
@@ -256,7 +271,7 @@ class Run:
     def _describe_model(self) -> str:
         return f"S3R(feature_size={self.feature_size})"
 
-    def _load_resume(self, model: S3R) -> Optional[Dict[str, Any]]:
+    def _load_resume(self, model: S3R, data: "Datasets") -> Optional[Dict[str, Any]]:
         """Load ``--resume`` into ``model``; return the training state when it is one."""
         checkpoint = load_checkpoint(self.args.resume, map_location=self.device)
         load_model_weights(model, model_state_of(checkpoint, self.args.resume), self.args.resume, self._describe_model())
@@ -265,7 +280,7 @@ class Run:
         if self.args.inference:
             return None
         saved = checkpoint["run"]
-        current = self._run_identity()
+        current = self._run_identity(data)
         differences = [f"{key} {saved.get(key)} -> {value}" for key, value in current.items() if saved.get(key) != value]
         if differences:
             raise InputError(
@@ -273,9 +288,12 @@ class Run:
             )
         return checkpoint
 
-    def _run_identity(self) -> Dict[str, Any]:
-        """The settings a resumed run must share with the run that saved the state."""
+    def _run_identity(self, data: "Datasets") -> Dict[str, Any]:
+        """The settings and data a resumed run must share with the run that saved the state."""
         return {
+            "training videos": _fingerprint("\n".join(data.normal.video_ids + data.anomalous.video_ids).encode()),
+            "normal / anomalous videos": f"{len(data.normal)} / {len(data.anomalous)}",
+            "dictionary": _fingerprint(data.dictionary.tobytes()),
             "dataset": self.args.dataset,
             "feature_size": self.feature_size,
             "batch_size": self.args.batch_size,
@@ -291,7 +309,7 @@ class Run:
         ensure_writable_folder(self.files.results_file.parent)
         data = Datasets(self.args, self.config, self.feature_size, with_training=False)
         model = self._model()
-        self._load_resume(model)
+        self._load_resume(model, data)
         logger = setup_logger(None)
         logger.info(f">>> Checkpoint {self.args.resume} loaded.")
         result = self._evaluate(model, DeviceTestSet(data.test, self.device, self.metric))
@@ -313,7 +331,8 @@ class Run:
         data = Datasets(args, self.config, self.feature_size, with_training=True)
         model = self._model()
         optimizer = make_optimizer(model, self.lr)
-        state = self._load_resume(model) if args.resume else None
+        self.identity = self._run_identity(data)
+        state = self._load_resume(model, data) if args.resume else None
         training = TrainingData(data.normal.videos, data.anomalous.videos, args.batch_size, self.device)
         test_set = DeviceTestSet(data.test, self.device, self.metric)
         dictionary = torch.from_numpy(data.dictionary).to(self.device)
@@ -379,7 +398,13 @@ class Run:
         if history:
             table = best_evaluations_table(args.dataset, self.metric, history, args.report_k)
             logger.info(f"Summary Result on {self.metric} metric\n{table}")
-        logger.info(f"Best checkpoint: {self.files.best_checkpoint}; training state: {self.files.training_state}")
+        if best is None:
+            logger.warning(
+                f"No evaluation ran (steps 1-{max_steps}, --evaluate_min_step {args.evaluate_min_step}), so there is no "
+                f"best checkpoint; the final weights are in the training state {self.files.training_state}"
+            )
+        else:
+            logger.info(f"Best checkpoint: {self.files.best_checkpoint}; training state: {self.files.training_state}")
         return history
 
     def _evaluation_entry(self, model, test_set, step, losses, start_time, best) -> Dict[str, Any]:
@@ -437,7 +462,7 @@ class Run:
         save_torch(
             {
                 "format": TRAINING_STATE_FORMAT,
-                "run": self._run_identity(),
+                "run": self.identity,
                 "step": step,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),

@@ -335,3 +335,74 @@ def test_a_malformed_xd_violence_line(tmp_path):
     text.write_text("video_label_B1 10 20 30\n")
     message = one_line_error(read_xd_violence_annotations, text)
     assert message.startswith(f"{text}: line 1: ") and "start/end pairs" in message
+
+
+def test_non_utf8_annotation_texts_are_one_line_errors(tmp_path):
+    text = tmp_path / "annotations.txt"
+    text.write_bytes("a.mp4  Abuse  3  5  -1  -1\nb\u00e9.mp4  Abuse  1  2  -1  -1\n".encode("latin-1"))
+    message = one_line_error(read_ucf_crime_txt, text)
+    assert message.startswith(f"{text}: not UTF-8 text") and "line 2" in message
+    message = one_line_error(read_xd_violence_annotations, text)
+    assert message.startswith(f"{text}: not UTF-8 text")
+
+    features = write_features(tmp_path / "st", {"01_001": 1, "b\u00e9": 1})
+    ids = tmp_path / "anomalous.txt"
+    ids.write_bytes("b\u00e9\n".encode("latin-1"))
+    result = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
+                      "--anomalous", str(ids), "--output", str(tmp_path / "st.csv"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"{ids}: not UTF-8 text")
+    assert not (tmp_path / "st.csv").exists()
+
+
+def test_listed_anomalous_ids_need_feature_files_and_a_list_needs_an_anomalous_video(tmp_path):
+    features = write_features(tmp_path / "i3d" / "train", {"01_001": 1, "01_002": 1, "02_001": 1})
+    write_features(tmp_path / "i3d" / "test", {"03_001": 1})
+    ids = tmp_path / "anomalous.txt"
+    output = tmp_path / "st.csv"
+
+    # Ids of the other split (features in a sibling folder) are fine: one file may serve both lists.
+    ids.write_text("01_002\n03_001\n")
+    assert make_video_list("shanghaitech", features, output, ids) == (["01_002", "01_001", "02_001"], 1)
+
+    ids.write_text("03_001\n" + "".join(f"9{index}_001\n" for index in range(7)))
+    output.unlink()
+    result = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
+                      "--anomalous", str(ids), "--output", str(output))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"{ids}: 7 listed video(s) have no feature file in {features}")
+    assert "'90_001', '91_001', '92_001', '93_001', '94_001' and 2 more" in result.stderr
+    assert not output.exists()
+
+    ids.write_text("03_001\n")  # only the other split's videos: none of these is anomalous
+    message = one_line_error(make_video_list, "shanghaitech", features, output, ids)
+    assert message.startswith(f"{ids}: no video of {features} is anomalous")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    np.save(masks / "01_001.npy", np.zeros(16))
+    message = one_line_error(make_video_list, "shanghaitech", features, output, masks)
+    assert message.startswith(f"{masks}: no video of {features} is anomalous")
+    normal = write_features(tmp_path / "ucf", {"Normal_Videos001_x264": 1})
+    message = one_line_error(make_video_list, "ucf-crime", normal, output)
+    assert message.startswith(f"{normal}: no video is anomalous") and "'Normal'" in message
+    assert not output.exists()
+
+
+def test_an_output_folder_blocked_by_a_file_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "somefile"
+    blocker.write_text("keep")
+    features = write_features(tmp_path / "ucf", {"Abuse001_x264": 2, "Normal_Videos001_x264": 2})
+    result = run_tool("make_video_lists.py", "--dataset", "ucf-crime", "--features", str(features),
+                      "--output", str(blocker / "x.csv"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"{blocker}: is a file, not a folder")
+
+    text = tmp_path / "annotations.txt"
+    text.write_text("Abuse001_x264.mp4  Abuse  3  5  -1  -1\n")
+    result = run_tool("make_ground_truth.py", "--dataset", "ucf-crime", "--annotations", str(text),
+                      "--features", str(features), "--output", str(blocker / "deeper" / "gt.json"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'deeper'} cannot be created")
+    with pytest.raises(InputError, match="is a file"):
+        write_ground_truth({"a": np.zeros(2)}, blocker / "gt.json")
+    assert blocker.read_text() == "keep"

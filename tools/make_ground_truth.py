@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from anomaly.data.ground_truth import DATASETS, build_ground_truth, write_ground_truth  # noqa: E402
 from anomaly.data.datasets import read_video_list  # noqa: E402
 from anomaly.errors import InputError  # noqa: E402
+from anomaly.files import ensure_folder  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        ensure_folder(args.output.parent)  # a blocked output folder fails before any annotation is read
         video_ids = read_video_list(args.list) if args.list is not None else None
         labels = build_ground_truth(args.dataset, args.annotations, args.features, video_ids, args.backbone, args.list)
         write_ground_truth(labels, args.output)

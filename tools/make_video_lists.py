@@ -9,6 +9,8 @@ Which videos are anomalous: ``--anomalous`` (a folder of frame masks: a video wh
 frame; or a text/csv file of anomalous ids, one per line), required for ShanghaiTech whose names do not tell.
 Without it UCF-Crime's normal videos are those named ``*Normal*`` and XD-Violence's those named ``*label_A*``.
 Each group is sorted by id. The number of anomalous rows (the configs' ``num_anomalous_train``) is printed.
+An id in the ``--anomalous`` file without a feature file (in ``--features`` or a sibling split folder, so one file
+may list both splits' anomalous videos) is an error, and so is a list without any anomalous video.
 Bad input: a one-line ``<file>: <problem>`` message on stderr and exit status 2.
 """
 

@@ -30,10 +30,10 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from anomaly.data.datasets import VIDEO_ID_COLUMN, read_video_list
+from anomaly.data.datasets import VIDEO_ID_COLUMN
 from anomaly.data.features import FRAMES_PER_SNIPPET, num_snippets
 from anomaly.errors import InputError
-from anomaly.files import save_text
+from anomaly.files import ensure_folder, save_text
 
 PathLike = Union[str, Path]
 DATASETS = ("shanghaitech", "ucf-crime", "xd-violence")
@@ -77,6 +77,21 @@ def video_num_frames(
             raise InputError(path, f"feature file of video '{video_id}' not found{where}")
         frames[video_id] = FRAMES_PER_SNIPPET * num_snippets(path)
     return frames
+
+
+def read_text_file(path: PathLike, what: str) -> str:
+    """The text of ``path`` (UTF-8), or a one-line InputError when it is missing, unreadable or not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise InputError(path, f"not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); save it "
+                         "as UTF-8") from None
+    except OSError as error:
+        raise InputError(path, f"cannot be read ({error.strerror or error})") from None
 
 
 def _has_features_nearby(features_dir: Path, video_id: str, backbone: str) -> bool:
@@ -224,10 +239,8 @@ def _read_annotation_lines(
     start at field ``first_range_field``. Blank lines are skipped; a video annotated twice is an error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, f"{what} annotation file not found")
     annotations: Dict[str, Ranges] = {}
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_number, line in enumerate(read_text_file(path, f"{what} annotation file").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -389,7 +402,7 @@ def ground_truth_json(labels: Dict[str, np.ndarray]) -> str:
 def write_ground_truth(labels: Dict[str, np.ndarray], path: PathLike) -> Path:
     """Write ``labels`` as the published ground-truth json (no trailing newline, as the published file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     save_text(ground_truth_json(labels), path)
     return path
 
@@ -401,22 +414,27 @@ def write_ground_truth(labels: Dict[str, np.ndarray], path: PathLike) -> Path:
 
 def read_id_list(path: PathLike) -> List[str]:
     """Video ids, one per line (an optional ``video-id`` header, blank lines and ``#`` comments ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "list of anomalous videos not found")
     ids = []
-    for line in path.read_text().splitlines():
+    for line in read_text_file(path, "list of anomalous videos").splitlines():
         value = line.split("#", 1)[0].strip().split(",")[0].strip()
         if value and value != VIDEO_ID_COLUMN:
             ids.append(_strip_video_extension(value))
     return ids
 
 
-def anomalous_videos(dataset: str, video_ids: Sequence[str], anomalous: Optional[PathLike] = None) -> List[str]:
-    """Which of ``video_ids`` are anomalous.
+def anomalous_videos(
+    dataset: str,
+    video_ids: Sequence[str],
+    anomalous: Optional[PathLike] = None,
+    features_dir: Optional[PathLike] = None,
+    backbone: str = "i3d",
+) -> List[str]:
+    """Which of ``video_ids`` are anomalous (at least one, or an InputError).
 
     ``anomalous`` (any dataset; required for ShanghaiTech and synthetic data): a folder of frame masks (a video
-    is anomalous when its mask marks an anomalous frame) or a text/csv file of anomalous ids. Without it,
+    is anomalous when its mask marks an anomalous frame) or a text/csv file of anomalous ids. Every id of such a
+    file must have a feature file in ``features_dir`` or a sibling split folder (one file may list both splits'
+    anomalous videos; an id with no features anywhere is a typo or another dataset's). Without ``anomalous``,
     UCF-Crime's normal videos are those whose name contains ``Normal`` and XD-Violence's those containing
     ``label_A``; every other video is anomalous.
     """
@@ -424,13 +442,32 @@ def anomalous_videos(dataset: str, video_ids: Sequence[str], anomalous: Optional
         anomalous = Path(anomalous)
         if anomalous.is_dir():
             marked = set(anomalous_from_masks(anomalous))
+            how = "no frame mask of this folder marks an anomalous frame of these videos"
         else:
-            marked = set(read_id_list(anomalous))
-        return [video_id for video_id in video_ids if video_id in marked]
-    if dataset == "ucf-crime":
-        return [video_id for video_id in video_ids if UCF_CRIME_NORMAL_MARK not in video_id]
-    if dataset == "xd-violence":
-        return [video_id for video_id in video_ids if XD_VIOLENCE_NORMAL_MARK not in video_id]
+            listed = read_id_list(anomalous)
+            if features_dir is not None:
+                known = set(video_ids)
+                missing = [video_id for video_id in dict.fromkeys(listed)
+                           if video_id not in known and not _has_features_nearby(Path(features_dir), video_id, backbone)]
+                if missing:
+                    shown = ", ".join(f"'{video_id}'" for video_id in missing[:5])
+                    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                    raise InputError(anomalous, f"{len(missing)} listed video(s) have no feature file in {features_dir} "
+                                     f"or its sibling folders: {shown}{more}")
+            marked = set(listed)
+            how = "none of the videos listed in this file has a feature file here"
+        selected = [video_id for video_id in video_ids if video_id in marked]
+        if not selected:
+            where = f" of {features_dir}" if features_dir is not None else ""
+            raise InputError(anomalous, f"no video{where} is anomalous: {how}")
+        return selected
+    if dataset in ("ucf-crime", "xd-violence"):
+        mark = UCF_CRIME_NORMAL_MARK if dataset == "ucf-crime" else XD_VIOLENCE_NORMAL_MARK
+        selected = [video_id for video_id in video_ids if mark not in video_id]
+        if not selected:
+            raise InputError(features_dir, f"no video is anomalous: every {dataset} video name here contains "
+                             f"'{mark}' (the mark of normal videos); give --anomalous if the names do not tell")
+        return selected
     raise InputError(
         None,
         f"{dataset}: video names do not tell anomalous videos apart; give --anomalous (a frame-mask folder or a "
@@ -447,7 +484,7 @@ def order_video_list(video_ids: Sequence[str], anomalous_ids: Iterable[str]) -> 
 def write_video_list(video_ids: Sequence[str], path: PathLike) -> Path:
     """A one-column csv with the header ``video-id``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     save_text("\n".join([VIDEO_ID_COLUMN, *video_ids]) + "\n", path)
     return path
 
@@ -460,15 +497,10 @@ def make_video_list(
     backbone: str = "i3d",
 ) -> Tuple[List[str], int]:
     """Write the list of every feature file of ``features_dir``, anomalous first; returns (ids, number anomalous)."""
+    ensure_folder(Path(output).parent)  # before reading the annotations
     video_ids = list_feature_videos(features_dir, backbone)
-    marked = anomalous_videos(dataset, video_ids, anomalous)
+    marked = anomalous_videos(dataset, video_ids, anomalous, features_dir, backbone)
     ordered = order_video_list(video_ids, marked)
     write_video_list(ordered, output)
     return ordered, len(marked)
 
-
-def check_list_features(list_file: PathLike, features_dir: PathLike, backbone: str = "i3d") -> List[str]:
-    """Read a ``video-id`` list and check that every listed video has a feature file."""
-    video_ids = read_video_list(list_file)
-    video_num_frames(features_dir, video_ids, backbone, list_file)
-    return video_ids

@@ -15,7 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from anomaly.data import TestVideos, TrainingVideos, read_video_list, split_training_list
-from anomaly.data.synthetic import DEFAULT_SPEC, SyntheticSpec, make_synthetic_dataset
+from anomaly.data.synthetic import DEFAULT_SPEC, SyntheticSpec, make_synthetic_dataset, num_anomalous_training_videos
+from anomaly.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = SyntheticSpec(seed=5, feature_size=32, num_train_anomalous=4, num_train_normal=6, num_test_anomalous=3,
@@ -137,7 +138,7 @@ def test_feature_size_option(tmp_path):
 def test_the_config_matches_the_default_dataset():
     config = importlib.import_module("configs.synthetic.synthetic_dl")
     assert config.dataset == "synthetic"
-    assert config.num_anomalous_train == DEFAULT_SPEC.num_train_anomalous
+    assert config.num_anomalous_train is None  # read from the generated dataset's spec file
     assert config.feature_size == DEFAULT_SPEC.feature_size and config.num_crops == DEFAULT_SPEC.num_crops
     assert config.modality == "taskaware" and config.init_lr == 1e-3
     assert isinstance(config.random_state, int) and isinstance(config.dictionary_ratio, int)
@@ -147,6 +148,58 @@ def test_the_config_matches_the_default_dataset():
     assert config.files["task_dict_file"] == (
         f"synthetic/synthetic_dictionaries.taskaware.omp.100iters.{config.dictionary_ratio}pct.npy")
     assert config.files["regular_file"] == "synthetic/synthetic_regular_features-128dim.training.pickle"
+
+
+def test_the_number_of_anomalous_training_videos_comes_from_the_generated_dataset(tmp_path):
+    from anomaly.dictionary_learning import load_regular_features, regular_features_file, run_dictionary_learning
+
+    with pytest.raises(InputError, match="synthetic.spec.json: not found"):
+        num_anomalous_training_videos(tmp_path)
+    status, stdout, stderr = run_tool("--root", str(tmp_path), "--feature_size", "32", "--num_train_anomalous", "40",
+                                      "--num_train_normal", "4", "--num_test_anomalous", "1", "--num_test_normal", "1",
+                                      "--median_length", "10", "--max_length", "20")
+    assert status == 0, stderr
+    assert num_anomalous_training_videos(tmp_path) == 40
+
+    dictionaries = tmp_path / "dictionary"
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        status = run_dictionary_learning(["--dataset", "synthetic", "--root_path", str(tmp_path), "--dictionary_path",
+                                          str(dictionaries), "--feature_size", "32"], default_dataset="synthetic")
+    assert status == 0
+    training = read_video_list(tmp_path / "synthetic" / "synthetic.training.csv")
+    assert len(training) == 44
+    regular = load_regular_features(regular_features_file(dictionaries, "synthetic", 32), 32)
+    assert list(regular) == training[40:]  # the 4 normal videos: the 40 anomalous ones come first
+
+
+@pytest.mark.parametrize("sizes, problem", [
+    (dict(min_length=50, max_length=10), "max_length (10) is shorter than min_length (50)"),
+    (dict(feature_size=33), "feature_size is 33: the model needs a positive multiple of 32"),
+    (dict(feature_size=16), "feature_size is 16: the model needs a positive multiple of 32"),
+    (dict(num_train_anomalous=0), "num_train_anomalous is 0: a synthetic dataset needs at least one video"),
+    (dict(num_crops=0), "num_crops is 0: it must be at least 1"),
+    (dict(min_length=0), "min_length is 0: it must be at least 1"),
+    (dict(median_length=0.0), "median_length is 0.0: it must be a positive number"),
+    (dict(seed=-1), "seed is -1: it must be non-negative"),
+])
+def test_impossible_sizes_are_refused_with_one_line(tmp_path, sizes, problem):
+    with pytest.raises(ValueError) as error:
+        SyntheticSpec(**sizes)
+    assert str(error.value).startswith(problem) and "\n" not in str(error.value)
+    arguments = [item for name, value in sizes.items() for item in (f"--{name}", str(value))]
+    status, stdout, stderr = run_tool("--root", str(tmp_path), *arguments)
+    assert status == 2 and stdout == "" and stderr.startswith(problem) and stderr.count("\n") == 1
+    assert not (tmp_path / "synthetic").exists()
+
+
+def test_a_root_that_is_a_file_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "data"
+    blocker.write_text("keep")
+    status, stdout, stderr = run_tool("--root", str(blocker), "--feature_size", "32", "--num_train_anomalous", "1",
+                                      "--num_train_normal", "1", "--num_test_anomalous", "1", "--num_test_normal", "1")
+    assert status == 2 and stdout == "" and stderr.count("\n") == 1
+    assert stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'synthetic' / 'i3d' / 'train'} cannot")
+    assert blocker.read_text() == "keep"
 
 
 def run_tool(*args):

@@ -6,7 +6,9 @@
 ShanghaiTech-like proportions and lengths; see anomaly/data/synthetic.py for how the features are made. When the
 same dataset (same sizes and seed) is already there nothing is done; a different one is replaced only with
 --overwrite (and only if it is a synthetic dataset). The number of anomalous training videos (the first rows of
-the training list; configs/synthetic/synthetic_dl.py's num_anomalous_train for the defaults) is printed.
+the training list) is printed and recorded in ``<root>/<name>/<name>.spec.json``, where the synthetic config
+(``num_anomalous_train = None``) and the dictionary script read it. Impossible sizes (max_length below
+min_length, feature_size not a multiple of 32, ...) or a --root that is a file: one line on stderr, exit status 2.
 """
 
 import argparse
@@ -28,10 +30,11 @@ from anomaly.errors import InputError  # noqa: E402
 
 HELP = {
     "seed": "random seed: the same seed and sizes give the same files",
-    "feature_size": "channels C (a multiple of 32 for the model; 2048 is I3D's)",
+    "feature_size": "channels C, a positive multiple of 32 (the model needs it; 2048 is I3D's)",
     "num_crops": "crops N per snippet",
-    "num_train_anomalous": "anomalous training videos (at least 32 to fill a training batch)",
-    "num_train_normal": "normal training videos (at least 32 to fill a training batch)",
+    "num_train_anomalous": "anomalous training videos, at least 1 (training needs --batch_size of them: 32 by "
+                           "default; fewer is fine for tests with a smaller batch)",
+    "num_train_normal": "normal training videos, at least 1 (training needs --batch_size of them, as above)",
     "num_test_anomalous": "anomalous test videos",
     "num_test_normal": "normal test videos",
     "num_scenes": "scenes (cameras) the videos are drawn from",
@@ -55,9 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    spec = SyntheticSpec(**{field.name: getattr(args, field.name) for field in fields(SyntheticSpec)})
     base = args.root / args.name
     try:
+        spec = SyntheticSpec(**{field.name: getattr(args, field.name) for field in fields(SyntheticSpec)})
         if existing_spec(args.root, args.name) == spec and not args.overwrite:
             print(f"{base}: already there (same sizes and seed); the first {spec.num_train_anomalous} training "
                   "videos are anomalous")

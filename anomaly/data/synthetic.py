@@ -23,6 +23,7 @@ How the features are made (everything from one seed):
 """
 
 import json
+import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from tqdm import tqdm
 from anomaly.data.features import FRAMES_PER_SNIPPET
 from anomaly.data.ground_truth import write_ground_truth, write_video_list
 from anomaly.errors import InputError
+from anomaly.files import ensure_folder, save_npy, save_text
 
 PathLike = Union[str, Path]
 DEFAULT_NAME = "synthetic"
@@ -41,8 +43,12 @@ DEFAULT_NAME = "synthetic"
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """Sizes of a synthetic dataset. The defaults keep ``make demo`` quick on 2 CPU cores; the training
-    loaders need at least one batch (32) of each class."""
+    """Sizes of a synthetic dataset; impossible sizes raise ValueError with a one-line message.
+
+    The defaults keep ``make demo`` quick on 2 CPU cores and fill one training batch (32) of each class. Smaller
+    counts are allowed (tests use a few videos): the trainer itself refuses a class with fewer videos than
+    ``--batch_size``, with a clear message.
+    """
 
     seed: int = 0
     feature_size: int = 128
@@ -55,6 +61,24 @@ class SyntheticSpec:
     median_length: float = 40.0  # snippets
     min_length: int = 8
     max_length: int = 160
+
+    def __post_init__(self) -> None:
+        for name in ("num_train_anomalous", "num_train_normal", "num_test_anomalous", "num_test_normal"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)}: a synthetic dataset needs at least one video "
+                                 "of each class in each split")
+        if self.feature_size < 32 or self.feature_size % 32:
+            raise ValueError(f"feature_size is {self.feature_size}: the model needs a positive multiple of 32 "
+                             "channels (its GroupNorm of 8 groups runs on C / 4 channels)")
+        for name in ("num_crops", "num_scenes", "min_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} is {getattr(self, name)}: it must be at least 1")
+        if self.seed < 0:
+            raise ValueError(f"seed is {self.seed}: it must be non-negative")
+        if self.max_length < self.min_length:
+            raise ValueError(f"max_length ({self.max_length}) is shorter than min_length ({self.min_length})")
+        if not (math.isfinite(self.median_length) and self.median_length > 0):
+            raise ValueError(f"median_length is {self.median_length}: it must be a positive number of snippets")
 
 
 DEFAULT_SPEC = SyntheticSpec()
@@ -184,6 +208,18 @@ def existing_spec(root: PathLike, name: str = DEFAULT_NAME) -> Optional[Syntheti
         return None
 
 
+def num_anomalous_training_videos(root: PathLike, name: str = DEFAULT_NAME) -> int:
+    """How many rows at the top of a synthetic dataset's training list are anomalous, from its spec file."""
+    spec = existing_spec(root, name)
+    if spec is None:
+        raise InputError(
+            Path(root) / name / SPEC_FILE.format(name=name),
+            "not found or unreadable: it tells how many training videos are anomalous "
+            "(make the dataset with tools/make_synthetic_dataset.py)",
+        )
+    return spec.num_train_anomalous
+
+
 def remove_synthetic_dataset(root: PathLike, name: str = DEFAULT_NAME) -> None:
     """Delete ``<root>/<name>`` if (and only if) it is a synthetic dataset written by this module."""
     base = Path(root) / name
@@ -200,13 +236,10 @@ def make_synthetic_dataset(
     """Write the dataset under ``<root>/<name>/``; returns its paths, ids and the number of anomalous training
     videos (the rows at the top of the training list). Files of an earlier dataset at the same place are not
     removed: call :func:`remove_synthetic_dataset` first."""
-    if min(spec.num_train_anomalous, spec.num_train_normal, spec.num_test_anomalous, spec.num_test_normal) < 1:
-        raise ValueError("a synthetic dataset needs at least one video of each class in each split")
-    if spec.feature_size < 16 or spec.num_crops < 1 or spec.num_scenes < 1 or spec.min_length < 1:
-        raise ValueError("feature_size >= 16, num_crops >= 1, num_scenes >= 1 and min_length >= 1 are required")
+    base = Path(root) / name
+    folders = {subset: ensure_folder(base / "i3d" / subset) for subset in ("train", "test")}  # before any work
     rng = np.random.default_rng(spec.seed)
     world = _make_world(spec, rng)
-    base = Path(root) / name
     total = spec.num_train_anomalous + spec.num_train_normal + spec.num_test_anomalous + spec.num_test_normal
     numbers = rng.permutation(np.arange(1, total + 1))  # ids do not reveal split or label
     plan = (
@@ -223,9 +256,7 @@ def make_synthetic_dataset(
         scene = int(rng.integers(spec.num_scenes))
         video_id = f"{scene + 1:02d}_{number:04d}"
         features, labels = _make_video(spec, world, rng, scene, anomalous)
-        folder = base / "i3d" / subset
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / f"{video_id}_i3d.npy", features)
+        save_npy(features, folders[subset] / f"{video_id}_i3d.npy")
         lists[(subset, anomalous)].append(video_id)
         if subset == "test":
             ground_truth[video_id] = labels
@@ -237,7 +268,7 @@ def make_synthetic_dataset(
     ground_truth_file = write_ground_truth(
         {video_id: ground_truth[video_id] for video_id in testing}, base / f"{name}_ground_truth.testing.json"
     )
-    (base / SPEC_FILE.format(name=name)).write_text(json.dumps(asdict(spec), indent=1) + "\n")
+    save_text(json.dumps(asdict(spec), indent=1) + "\n", base / SPEC_FILE.format(name=name))
     return dict(
         base=base,
         training_list=training_list,

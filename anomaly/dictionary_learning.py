@@ -20,6 +20,7 @@ Modalities:
 
 import importlib
 import itertools
+import math
 import pickle
 import sys
 from pathlib import Path
@@ -30,11 +31,12 @@ from tqdm import tqdm
 
 from anomaly.data.datasets import load_dictionary, split_training_list
 from anomaly.data.features import feature_file, load_features, resample_snippets
+from anomaly.data.synthetic import DEFAULT_NAME, num_anomalous_training_videos
 from anomaly.errors import InputError
-from anomaly.files import save_npy, save_pickle
+from anomaly.files import ensure_folder, save_npy, save_pickle
+from anomaly.models.s3r import MODALITIES
 
 PathLike = Union[str, Path]
-MODALITIES = ("taskaware", "universal", "univ-task")
 TRANSFORM_ALGORITHM = "omp"
 TRANSFORM_NONZERO_COEFS = 2
 PARALLEL_CODING_MIN_SAMPLES = 1024
@@ -88,13 +90,16 @@ def build_regular_features(
 def write_regular_features(features: Dict[str, np.ndarray], path: PathLike) -> Path:
     """Pickle ``{"feature": features}`` (the published file's layout)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     save_pickle({"feature": features}, path)
     return path
 
 
-def load_regular_features(path: PathLike, feature_size: Optional[int] = None) -> Dict[str, np.ndarray]:
-    """Read and check a regular-features pickle: float32 ``[N, T, C]`` per video, all of one shape."""
+def load_regular_features(
+    path: PathLike, feature_size: Optional[int] = None, quantize_size: Optional[int] = None
+) -> Dict[str, np.ndarray]:
+    """Read and check a regular-features pickle: float32 ``[N, T, C]`` per video, all of one shape (``C`` equal to
+    ``feature_size`` and ``T`` to ``quantize_size`` when given)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "regular-features pickle not found (the dictionary-learning script builds it)")
@@ -115,6 +120,9 @@ def load_regular_features(path: PathLike, feature_size: Optional[int] = None) ->
         shape = video.shape
     if feature_size is not None and shape[2] != feature_size:
         raise InputError(path, f"regular features have {shape[2]} channels, expected {feature_size}")
+    if quantize_size is not None and shape[1] != quantize_size:
+        raise InputError(path, f"regular features have {shape[1]} snippets per video, but --quantize_size is "
+                         f"{quantize_size}; delete it to rebuild it")
     return {video_id: video.astype(np.float32, copy=False) for video_id, video in features.items()}
 
 
@@ -133,9 +141,22 @@ def number_of_atoms(num_videos: int, ratio: float) -> int:
     return int(np.around(num_videos * ratio / 100.0))
 
 
+def check_ratio(ratio: float) -> None:
+    """The dictionary ratio is a percentage of the normal videos: ``0 < ratio <= 100`` (ValueError otherwise).
+
+    Above 100 % there would be more atoms than normal videos, i.e. more components than the V features of the
+    C samples: the SVD initialisation pads such a dictionary with zero atoms, which carry no normal pattern.
+    """
+    if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and 0 < ratio <= 100):
+        raise ValueError(f"the dictionary ratio must be a percentage in (0, 100], not {ratio!r}")
+
+
 def minimum_videos(ratio: float, atoms: int = TRANSFORM_NONZERO_COEFS) -> int:
-    """The fewest normal videos that give at least ``atoms`` atoms at ``ratio`` percent."""
-    videos = 1
+    """The fewest normal videos that give at least ``atoms`` atoms at ``ratio`` percent (``0 < ratio <= 100``)."""
+    check_ratio(ratio)
+    # round(V * ratio / 100) >= atoms needs V * ratio / 100 >= atoms - 1/2 (and holds from atoms + 1/2 on): only a
+    # few candidates around that bound need trying, however small the ratio.
+    videos = max(1, math.floor((atoms - 0.5) * 100.0 / ratio))
     while number_of_atoms(videos, ratio) < atoms:
         videos += 1
     return videos
@@ -179,6 +200,9 @@ def learn_task_dictionary(
     from sklearn.utils import gen_batches
     from sklearn.utils.extmath import randomized_svd
 
+    check_ratio(ratio)
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1 (mini-batch updates), not {max_iter}")
     means = np.asarray(means)
     num_videos = means.shape[0]
     atoms = number_of_atoms(num_videos, ratio)
@@ -286,7 +310,7 @@ def load_universal_states(
     universal = load_dictionary(universal_dictionary_file)
     regular = load_regular_features(regular_file, feature_size)
     states = universal_states(regular.values(), universal, source=universal_dictionary_file)
-    states_file.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(states_file.parent)
     save_npy(states, states_file)
     return states
 
@@ -373,6 +397,15 @@ def make_argument_parser(default_dataset: str):
         feature_size: Optional[int] = None  # channels C (default: the config's, 2048)
         universal_dictionary: Optional[Path] = None  # also cache the universal states from this [K, C'] .npy
 
+        def process_args(self) -> None:  # bad values: one usage line and exit status 2, before any work
+            if self.ratio is not None and not 0 < self.ratio <= 100:
+                self.error(f"--ratio {self.ratio}: the atoms are a percentage of the normal videos, "
+                           "0 < ratio <= 100")
+            for name in ("max_iter", "quantize_size", "feature_size", "num_anomalous"):
+                value = getattr(self, name)
+                if value is not None and value < 1:
+                    self.error(f"--{name} {value}: must be at least 1")
+
     return DictionaryLearningArguments(description="Learn a dataset's task-aware dictionary (S3R, spec 7).")
 
 
@@ -395,10 +428,16 @@ def learn_dataset_dictionary(args) -> List[Path]:
     ratio = args.ratio if args.ratio is not None else getattr(config, "dictionary_ratio", None)
     num_anomalous = args.num_anomalous if args.num_anomalous is not None else getattr(
         config, "num_anomalous_train", None)
+    if num_anomalous is None and args.dataset == DEFAULT_NAME:
+        num_anomalous = num_anomalous_training_videos(args.root_path, args.dataset)
     feature_size = args.feature_size if args.feature_size is not None else getattr(config, "feature_size", 2048)
     if ratio is None or num_anomalous is None:
         raise InputError(None, f"{args.dataset}: no config gives the dictionary ratio and the number of anomalous "
                          "training videos; pass --ratio and --num_anomalous")
+    try:
+        check_ratio(ratio)
+    except ValueError as error:
+        raise InputError(None, f"{args.dataset}: {error}") from None
     training_list = Path(args.root_path) / args.dataset / f"{args.dataset}.training.csv"
     normal_ids = split_training_list(training_list, num_anomalous)["normal"]
     max_iter = args.max_iter
@@ -410,11 +449,13 @@ def learn_dataset_dictionary(args) -> List[Path]:
             f"{len(normal_ids)} normal video(s) at {ratio} % give {number_of_atoms(len(normal_ids), ratio)} "
             f"atom(s); dictionary learning needs at least {minimum_videos(ratio)} normal videos",
         )
+    universal = None if args.universal_dictionary is None else load_dictionary(args.universal_dictionary)
+    ensure_folder(Path(args.dictionary_path) / args.dataset)  # a blocked output fails before any feature is read
 
     written = []
     regular_file = regular_features_file(args.dictionary_path, args.dataset, feature_size)
     if regular_file.is_file() and not args.debug:
-        regular = load_regular_features(regular_file, feature_size)
+        regular = load_regular_features(regular_file, feature_size, args.quantize_size)
         if list(regular) != list(normal_ids):
             raise InputError(regular_file, f"its videos are not the normal videos of {training_list}; delete it to "
                              "rebuild it")
@@ -429,12 +470,10 @@ def learn_dataset_dictionary(args) -> List[Path]:
         progress=True,
     )
     output = task_dictionary_file(args.dictionary_path, args.dataset, ratio, max_iter)
-    output.parent.mkdir(parents=True, exist_ok=True)
     save_npy(dictionary, output)
     written.append(output)
-    if args.universal_dictionary is not None:
-        states = universal_states(regular.values(), load_dictionary(args.universal_dictionary),
-                                  source=args.universal_dictionary)
+    if universal is not None:
+        states = universal_states(regular.values(), universal, source=args.universal_dictionary)
         states_file = universal_states_file(args.dictionary_path, args.dataset)
         save_npy(states, states_file)
         written.append(states_file)

@@ -65,6 +65,20 @@ def test_number_of_atoms_follows_the_published_rounding():
     assert minimum_videos(90) == 2 and minimum_videos(50) == 3
 
 
+@pytest.mark.parametrize("ratio", [100, 90, 50, 33, 10, 7, 1, 0.5, 0.01])
+def test_minimum_videos_is_the_smallest_count_and_ends_for_any_positive_ratio(ratio):
+    videos = minimum_videos(ratio)
+    assert number_of_atoms(videos, ratio) >= 2 and (videos == 1 or number_of_atoms(videos - 1, ratio) < 2)
+
+
+@pytest.mark.parametrize("ratio", [0, -5, 101, float("nan")])
+def test_a_ratio_outside_0_to_100_percent_is_refused_not_looped_on(ratio):
+    with pytest.raises(ValueError, match="ratio must be a percentage in \\(0, 100\\]"):
+        minimum_videos(ratio)
+    with pytest.raises(ValueError, match="ratio must be a percentage"):
+        learn_task_dictionary(normal_means(num_videos=4), ratio=ratio)
+
+
 def test_task_dictionary_shape_dtype_and_sparse_codes():
     dictionary = learn_task_dictionary(normal_means(), ratio=50)
     assert dictionary.shape == (20, 64) and dictionary.dtype == np.float32
@@ -149,6 +163,58 @@ def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path)
     # Debug: one update, its own file name, no pickle written.
     assert run_script(*common, "--debug")[0] == 0
     assert task_dictionary_file(dictionaries, "shanghaitech", 50, max_iter=1).is_file()
+
+
+@pytest.mark.parametrize("option, value, problem", [
+    ("--ratio", "0", "0 < ratio <= 100"),
+    ("--ratio", "-10", "0 < ratio <= 100"),
+    ("--ratio", "101", "0 < ratio <= 100"),
+    ("--max_iter", "0", "--max_iter 0: must be at least 1"),
+    ("--quantize_size", "0", "--quantize_size 0: must be at least 1"),
+    ("--feature_size", "0", "--feature_size 0: must be at least 1"),
+    ("--num_anomalous", "-1", "--num_anomalous -1: must be at least 1"),
+])
+def test_script_refuses_impossible_options_before_any_work(tmp_path, option, value, problem):
+    write_dataset(tmp_path)
+    arguments = {"--root_path": str(tmp_path), "--dictionary_path": str(tmp_path / "d"), "--num_anomalous": "2",
+                 "--ratio": "50", "--feature_size": "32", option: value}
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exit_:
+        run_dictionary_learning([item for pair in arguments.items() for item in pair], "shanghaitech")
+    assert exit_.value.code == 2
+    assert stderr.getvalue().rstrip("\n").split("\n")[-1].endswith(problem)
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_dictionary_path_blocked_by_a_file_fails_before_reading_features(tmp_path, monkeypatch):
+    write_dataset(tmp_path)
+    blocker = tmp_path / "d"
+    blocker.write_text("keep")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("features were read before the output folder was checked")
+
+    monkeypatch.setattr("anomaly.dictionary_learning.build_regular_features", no_reading)
+    status, _, stderr = run_script("--root_path", str(tmp_path), "--dictionary_path", str(blocker),
+                                   "--num_anomalous", "2", "--ratio", "50", "--feature_size", "32")
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'shanghaitech'} cannot be created")
+    assert blocker.read_text() == "keep"
+
+
+def test_a_reused_regular_features_pickle_must_have_quantize_size_snippets(tmp_path):
+    write_dataset(tmp_path)
+    common = ["--root_path", str(tmp_path), "--dictionary_path", str(tmp_path / "d"), "--num_anomalous", "2",
+              "--ratio", "50", "--feature_size", "32"]
+    assert run_script(*common, "--quantize_size", "16")[0] == 0
+    pickle_file = regular_features_file(tmp_path / "d", "shanghaitech", 32)
+    status, _, stderr = run_script(*common)  # the default 32 snippets
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"{pickle_file}: regular features have 16 snippets per video, but --quantize_size is 32")
+    assert "delete it to rebuild" in stderr
+    pickle_file.unlink()
+    assert run_script(*common)[0] == 0
+    assert load_regular_features(pickle_file, 32, 32)
 
 
 def test_script_reports_a_missing_feature_file(tmp_path):
@@ -252,3 +318,12 @@ def test_the_dataset_scripts_run_from_the_repository_root(script):
     for option in ("--backbone", "--batch_size", "--workers", "--dataset", "--quantize_size", "--max_iter",
                    "--root_path", "--dictionary_path", "--seed", "--debug"):
         assert option in result.stdout
+
+
+def test_the_modalities_are_the_models_own_list():
+    from anomaly import dictionary_learning
+    from anomaly.models import s3r
+
+    assert dictionary_learning.MODALITIES is s3r.MODALITIES
+    with pytest.raises(ValueError, match="modality must be one of taskaware, universal, univ-task"):
+        modality_dictionary("both")

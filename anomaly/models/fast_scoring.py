@@ -334,13 +334,3 @@ class PackedScorer:
             logits = torch.addmm(last_bias, hidden, last)
             scores = torch.sigmoid(logits.float()).view(num_videos, num_crops, pitch)
             return scores.mean(dim=1)
-
-
-def score_videos(
-    model: nn.Module, dictionary: Tensor, videos: Sequence[Tensor], dtype: torch.dtype = torch.float32
-) -> List[Tensor]:
-    """Convenience: scores (T_i × 1 each) of ``videos`` (N × T_i × C each) scored together in one chunk."""
-    chunk = PackedChunk.plan([video.shape[1] for video in videos], videos[0].shape[0], videos[0].device)
-    scores = PackedScorer(model, dictionary, dtype)(videos, chunk)
-    return [scores[row, :length].unsqueeze(1) for row, length in enumerate(chunk.lengths)]
-

@@ -235,3 +235,52 @@ def test_evaluation_halves_its_chunks_when_the_gpu_runs_out_of_memory(model, tes
     result = evaluate(model, test_set, max_snippets=1000)
     assert tried == [1000, 500, 250, 125]
     assert result.value == pytest.approx(alone.value, abs=1e-6)
+
+
+def run_benchmark_tool(*args):
+    """tools/benchmark.py's main() in this process: (exit status, stdout, stderr)."""
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            status = module.main(list(args))
+        except SystemExit as exit_:
+            status = exit_.code
+    return status, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.mark.parametrize("option, value, problem", [
+    ("--batch-size", "0", "argument --batch-size: must be at least 1, not 0"),
+    ("--steps", "0", "argument --steps: must be at least 1, not 0"),
+    ("--repeats", "0", "argument --repeats: must be at least 1, not 0"),
+    ("--warmup", "-1", "argument --warmup: must be at least 0, not -1"),
+    ("--test-videos", "-3", "argument --test-videos: must be at least 0, not -3"),
+    ("--feature-size", "33", "argument --feature-size: must be a positive multiple of 32"),
+    ("--threads", "zero", "argument --threads: expected an integer, not 'zero'"),
+    ("--device", "foo", "--device foo: not a torch device"),
+    ("--device", "tpu", "--device tpu: not a torch device"),
+    ("--json", "/nonexistent/x.json", "--json /nonexistent/x.json: the folder /nonexistent does not exist"),
+])
+def test_the_benchmark_refuses_impossible_options_before_any_work(option, value, problem):
+    status, stdout, stderr = run_benchmark_tool("--quick", "--device", "cpu", option, value)
+    assert status == 2 and stdout == ""
+    last = stderr.rstrip("\n").split("\n")[-1]  # after argparse's usage line
+    assert ": error: " in last and problem in last
+
+
+def test_the_benchmark_refuses_a_cuda_device_it_does_not_have(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    status, _, stderr = run_benchmark_tool("--quick", "--device", "cuda")
+    assert status == 2 and stderr.rstrip("\n").endswith("--device cuda: no CUDA device is available here (use --device cpu)")
+
+
+def test_the_benchmark_needs_enough_training_videos_for_a_batch():
+    status, stdout, stderr = run_benchmark_tool("--quick", "--device", "cpu", "--train-videos", "3", "--batch-size", "4")
+    assert status == 2 and stdout == "" and stderr.count("\n") == 1
+    assert stderr.startswith("benchmark: 3 resident normal training videos cannot fill a batch of 4")

@@ -378,12 +378,31 @@ def _time_training(
     return measure(step, device, memory, settings.warmup, settings.steps)
 
 
-def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> BenchmarkResult:
-    """Measure both paths (see the module docstring); ``log`` receives progress lines."""
+def check_settings(settings: BenchmarkSettings) -> None:
+    """ValueError with a one-line message for settings that cannot be measured (before any work is done)."""
     if settings.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
     if settings.shape not in SHAPES:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}")
+    minimums = dict(batch_size=1, steps=1, repeats=1, warmup=0, num_crops=1, feature_size=32)
+    optional_minimums = dict(num_atoms=1, test_videos=1, train_videos=1, max_snippets=1, threads=1)
+    for name, minimum in (*minimums.items(), *optional_minimums.items()):
+        value = getattr(settings, name)
+        if (value is not None or name in minimums) and value < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, not {value}")
+    if settings.feature_size % 32:
+        raise ValueError(f"feature_size must be a multiple of 32 (the model's GroupNorm), not {settings.feature_size}")
+    shape = SHAPES[settings.shape]
+    for kind, count in (("normal", settings.train_videos or shape.num_train_normal),
+                        ("anomalous", settings.train_videos or shape.num_train_anomalous)):
+        if count < settings.batch_size:
+            raise ValueError(f"{count} resident {kind} training videos cannot fill a batch of {settings.batch_size} "
+                             "(raise --train-videos or lower --batch-size)")
+
+
+def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> BenchmarkResult:
+    """Measure both paths (see the module docstring); ``log`` receives progress lines."""
+    check_settings(settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
@@ -592,6 +611,7 @@ def result_json(result: BenchmarkResult) -> str:
 __all__ = [
     "BenchmarkResult",
     "BenchmarkSettings",
+    "check_settings",
     "SHAPES",
     "format_report",
     "result_json",

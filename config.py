@@ -6,6 +6,8 @@ from typing import Union
 
 from munch import Munch
 
+from anomaly.data.synthetic import num_anomalous_training_videos
+
 CONFIG_FIELDS = (
     "dataset",
     "backbone",
@@ -33,6 +35,8 @@ def load_dataset_config(
         raise ValueError(f"no config for dataset '{dataset}' (expected configs/{module_name}/{module_name}_dl.py)") from None
     config = Munch({field: getattr(module, field) for field in CONFIG_FIELDS})
     root, dictionaries = Path(root_path), Path(dictionary_path)
+    if config.num_anomalous_train is None:  # a generated dataset records its own split
+        config.num_anomalous_train = num_anomalous_training_videos(root, dataset)
     config.files = Munch(
         training_list=root / module.files["data_file_train"],
         testing_list=root / module.files["data_file_test"],

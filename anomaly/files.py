@@ -66,25 +66,30 @@ def save_npy(array: np.ndarray, path: PathLike) -> None:
     atomic_write(path, lambda file: np.save(file, array))
 
 
-def ensure_folder(path: PathLike) -> Path:
-    """Create the folder ``path`` (with its parents) unless it exists; returns it as a Path.
+def check_writable_folder(path: PathLike) -> None:
+    """Fail with one line, creating nothing, when the folder ``path`` could not be created or written into.
 
-    Raises InputError naming the blocking path when a file sits where the folder or one of its parents should be,
-    and naming the folder when it cannot be created or written to, so that writers can check their output folder
-    before any heavy work and fail with one line instead of a traceback.
+    Names the blocking path: a file where the folder or one of its parents should be, or the nearest existing
+    folder when it is not writable. Lets a tool refuse its outputs before any work and before writing anything.
     """
     path = Path(path)
     for existing in (path, *path.parents):
         if existing.is_dir():
-            break
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise InputError(existing, "the folder is not writable: choose another one or fix its permissions")
+            return
         if existing.exists() or existing.is_symlink():  # a file, or a link to nothing
             if existing == path:
                 raise InputError(path, "is a file, not a folder, so nothing can be written into it")
             raise InputError(existing, f"is a file, so the folder {path} cannot be created")
+
+
+def ensure_folder(path: PathLike) -> Path:
+    """Create the folder ``path`` (with its parents) unless it exists, after ``check_writable_folder``."""
+    path = Path(path)
+    check_writable_folder(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(path, f"the folder cannot be created ({error.strerror or error})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise InputError(path, "the folder is not writable")
     return path

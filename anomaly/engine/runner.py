@@ -12,7 +12,6 @@ import contextlib
 import datetime
 import hashlib
 import logging
-import os
 import random
 import signal
 import sys
@@ -40,7 +39,7 @@ from anomaly.engine.checkpoint import (
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.errors import InputError
-from anomaly.files import save_pickle, save_text, save_torch
+from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
 from anomaly.models import S3R
 
 LOGGER_NAME = "AnomalyDetection"
@@ -82,17 +81,6 @@ class RunFiles:
             log_file=log_dir / f"{stem}.log",
             results_file=Path("output") / args.dataset / f"{args.dataset}_{modality}_results.pickle",
         )
-
-
-def ensure_writable_folder(folder: Path) -> None:
-    """Fail early, creating nothing, when ``folder`` cannot be created or written."""
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(existing, "is a file, so the output folder cannot be created inside it")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(existing, "is not writable: choose another output folder or fix its permissions")
 
 
 def setup_logger(log_file: Optional[Path]) -> logging.Logger:
@@ -306,7 +294,7 @@ class Run:
     # ---------------------------------------------------------------- inference
     def infer(self) -> Evaluation:
         """Load ``--resume``, evaluate once, print the table and write per-video snippet scores."""
-        ensure_writable_folder(self.files.results_file.parent)
+        check_writable_folder(self.files.results_file.parent)
         data = Datasets(self.args, self.config, self.feature_size, with_training=False)
         model = self._model()
         self._load_resume(model, data)
@@ -327,7 +315,7 @@ class Run:
     def train(self) -> List[Dict[str, Any]]:
         args = self.args
         for folder in (self.files.checkpoint_dir, self.files.log_dir):
-            ensure_writable_folder(folder)
+            check_writable_folder(folder)
         data = Datasets(args, self.config, self.feature_size, with_training=True)
         model = self._model()
         optimizer = make_optimizer(model, self.lr)

@@ -10,9 +10,11 @@
 Bad input: a one-line ``<file>: <problem>`` message on stderr and exit status 2.
 """
 
-import argparse
 import sys
 from pathlib import Path
+from typing import Literal, Optional
+
+from tap import Tap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
@@ -22,17 +24,20 @@ from anomaly.errors import InputError  # noqa: E402
 from anomaly.files import ensure_folder  # noqa: E402
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--annotations", required=True, type=Path, help="mask folder, .txt file or .mat folder")
-    parser.add_argument("--features", required=True, type=Path, help="folder of <id>_<backbone>.npy test features")
-    parser.add_argument("--list", type=Path, default=None,
-                        help="test list (csv, header video-id) giving the videos and their order; "
-                        "default: every feature file, sorted")
-    parser.add_argument("--output", required=True, type=Path, help="ground-truth json to write")
-    parser.add_argument("--backbone", default="i3d", help="feature file suffix (default: i3d)")
-    return parser.parse_args(argv)
+class GroundTruthArgs(Tap):
+    dataset: Literal[DATASETS]  # dataset whose annotations --annotations holds
+    annotations: Path  # mask folder, .txt file or .mat folder
+    features: Path  # folder of <id>_<backbone>.npy test features
+    list: Optional[Path] = None  # test list (csv, header video-id): the videos and their order (default: all, sorted)
+    output: Path  # ground-truth json to write
+    backbone: str = "i3d"  # feature file suffix
+
+    def configure(self) -> None:
+        self.add_argument("--dataset", type=str, choices=DATASETS)  # argparse's "invalid choice: 'x'" message
+
+
+def parse_args(argv=None) -> GroundTruthArgs:
+    return GroundTruthArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
 
 
 def main(argv=None) -> int:

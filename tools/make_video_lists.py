@@ -14,9 +14,11 @@ may list both splits' anomalous videos) is an error, and so is a list without an
 Bad input: a one-line ``<file>: <problem>`` message on stderr and exit status 2.
 """
 
-import argparse
 import sys
 from pathlib import Path
+from typing import Literal, Optional
+
+from tap import Tap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
@@ -26,15 +28,19 @@ from anomaly.errors import InputError  # noqa: E402
 DATASETS = ("shanghaitech", "ucf-crime", "xd-violence", "synthetic")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--features", required=True, type=Path, help="folder of <id>_<backbone>.npy features")
-    parser.add_argument("--output", required=True, type=Path, help="csv list to write")
-    parser.add_argument("--anomalous", type=Path, default=None,
-                        help="frame-mask folder or file of anomalous video ids")
-    parser.add_argument("--backbone", default="i3d", help="feature file suffix (default: i3d)")
-    return parser.parse_args(argv)
+class VideoListArgs(Tap):
+    dataset: Literal[DATASETS]  # dataset of the features (how its anomalous videos are found)
+    features: Path  # folder of <id>_<backbone>.npy features
+    output: Path  # csv list to write
+    anomalous: Optional[Path] = None  # frame-mask folder or file of anomalous video ids
+    backbone: str = "i3d"  # feature file suffix
+
+    def configure(self) -> None:
+        self.add_argument("--dataset", type=str, choices=DATASETS)  # argparse's "invalid choice: 'x'" message
+
+
+def parse_args(argv=None) -> VideoListArgs:
+    return VideoListArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -11,10 +11,11 @@ the training list) is printed and recorded in ``<root>/<name>/<name>.spec.json``
 min_length, feature_size not a multiple of 32, ...) or a --root that is a file: one line on stderr, exit status 2.
 """
 
-import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
+
+from tap import Tap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
@@ -44,16 +45,21 @@ HELP = {
 }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=Path("data"), help="datasets folder (default: data)")
-    parser.add_argument("--name", default=DEFAULT_NAME, help=f"dataset name and folder (default: {DEFAULT_NAME})")
-    for field in fields(SyntheticSpec):
-        default = getattr(DEFAULT_SPEC, field.name)
-        parser.add_argument(f"--{field.name}", type=type(default), default=default,
-                            help=f"{HELP[field.name]} (default: {default})")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing synthetic dataset")
-    return parser.parse_args(argv)
+class SyntheticArgs(Tap):
+    root: Path = Path("data")  # datasets folder
+    name: str = DEFAULT_NAME  # dataset name and folder
+    overwrite: bool = False  # replace an existing synthetic dataset
+    # ... and one option per field of SyntheticSpec (its single source of truth), added in configure
+
+    def configure(self) -> None:
+        for field in fields(SyntheticSpec):
+            default = getattr(DEFAULT_SPEC, field.name)
+            self.add_argument(f"--{field.name}", type=type(default), default=default,
+                              help=f"{HELP[field.name]} (default: {default})")
+
+
+def parse_args(argv=None) -> SyntheticArgs:
+    return SyntheticArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
 
 
 def main(argv=None) -> int:

@@ -13,6 +13,9 @@ missing folder, ...) are refused before any work: one line on stderr and exit st
 import argparse
 import sys
 from pathlib import Path
+from typing import Literal, Optional
+
+from tap import Tap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
@@ -62,39 +65,56 @@ def device_problem(name: str) -> str:
     return ""
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="shanghaitech", help="test-set shape")
-    parser.add_argument("--quick", action="store_true", help="a small model on a few videos (seconds on a CPU)")
-    parser.add_argument("--steps", type=at_least(1), help="timed training steps per path")
-    parser.add_argument("--repeats", type=at_least(1), help="timed evaluations per path")
-    parser.add_argument("--warmup", type=at_least(0), help="untimed steps and evaluations before timing")
-    parser.add_argument("--batch-size", type=at_least(1), help="videos per class in a step (full: 32)")
-    parser.add_argument("--test-videos", type=at_least(0), help="test videos to use, spread over the lengths (0: all)")
-    parser.add_argument("--train-videos", type=at_least(1),
-                        help="resident training videos per class, at least --batch-size (default: dataset's)")
-    parser.add_argument("--feature-size", type=channels, help="channels, a multiple of 32 (full: 2048)")
-    parser.add_argument("--num-crops", type=at_least(1), help="crops (full: 10)")
-    parser.add_argument("--num-atoms", type=at_least(1),
-                        help="dictionary atoms (default: 158 shanghaitech, 400 ucf-crime)")
-    parser.add_argument("--max-snippets", type=at_least(1), help="padded positions per evaluation chunk (default: auto)")
-    parser.add_argument("--threads", type=at_least(1), help="CPU threads")
-    parser.add_argument("--seed", type=at_least(0))
-    parser.add_argument("--no-breakdown", action="store_true", help="skip the per-section timing")
-    parser.add_argument("--no-check", action="store_true", help="skip comparing the two evaluations' scores")
-    parser.add_argument("--json", type=Path, help="also write the results to this file (its folder must exist)")
-    args = parser.parse_args(argv)
-    problem = device_problem(args.device)
-    if problem:
-        parser.error(f"--device {args.device}: {problem}")
-    if args.json is not None:
-        if args.json.is_dir():
-            parser.error(f"--json {args.json}: is a folder, not a file")
-        if not args.json.parent.is_dir():
-            parser.error(f"--json {args.json}: the folder {args.json.parent} does not exist")
-    return args
+class BenchmarkArgs(Tap):
+    """Options spelled with dashes (--batch-size): ``underscores_to_dashes`` is always on."""
+
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"  # cpu, cuda or cuda:N
+    precision: Literal[PRECISIONS] = "fp32"  # arithmetic of both paths
+    shape: Literal[tuple(sorted(SHAPES))] = "shanghaitech"  # test-set shape
+    quick: bool = False  # a small model on a few videos (seconds on a CPU)
+    steps: Optional[int] = None  # timed training steps per path
+    repeats: Optional[int] = None  # timed evaluations per path
+    warmup: Optional[int] = None  # untimed steps and evaluations before timing
+    batch_size: Optional[int] = None  # videos per class in a step (full: 32)
+    test_videos: Optional[int] = None  # test videos to use, spread over the lengths (0: all)
+    train_videos: Optional[int] = None  # resident training videos per class, at least --batch-size (default: dataset's)
+    feature_size: Optional[int] = None  # channels, a multiple of 32 (full: 2048)
+    num_crops: Optional[int] = None  # crops (full: 10)
+    num_atoms: Optional[int] = None  # dictionary atoms (default: 158 shanghaitech, 400 ucf-crime)
+    max_snippets: Optional[int] = None  # padded positions per evaluation chunk (default: auto)
+    threads: Optional[int] = None  # CPU threads
+    seed: Optional[int] = None  # random seed
+    no_breakdown: bool = False  # skip the per-section timing
+    no_check: bool = False  # skip comparing the two evaluations' scores
+    json: Optional[Path] = None  # also write the results to this file (its folder must exist)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, underscores_to_dashes=True, **kwargs)
+
+    def configure(self) -> None:
+        # argparse's own messages: "invalid choice: 'x'", and the range checks' "must be at least 1, not 0"
+        self.add_argument("--precision", type=str, choices=PRECISIONS)
+        self.add_argument("--shape", type=str, choices=sorted(SHAPES))
+        for name in ("steps", "repeats", "batch-size", "train-videos", "num-crops", "num-atoms", "max-snippets",
+                     "threads"):
+            self.add_argument(f"--{name}", type=at_least(1))
+        for name in ("warmup", "test-videos", "seed"):
+            self.add_argument(f"--{name}", type=at_least(0))
+        self.add_argument("--feature-size", type=channels)
+
+    def process_args(self) -> None:
+        problem = device_problem(self.device)
+        if problem:
+            self.error(f"--device {self.device}: {problem}")
+        if self.json is not None:
+            if self.json.is_dir():
+                self.error(f"--json {self.json}: is a folder, not a file")
+            if not self.json.parent.is_dir():
+                self.error(f"--json {self.json}: the folder {self.json.parent} does not exist")
+
+
+def parse_args(argv=None) -> BenchmarkArgs:
+    return BenchmarkArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
 
 
 def main(argv=None) -> int:

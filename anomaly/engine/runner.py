@@ -256,25 +256,23 @@ class Run:
         )
         return model.to(self.device)
 
-    def _describe_model(self) -> str:
-        return f"S3R(feature_size={self.feature_size})"
-
-    def _load_resume(self, model: S3R, data: "Datasets") -> Optional[Dict[str, Any]]:
-        """Load ``--resume`` into ``model``; return the training state when it is one."""
+    def _load_resume(self, model: S3R) -> Optional[Dict[str, Any]]:
+        """Load the weights of ``--resume`` into ``model``; return the checkpoint when it is a training state."""
         checkpoint = load_checkpoint(self.args.resume, map_location=self.device)
-        load_model_weights(model, model_state_of(checkpoint, self.args.resume), self.args.resume, self._describe_model())
-        if not is_training_state(checkpoint):
-            return None
-        if self.args.inference:
-            return None
-        saved = checkpoint["run"]
-        current = self._run_identity(data)
-        differences = [f"{key} {saved.get(key)} -> {value}" for key, value in current.items() if saved.get(key) != value]
+        description = f"S3R(feature_size={self.feature_size})"
+        load_model_weights(model, model_state_of(checkpoint, self.args.resume), self.args.resume, description)
+        return checkpoint if is_training_state(checkpoint) else None
+
+    def _check_same_run(self, state: Dict[str, Any]) -> None:
+        """A training state continues only the run that saved it: same data, dictionary and settings."""
+        saved = state["run"]
+        differences = [
+            f"{key} {saved.get(key)} -> {value}" for key, value in self.identity.items() if saved.get(key) != value
+        ]
         if differences:
             raise InputError(
                 self.args.resume, f"this training state belongs to another run setup ({'; '.join(differences)})"
             )
-        return checkpoint
 
     def _run_identity(self, data: "Datasets") -> Dict[str, Any]:
         """The settings and data a resumed run must share with the run that saved the state."""
@@ -297,7 +295,7 @@ class Run:
         check_writable_folder(self.files.results_file.parent)
         data = Datasets(self.args, self.config, self.feature_size, with_training=False)
         model = self._model()
-        self._load_resume(model, data)
+        self._load_resume(model)
         logger = setup_logger(None)
         logger.info(f">>> Checkpoint {self.args.resume} loaded.")
         result = self._evaluate(model, DeviceTestSet(data.test, self.device, self.metric))
@@ -320,7 +318,9 @@ class Run:
         model = self._model()
         optimizer = make_optimizer(model, self.lr)
         self.identity = self._run_identity(data)
-        state = self._load_resume(model, data) if args.resume else None
+        state = self._load_resume(model) if args.resume else None
+        if state is not None:
+            self._check_same_run(state)
         training = TrainingData(data.normal.videos, data.anomalous.videos, args.batch_size, self.device)
         test_set = DeviceTestSet(data.test, self.device, self.metric)
         dictionary = torch.from_numpy(data.dictionary).to(self.device)

@@ -28,6 +28,16 @@ def s3r_small():
     return torch.load(shared_path("reference", "s3r_small.pt"), weights_only=True)
 
 
+def assert_same_evaluation(actual, expected):
+    """Two evaluations agree: every video's snippet scores (1e-5) and the frame-level metric (1e-6)."""
+    import numpy as np
+
+    for video_id, scores in expected.snippet_scores.items():
+        assert actual.snippet_scores[video_id].shape == scores.shape
+        np.testing.assert_allclose(actual.snippet_scores[video_id], scores, rtol=1e-5, atol=1e-6)
+    assert actual.value == pytest.approx(expected.value, abs=1e-6)
+
+
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6, name=""):
     """Compare in the actual dtype (the fixtures store some outputs as float64)."""
     expected = expected.to(actual.dtype)

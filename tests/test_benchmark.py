@@ -21,7 +21,7 @@ from anomaly.engine.evaluator import (
 )
 from anomaly.models import S3R
 from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_same_evaluation
 
 LENGTHS = (1, 2, 5, 17, 40, 3, 2, 9, 33, 12, 12, 64, 4)
 
@@ -81,11 +81,7 @@ def test_benchmark_shapes_have_the_published_sizes():
 @pytest.mark.parametrize("max_snippets", [1, 8, 40, 100, 4096])
 def test_packed_evaluation_equals_one_at_a_time_for_any_chunking(model, test_set, max_snippets):
     alone = evaluate(model, test_set, one_at_a_time=True)
-    packed = evaluate(model, test_set, max_snippets=max_snippets)
-    for video_id, expected in alone.snippet_scores.items():
-        assert packed.snippet_scores[video_id].shape == expected.shape
-        np.testing.assert_allclose(packed.snippet_scores[video_id], expected, rtol=1e-5, atol=1e-6)
-    assert packed.value == pytest.approx(alone.value, abs=1e-6)
+    assert_same_evaluation(evaluate(model, test_set, max_snippets=max_snippets), alone)
 
 
 class ModulesOnly(nn.Module):

@@ -40,6 +40,12 @@ def load_training(files, **overrides):
     return TrainingVideos(**arguments)
 
 
+def load_test_videos(files):
+    return TestVideos(
+        files["root"], files["name"], files["test_ids"], files["ground_truth"], load_dictionary(files["dictionary"])
+    )
+
+
 def test_a_valid_dataset_loads(files):
     videos = load_training(files)
     assert videos.videos.shape == (len(files["train_ids"]), files["num_crops"], 32, files["feature_size"])
@@ -83,15 +89,7 @@ def test_test_video_missing_from_ground_truth(files):
     database = json.loads(files["ground_truth"].read_text())
     del database[files["test_ids"][2]]
     files["ground_truth"].write_text(json.dumps(database))
-    message = expect_error(
-        f"no ground truth for test video '{files['test_ids'][2]}'",
-        TestVideos,
-        files["root"],
-        files["name"],
-        files["test_ids"],
-        files["ground_truth"],
-        load_dictionary(files["dictionary"]),
-    )
+    message = expect_error(f"no ground truth for test video '{files['test_ids'][2]}'", load_test_videos, files)
     assert str(files["ground_truth"]) in message
 
 
@@ -100,15 +98,7 @@ def test_ground_truth_length_must_be_16_frames_per_snippet(files):
     video_id = files["test_ids"][1]
     database[video_id] = {"num_frames": 40, "labels": [0.0] * 40}
     files["ground_truth"].write_text(json.dumps(database))
-    expect_error(
-        "num_frames = 40 but its features give 16 x 2 = 32",
-        TestVideos,
-        files["root"],
-        files["name"],
-        files["test_ids"],
-        files["ground_truth"],
-        load_dictionary(files["dictionary"]),
-    )
+    expect_error("num_frames = 40 but its features give 16 x 2 = 32", load_test_videos, files)
 
 
 @pytest.mark.parametrize(

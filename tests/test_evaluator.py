@@ -8,7 +8,7 @@ from sklearn.metrics import auc, roc_curve
 from anomaly.data import TestVideos, load_dictionary, read_video_list
 from anomaly.engine import DeviceTestSet, evaluate
 from anomaly.models import S3R
-from tests.conftest import write_tiny_dataset
+from tests.conftest import assert_same_evaluation, write_tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +48,7 @@ def test_one_at_a_time_matches_the_published_reduction(test_set, trained_like_mo
 def test_batched_evaluation_equals_one_at_a_time(test_set, trained_like_model, max_snippets):
     _, device_set = test_set
     alone = evaluate(trained_like_model, device_set, one_at_a_time=True)
-    batched = evaluate(trained_like_model, device_set, max_snippets=max_snippets)
-    for video_id, expected in alone.snippet_scores.items():
-        assert batched.snippet_scores[video_id].shape == expected.shape
-        np.testing.assert_allclose(batched.snippet_scores[video_id], expected, rtol=1e-5, atol=1e-6)
-    assert batched.value == pytest.approx(alone.value, abs=1e-6)
+    assert_same_evaluation(evaluate(trained_like_model, device_set, max_snippets=max_snippets), alone)
 
 
 def test_one_and_two_snippet_videos_get_scores(test_set, trained_like_model):

@@ -219,6 +219,11 @@ class TestVideos:
         )
         self.frame_labels = np.concatenate([labels[video_id] for video_id in self.video_ids])
 
+    @property
+    def lengths(self) -> List[int]:
+        """Snippets T of each video, in list order."""
+        return [len(video) for video in self.videos]
+
     def __len__(self) -> int:
         return len(self.video_ids)
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from anomaly.engine import DeviceTestSet, evaluate
-from anomaly.engine.benchmark import SHAPES, subsample, synthetic_test_set
+from anomaly.benchmark.detector import SHAPES, subsample, synthetic_test_set
 from anomaly.engine.evaluator import (
     CUDA_MAX_SNIPPETS,
     activation_bytes_per_snippet,

@@ -6,7 +6,7 @@
 
 Prints the train-step and evaluation times, the projected protocol time (15,000 steps + 10,001 evaluations),
 the peak memory and the ratios, a check that both evaluations give the same scores, and where the time of one
-forward goes. See anomaly/engine/benchmark.py. Impossible options (--batch-size 0, --device foo, a --json in a
+forward goes. See anomaly/benchmark/detector.py. Impossible options (--batch-size 0, --device foo, a --json in a
 missing folder, ...) are refused before any work: one line on stderr and exit status 2.
 """
 
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 import torch  # noqa: E402
 
-from anomaly.engine.benchmark import SHAPES, format_report, result_json, run_benchmark, settings_for  # noqa: E402
+from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for  # noqa: E402
 from anomaly.engine.precision import PRECISIONS  # noqa: E402
 from anomaly.errors import InputError  # noqa: E402
 from anomaly.files import save_text  # noqa: E402

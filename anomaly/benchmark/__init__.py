@@ -1,0 +1,5 @@
+"""Measuring tools: how fast the fast paths are against the published computation, on the machine at hand.
+
+Not part of training or evaluation: nothing in ``anomaly.engine`` imports from here. ``detector`` times S3R's
+training step and evaluation (``tools/benchmark.py``).
+"""

@@ -29,7 +29,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 from tqdm import tqdm
 
-from anomaly.data.datasets import load_dictionary, split_training_list
+from anomaly.data.datasets import load_dictionary
+from anomaly.data.video_lists import split_training_list
 from anomaly.data.features import feature_file, load_features, resample_snippets
 from anomaly.data.synthetic import DEFAULT_NAME, num_anomalous_training_videos
 from anomaly.errors import InputError

@@ -6,6 +6,8 @@ from typing import List, Literal, Optional
 
 from tap import Tap
 
+from anomaly.models.s3r import check_feature_size
+
 class S3RArgumentParser(Tap):
     # network
     backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor of the features on disk
@@ -53,8 +55,11 @@ class S3RArgumentParser(Tap):
         for name in ("save_freq", "evaluate_min_step", "lr"):
             if getattr(self, name) < 0:
                 self.error(f"--{name} cannot be negative, not {getattr(self, name)}")
-        if self.feature_size is not None and (self.feature_size < 32 or self.feature_size % 32):
-            self.error(f"--feature_size must be a positive multiple of 32, not {self.feature_size}")
+        if self.feature_size is not None:
+            try:
+                check_feature_size(self.feature_size)
+            except ValueError as error:
+                self.error(f"--feature_size {error}")
         if not 0.0 <= self.dropout < 1.0:
             self.error(f"--dropout must be in [0, 1), not {self.dropout}")
         if self.inference and not self.resume:

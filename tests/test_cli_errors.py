@@ -114,7 +114,7 @@ def test_non_finite_dictionary(copy, capsys, monkeypatch):
     atoms = np.load(dictionary_file(copy))
     atoms[0, 0] = np.inf
     np.save(dictionary_file(copy), atoms)
-    assert "the dictionary contains NaN or inf" in run_failing(copy, capsys, monkeypatch)
+    assert "NaN or inf in the dictionary" in run_failing(copy, capsys, monkeypatch)
 
 
 def test_video_listed_twice(copy, capsys, monkeypatch):

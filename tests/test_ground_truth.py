@@ -15,12 +15,12 @@ from anomaly.data.ground_truth import (
     build_ground_truth,
     format_ucf_crime_txt_line,
     ground_truth_json,
-    make_video_list,
     read_ucf_crime_mat,
     read_ucf_crime_txt,
     read_xd_violence_annotations,
     write_ground_truth,
 )
+from anomaly.data.video_lists import make_video_list
 from anomaly.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

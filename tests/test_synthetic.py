@@ -174,8 +174,8 @@ def test_the_number_of_anomalous_training_videos_comes_from_the_generated_datase
 
 @pytest.mark.parametrize("sizes, problem", [
     (dict(min_length=50, max_length=10), "max_length (10) is shorter than min_length (50)"),
-    (dict(feature_size=33), "feature_size is 33: the model needs a positive multiple of 32"),
-    (dict(feature_size=16), "feature_size is 16: the model needs a positive multiple of 32"),
+    (dict(feature_size=33), "feature_size is 33: it must be a positive multiple of 32"),
+    (dict(feature_size=16), "feature_size is 16: it must be a positive multiple of 32"),
     (dict(num_train_anomalous=0), "num_train_anomalous is 0: a synthetic dataset needs at least one video"),
     (dict(num_crops=0), "num_crops is 0: it must be at least 1"),
     (dict(min_length=0), "min_length is 0: it must be at least 1"),

@@ -23,6 +23,7 @@ import torch  # noqa: E402
 
 from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for  # noqa: E402
 from anomaly.engine.precision import PRECISIONS  # noqa: E402
+from anomaly.models.s3r import check_feature_size  # noqa: E402
 from anomaly.errors import InputError  # noqa: E402
 from anomaly.files import save_text  # noqa: E402
 
@@ -44,8 +45,10 @@ def at_least(minimum: int):
 
 def channels(text: str) -> int:
     value = at_least(32)(text)
-    if value % 32:
-        raise argparse.ArgumentTypeError(f"must be a positive multiple of 32 (the model's GroupNorm), not {value}")
+    try:
+        check_feature_size(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return value
 
 

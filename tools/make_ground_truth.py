@@ -19,7 +19,7 @@ from tap import Tap
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
 from anomaly.data.ground_truth import DATASETS, build_ground_truth, write_ground_truth  # noqa: E402
-from anomaly.data.datasets import read_video_list  # noqa: E402
+from anomaly.data.video_lists import read_video_list  # noqa: E402
 from anomaly.errors import InputError  # noqa: E402
 from anomaly.files import ensure_folder  # noqa: E402
 

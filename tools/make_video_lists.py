@@ -22,7 +22,7 @@ from tap import Tap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-from anomaly.data.ground_truth import make_video_list  # noqa: E402
+from anomaly.data.video_lists import make_video_list  # noqa: E402
 from anomaly.errors import InputError  # noqa: E402
 
 DATASETS = ("shanghaitech", "ucf-crime", "xd-violence", "synthetic")

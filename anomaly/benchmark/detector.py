@@ -42,7 +42,7 @@ from anomaly.engine.evaluator import DeviceTestSet, auto_max_snippets, evaluate
 from anomaly.engine.precision import PRECISIONS
 from anomaly.engine.trainer import ShuffledBatches, TrainingData, make_optimizer, train_step
 from anomaly.models.fast_scoring import PackedChunk, PackedScorer
-from anomaly.models.s3r import S3R
+from anomaly.models.s3r import S3R, check_feature_size
 
 PROTOCOL_STEPS = 15_000
 PROTOCOL_EVALUATIONS = 1 + (15_000 - 5_000)  # the initial one, then every step past 5,000
@@ -390,8 +390,7 @@ def check_settings(settings: BenchmarkSettings) -> None:
         value = getattr(settings, name)
         if (value is not None or name in minimums) and value < minimum:
             raise ValueError(f"{name} must be at least {minimum}, not {value}")
-    if settings.feature_size % 32:
-        raise ValueError(f"feature_size must be a multiple of 32 (the model's GroupNorm), not {settings.feature_size}")
+    check_feature_size(settings.feature_size)
     shape = SHAPES[settings.shape]
     for kind, count in (("normal", settings.train_videos or shape.num_train_normal),
                         ("anomalous", settings.train_videos or shape.num_train_anomalous)):

@@ -5,8 +5,6 @@ from anomaly.data.datasets import (
     TrainingVideos,
     load_dictionary,
     load_ground_truth,
-    read_video_list,
-    split_training_list,
 )
 from anomaly.data.features import (
     FRAMES_PER_SNIPPET,
@@ -16,6 +14,7 @@ from anomaly.data.features import (
     read_npy_shape,
     resample_snippets,
 )
+from anomaly.data.video_lists import read_video_list, split_training_list
 
 __all__ = [
     "FRAMES_PER_SNIPPET",

@@ -7,7 +7,6 @@ On disk (see README):
 Every video is read once and held in memory: training videos already resampled to ``quantize_size`` snippets.
 """
 
-import csv
 import json
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -15,75 +14,24 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 import numpy as np
 from tqdm import tqdm
 
+from anomaly.data.arrays import read_npy
 from anomaly.data.features import FRAMES_PER_SNIPPET, feature_file, load_features, resample_snippets
 from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
-VIDEO_ID_COLUMN = "video-id"
 
 
-def read_video_list(path: PathLike) -> List[str]:
-    """Video ids of a csv list: the ``video-id`` column (any position, as pandas would read it), in file order.
-
-    Empty rows are skipped; a missing column, an empty list or a video listed twice is an error.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "video list not found")
-    try:
-        rows = [row for row in csv.reader(path.read_text().splitlines()) if any(cell.strip() for cell in row)]
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise InputError(path, f"not a readable csv list ({error})") from None
-    header = [cell.strip() for cell in rows[0]] if rows else []
-    if VIDEO_ID_COLUMN not in header:
-        raise InputError(path, f"a video list needs a '{VIDEO_ID_COLUMN}' column in its header line")
-    column = header.index(VIDEO_ID_COLUMN)
-    video_ids = []
-    for line_number, row in enumerate(rows[1:], start=2):
-        if column >= len(row) or not row[column].strip():
-            raise InputError(path, f"row {line_number} has no '{VIDEO_ID_COLUMN}' value")
-        video_ids.append(row[column].strip())
-    if not video_ids:
-        raise InputError(path, "the video list is empty")
-    seen = set()
-    for video_id in video_ids:
-        if video_id in seen:
-            raise InputError(path, f"video '{video_id}' is listed twice")
-        seen.add(video_id)
-    return video_ids
-
-
-def split_training_list(path: PathLike, num_anomalous: int) -> Dict[str, List[str]]:
-    """Split a training list whose first ``num_anomalous`` rows are anomalous into normal and anomalous ids."""
-    video_ids = read_video_list(path)
-    if not 0 < num_anomalous < len(video_ids):
-        raise InputError(
-            path, f"expected {num_anomalous} anomalous videos first and normal ones after, but it lists {len(video_ids)}"
-        )
-    return {"normal": video_ids[num_anomalous:], "anomalous": video_ids[:num_anomalous]}
+DICTIONARY_AXES = (("S", "atoms"), ("C", "channels"))
 
 
 def load_dictionary(path: PathLike, feature_size: Optional[int] = None) -> np.ndarray:
-    """A dictionary of normal atoms: float32 ``S C``, finite, ``C`` equal to the features' channel count."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "dictionary file not found (learn it with the dataset's dictionary-learning script)")
-    try:
-        dictionary = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputError(path, f"not a readable .npy dictionary ({error})") from None
-    if not isinstance(dictionary, np.ndarray) or dictionary.ndim != 2 or dictionary.shape[0] == 0:
-        shape = list(getattr(dictionary, "shape", []))
-        raise InputError(path, f"expected a dictionary of shape [S, C], found {shape}")
-    if dictionary.dtype.kind != "f":
-        raise InputError(path, f"the dictionary must be floating point, found dtype {dictionary.dtype}")
+    """A dictionary of normal atoms: finite float32 ``S C``, ``C`` equal to the features' channel count."""
+    dictionary = read_npy(path, "the dictionary", DICTIONARY_AXES,
+                          missing="dictionary file not found (learn it with the dataset's dictionary-learning script)")
     if feature_size is not None and dictionary.shape[1] != feature_size:
         raise InputError(
             path, f"dictionary atoms have {dictionary.shape[1]} channels but the features have {feature_size}"
         )
-    dictionary = dictionary.astype(np.float32, copy=False)
-    if not np.isfinite(dictionary).all():
-        raise InputError(path, "the dictionary contains NaN or inf")
     return dictionary
 
 

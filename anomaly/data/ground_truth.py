@@ -30,7 +30,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 
-from anomaly.data.datasets import VIDEO_ID_COLUMN
+from anomaly.data.arrays import read_npy
 from anomaly.data.features import FRAMES_PER_SNIPPET, num_snippets
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_text
@@ -39,8 +39,6 @@ PathLike = Union[str, Path]
 DATASETS = ("shanghaitech", "ucf-crime", "xd-violence")
 Ranges = List[Tuple[int, int]]
 
-UCF_CRIME_NORMAL_MARK = "Normal"  # UCF-Crime's normal videos are named Normal_Videos...
-XD_VIOLENCE_NORMAL_MARK = "label_A"  # XD-Violence's non-violent videos carry the label A
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -94,7 +92,7 @@ def read_text_file(path: PathLike, what: str) -> str:
         raise InputError(path, f"cannot be read ({error.strerror or error})") from None
 
 
-def _has_features_nearby(features_dir: Path, video_id: str, backbone: str) -> bool:
+def has_features_nearby(features_dir: Path, video_id: str, backbone: str) -> bool:
     """Whether ``video_id`` has a feature file in ``features_dir`` or a sibling folder (the other split)."""
     name = f"{video_id}_{backbone}.npy"
     if (features_dir / name).is_file():
@@ -111,7 +109,7 @@ def _check_annotated_video(
     file is an error."""
     if video_id in num_frames:
         return True
-    if features_dir is not None and _has_features_nearby(Path(features_dir), video_id, backbone):
+    if features_dir is not None and has_features_nearby(Path(features_dir), video_id, backbone):
         return False
     where = f" in {features_dir} or its sibling folders" if features_dir is not None else ""
     raise InputError(source, f"annotation for video '{video_id}' which has no feature file{where}")
@@ -164,14 +162,8 @@ def _parse_ranges(values: Sequence[str], source: PathLike, where: str) -> Ranges
 
 def read_frame_mask(path: PathLike) -> np.ndarray:
     """A ShanghaiTech ``test_frame_mask/<id>.npy``: a 1-D array of 0/1 per frame, as float."""
-    path = Path(path)
-    try:
-        mask = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputError(path, f"not a readable .npy frame mask ({error})") from None
-    if not isinstance(mask, np.ndarray) or mask.ndim != 1 or mask.size == 0:
-        raise InputError(path, f"a frame mask must be a non-empty 1-D array, found shape {list(np.shape(mask))}")
-    if mask.dtype.kind not in "biuf" or not np.isin(mask, (0, 1)).all():
+    mask = read_npy(path, "a frame mask", (("F", "frames"),), kinds="biuf")
+    if not np.isin(mask, (0, 1)).all():
         raise InputError(path, "a frame mask must hold only 0 and 1")
     return mask.astype(np.float64)
 
@@ -226,7 +218,7 @@ def anomalous_from_masks(mask_dir: PathLike) -> List[str]:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _strip_video_extension(name: str) -> str:
+def strip_video_extension(name: str) -> str:
     return re.sub(r"\.(mp4|avi|mkv|webm)$", "", name.strip(), flags=re.IGNORECASE)
 
 
@@ -247,7 +239,7 @@ def _read_annotation_lines(
         where = f"line {line_number}"
         if not accepts(len(fields)):
             raise InputError(path, f"{where}: expected '{layout}', found {len(fields)} fields")
-        video_id = _strip_video_extension(fields[0])
+        video_id = strip_video_extension(fields[0])
         if video_id in annotations:
             raise InputError(path, f"{where}: video '{video_id}' is annotated twice")
         annotations[video_id] = _parse_ranges(fields[first_range_field:], path, where)
@@ -281,7 +273,7 @@ def read_ucf_crime_mat(path: PathLike) -> Tuple[str, Ranges]:
     names = record.dtype.names or ()
     if "VideoName" in names:
         name = np.asarray(record["VideoName"][0, 0]).ravel()
-        if name.size and _strip_video_extension(str(name[0])) != video_id:
+        if name.size and strip_video_extension(str(name[0])) != video_id:
             raise InputError(path, f"VideoName '{name[0]}' does not match the file name")
     # Mixed dtypes (uint8, uint16, int16): widen before any arithmetic.
     values = [str(int(value)) for value in anno.astype(np.int64).ravel()]
@@ -405,102 +397,3 @@ def write_ground_truth(labels: Dict[str, np.ndarray], path: PathLike) -> Path:
     ensure_folder(path.parent)
     save_text(ground_truth_json(labels), path)
     return path
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Video lists
-# --------------------------------------------------------------------------------------------------------------
-
-
-def read_id_list(path: PathLike) -> List[str]:
-    """Video ids, one per line (an optional ``video-id`` header, blank lines and ``#`` comments ignored)."""
-    ids = []
-    for line in read_text_file(path, "list of anomalous videos").splitlines():
-        value = line.split("#", 1)[0].strip().split(",")[0].strip()
-        if value and value != VIDEO_ID_COLUMN:
-            ids.append(_strip_video_extension(value))
-    return ids
-
-
-def anomalous_videos(
-    dataset: str,
-    video_ids: Sequence[str],
-    anomalous: Optional[PathLike] = None,
-    features_dir: Optional[PathLike] = None,
-    backbone: str = "i3d",
-) -> List[str]:
-    """Which of ``video_ids`` are anomalous (at least one, or an InputError).
-
-    ``anomalous`` (any dataset; required for ShanghaiTech and synthetic data): a folder of frame masks (a video
-    is anomalous when its mask marks an anomalous frame) or a text/csv file of anomalous ids. Every id of such a
-    file must have a feature file in ``features_dir`` or a sibling split folder (one file may list both splits'
-    anomalous videos; an id with no features anywhere is a typo or another dataset's). Without ``anomalous``,
-    UCF-Crime's normal videos are those whose name contains ``Normal`` and XD-Violence's those containing
-    ``label_A``; every other video is anomalous.
-    """
-    if anomalous is not None:
-        anomalous = Path(anomalous)
-        if anomalous.is_dir():
-            marked = set(anomalous_from_masks(anomalous))
-            how = "no frame mask of this folder marks an anomalous frame of these videos"
-        else:
-            listed = read_id_list(anomalous)
-            if features_dir is not None:
-                known = set(video_ids)
-                missing = [video_id for video_id in dict.fromkeys(listed)
-                           if video_id not in known and not _has_features_nearby(Path(features_dir), video_id, backbone)]
-                if missing:
-                    shown = ", ".join(f"'{video_id}'" for video_id in missing[:5])
-                    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-                    raise InputError(anomalous, f"{len(missing)} listed video(s) have no feature file in {features_dir} "
-                                     f"or its sibling folders: {shown}{more}")
-            marked = set(listed)
-            how = "none of the videos listed in this file has a feature file here"
-        selected = [video_id for video_id in video_ids if video_id in marked]
-        if not selected:
-            where = f" of {features_dir}" if features_dir is not None else ""
-            raise InputError(anomalous, f"no video{where} is anomalous: {how}")
-        return selected
-    if dataset in ("ucf-crime", "xd-violence"):
-        mark = UCF_CRIME_NORMAL_MARK if dataset == "ucf-crime" else XD_VIOLENCE_NORMAL_MARK
-        selected = [video_id for video_id in video_ids if mark not in video_id]
-        if not selected:
-            raise InputError(features_dir, f"no video is anomalous: every {dataset} video name here contains "
-                             f"'{mark}' (the mark of normal videos); give --anomalous if the names do not tell")
-        return selected
-    raise InputError(
-        None,
-        f"{dataset}: video names do not tell anomalous videos apart; give --anomalous (a frame-mask folder or a "
-        f"file of anomalous video ids)",
-    )
-
-
-def order_video_list(video_ids: Sequence[str], anomalous_ids: Iterable[str]) -> List[str]:
-    """Anomalous videos first, then normal ones, each group sorted by id (the order of the published lists)."""
-    marked = set(anomalous_ids)
-    return sorted(v for v in video_ids if v in marked) + sorted(v for v in video_ids if v not in marked)
-
-
-def write_video_list(video_ids: Sequence[str], path: PathLike) -> Path:
-    """A one-column csv with the header ``video-id``."""
-    path = Path(path)
-    ensure_folder(path.parent)
-    save_text("\n".join([VIDEO_ID_COLUMN, *video_ids]) + "\n", path)
-    return path
-
-
-def make_video_list(
-    dataset: str,
-    features_dir: PathLike,
-    output: PathLike,
-    anomalous: Optional[PathLike] = None,
-    backbone: str = "i3d",
-) -> Tuple[List[str], int]:
-    """Write the list of every feature file of ``features_dir``, anomalous first; returns (ids, number anomalous)."""
-    ensure_folder(Path(output).parent)  # before reading the annotations
-    video_ids = list_feature_videos(features_dir, backbone)
-    marked = anomalous_videos(dataset, video_ids, anomalous, features_dir, backbone)
-    ordered = order_video_list(video_ids, marked)
-    write_video_list(ordered, output)
-    return ordered, len(marked)
-

@@ -33,8 +33,10 @@ import numpy as np
 from tqdm import tqdm
 
 from anomaly.data.features import FRAMES_PER_SNIPPET
-from anomaly.data.ground_truth import write_ground_truth, write_video_list
+from anomaly.data.ground_truth import write_ground_truth
+from anomaly.data.video_lists import write_video_list
 from anomaly.errors import InputError
+from anomaly.models.s3r import check_feature_size
 from anomaly.files import ensure_folder, save_npy, save_text
 
 PathLike = Union[str, Path]
@@ -67,9 +69,10 @@ class SyntheticSpec:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}: a synthetic dataset needs at least one video "
                                  "of each class in each split")
-        if self.feature_size < 32 or self.feature_size % 32:
-            raise ValueError(f"feature_size is {self.feature_size}: the model needs a positive multiple of 32 "
-                             "channels (its GroupNorm of 8 groups runs on C / 4 channels)")
+        try:
+            check_feature_size(self.feature_size)
+        except ValueError as error:
+            raise ValueError(f"feature_size is {self.feature_size}: it {error}") from None
         for name in ("num_crops", "num_scenes", "min_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}: it must be at least 1")

@@ -116,6 +116,17 @@ class GlobalStatistics(nn.Module):
         return torch.sigmoid(self.mlp(masked_time_mean(x, mask)))
 
 
+def check_feature_size(feature_size: int) -> None:
+    """S3R needs ``C`` to be a positive multiple of 32: its temporal block (``Aggregate``) normalises ``C / 4``
+    channels in 8 groups.
+
+    The one place this rule is checked; raises ValueError with a message that option parsers show as it is.
+    """
+    if isinstance(feature_size, bool) or not isinstance(feature_size, int) or feature_size < 32 or feature_size % 32:
+        raise ValueError(f"must be a positive multiple of 32 (the model's GroupNorm runs 8 groups on C / 4 "
+                         f"channels), not {feature_size}")
+
+
 def _classifier_layers(dim: int, dropout: float) -> list:
     return [
         nn.Linear(dim, dim // 4),
@@ -159,8 +170,7 @@ class S3R(nn.Module):
         super().__init__()
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
-        if dim % 32 != 0:
-            raise ValueError(f"feature size must be a multiple of 32 (GroupNorm groups of dim/4 channels), not {dim}")
+        check_feature_size(dim)
         self.dim = dim
         self.batch_size = batch_size
         # The published k = quantize_size // 10 (3), at least 1 so that a short quantize_size still selects.

@@ -8,10 +8,12 @@ STAMP := $(VENV)/.requirements-installed
 # The demo: a synthetic dataset in the real layout, its dictionary, a short training run and the AUC table.
 DEMO_STEPS ?= 200
 
-# The virtual environment is rebuilt whenever requirements.txt changes.
-$(STAMP): requirements.txt
+# The virtual environment: the pinned requirements, then this project installed editable with its test extra
+# (console commands s3r-train, ...). Rebuilt whenever requirements.txt or pyproject.toml changes.
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PYTHON) -m pip install --quiet -r requirements.txt
+	$(VENV_PYTHON) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
 test: $(STAMP)

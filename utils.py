@@ -1,14 +1,7 @@
-"""Small helpers of the command-line tools: seeding and describing the environment."""
+"""Helpers of the published scripts, kept under their published names for code that imports them."""
 
-import random
+from anomaly.engine.training_state import seed_everything
 
-import numpy as np
-import torch
+fixation = seed_everything  # the published name: it seeds (fixes) every random generator of a run
 
-
-def fixation(seed: int) -> None:
-    """Seed every random generator the run uses (Python, NumPy, torch on CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
+__all__ = ["fixation", "seed_everything"]

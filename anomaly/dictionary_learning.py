@@ -1,6 +1,6 @@
-"""Dictionaries of normal patterns for S3R's en-Normal module (spec section 7), one implementation for all datasets.
+"""Dictionaries of normal patterns for S3R's en-Normal module, one implementation for all datasets.
 
-Files, under ``<dictionary_path>/<dataset>/``:
+Files, under ``<dictionary_path>/<dataset>/`` (their names are built by ``configs.base.dataset_files``):
 
 - ``<dataset>_regular_features-<C>dim.training.pickle``: ``{"feature": {video_id: float32 [N, 32, C]}}``, every
   normal training video resampled to ``quantize_size`` snippets exactly as the training loader does (the published
@@ -18,21 +18,17 @@ Modalities:
   en-Normal's softmax attention runs over all atoms, so the video is reconstructed from both sets.
 """
 
-import importlib
 import itertools
 import math
 import pickle
-import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 from tqdm import tqdm
 
 from anomaly.data.datasets import load_dictionary
-from anomaly.data.video_lists import split_training_list
 from anomaly.data.features import feature_file, load_features, resample_snippets
-from anomaly.data.synthetic import DEFAULT_NAME, num_anomalous_training_videos
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_npy, save_pickle
 from anomaly.models.s3r import MODALITIES
@@ -41,26 +37,6 @@ PathLike = Union[str, Path]
 TRANSFORM_ALGORITHM = "omp"
 TRANSFORM_NONZERO_COEFS = 2
 PARALLEL_CODING_MIN_SAMPLES = 1024
-
-
-# --------------------------------------------------------------------------------------------------------------
-# File names
-# --------------------------------------------------------------------------------------------------------------
-
-
-def regular_features_file(dictionary_root: PathLike, dataset: str, feature_size: int) -> Path:
-    return Path(dictionary_root) / dataset / f"{dataset}_regular_features-{feature_size}dim.training.pickle"
-
-
-def task_dictionary_file(
-    dictionary_root: PathLike, dataset: str, ratio: int, max_iter: int = 100, algorithm: str = TRANSFORM_ALGORITHM
-) -> Path:
-    name = f"{dataset}_dictionaries.taskaware.{algorithm}.{max_iter}iters.{ratio}pct.npy"
-    return Path(dictionary_root) / dataset / name
-
-
-def universal_states_file(dictionary_root: PathLike, dataset: str) -> Path:
-    return Path(dictionary_root) / dataset / f"{dataset}_states.universal.npy"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -173,7 +149,7 @@ def learn_task_dictionary(
     source: Optional[PathLike] = None,
     progress: bool = False,
 ) -> np.ndarray:
-    """The task-aware dictionary of spec 7 from the normal videos' means (``V × C``): float32 ``S × C``.
+    """The task-aware dictionary from the normal videos' means (``V × C``): float32 ``S × C``.
 
     The data are the TRANSPOSE of the means: C samples of V features. MiniBatchDictionaryLearning learns
     ``S = round(V · ratio / 100)`` components of V features; the "dictionary" S3R uses is the sparse CODE of
@@ -266,7 +242,7 @@ def _l2_normalise(rows: np.ndarray) -> np.ndarray:
 def universal_states(
     regular_features: Iterable[np.ndarray], universal_dictionary: np.ndarray, source: Optional[PathLike] = None
 ) -> np.ndarray:
-    """The universal modality's atoms (spec 7): float32 ``[K // 2 + 1, C]``.
+    """The universal modality's atoms: float32 ``[K // 2 + 1, C]``.
 
     ``regular_features``: the normal videos' ``[N, T, C]`` arrays; ``universal_dictionary``: ``[K, C']``.
     When ``C' != C`` the dictionary is first mapped to C channels by PCA (needs ``K >= C`` and ``C' >= C``).
@@ -359,123 +335,3 @@ def load_modality_dictionary(config, feature_size: Optional[int] = None) -> np.n
         univ_dict_file=files.get("universal_dictionary"),
         feature_size=feature_size,
     )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The dictionary-learning scripts (data/<dataset>/*_dictionary_learning.py)
-# --------------------------------------------------------------------------------------------------------------
-
-
-def dataset_config(dataset: str):
-    """``configs/<dataset>/<dataset>_dl.py`` (dashes as underscores), or None when there is none."""
-    name = dataset.replace("-", "_")
-    try:
-        return importlib.import_module(f"configs.{name}.{name}_dl")
-    except ModuleNotFoundError:
-        return None
-
-
-def make_argument_parser(default_dataset: str):
-    """The published scripts' options (same names and defaults) plus ``ratio``, ``num_anomalous``,
-    ``feature_size`` and ``universal_dictionary`` (defaults from the dataset's config)."""
-    from typing import Literal
-
-    from tap import Tap
-
-    class DictionaryLearningArguments(Tap):
-        backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor (folder and file suffix)
-        batch_size: int = 32  # samples per mini-batch update (<= 0: the number of normal videos, as published)
-        workers: int = 4  # parallel jobs for the final sparse coding (when C >= 1024)
-        dataset: Literal["shanghaitech", "ucf-crime", "xd-violence", "synthetic"] = default_dataset
-        quantize_size: int = 32  # snippets per video in the regular-features pickle (as in training)
-        max_iter: int = 100  # mini-batch updates (scikit-learn 0.24's n_iter); also in the output file name
-        root_path: Path = Path("data")  # folder of the datasets
-        dictionary_path: Path = Path("dictionary")  # folder of the dictionaries
-        seed: Optional[int] = 42  # random state of dictionary learning
-        debug: bool = False  # smoke test: 1 update on at most 2 × batch_size videos, nothing but "1iters" written
-        ratio: Optional[int] = None  # atoms in percent of the normal videos (default: the config's, 90 / 50)
-        num_anomalous: Optional[int] = None  # anomalous rows at the top of the training list (default: config)
-        feature_size: Optional[int] = None  # channels C (default: the config's, 2048)
-        universal_dictionary: Optional[Path] = None  # also cache the universal states from this [K, C'] .npy
-
-        def process_args(self) -> None:  # bad values: one usage line and exit status 2, before any work
-            if self.ratio is not None and not 0 < self.ratio <= 100:
-                self.error(f"--ratio {self.ratio}: the atoms are a percentage of the normal videos, "
-                           "0 < ratio <= 100")
-            for name in ("max_iter", "quantize_size", "feature_size", "num_anomalous"):
-                value = getattr(self, name)
-                if value is not None and value < 1:
-                    self.error(f"--{name} {value}: must be at least 1")
-
-    return DictionaryLearningArguments(description="Learn a dataset's task-aware dictionary (S3R, spec 7).")
-
-
-def run_dictionary_learning(argv: Optional[List[str]] = None, default_dataset: str = "shanghaitech") -> int:
-    """Entry point of the per-dataset scripts: build the regular-features pickle when missing, then learn and
-    save the task-aware dictionary (and, given ``--universal_dictionary``, the universal states).
-    Bad input: one line on stderr, exit status 2."""
-    args = make_argument_parser(default_dataset).parse_args(argv)
-    try:
-        for path in learn_dataset_dictionary(args):
-            print(f"wrote {path}")
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
-    return 0
-
-
-def learn_dataset_dictionary(args) -> List[Path]:
-    config = dataset_config(args.dataset)
-    ratio = args.ratio if args.ratio is not None else getattr(config, "dictionary_ratio", None)
-    num_anomalous = args.num_anomalous if args.num_anomalous is not None else getattr(
-        config, "num_anomalous_train", None)
-    if num_anomalous is None and args.dataset == DEFAULT_NAME:
-        num_anomalous = num_anomalous_training_videos(args.root_path, args.dataset)
-    feature_size = args.feature_size if args.feature_size is not None else getattr(config, "feature_size", 2048)
-    if ratio is None or num_anomalous is None:
-        raise InputError(None, f"{args.dataset}: no config gives the dictionary ratio and the number of anomalous "
-                         "training videos; pass --ratio and --num_anomalous")
-    try:
-        check_ratio(ratio)
-    except ValueError as error:
-        raise InputError(None, f"{args.dataset}: {error}") from None
-    training_list = Path(args.root_path) / args.dataset / f"{args.dataset}.training.csv"
-    normal_ids = split_training_list(training_list, num_anomalous)["normal"]
-    max_iter = args.max_iter
-    if args.debug:
-        normal_ids, max_iter = normal_ids[: 2 * max(args.batch_size, 1)], 1
-    if number_of_atoms(len(normal_ids), ratio) < TRANSFORM_NONZERO_COEFS:  # fail before reading any features
-        raise InputError(
-            training_list,
-            f"{len(normal_ids)} normal video(s) at {ratio} % give {number_of_atoms(len(normal_ids), ratio)} "
-            f"atom(s); dictionary learning needs at least {minimum_videos(ratio)} normal videos",
-        )
-    universal = None if args.universal_dictionary is None else load_dictionary(args.universal_dictionary)
-    ensure_folder(Path(args.dictionary_path) / args.dataset)  # a blocked output fails before any feature is read
-
-    written = []
-    regular_file = regular_features_file(args.dictionary_path, args.dataset, feature_size)
-    if regular_file.is_file() and not args.debug:
-        regular = load_regular_features(regular_file, feature_size, args.quantize_size)
-        if list(regular) != list(normal_ids):
-            raise InputError(regular_file, f"its videos are not the normal videos of {training_list}; delete it to "
-                             "rebuild it")
-    else:
-        regular = build_regular_features(args.root_path, args.dataset, normal_ids, args.backbone,
-                                         args.quantize_size, feature_size=feature_size)
-        if not args.debug:
-            written.append(write_regular_features(regular, regular_file))
-    dictionary = learn_task_dictionary(
-        video_means(regular), ratio, max_iter=max_iter, batch_size=args.batch_size, seed=args.seed,
-        n_jobs=args.workers if args.workers > 0 else None, source=regular_file if not args.debug else training_list,
-        progress=True,
-    )
-    output = task_dictionary_file(args.dictionary_path, args.dataset, ratio, max_iter)
-    save_npy(dictionary, output)
-    written.append(output)
-    if universal is not None:
-        states = universal_states(regular.values(), universal, source=args.universal_dictionary)
-        states_file = universal_states_file(args.dictionary_path, args.dataset)
-        save_npy(states, states_file)
-        written.append(states_file)
-    return written

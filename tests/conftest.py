@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from anomaly.data.synthetic import DEFAULT_SPEC, make_synthetic_dataset
-from anomaly.dictionary_learning import run_dictionary_learning
+from anomaly.cli.learn_dictionary import main as run_dictionary_learning
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -18,12 +18,11 @@ from anomaly.dictionary_learning import (
     minimum_videos,
     modality_dictionary,
     number_of_atoms,
-    regular_features_file,
-    run_dictionary_learning,
-    task_dictionary_file,
     universal_states,
     video_means,
 )
+from anomaly.cli.learn_dictionary import main as run_dictionary_learning
+from anomaly.config import load_dataset_config
 from anomaly.errors import InputError
 
 
@@ -45,6 +44,12 @@ def write_dataset(root, dataset="shanghaitech", lengths=(7, 40, 12, 33, 5, 64), 
         np.save(folder / f"{video_id}_i3d.npy", rng.random((length, 3, channels), dtype=np.float32))
     (root / dataset / f"{dataset}.training.csv").write_text("video-id\n" + "\n".join(ids) + "\n")
     return ids
+
+
+def shanghaitech_files(root, dictionaries, feature_size=32, ratio=50, max_iter=100):
+    """The files of the ShanghaiTech config for these sizes (the names the script and the trainer use)."""
+    return load_dataset_config("shanghaitech", root, dictionaries, feature_size=feature_size, dictionary_ratio=ratio,
+                               dictionary_max_iter=max_iter).files
 
 
 def run_script(*args):
@@ -138,7 +143,7 @@ def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path)
     status, stdout, stderr = run_script(*common)
     assert status == 0, stderr
 
-    pickle_file = regular_features_file(dictionaries, "shanghaitech", 32)
+    pickle_file = shanghaitech_files(tmp_path, dictionaries).regular_features
     assert pickle_file.name == "shanghaitech_regular_features-32dim.training.pickle"
     with open(pickle_file, "rb") as file:
         content = pickle.load(file)
@@ -148,7 +153,7 @@ def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path)
         features = load_features(tmp_path / "shanghaitech" / "i3d" / "train" / f"{video_id}_i3d.npy")
         np.testing.assert_array_equal(video, resample_snippets(features, 32))
 
-    output = task_dictionary_file(dictionaries, "shanghaitech", 50)
+    output = shanghaitech_files(tmp_path, dictionaries).task_dictionary
     assert output.name == "shanghaitech_dictionaries.taskaware.omp.100iters.50pct.npy"
     dictionary = np.load(output)
     assert dictionary.shape == (2, 32) and dictionary.dtype == np.float32
@@ -162,7 +167,7 @@ def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path)
 
     # Debug: one update, its own file name, no pickle written.
     assert run_script(*common, "--debug")[0] == 0
-    assert task_dictionary_file(dictionaries, "shanghaitech", 50, max_iter=1).is_file()
+    assert shanghaitech_files(tmp_path, dictionaries, max_iter=1).task_dictionary.is_file()
 
 
 @pytest.mark.parametrize("option, value, problem", [
@@ -171,7 +176,8 @@ def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path)
     ("--ratio", "101", "0 < ratio <= 100"),
     ("--max_iter", "0", "--max_iter 0: must be at least 1"),
     ("--quantize_size", "0", "--quantize_size 0: must be at least 1"),
-    ("--feature_size", "0", "--feature_size 0: must be at least 1"),
+    ("--feature_size", "0", "--feature_size must be a positive multiple of 32 (the model's GroupNorm runs 8 groups on "
+                            "C / 4 channels), not 0"),
     ("--num_anomalous", "-1", "--num_anomalous -1: must be at least 1"),
 ])
 def test_script_refuses_impossible_options_before_any_work(tmp_path, option, value, problem):
@@ -194,7 +200,7 @@ def test_a_dictionary_path_blocked_by_a_file_fails_before_reading_features(tmp_p
     def no_reading(*args, **kwargs):
         raise AssertionError("features were read before the output folder was checked")
 
-    monkeypatch.setattr("anomaly.dictionary_learning.build_regular_features", no_reading)
+    monkeypatch.setattr("anomaly.cli.learn_dictionary.build_regular_features", no_reading)
     status, _, stderr = run_script("--root_path", str(tmp_path), "--dictionary_path", str(blocker),
                                    "--num_anomalous", "2", "--ratio", "50", "--feature_size", "32")
     assert status == 2 and stderr.count("\n") == 1
@@ -207,7 +213,7 @@ def test_a_reused_regular_features_pickle_must_have_quantize_size_snippets(tmp_p
     common = ["--root_path", str(tmp_path), "--dictionary_path", str(tmp_path / "d"), "--num_anomalous", "2",
               "--ratio", "50", "--feature_size", "32"]
     assert run_script(*common, "--quantize_size", "16")[0] == 0
-    pickle_file = regular_features_file(tmp_path / "d", "shanghaitech", 32)
+    pickle_file = shanghaitech_files(tmp_path, tmp_path / "d").regular_features
     status, _, stderr = run_script(*common)  # the default 32 snippets
     assert status == 2 and stderr.count("\n") == 1
     assert stderr.startswith(f"{pickle_file}: regular features have 16 snippets per video, but --quantize_size is 32")

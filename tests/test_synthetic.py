@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from anomaly.data import TestVideos, TrainingVideos, read_video_list, split_training_list
 from anomaly.data.synthetic import DEFAULT_SPEC, SyntheticSpec, make_synthetic_dataset, num_anomalous_training_videos
+from anomaly.config import load_dataset_config
 from anomaly.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def test_the_layout_loads_through_the_training_and_test_datasets(default_dataset
     assert info["ground_truth"] == base / "synthetic_ground_truth.testing.json"
     assert normal.videos.shape[1:] == (10, 32, 128) and len(normal) == 84
     assert anomalous.videos.shape[1:] == (10, 32, 128) and len(anomalous) == 36
-    assert normal[0][1] == 0 and anomalous[0][1] == 1
+    assert normal.label == 0 and anomalous.label == 1
     assert len(test) == 50
     for video in test.videos:
         assert video.dtype == np.float32 and video.shape[1:] == (10, 128)
@@ -135,23 +136,28 @@ def test_feature_size_option(tmp_path):
     assert info["training_list"] == tmp_path / "wide" / "wide.training.csv"
 
 
-def test_the_config_matches_the_default_dataset():
-    config = importlib.import_module("configs.synthetic.synthetic_dl")
-    assert config.dataset == "synthetic"
-    assert config.num_anomalous_train is None  # read from the generated dataset's spec file
+def test_the_config_matches_the_default_dataset(tmp_path):
+    module = importlib.import_module("configs.synthetic.synthetic_dl")
+    assert module.num_anomalous_train is None  # read from the generated dataset's spec file
+    make_synthetic_dataset(tmp_path, spec=replace(SMALL, num_train_anomalous=3))
+    config = load_dataset_config("synthetic", tmp_path, tmp_path / "dictionary")
+    assert config.dataset == "synthetic" and config.num_anomalous_train == 3
     assert config.feature_size == DEFAULT_SPEC.feature_size and config.num_crops == DEFAULT_SPEC.num_crops
-    assert config.modality == "taskaware" and config.init_lr == 1e-3
+    assert config.modality == "taskaware" and config.init_lr == 1e-3 and config.metric == "AUC"
     assert isinstance(config.random_state, int) and isinstance(config.dictionary_ratio, int)
-    assert config.files["data_file_train"] == "synthetic/synthetic.training.csv"
-    assert config.files["data_file_test"] == "synthetic/synthetic.testing.csv"
-    assert config.files["ann_file_test"] == "synthetic/synthetic_ground_truth.testing.json"
-    assert config.files["task_dict_file"] == (
-        f"synthetic/synthetic_dictionaries.taskaware.omp.100iters.{config.dictionary_ratio}pct.npy")
-    assert config.files["regular_file"] == "synthetic/synthetic_regular_features-128dim.training.pickle"
+    files = config.files
+    assert files.training_list == tmp_path / "synthetic" / "synthetic.training.csv"
+    assert files.testing_list == tmp_path / "synthetic" / "synthetic.testing.csv"
+    assert files.ground_truth == tmp_path / "synthetic" / "synthetic_ground_truth.testing.json"
+    assert files.task_dictionary == tmp_path / "dictionary" / "synthetic" / (
+        f"synthetic_dictionaries.taskaware.omp.100iters.{config.dictionary_ratio}pct.npy")
+    assert files.regular_features == (
+        tmp_path / "dictionary" / "synthetic" / "synthetic_regular_features-128dim.training.pickle")
 
 
 def test_the_number_of_anomalous_training_videos_comes_from_the_generated_dataset(tmp_path):
-    from anomaly.dictionary_learning import load_regular_features, regular_features_file, run_dictionary_learning
+    from anomaly.cli.learn_dictionary import main as run_dictionary_learning
+    from anomaly.dictionary_learning import load_regular_features
 
     with pytest.raises(InputError, match="synthetic.spec.json: not found"):
         num_anomalous_training_videos(tmp_path)
@@ -168,7 +174,8 @@ def test_the_number_of_anomalous_training_videos_comes_from_the_generated_datase
     assert status == 0
     training = read_video_list(tmp_path / "synthetic" / "synthetic.training.csv")
     assert len(training) == 44
-    regular = load_regular_features(regular_features_file(dictionaries, "synthetic", 32), 32)
+    regular_file = load_dataset_config("synthetic", tmp_path, dictionaries, feature_size=32).files.regular_features
+    regular = load_regular_features(regular_file, 32)
     assert list(regular) == training[40:]  # the 4 normal videos: the 40 anomalous ones come first
 
 

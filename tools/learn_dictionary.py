@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-from anomaly.dictionary_learning import run_dictionary_learning  # noqa: E402
+from anomaly.cli.learn_dictionary import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run_dictionary_learning(default_dataset="synthetic"))
+    sys.exit(main(default_dataset="synthetic"))

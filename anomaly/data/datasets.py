@@ -92,7 +92,6 @@ class TrainingVideos:
     """One class of training videos (normal or anomalous), resampled to ``quantize_size`` snippets, in memory.
 
     ``videos``: float32 ``V N quantize_size C``; ``label``: 0 normal, 1 anomalous.
-    Indexing gives ``(video N T C, label, dictionary S C, macro_label)`` as the published dataset does.
     """
 
     def __init__(
@@ -121,9 +120,6 @@ class TrainingVideos:
 
     def __len__(self) -> int:
         return len(self.video_ids)
-
-    def __getitem__(self, index: int):
-        return self.videos[index], np.float32(self.label), self.dictionary, np.float32(0.0)
 
 
 class TestVideos:
@@ -174,6 +170,3 @@ class TestVideos:
 
     def __len__(self) -> int:
         return len(self.video_ids)
-
-    def __getitem__(self, index: int):
-        return self.videos[index], self.dictionary

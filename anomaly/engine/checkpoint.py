@@ -8,10 +8,10 @@ from typing import Any, Dict, Mapping, Union
 import torch
 from torch import nn
 
+from anomaly.engine.training_state import check_training_state, is_training_state
 from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
-TRAINING_STATE_FORMAT = "s3r-training-state"
 
 
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Any:
@@ -34,14 +34,10 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         raise InputError(path, f"not a readable checkpoint: truncated or corrupt ({message})") from None
 
 
-def is_training_state(checkpoint: Any) -> bool:
-    return isinstance(checkpoint, dict) and checkpoint.get("format") == TRAINING_STATE_FORMAT
-
-
 def model_state_of(checkpoint: Any, path: PathLike) -> Dict[str, torch.Tensor]:
     """The model weights inside a plain state_dict, a ``{"state_dict": ...}`` wrapper or a training state."""
     if is_training_state(checkpoint):
-        checkpoint = checkpoint["model"]
+        checkpoint = check_training_state(checkpoint, path)["model"]
     elif isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), Mapping):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, Mapping) or not checkpoint or not all(

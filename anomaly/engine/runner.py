@@ -12,12 +12,11 @@ import contextlib
 import datetime
 import hashlib
 import logging
-import random
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -29,15 +28,15 @@ from terminaltables import AsciiTable
 from tqdm import tqdm
 
 from anomaly.data import TestVideos, TrainingVideos, load_dictionary, read_video_list, split_training_list
-from anomaly.engine.checkpoint import (
-    TRAINING_STATE_FORMAT,
-    is_training_state,
-    load_checkpoint,
-    load_model_weights,
-    model_state_of,
-)
+from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
+from anomaly.engine.training_state import (
+    is_training_state,
+    random_states,
+    restore_random_states,
+    save_training_state,
+)
 from anomaly.errors import InputError
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
 from anomaly.models import S3R
@@ -155,26 +154,6 @@ def _fingerprint(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()[:16]
 
 
-def random_states() -> Dict[str, Any]:
-    numpy_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
-        "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
-    }
-
-
-def restore_random_states(states: Dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    name, keys, position, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    *internal, version, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[Dict[str, Optional[int]]]:
     """Turn SIGINT/SIGTERM into a flag checked between steps, so the state is saved before the process ends."""
@@ -224,6 +203,27 @@ def score_row(entry: Dict[str, Any]) -> str:
         )
         + " \n"
     )
+
+
+@dataclass
+class TrainingSession:
+    """What the steps of :meth:`Run.train` share: the model and its inputs, then the evaluation record."""
+
+    model: S3R
+    optimizer: torch.optim.Optimizer
+    training: TrainingData
+    test_set: DeviceTestSet
+    dictionary: torch.Tensor
+    logger: logging.Logger
+    max_steps: int
+    resumed_state: Optional[Dict[str, Any]] = None  # the --resume training state, until it is applied
+    first_step: int = 1
+    history: List[Dict[str, Any]] = field(default_factory=list)  # every evaluation: step, value, loss, times
+    best: Optional[Dict[str, Any]] = None  # the best entry of history
+    header: str = ""  # the .score log's header ...
+    rows: str = ""  # ... and its rows, one per improvement
+    initial_value: float = 0.0  # the metric before training
+    start_time: float = 0.0  # time.time() at step 0, earlier sessions included
 
 
 class Run:
@@ -311,93 +311,117 @@ class Run:
 
     # ---------------------------------------------------------------- training
     def train(self) -> List[Dict[str, Any]]:
-        args = self.args
+        """Train for ``--max_epoch`` steps (3 with ``--debug``) and return the evaluation history."""
+        session = self._prepare()
+        self._resume_or_start(session)
+        self._step_loop(session)
+        self._finish(session)
+        return session.history
+
+    def _prepare(self) -> "TrainingSession":
+        """Validate and load every input, build the model and optimizer; nothing is written before this ends."""
         for folder in (self.files.checkpoint_dir, self.files.log_dir):
             check_writable_folder(folder)
-        data = Datasets(args, self.config, self.feature_size, with_training=True)
+        data = Datasets(self.args, self.config, self.feature_size, with_training=True)
         model = self._model()
-        optimizer = make_optimizer(model, self.lr)
         self.identity = self._run_identity(data)
-        state = self._load_resume(model) if args.resume else None
+        state = self._load_resume(model) if self.args.resume else None
         if state is not None:
             self._check_same_run(state)
-        training = TrainingData(data.normal.videos, data.anomalous.videos, args.batch_size, self.device)
-        test_set = DeviceTestSet(data.test, self.device, self.metric)
-        dictionary = torch.from_numpy(data.dictionary).to(self.device)
-
         self.files.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self.files.log_dir.mkdir(parents=True, exist_ok=True)
-        logger = setup_logger(self.files.log_file)
-        max_steps = 3 if args.debug else args.max_epoch
+        return TrainingSession(
+            model=model,
+            optimizer=make_optimizer(model, self.lr),
+            training=TrainingData(data.normal.videos, data.anomalous.videos, self.args.batch_size, self.device),
+            test_set=DeviceTestSet(data.test, self.device, self.metric),
+            dictionary=torch.from_numpy(data.dictionary).to(self.device),
+            logger=setup_logger(self.files.log_file),
+            max_steps=3 if self.args.debug else self.args.max_epoch,
+            resumed_state=state,
+        )
 
+    def _resume_or_start(self, session: "TrainingSession") -> None:
+        """Continue from the training state of ``--resume``, or log the setup and evaluate the initial model."""
+        state = session.resumed_state
         if state is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            training.load_state_dict(state["batches"])
+            session.optimizer.load_state_dict(state["optimizer"])
+            session.training.load_state_dict(state["batches"])
             restore_random_states(state["random"])
-            history, header = state["history"], state["score_header"]
-            first_step, elapsed_before = int(state["step"]) + 1, float(state["elapsed"])
-            initial_value = float(state["initial_value"])
-            logger.info(f">>> Training state {args.resume} loaded: continuing at step {first_step}.")
+            session.history, session.header = state["history"], state["score_header"]
+            session.first_step, elapsed_before = int(state["step"]) + 1, float(state["elapsed"])
+            session.initial_value = float(state["initial_value"])
+            session.logger.info(f">>> Training state {self.args.resume} loaded: continuing at step {session.first_step}.")
         else:
-            history, first_step, elapsed_before = [], 1, 0.0
-            header, initial_value = self._start(model, test_set, logger)
-        best = max(history, key=lambda entry: entry["value"]) if history else None
-        rows = "".join(score_row(entry) for entry in history if entry["improved"])
-        save_text(header + rows, self.files.score_file)
+            elapsed_before = 0.0
+            session.header, session.initial_value = self._start(session.model, session.test_set, session.logger)
+        session.resumed_state = None  # the weights and moments now live in the model and optimizer
+        session.best = max(session.history, key=lambda entry: entry["value"]) if session.history else None
+        session.rows = "".join(score_row(entry) for entry in session.history if entry["improved"])
+        save_text(session.header + session.rows, self.files.score_file)
+        session.start_time = time.time() - elapsed_before
 
-        start_time = time.time() - elapsed_before
-        current_value = history[-1]["value"] if history else initial_value
+    def _step_loop(self, session: "TrainingSession") -> None:
+        """The training steps: evaluate, keep the best checkpoint, save the state, stop cleanly on a signal."""
+        args = self.args
+        current_value = session.history[-1]["value"] if session.history else session.initial_value
         progress_bar = tqdm(
-            total=max_steps,
-            initial=first_step - 1,
+            total=session.max_steps,
+            initial=session.first_step - 1,
             desc=f"{args.dataset}",
             file=sys.stderr,
             dynamic_ncols=True,
             mininterval=1.0 if sys.stderr.isatty() else 30.0,
         )
         with progress_bar as progress, deferred_signals() as received:
-            for step in range(first_step, max_steps + 1):
-                normal, anomalous = training.next_batch()
-                losses = train_step(model, optimizer, normal, anomalous, dictionary, args.precision)
+            for step in range(session.first_step, session.max_steps + 1):
+                normal, anomalous = session.training.next_batch()
+                losses = train_step(session.model, session.optimizer, normal, anomalous, session.dictionary,
+                                     args.precision)
                 evaluate_now = args.debug or (step % args.evaluate_freq == 0 and step > args.evaluate_min_step)
                 if evaluate_now:
-                    entry = self._evaluation_entry(model, test_set, step, losses, start_time, best)
+                    entry = self._evaluation_entry(session, step, losses)
                     current_value = entry["value"]
-                    history.append(entry)
+                    session.history.append(entry)
                     if entry["improved"]:
-                        best = entry
-                        save_torch(model.state_dict(), self.files.best_checkpoint)
-                        rows += score_row(entry)
-                        save_text(header + rows, self.files.score_file)
-                if step % args.plot_freq == 0 or step == max_steps or evaluate_now:
-                    best_value = best["value"] if best else initial_value
+                        session.best = entry
+                        save_torch(session.model.state_dict(), self.files.best_checkpoint)
+                        session.rows += score_row(entry)
+                        save_text(session.header + session.rows, self.files.score_file)
+                if step % args.plot_freq == 0 or step == session.max_steps or evaluate_now:
+                    best_value = session.best["value"] if session.best else session.initial_value
                     progress.set_postfix_str(
-                        f"lr {optimizer.param_groups[0]['lr']:g}, loss {float(losses['total']):.4f}, "
+                        f"lr {session.optimizer.param_groups[0]['lr']:g}, loss {float(losses['total']):.4f}, "
                         f"{self.metric} {current_value * 100:.3f}, best {best_value * 100:.3f}",
                         refresh=False,
                     )
                 progress.update(1)
                 stopping = received["signal"] is not None
-                if stopping or step == max_steps or (args.save_freq and step % args.save_freq == 0):
-                    self._save_state(model, optimizer, training, step, history, header, initial_value, start_time)
+                if stopping or step == session.max_steps or (args.save_freq and step % args.save_freq == 0):
+                    self._save_state(session, step)
                 if stopping:
                     raise TrainingInterrupted(received["signal"], self.files.training_state)
-        save_text(header + rows + "+{}+\n".format("-" * (len(SCORE_COLUMNS.format(*[""] * 5)) - 2)), self.files.score_file)
-        if history:
-            table = best_evaluations_table(args.dataset, self.metric, history, args.report_k)
+
+    def _finish(self, session: "TrainingSession") -> None:
+        """Close the ``.score`` table and report the best evaluations."""
+        closing = "+{}+\n".format("-" * (len(SCORE_COLUMNS.format(*[""] * 5)) - 2))
+        save_text(session.header + session.rows + closing, self.files.score_file)
+        logger = session.logger
+        if session.history:
+            table = best_evaluations_table(self.args.dataset, self.metric, session.history, self.args.report_k)
             logger.info(f"Summary Result on {self.metric} metric\n{table}")
-        if best is None:
+        if session.best is None:
             logger.warning(
-                f"No evaluation ran (steps 1-{max_steps}, --evaluate_min_step {args.evaluate_min_step}), so there is no "
-                f"best checkpoint; the final weights are in the training state {self.files.training_state}"
+                f"No evaluation ran (steps 1-{session.max_steps}, --evaluate_min_step {self.args.evaluate_min_step}), "
+                f"so there is no best checkpoint; the final weights are in the training state {self.files.training_state}"
             )
         else:
             logger.info(f"Best checkpoint: {self.files.best_checkpoint}; training state: {self.files.training_state}")
-        return history
 
-    def _evaluation_entry(self, model, test_set, step, losses, start_time, best) -> Dict[str, Any]:
-        """Evaluate after ``step``: the history entry (also a ``.score`` row when it improves on ``best``)."""
-        value = self._evaluate(model, test_set).value
+    def _evaluation_entry(self, session: "TrainingSession", step: int, losses: Dict[str, Any]) -> Dict[str, Any]:
+        """Evaluate after ``step``: the history entry (also a ``.score`` row when it improves on the best)."""
+        value = self._evaluate(session.model, session.test_set).value
+        best, start_time = session.best, session.start_time
         return {
             "step": step,
             "value": value,
@@ -446,20 +470,17 @@ class Run:
         )
         return header, initial.value
 
-    def _save_state(self, model, optimizer, training, step, history, header, initial_value, start_time) -> None:
-        save_torch(
-            {
-                "format": TRAINING_STATE_FORMAT,
-                "run": self.identity,
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "batches": training.state_dict(),
-                "random": random_states(),
-                "history": history,
-                "score_header": header,
-                "initial_value": initial_value,
-                "elapsed": time.time() - start_time,
-            },
+    def _save_state(self, session: "TrainingSession", step: int) -> None:
+        save_training_state(
             self.files.training_state,
+            run=self.identity,
+            step=step,
+            model=session.model.state_dict(),
+            optimizer=session.optimizer.state_dict(),
+            batches=session.training.state_dict(),
+            random=random_states(),
+            history=session.history,
+            score_header=session.header,
+            initial_value=session.initial_value,
+            elapsed=time.time() - session.start_time,
         )

@@ -53,9 +53,8 @@ class enNormalModule(nn.Module):  # noqa: N801 - the class name appears in publi
 class enNormal(nn.Module):  # noqa: N801
     """en-Normal: the dictionary-guided reconstruction of a video; returns it and the attention B S (N·T)."""
 
-    def __init__(self, dim: int = 2048, modality: str = "taskaware"):
+    def __init__(self, dim: int = 2048):
         super().__init__()
-        self.modality = modality
         self.en_normal_module = enNormalModule(dim)
 
     def forward(self, video: Tensor, dictionary: Tensor) -> Tuple[Tensor, Tensor]:
@@ -157,6 +156,8 @@ class S3R(nn.Module):
     ``forward(video B N T C, dictionary B S C)`` treats the first ``batch_size`` videos as normal and the rest as
     anomalous (a batch of normal videos only, as at inference, stands in for both halves). Snippet scores use every
     crop; the magnitude-based top-k selection of RTFM picks ``k = min(quantize_size // 10, T)`` snippets per video.
+    ``modality`` (one of :data:`MODALITIES`) names the kind of dictionary the model is given; the architecture is
+    the same for all, so it is only checked (the published constructor takes it).
     """
 
     def __init__(
@@ -173,15 +174,17 @@ class S3R(nn.Module):
         check_feature_size(dim)
         self.dim = dim
         self.batch_size = batch_size
-        # The published k = quantize_size // 10 (3), at least 1 so that a short quantize_size still selects.
-        self.k_anomaly = max(quantize_size // 10, 1)
-        self.k_regular = max(quantize_size // 10, 1)
+        # The published k = quantize_size // 10 (3), at least 1 so that a short quantize_size still selects; the
+        # same k for the anomalous and the normal half.
+        self.k = max(quantize_size // 10, 1)
 
         # Construction order follows the published model so that a seed gives the same initial weights.
         self.video_embedding = nn.Sequential(Aggregate(dim), nn.Dropout(dropout))
         self.macro_embedding = nn.Sequential(Aggregate(dim), nn.Dropout(dropout))
-        self.en_normal = enNormal(dim, modality=modality)
+        self.en_normal = enNormal(dim)
         self.de_normal = deNormal(dim, reduction=16)
+        # Unused in the forward pass, as in the published model, but part of the released checkpoints' layout
+        # (strict loading needs them) and of the seeded initialisation order.
         self.video_projection = _projection(dim)
         self.macro_projection = _projection(dim)
         self.video_classifier = nn.Sequential(*_classifier_layers(dim, dropout), nn.Sigmoid())
@@ -261,10 +264,10 @@ class S3R(nn.Module):
         anomaly = slice(self.batch_size, batch) if batch > self.batch_size else regular
         # The anomalous half draws its dropout mask first, as in the published code (same random stream).
         feature_select_anomaly, anomaly_score = self._select_top_k(
-            embeddings[anomaly], magnitudes[anomaly], video_scores[anomaly], min(self.k_anomaly, length)
+            embeddings[anomaly], magnitudes[anomaly], video_scores[anomaly], min(self.k, length)
         )
         feature_select_regular, regular_score = self._select_top_k(
-            embeddings[regular], magnitudes[regular], video_scores[regular], min(self.k_regular, length)
+            embeddings[regular], magnitudes[regular], video_scores[regular], min(self.k, length)
         )
         return {
             "anomaly_score": anomaly_score,

@@ -5,20 +5,14 @@ as ShanghaiTech's. Small on purpose: ``make demo`` trains on it on a CPU.
 generated dataset's ``<root>/synthetic/synthetic.spec.json``
 (``anomaly.data.synthetic.num_anomalous_training_videos``), so a dataset made with other counts needs no edit
 here; the config loader and the dictionary script both do this. ``feature_size`` and ``num_crops`` are those of
-``anomaly.data.synthetic.DEFAULT_SPEC`` (tests check they agree); a dataset made with another
+``anomaly.data.synthetic.DEFAULT_SPEC`` and the catalog (tests check they agree); a dataset made with another
 ``--feature_size`` needs ``--feature_size`` on the dictionary script and the trainer too.
 """
 
 from configs.base import *  # noqa: F401,F403
-from configs.base import dataset_files
 
 dataset = "synthetic"
 num_anomalous_train = None  # read from data/synthetic/synthetic.spec.json (36 of 120 with the defaults)
 feature_size = 128
-num_crops = 10
 dictionary_ratio = 90  # round(84 × 90 / 100) = 76 atoms
 random_state = 823
-init_lr = 0.001
-modality = "taskaware"
-metric = "AUC"
-files = dataset_files(dataset, dictionary_ratio, feature_size)

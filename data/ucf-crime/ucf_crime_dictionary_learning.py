@@ -5,7 +5,7 @@
 Builds ``dictionary/ucf-crime/ucf-crime_regular_features-2048dim.training.pickle``
 first when it is missing, then writes
 ``dictionary/ucf-crime/ucf-crime_dictionaries.taskaware.omp.100iters.<R>pct.npy``. The options are the published
-script's; the work is done by ``anomaly.dictionary_learning`` (run with --help for all options).
+script's; the work is done by ``anomaly.cli.learn_dictionary`` (run with --help for all options).
 """
 
 import sys
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for ``anomaly`` and ``configs``
 
-from anomaly.dictionary_learning import run_dictionary_learning  # noqa: E402
+from anomaly.cli.learn_dictionary import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run_dictionary_learning(default_dataset="ucf-crime"))
+    sys.exit(main(default_dataset="ucf-crime"))

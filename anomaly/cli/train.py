@@ -1,14 +1,31 @@
-"""Command-line options of ``tools/trainval_anomaly_detector.py``: the published ones, same names and defaults,
-plus ``--precision``, ``--save_freq`` and ``--device``."""
+"""Train S3R on a dataset, or evaluate a checkpoint (--inference --resume PATH).
 
+    python tools/trainval_anomaly_detector.py --dataset shanghaitech --version s3r-vad-0.1
+    python tools/trainval_anomaly_detector.py --dataset shanghaitech --inference --resume checkpoint/shanghaitech_s3r_i3d_best.pth
+
+Exit status: 0 done, 2 bad input (one line on stderr says what and where), 130/143 interrupted by
+SIGINT/SIGTERM after saving the training state (continue with --resume <state file>).
+"""
+
+import sys
 from pathlib import Path
 from typing import List, Literal, Optional
 
 from tap import Tap
 
+from anomaly.config import load_dataset_config
+from anomaly.data.catalog import DATASET_NAMES
+from anomaly.engine.precision import PRECISIONS
+from anomaly.engine.runner import Run, TrainingInterrupted
+from anomaly.engine.training_state import seed_everything
+from anomaly.errors import InputError
 from anomaly.models.s3r import check_feature_size
 
+
 class S3RArgumentParser(Tap):
+    """The published options, same names and defaults, plus ``--precision``, ``--save_freq``, ``--device`` and
+    ``--dictionary_max_iter``."""
+
     # network
     backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor of the features on disk
     feature_size: Optional[int] = None  # feature channels (default: the dataset config's, 2048 for I3D)
@@ -17,7 +34,7 @@ class S3RArgumentParser(Tap):
     batch_size: int = 32  # normal videos per batch, and as many anomalous ones
     workers: int = 0  # kept for compatibility: videos are read once into memory
     model_name: str = "s3r"  # name used in checkpoint and log file names
-    dataset: Literal["shanghaitech", "ucf-crime", "xd-violence", "synthetic"] = "shanghaitech"  # dataset to train
+    dataset: Literal[DATASET_NAMES] = "shanghaitech"  # dataset to train
     plot_freq: int = 10  # progress-bar refresh interval, in steps
     max_epoch: int = 15000  # number of training steps
     dropout: float = 0.7  # dropout ratio
@@ -28,6 +45,7 @@ class S3RArgumentParser(Tap):
     log_path: Path = Path("logs")  # folder of logs (one sub-folder per version)
     checkpoint_path: Path = Path("checkpoint")  # folder of checkpoints (one sub-folder per version)
     dictionary_path: Path = Path("dictionary")  # folder of dictionaries
+    dictionary_max_iter: Optional[int] = None  # iterations in the dictionary's file name (default: config's, 100)
     resume: Optional[str] = None  # a published-layout .pth (weights) or a training state (.state) to continue
 
     # evaluation
@@ -43,12 +61,14 @@ class S3RArgumentParser(Tap):
     descr: List[str] = ["S3R", "video", "anomaly", "detection"]  # description of the run
 
     # additions to the published options
-    precision: Literal["fp32", "tf32", "bf16"] = "fp32"  # arithmetic of training and evaluation (fp32: published)
+    precision: Literal[PRECISIONS] = "fp32"  # arithmetic of training and evaluation (fp32: published)
     save_freq: int = 100  # save the full training state every this many steps (0: only at the end)
     device: Optional[str] = None  # torch device (default: cuda when available, else cpu)
 
     def process_args(self) -> None:
         """Refuse impossible values here, with argparse's usage line and exit status 2."""
+        if self.dictionary_max_iter is not None and self.dictionary_max_iter < 1:
+            self.error(f"--dictionary_max_iter must be at least 1, not {self.dictionary_max_iter}")
         for name in ("batch_size", "max_epoch", "quantize_size", "evaluate_freq", "report_k", "plot_freq"):
             if getattr(self, name) < 1:
                 self.error(f"--{name} must be at least 1, not {getattr(self, name)}")
@@ -64,3 +84,26 @@ class S3RArgumentParser(Tap):
             self.error(f"--dropout must be in [0, 1), not {self.dropout}")
         if self.inference and not self.resume:
             self.error("--inference needs --resume PATH, the checkpoint to evaluate")
+
+
+def main(argv=None) -> int:
+    args = S3RArgumentParser().parse_args(argv)
+    try:
+        config = load_dataset_config(args.dataset, args.root_path, args.dictionary_path, args.feature_size,
+                                     dictionary_max_iter=args.dictionary_max_iter)
+        seed_everything(args.seed if args.seed > 0 else config.random_state)
+        run = Run(args, config)
+        if args.inference:
+            run.infer()
+        else:
+            run.train()
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as interruption:
+        print(str(interruption), file=sys.stderr)
+        return 128 + interruption.signal_number
+    except KeyboardInterrupt:
+        print("interrupted outside the training steps (during them, SIGINT saves the state first)", file=sys.stderr)
+        return 130
+    return 0

@@ -6,6 +6,7 @@ from anomaly.extraction.extractor import (
     FeatureExtractor,
     RunSummary,
     feature_path,
+    resolve_device,
     list_videos,
     read_record,
     run_extraction,
@@ -32,5 +33,6 @@ __all__ = [
     "load_i3d",
     "probe",
     "read_record",
+    "resolve_device",
     "run_extraction",
 ]

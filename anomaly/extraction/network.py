@@ -101,7 +101,8 @@ def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> 
     """
     path = Path(path)
     state = model_state_of(load_checkpoint(path, map_location), path)
-    network = I3DResNet50()
+    with torch.device("meta"):  # no random initialisation of 28 M parameters that are replaced at once
+        network = I3DResNet50()
     expected = network.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
@@ -117,5 +118,6 @@ def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> 
             raise InputError(
                 path, f"not the I3D ResNet-50 weights: {key} is {list(state[key].shape)}, expected {list(value.shape)}"
             )
-    network.load_state_dict(state, strict=True)
+    state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
+    network.load_state_dict(state, strict=True, assign=True)
     return network.eval()

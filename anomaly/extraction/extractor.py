@@ -34,7 +34,7 @@ from anomaly.errors import InputError
 from anomaly.extraction.network import FEATURE_SIZE, I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
 from anomaly.extraction.video import probe
-from anomaly.files import ensure_folder, save_npy, save_text
+from anomaly.files import check_writable_folder, ensure_folder, save_npy, save_text
 
 PathLike = Union[str, Path]
 PRECISIONS = ("fp32", "bf16")
@@ -337,9 +337,10 @@ def run_extraction(
     ranks = start_distributed(None if device is None else torch.device(device).type)
     torch_device = resolve_device(device, ranks.local_rank)
     videos = list_videos(video_paths)
-    output = ensure_folder(output)
+    check_writable_folder(output)
     settings = ExtractionSettings(preset, num_crops, precision, file_sha256(weights))
     network = load_i3d(weights)
+    output = ensure_folder(output)  # created only once the arguments are known to be good
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
     extractor = FeatureExtractor(network, torch_device, precision)

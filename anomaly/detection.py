@@ -80,7 +80,7 @@ def scores_csv(scores: np.ndarray, fps: Optional[float]) -> str:
     rows = ["frame,time_s,score"]
     for frame, score in enumerate(scores):
         time_s = f"{frame / fps:.4f}" if fps else ""
-        rows.append(f"{frame},{time_s},{score:.6f}")
+        rows.append(f"{frame},{time_s},{score:.7g}")
     return "\n".join(rows) + "\n"
 
 

@@ -303,16 +303,18 @@ class Ranks:
     local_rank: int = 0
 
 
-def start_distributed(device_type: Optional[str]) -> Ranks:
-    """The process group under torchrun (gloo on CPU, NCCL on CUDA); one rank otherwise."""
+def torchrun_ranks() -> Ranks:
+    """This process's place under torchrun (its environment variables); one rank otherwise."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Ranks()
-    ranks = Ranks(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        cuda = device_type == "cuda" or (device_type is None and torch.cuda.is_available())
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return ranks
+    return Ranks(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def start_distributed(ranks: Ranks, device: torch.device) -> None:
+    """Join the process group when there are several ranks: NCCL between GPUs, gloo on CPU."""
+    if ranks.world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def run_extraction(
@@ -334,7 +336,7 @@ def run_extraction(
     """
     if batch_size < 1:
         raise InputError(None, f"--batch_size must be at least 1, not {batch_size}")
-    ranks = start_distributed(None if device is None else torch.device(device).type)
+    ranks = torchrun_ranks()
     torch_device = resolve_device(device, ranks.local_rank)
     videos = list_videos(video_paths)
     check_writable_folder(output)
@@ -343,6 +345,7 @@ def run_extraction(
     output = ensure_folder(output)  # created only once the arguments are known to be good
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)
+    start_distributed(ranks, torch_device)
     extractor = FeatureExtractor(network, torch_device, precision)
     started = time.perf_counter()
 

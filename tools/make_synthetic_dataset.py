@@ -1,5 +1,5 @@
-"""Write a synthetic dataset in the real on-disk layout (lists, ground truth, ten-crop features) from a seed (installed
-as ``s3r-synthetic``; runs ``anomaly.cli.synthetic``).
+"""Write a synthetic dataset in the real on-disk layout (lists, ground truth, ten-crop features) from a seed
+(installed as ``s3r-synthetic``; runs ``anomaly.cli.synthetic``).
 
     python tools/make_synthetic_dataset.py                       # data/synthetic/, 128 channels, seed 0
     python tools/make_synthetic_dataset.py --feature_size 2048   # a full-size one

@@ -1,5 +1,5 @@
-"""Write a ``video-id`` csv list of every feature file of a folder, anomalous videos first (installed as ``s3r-video-
-lists``; runs ``anomaly.cli.video_lists``).
+"""Write a ``video-id`` csv list of every feature file of a folder, anomalous videos first (installed as
+``s3r-video- lists``; runs ``anomaly.cli.video_lists``).
 
     python tools/make_video_lists.py --dataset ucf-crime --features data/ucf-crime/i3d/train \
         --output data/ucf-crime/ucf-crime.training.csv

@@ -1,0 +1,184 @@
+"""How fast feature extraction is, stage by stage, beside what the community extractor does, in the same run.
+
+On one synthetic video (smooth moving gradients, encoded with libx264 into a temporary folder):
+
+- decode: PyAV frames/s (``decode_frames``, RGB arrays);
+- preprocess: frames/s of resizing and cropping decoded frames (``Preset.crops``, uint8);
+- network: snippets/s of the I3D forward alone (``--num_crops`` clips per snippet, ``batch_size`` snippets per
+  forward), fp32 and bf16 (bf16 only on CUDA or on CPUs with bf16 instructions: elsewhere it is emulated and
+  orders of magnitude slower, so it is skipped and said so);
+- end to end, snippets/s: this package's pipeline (a decoding thread feeding batched forwards) and the baseline of
+  I3D_Feature_Extraction_resnet: every frame written to a JPEG file first, each 16-frame chunk read back with PIL,
+  resized (340 × 256 Lanczos) and scaled in float64 numpy, cropped, and sent through the network one snippet at a
+  time, with nothing overlapping. Both use the gowtham recipe, so they compute the same features.
+
+Random weights: speed does not depend on their values.
+"""
+
+import contextlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from anomaly.engine.benchmark import device_name, synchronize
+from anomaly.extraction.extractor import FeatureExtractor, extract_features
+from anomaly.extraction.network import CLIP_LENGTH, CROP_SIZE, I3DResNet50
+from anomaly.extraction.preprocess import PRESETS
+from anomaly.extraction.video import decode_frames
+
+
+@dataclass(frozen=True)
+class ExtractionBenchmarkSettings:
+    device: str
+    frames: int
+    width: int
+    height: int
+    num_crops: int
+    batch_size: int
+    repeats: int = 1  # timed network forwards per precision
+
+    @classmethod
+    def for_device(cls, device: str, quick: bool = False, **overrides) -> "ExtractionBenchmarkSettings":
+        if quick:
+            base = dict(frames=48, width=320, height=240, num_crops=1, batch_size=3)
+        elif torch.device(device).type == "cuda":
+            base = dict(frames=320, width=856, height=480, num_crops=10, batch_size=8)  # ShanghaiTech frames
+        else:
+            base = dict(frames=32, width=856, height=480, num_crops=10, batch_size=2)
+        base.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(device=device, **base)
+
+
+@dataclass
+class ExtractionBenchmarkResult:
+    settings: ExtractionBenchmarkSettings
+    machine: str
+    rates: Dict[str, float] = field(default_factory=dict)  # label -> frames/s or snippets/s
+    notes: List[str] = field(default_factory=list)
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    with contextlib.suppress(OSError):
+        flags = Path("/proc/cpuinfo").read_text()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
+
+
+def make_test_video(path: Path, frames: int, width: int, height: int, fps: int = 25) -> Path:
+    rows, columns = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(frames):
+            image = np.stack([(rows + 3 * index) % 256, (columns + 5 * index) % 256, (rows + columns) % 256], axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _timed(run: Callable[[], object], device: torch.device) -> float:
+    synchronize(device)
+    started = time.perf_counter()
+    run()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def baseline_extract(video: Path, folder: Path, extractor: FeatureExtractor, num_crops: int) -> np.ndarray:
+    """The community extractor's way: JPEG files, PIL, float64 numpy, one snippet per forward -> T N 2048."""
+    frame_files = []
+    with av.open(str(video)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            frame_files.append(folder / f"{index:06d}.jpg")
+            Image.fromarray(frame.to_ndarray(format="rgb24")).save(frame_files[-1])
+    corners = [(slice(0, 224), slice(0, 224)), (slice(0, 224), slice(-224, None)), (slice(16, 240), slice(58, 282)),
+               (slice(-224, None), slice(0, 224)), (slice(-224, None), slice(-224, None))]  # fmt: skip
+    features = []
+    for start in range(0, len(frame_files) - CLIP_LENGTH + 1, CLIP_LENGTH):
+        chunk = np.stack([
+            np.array(Image.open(file).convert("RGB").resize((340, 256), Image.LANCZOS)).astype(float) * 2 / 255 - 1
+            for file in frame_files[start : start + CLIP_LENGTH]
+        ])  # fmt: skip
+        images = [chunk, chunk[:, :, ::-1]]
+        crops = [image[:, rows, columns] for image in images for rows, columns in corners]
+        crops = crops if num_crops == 10 else crops[:5] if num_crops == 5 else [crops[2]]
+        clips = torch.from_numpy(np.stack(crops).transpose(0, 4, 1, 2, 3).astype(np.float32)).to(extractor.device)
+        with torch.no_grad():
+            features.append(extractor.network.features(clips).float().cpu().numpy())
+    return np.stack(features)
+
+
+def run_extraction_benchmark(
+    settings: ExtractionBenchmarkSettings, log: Callable[[str], None] = print
+) -> ExtractionBenchmarkResult:
+    device = torch.device(settings.device)
+    result = ExtractionBenchmarkResult(settings, device_name(device))
+    preset = PRESETS["gowtham"]
+    snippets = preset.snippet_count(settings.frames)
+    if snippets == 0:
+        raise ValueError(f"--frames must be more than {CLIP_LENGTH}, not {settings.frames}")
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        log(f"encoding a {settings.frames}-frame {settings.width}x{settings.height} video")
+        video = make_test_video(folder / "video.mp4", settings.frames, settings.width, settings.height)
+
+        frames: List[np.ndarray] = []
+        seconds = _timed(lambda: frames.extend(decode_frames(video)), torch.device("cpu"))
+        result.rates["decode (frames/s)"] = len(frames) / seconds
+        seconds = _timed(lambda: [preset.crops(frame, settings.num_crops) for frame in frames], torch.device("cpu"))
+        result.rates["preprocess (frames/s)"] = len(frames) / seconds
+
+        extractor = FeatureExtractor(I3DResNet50(), device)
+        clips = torch.randint(0, 256, (settings.batch_size, settings.num_crops, CLIP_LENGTH, CROP_SIZE, CROP_SIZE, 3),
+                              dtype=torch.uint8)  # fmt: skip
+        for precision in ("fp32", "bf16"):
+            if precision == "bf16" and not bf16_is_native(device):
+                result.notes.append("network bf16: skipped, this CPU has no bf16 instructions (emulated: far slower)")
+                continue
+            extractor.precision = precision
+            log(f"network {precision}: warm-up, then {settings.repeats} forward(s) of {settings.batch_size} snippets")
+            extractor(clips[:1], preset)
+            seconds = sum(_timed(lambda: extractor(clips, preset), device) for _ in range(settings.repeats))
+            result.rates[f"network {precision} (snippets/s)"] = settings.batch_size * settings.repeats / seconds
+        extractor.precision = "fp32"
+
+        log("end to end: this pipeline")
+        seconds = _timed(
+            lambda: extract_features([video], extractor, preset, settings.num_crops, settings.batch_size,
+                                     on_video=lambda *_: None),  # fmt: skip
+            device,
+        )
+        result.rates["end to end, this pipeline (snippets/s)"] = snippets / seconds
+        log("end to end: baseline (JPEG files, PIL, float64, one snippet per forward)")
+        jpegs = folder / "frames"
+        jpegs.mkdir()
+        seconds = _timed(lambda: baseline_extract(video, jpegs, extractor, settings.num_crops), device)
+        result.rates["end to end, baseline (snippets/s)"] = snippets / seconds
+    return result
+
+
+def format_extraction_report(result: ExtractionBenchmarkResult) -> str:
+    settings = result.settings
+    lines = [
+        f"machine: {result.machine}",
+        f"video: {settings.frames} frames of {settings.width}x{settings.height}, gowtham recipe, "
+        f"{settings.num_crops} crop(s), {settings.batch_size} snippets per forward",
+    ]
+    width = max(len(label) for label in result.rates)
+    lines += [f"  {label:<{width}}  {rate:10.2f}" for label, rate in result.rates.items()]
+    ours = result.rates["end to end, this pipeline (snippets/s)"]
+    baseline = result.rates["end to end, baseline (snippets/s)"]
+    lines.append(f"  {'end to end speed-up':<{width}}  {ours / baseline:9.2f}x")
+    lines += [f"  {note}" for note in result.notes]
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Time I3D feature extraction stage by stage (decode, preprocess, network fp32/bf16, end to end) beside the
+community extractor's way (JPEG files, PIL, float64 numpy, one snippet per forward), in the same run.
+
+    python tools/benchmark_extraction.py            # ShanghaiTech-sized frames; ten crops
+    python tools/benchmark_extraction.py --quick    # a small video and one crop (a minute on a CPU)
+
+Prints the machine (CPU model or GPU) and the rates. See anomaly/benchmark/extraction.py.
+"""
+
+import sys
+from typing import Literal, Optional
+
+from tap import Tap
+
+from anomaly.errors import InputError
+from anomaly.benchmark.extraction import (
+    ExtractionBenchmarkSettings,
+    format_extraction_report,
+    run_extraction_benchmark,
+)
+from anomaly.extraction.extractor import resolve_device
+
+
+class ExtractionBenchmarkArgs(Tap):
+    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
+    quick: bool = False  # a 48-frame 320x240 video, one crop
+    frames: Optional[int] = None  # frames of the test video (more than 16)
+    width: Optional[int] = None  # its width (even)
+    height: Optional[int] = None  # its height (even)
+    num_crops: Optional[Literal[10, 5, 1]] = None  # crops per snippet
+    batch_size: Optional[int] = None  # snippets per forward
+    repeats: Optional[int] = None  # timed forwards per precision
+
+    def configure(self) -> None:
+        self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
+
+
+def main(argv=None) -> int:
+    args = ExtractionBenchmarkArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+        settings = ExtractionBenchmarkSettings.for_device(
+            str(device), quick=args.quick, frames=args.frames, width=args.width, height=args.height,
+            num_crops=args.num_crops, batch_size=args.batch_size, repeats=args.repeats,
+        )  # fmt: skip
+        result = run_extraction_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except (InputError, ValueError) as error:
+        print(f"benchmark_extraction: {error}", file=sys.stderr)
+        return 2
+    print(format_extraction_report(result))
+    return 0

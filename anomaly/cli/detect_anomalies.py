@@ -1,0 +1,56 @@
+"""Score videos with a trained S3R: an anomaly curve per video (CSV and PNG) and the segments above a threshold.
+
+    python tools/detect_anomalies.py street.mp4 --checkpoint checkpoint/shanghaitech_s3r_i3d_best.pth \
+        --dictionary dictionary/shanghaitech/shanghaitech_dictionaries.taskaware.omp.100iters.90pct.npy \
+        --weights pretrained/i3d_r50_kinetics.pth --output output/street
+
+Extracts the video's ten-crop I3D features (reusing <output>/<stem>_i3d.npy when it was extracted with the same
+settings), scores every snippet as evaluation does, and writes <output>/<stem>_scores.csv (frame, time_s, score)
+and <stem>_scores.png. See anomaly/detection.py. Exit status: 0, 1 when some videos could not be read (one line
+each), 2 for bad arguments (one line naming the file).
+"""
+
+import sys
+from pathlib import Path
+from typing import List, Literal, Optional
+
+from tap import Tap
+
+from anomaly.detection import detect_anomalies
+from anomaly.errors import InputError
+from anomaly.extraction import PRECISIONS, PRESETS
+
+
+class DetectArgs(Tap):
+    videos: List[str]  # video files, folders of videos, or text files listing videos
+    checkpoint: Path  # S3R weights trained on 2048-channel I3D features
+    dictionary: Path  # the dictionary of normal atoms [S, 2048] the checkpoint was trained with
+    weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
+    output: Path = Path("output/detections")  # folder of the features, CSVs and PNGs
+    preset: Literal[tuple(PRESETS)] = "rtfm"  # preprocessing recipe (the one the checkpoint's features used)
+    num_crops: Literal[10, 5, 1] = 10  # crops per snippet
+    precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
+    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
+    threshold: float = 0.5  # score above which frames are reported as anomalous
+    ground_truth: Optional[List[Path]] = None  # per video, in order: .npy of 0/1 per frame, shaded in the PNG
+    batch_size: int = 4  # snippets per I3D forward pass
+    no_progress: bool = False  # no progress bars
+
+    def configure(self) -> None:
+        self.add_argument("videos", nargs="+")
+        self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
+        self.add_argument("--ground_truth", type=Path, nargs="+")
+
+
+def main(argv=None) -> int:
+    args = DetectArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    try:
+        failed = detect_anomalies(
+            args.videos, args.checkpoint, args.dictionary, args.weights, args.output, preset=args.preset,
+            num_crops=args.num_crops, precision=args.precision, device=args.device, threshold=args.threshold,
+            ground_truth=args.ground_truth, batch_size=args.batch_size, progress=not args.no_progress,
+        )  # fmt: skip
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 1 if failed else 0

@@ -1,0 +1,52 @@
+"""Extract ten-crop I3D ResNet-50 features (float32 [T, N, 2048] per video) from videos.
+
+    python tools/extract_features.py --videos path/to/videos/ --output data/mine/i3d/test \
+        --weights pretrained/i3d_r50_kinetics.pth
+    torchrun --nproc_per_node 4 tools/extract_features.py --videos list.txt --output features/ --weights ...
+
+``--videos``: video files, folders (searched recursively) or text files listing videos (one a line). Writes
+``<output>/<video stem>_i3d.npy`` and its settings ``<stem>_i3d.json``; videos already extracted with the same
+settings are skipped. Under torchrun the videos are split across the processes (one GPU each; gloo on CPU) and
+the files are the same as with one process. See anomaly/extraction/. Exit status: 0, 1 when some videos could not
+be extracted (one line each), 2 for bad arguments (one line).
+"""
+
+import sys
+from pathlib import Path
+from typing import List, Literal, Optional
+
+from tap import Tap
+
+from anomaly.errors import InputError
+from anomaly.extraction import PRECISIONS, PRESETS, run_extraction
+
+
+class ExtractArgs(Tap):
+    videos: List[str]  # video files, folders of videos, or text files listing videos
+    output: Path  # folder of the <stem>_i3d.npy feature files
+    weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
+    preset: Literal[tuple(PRESETS)] = "rtfm"  # preprocessing recipe: rtfm (published features) or gowtham
+    num_crops: Literal[10, 5, 1] = 10  # 10: ten-crop; 5: the first five (XD-Violence); 1: centre crop
+    precision: Literal[PRECISIONS] = "fp32"  # network arithmetic
+    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
+    batch_size: int = 4  # snippets per forward pass (each of --num_crops clips)
+    no_progress: bool = False  # no progress bars
+
+    def configure(self) -> None:
+        self.add_argument("--videos", nargs="+")
+        self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
+
+
+def main(argv=None) -> int:
+    args = ExtractArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    try:
+        summary = run_extraction(
+            args.videos, args.output, args.weights, preset=args.preset, num_crops=args.num_crops,
+            precision=args.precision, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+        )  # fmt: skip
+    except InputError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if summary.is_main:
+        print(summary.table())
+    return 1 if summary.count("failed") else 0

@@ -1,0 +1,143 @@
+"""Anomaly curves of single videos: I3D features (extracted, or reused from the output folder) scored by S3R.
+
+Per video, in the output folder: ``<stem>_i3d.npy`` / ``.json`` (features float32 T N 2048 and their settings,
+see ``anomaly.extraction``), ``<stem>_scores.csv`` (frame, time_s, score: one row per decoded frame) and
+``<stem>_scores.png`` (score over time, threshold line, ground truth shaded). Snippet scores are
+``S3R.snippet_scores`` in eval mode, the evaluation's scoring: features 1 N T C -> 1 T 1. Frame f takes the score of
+snippet f // 16; with the gowtham preset the frames of the dropped tail (fewer than 16) take the last snippet's.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from anomaly.data.datasets import load_dictionary
+from anomaly.data.features import FRAMES_PER_SNIPPET, load_features
+from anomaly.data.ground_truth import mask_to_labels, read_frame_mask
+from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
+from anomaly.errors import InputError
+from anomaly.extraction import FEATURE_SIZE, feature_path, list_videos, read_record, resolve_device, run_extraction
+from anomaly.files import ensure_folder, save_text
+from anomaly.models.s3r import S3R
+from anomaly.plotting import plot_score_curve, true_runs
+
+PathLike = Union[str, Path]
+FIRST_WEIGHT = "video_embedding.0.conv_1.0.weight"  # [C/4, C, 3]: gives the checkpoint's feature size
+
+
+def load_detector(checkpoint: PathLike, dictionary: PathLike, device: torch.device) -> Tuple[S3R, Tensor]:
+    """S3R for 2048-channel I3D features in eval mode, and its dictionary 1 S 2048, on ``device``."""
+    checkpoint = Path(checkpoint)
+    state = model_state_of(load_checkpoint(checkpoint), checkpoint)
+    if FIRST_WEIGHT in state and state[FIRST_WEIGHT].dim() == 3 and state[FIRST_WEIGHT].shape[1] != FEATURE_SIZE:
+        raise InputError(
+            checkpoint,
+            f"an S3R checkpoint for {state[FIRST_WEIGHT].shape[1]}-channel features; I3D ResNet-50 features have "
+            f"{FEATURE_SIZE} (use a checkpoint trained on I3D features)",
+        )
+    model = S3R(FEATURE_SIZE)
+    load_model_weights(model, state, checkpoint, f"S3R for {FEATURE_SIZE}-channel features")
+    atoms = torch.from_numpy(load_dictionary(dictionary, FEATURE_SIZE))
+    return model.to(device).eval(), atoms.unsqueeze(0).to(device)
+
+
+@torch.no_grad()
+def snippet_scores(model: S3R, dictionary: Tensor, features: np.ndarray) -> np.ndarray:
+    """features T N C -> scores T (float64)."""
+    video = torch.from_numpy(features).to(dictionary.device).permute(1, 0, 2).unsqueeze(0)  # 1 N T C
+    return model.snippet_scores(video, dictionary)[0, :, 0].double().cpu().numpy()
+
+
+def frame_scores(scores: np.ndarray, num_frames: int) -> np.ndarray:
+    """Snippet scores T -> one per frame: frame f gets snippet min(f // 16, T - 1)."""
+    return scores[np.minimum(np.arange(num_frames) // FRAMES_PER_SNIPPET, len(scores) - 1)]
+
+
+@dataclass(frozen=True)
+class Segment:
+    first_frame: int
+    last_frame: int
+    peak: float
+
+    def describe(self, fps: Optional[float]) -> str:
+        if fps:
+            span = f"{self.first_frame / fps:.2f}-{(self.last_frame + 1) / fps:.2f} s"
+        else:
+            span = f"frames {self.first_frame}-{self.last_frame}"
+        return f"{span} (peak {self.peak:.3f})"
+
+
+def segments_above(scores: np.ndarray, threshold: float) -> List[Segment]:
+    """Runs of frames scoring above ``threshold``, with their peak score."""
+    return [Segment(start, stop - 1, float(scores[start:stop].max())) for start, stop in true_runs(scores > threshold)]
+
+
+def scores_csv(scores: np.ndarray, fps: Optional[float]) -> str:
+    rows = ["frame,time_s,score"]
+    for frame, score in enumerate(scores):
+        time_s = f"{frame / fps:.4f}" if fps else ""
+        rows.append(f"{frame},{time_s},{score:.7g}")
+    return "\n".join(rows) + "\n"
+
+
+def detect_anomalies(
+    videos: Sequence[PathLike],
+    checkpoint: PathLike,
+    dictionary: PathLike,
+    weights: PathLike,
+    output: PathLike,
+    preset: str = "rtfm",
+    num_crops: int = 10,
+    precision: str = "fp32",
+    device: Optional[str] = None,
+    threshold: float = 0.5,
+    ground_truth: Optional[Sequence[PathLike]] = None,
+    batch_size: int = 4,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Score every video; write its CSV and PNG; log its segments above ``threshold``. Returns the number of videos
+    that could not be scored (each reported in one line). Bad arguments raise ``InputError`` before any work."""
+    torch_device = resolve_device(device)
+    model, atoms = load_detector(checkpoint, dictionary, torch_device)
+    paths = list_videos(videos)
+    if ground_truth is not None and len(ground_truth) != len(paths):
+        raise InputError(
+            ground_truth[0] if ground_truth else None,
+            f"{len(ground_truth)} ground-truth files for {len(paths)} videos: give one per video, in the same order",
+        )
+    masks = [read_frame_mask(path) for path in ground_truth] if ground_truth is not None else [None] * len(paths)
+    output = ensure_folder(output)
+    summary = run_extraction(
+        paths, output, weights, preset=preset, num_crops=num_crops, precision=precision,
+        device=str(torch_device), batch_size=batch_size, progress=progress,
+    )  # fmt: skip
+    failed = 0
+    for result, mask, label_file in zip(summary.results, masks, ground_truth or [None] * len(paths)):
+        if result.status == "failed":
+            failed += 1
+            continue
+        features_file = feature_path(output, result.video)
+        record = read_record(features_file)
+        features = load_features(features_file, num_crops=num_crops, feature_size=FEATURE_SIZE)
+        scores = frame_scores(snippet_scores(model, atoms, features), record["frames"])
+        fps = record.get("fps")
+        stem = result.video.stem
+        save_text(scores_csv(scores, fps), output / f"{stem}_scores.csv")
+        labels = None if mask is None else mask_to_labels(mask, len(scores), label_file, stem)
+        x = np.arange(len(scores)) / fps if fps else np.arange(len(scores))
+        plot_score_curve(
+            output / f"{stem}_scores.png", x, scores, x_label="time (s)" if fps else "frame",
+            threshold=threshold, ground_truth=labels, title=result.video.name,
+        )  # fmt: skip
+        segments = segments_above(scores, threshold)
+        if segments:
+            log(f"{result.video}: {len(segments)} segment(s) above {threshold:g}: "
+                + ", ".join(segment.describe(fps) for segment in segments))  # fmt: skip
+        else:
+            log(f"{result.video}: no segment above {threshold:g} (max score {scores.max():.3f})")
+    return failed

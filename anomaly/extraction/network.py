@@ -1,0 +1,121 @@
+"""The I3D ResNet-50 of pytorch-resnet3d (``I3Res50`` without non-local blocks) as a feature extractor.
+
+Parameter names and shapes are those of ``i3d_r50_kinetics.pth`` (320 state_dict entries, the classifier ``fc``
+included), so the released weights load with ``strict=True``. ``features`` is the eval-mode global average pool
+of ``layer4``: clips B 3 16 224 224 (RGB, time, height, width) -> B 2048. About 32.8 GFLOP per clip.
+"""
+
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import Tensor, nn
+
+from anomaly.engine.checkpoint import load_checkpoint, model_state_of
+from anomaly.errors import InputError
+
+PathLike = Union[str, Path]
+FEATURE_SIZE = 2048
+CLIP_LENGTH = 16
+CROP_SIZE = 224
+GFLOP_PER_CLIP = 32.8
+# Per stage: blocks, channels, spatial stride, and which blocks have a 3-frame temporal first convolution.
+STAGES = (
+    (64, 1, (1, 1, 1)),
+    (128, 2, (1, 0, 1, 0)),
+    (256, 2, (1, 0, 1, 0, 1, 0)),
+    (512, 2, (0, 1, 0)),
+)
+
+
+class Bottleneck(nn.Module):
+    """1×1×1 (or 3×1×1) -> 1×3×3 (spatial stride) -> 1×1×1 ×4 channels, plus the (projected) input."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int, temporal: bool, downsample: Union[nn.Module, None]):
+        super().__init__()
+        self.conv1 = nn.Conv3d(inplanes, planes, (3 if temporal else 1, 1, 1), padding=(1 if temporal else 0, 0, 0), bias=False)
+        self.bn1 = nn.BatchNorm3d(planes)
+        self.conv2 = nn.Conv3d(planes, planes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False)
+        self.bn2 = nn.BatchNorm3d(planes)
+        self.conv3 = nn.Conv3d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm3d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + residual)
+
+
+class I3DResNet50(nn.Module):
+    """I3Res50: conv1 5×7×7 (stride 2) -> max-pool 2×3×3 -> layer1 -> max-pool 2×1×1 -> layer2..4 -> average pool.
+
+    A 16-frame 224×224 clip reaches layer4 as 2048 × 2 × 7 × 7.
+    """
+
+    def __init__(self, num_classes: int = 400):
+        super().__init__()
+        self.conv1 = nn.Conv3d(3, 64, (5, 7, 7), stride=(2, 2, 2), padding=(2, 3, 3), bias=False)
+        self.bn1 = nn.BatchNorm3d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool1 = nn.MaxPool3d((2, 3, 3), stride=(2, 2, 2))
+        self.maxpool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))
+        inplanes = 64
+        for index, (planes, stride, temporal) in enumerate(STAGES, start=1):
+            blocks = []
+            for block, temporal_conv in enumerate(temporal):
+                block_stride = stride if block == 0 else 1
+                downsample = None
+                if block == 0 and (block_stride != 1 or inplanes != planes * Bottleneck.expansion):
+                    downsample = nn.Sequential(
+                        nn.Conv3d(inplanes, planes * Bottleneck.expansion, 1, stride=(1, block_stride, block_stride), bias=False),
+                        nn.BatchNorm3d(planes * Bottleneck.expansion),
+                    )
+                blocks.append(Bottleneck(inplanes, planes, block_stride, bool(temporal_conv), downsample))
+                inplanes = planes * Bottleneck.expansion
+            setattr(self, f"layer{index}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        # Unused for features; kept so that the released file loads with strict=True.
+        self.fc = nn.Linear(FEATURE_SIZE, num_classes)
+
+    def features(self, clips: Tensor) -> Tensor:
+        """clips B 3 16 224 224 -> B 2048 (call in eval mode: BatchNorm uses its running statistics)."""
+        x = self.maxpool1(self.relu(self.bn1(self.conv1(clips))))
+        x = self.maxpool2(self.layer1(x))
+        x = self.layer4(self.layer3(self.layer2(x)))
+        return self.avgpool(x).flatten(1)
+
+
+def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> I3DResNet50:
+    """The network with the weights of ``path`` (``i3d_r50_kinetics.pth``), in eval mode.
+
+    ``weights_only=True`` and ``strict=True``: a file of another network fails in one line naming it and the first
+    missing or unexpected parameter.
+    """
+    path = Path(path)
+    state = model_state_of(load_checkpoint(path, map_location), path)
+    with torch.device("meta"):  # no random initialisation of 28 M parameters that are replaced at once
+        network = I3DResNet50()
+    expected = network.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing parameters (first: {missing[0]})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected parameters (first: {unexpected[0]})")
+        raise InputError(path, f"not the I3D ResNet-50 weights (i3d_r50_kinetics.pth): {', '.join(problems)}")
+    for key, value in expected.items():
+        if state[key].shape != value.shape:
+            raise InputError(
+                path, f"not the I3D ResNet-50 weights: {key} is {list(state[key].shape)}, expected {list(value.shape)}"
+            )
+    state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
+    network.load_state_dict(state, strict=True, assign=True)
+    return network.eval()

@@ -1,0 +1,151 @@
+"""The two preprocessing recipes of ten-crop I3D features, and cutting a video into 16-frame clips.
+
+A decoded frame (uint8 H W 3) is resized (``Preset.resize``, uint8), cut into crops (``crops``: uint8
+N 224 224 3 in the preset's crop order) and stacked into clips of 16 frames (``iter_clips``: uint8
+N 16 224 224 3). The pixel scaling (``Preset.normalise``) is applied to whole batches on the network's device:
+uint8 B N 16 224 224 3 -> float32 (B·N) 3 16 224 224.
+
+- ``rtfm`` (default; the RTFM features): shorter side to 256 with PIL bilinear (torchvision ``Resize(256)``),
+  torchvision ``TenCrop(224)`` order (top-left, top-right, bottom-left, bottom-right, centre, then the same five of
+  the flipped frame), (x − 114.75) / 57.375, the last partial clip loop-padded: T = ceil(frames / 16).
+- ``gowtham`` (the community extractor I3D_Feature_Extraction_resnet): 340 × 256 with PIL Lanczos, crops
+  top-left, top-right, centre [16:240, 58:282], bottom-left, bottom-right, then the flipped five, x · 2 / 255 − 1,
+  the tail shorter than 16 dropped: T = floor(frames / 16), and only videos of more than 16 frames.
+
+``num_crops`` 10 is the published layout, 5 the first five crops (XD-Violence), 1 the centre crop.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from anomaly.errors import InputError
+from anomaly.extraction.network import CLIP_LENGTH, CROP_SIZE
+from anomaly.extraction.video import decode_frames
+
+PathLike = Union[str, Path]
+NUM_CROPS = (10, 5, 1)
+
+
+def _resize_shorter_side(frame: np.ndarray, size: int = 256) -> np.ndarray:
+    """torchvision ``Resize(size)`` on a PIL image: the longer side becomes int(size · long / short)."""
+    height, width = frame.shape[:2]
+    if width <= height:
+        target = (size, int(size * height / width))
+    else:
+        target = (int(size * width / height), size)
+    image = Image.fromarray(frame)
+    if image.size == target:  # torchvision returns the image untouched then
+        return frame
+    return np.asarray(image.resize(target, Image.BILINEAR))
+
+
+def _resize_340x256(frame: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(frame).resize((340, 256), Image.LANCZOS))
+
+
+def _ten_crop_corners(height: int, width: int) -> List[Tuple[int, int]]:
+    """torchvision ``FiveCrop`` order: top-left, top-right, bottom-left, bottom-right, centre."""
+    bottom, right = height - CROP_SIZE, width - CROP_SIZE
+    centre = (int(round(bottom / 2.0)), int(round(right / 2.0)))
+    return [(0, 0), (0, right), (bottom, 0), (bottom, right), centre]
+
+
+def _gowtham_corners(height: int, width: int) -> List[Tuple[int, int]]:
+    """[:224, :224], [:224, -224:], [16:240, 58:282], [-224:, :224], [-224:, -224:] of the 256 × 340 frame."""
+    bottom, right = height - CROP_SIZE, width - CROP_SIZE
+    return [(0, 0), (0, right), (16, 58), (bottom, 0), (bottom, right)]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    resize: Callable[[np.ndarray], np.ndarray]  # uint8 H W 3 -> uint8 h w 3
+    corners: Callable[[int, int], List[Tuple[int, int]]]  # (h, w) of the resized frame -> five (top, left)
+    centre: int  # index of the centre crop among the five
+    scale: Callable[[Tensor], Tensor]  # float pixel values 0-255 -> network input
+    keep_tail: bool  # loop-pad the last partial clip (True) or drop it (False)
+    min_frames: int  # shortest video accepted
+
+    def snippet_count(self, frames: int) -> int:
+        """T for a video of ``frames`` frames (0 when the preset refuses it)."""
+        if frames < self.min_frames:
+            return 0
+        return -(-frames // CLIP_LENGTH) if self.keep_tail else frames // CLIP_LENGTH
+
+    def crops(self, frame: np.ndarray, num_crops: int) -> np.ndarray:
+        """A decoded frame uint8 H W 3 -> its crops uint8 N 224 224 3, resized first."""
+        resized = self.resize(frame)
+        corners = self.corners(*resized.shape[:2])
+        if num_crops == 1:
+            corners = [corners[self.centre]]
+        images = [resized] if num_crops < 10 else [resized, resized[:, ::-1]]
+        return np.stack(
+            [image[top : top + CROP_SIZE, left : left + CROP_SIZE] for image in images for top, left in corners]
+        )
+
+    def normalise(self, clips: Tensor) -> Tensor:
+        """uint8 B N 16 224 224 3 (any device) -> float32 (B·N) 3 16 224 224, the network's input."""
+        pixels = clips.flatten(0, 1).permute(0, 4, 1, 2, 3).float()
+        return self.scale(pixels).contiguous()
+
+
+PRESETS = {
+    "rtfm": Preset(
+        "rtfm", _resize_shorter_side, _ten_crop_corners, centre=4,
+        scale=lambda x: (x - 114.75) / 57.375, keep_tail=True, min_frames=1,
+    ),
+    "gowtham": Preset(
+        "gowtham", _resize_340x256, _gowtham_corners, centre=2,
+        scale=lambda x: x * 2 / 255 - 1, keep_tail=False, min_frames=CLIP_LENGTH + 1,
+    ),
+}  # fmt: skip
+
+
+class ClipReader:
+    """The clips of one video, decoded and preprocessed as they are read: uint8 N 16 224 224 3 each.
+
+    ``frames`` counts the frames decoded so far (all of them once iteration ends). A video the preset refuses
+    (no frames; gowtham: 16 frames or fewer) raises ``InputError`` before its first clip is returned.
+    """
+
+    def __init__(self, path: PathLike, preset: Preset, num_crops: int):
+        if num_crops not in NUM_CROPS:
+            raise ValueError(f"num_crops must be one of {NUM_CROPS}, not {num_crops}")
+        self.path = Path(path)
+        self.preset = preset
+        self.num_crops = num_crops
+        self.frames = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        clip: Optional[np.ndarray] = None
+        pending: Optional[np.ndarray] = None  # a full clip, returned once the video is known to be long enough
+        for frame in decode_frames(self.path):
+            if pending is not None:
+                yield pending
+                pending = None
+            if clip is None:
+                clip = np.empty((self.num_crops, CLIP_LENGTH, CROP_SIZE, CROP_SIZE, 3), np.uint8)
+            clip[:, self.frames % CLIP_LENGTH] = self.preset.crops(frame, self.num_crops)
+            self.frames += 1
+            if self.frames % CLIP_LENGTH == 0:
+                pending, clip = clip, None
+        if self.frames < self.preset.min_frames:
+            if self.frames == 0:
+                raise InputError(self.path, "no frames could be decoded")
+            raise InputError(
+                self.path,
+                f"has {self.frames} frames; the {self.preset.name} preset needs at least {self.preset.min_frames} "
+                "(it drops the tail shorter than 16 frames; use --preset rtfm for short videos)",
+            )
+        if pending is not None:
+            yield pending
+        tail = self.frames % CLIP_LENGTH
+        if tail and self.preset.keep_tail:
+            # Loop padding: the partial clip's own frames repeated from its start until it has 16.
+            yield clip[:, np.arange(CLIP_LENGTH) % tail]

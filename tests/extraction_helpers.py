@@ -1,0 +1,94 @@
+"""Inputs of the extraction and detection tests: short encoded videos and the seeded I3D weights of
+../shared/reference/i3d/README.md (the rule is restated here so that tests without ../shared still have weights)."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from anomaly.extraction.network import I3DResNet50
+
+
+def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, codec: str = "libx264", seed: int = 0) -> Path:
+    """A video of smooth random colour gradients (so that lossy codecs keep it close to what was drawn)."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for _ in range(frames):
+            a, b, c = rng.uniform(0, 255, 3)
+            image = np.stack([(a + rows) % 256, (b + columns) % 256, (c + rows + columns) % 256], axis=2)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def make_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = np.zeros((1, 1024), np.float32)
+        for _ in range(8):
+            frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def seeded_state_dict() -> dict:
+    """The README's rule: seed 0, entries in state_dict order; BatchNorm 1 + 0.1·N / 0.1·N, statistics 0 and 1,
+    other weights N·sqrt(2 / fan_in), other biases 0.01·N (float64 draws cast to float32)."""
+    rng = np.random.default_rng(0)
+    network = I3DResNet50()
+    modules = dict(network.named_modules())
+    state = {}
+    for name, value in network.state_dict().items():
+        owner, leaf = name.rsplit(".", 1)
+        batch_norm = isinstance(modules[owner], torch.nn.BatchNorm3d)
+        shape = tuple(value.shape)
+        if leaf == "num_batches_tracked":
+            state[name] = torch.zeros_like(value)
+            continue
+        if leaf == "running_mean":
+            array = np.zeros(shape)
+        elif leaf == "running_var":
+            array = np.ones(shape)
+        elif batch_norm and leaf == "weight":
+            array = 1 + 0.1 * rng.standard_normal(shape)
+        elif batch_norm and leaf == "bias":
+            array = 0.1 * rng.standard_normal(shape)
+        elif leaf == "weight":
+            array = rng.standard_normal(shape) * np.sqrt(2 / np.prod(shape[1:]))
+        else:
+            array = 0.01 * rng.standard_normal(shape)
+        state[name] = torch.from_numpy(array.astype(np.float32))
+    return state
+
+
+def load_tool(name: str):
+    """A script of tools/ as a module, to call its ``main(argv)`` in this process."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool(name: str, *argv) -> tuple:
+    """(exit status, stdout, stderr) of ``tools/<name>.py argv`` run in this process."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = load_tool(name).main([str(arg) for arg in argv])
+    return status, out.getvalue(), err.getvalue()

@@ -1,0 +1,115 @@
+"""The two preprocessing recipes, computed here by hand with PIL and numpy, against the pipeline's tensors."""
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from anomaly.errors import InputError
+from anomaly.extraction.preprocess import PRESETS, ClipReader
+from tests.conftest import shared_path
+from tests.extraction_helpers import make_video
+
+
+def rtfm_by_hand(frame: np.ndarray) -> np.ndarray:
+    """Resize(256) (PIL bilinear), TenCrop(224), (x - 114.75) / 57.375 -> float32 10 224 224 3."""
+    height, width = frame.shape[:2]
+    size = (256, int(256 * height / width)) if width <= height else (int(256 * width / height), 256)
+    image = np.asarray(Image.fromarray(frame).resize(size, Image.BILINEAR)).astype(np.float32)
+    h, w = image.shape[:2]
+    top, left = int(round((h - 224) / 2.0)), int(round((w - 224) / 2.0))
+
+    def five(im):
+        return [im[:224, :224], im[:224, w - 224 :], im[h - 224 :, :224], im[h - 224 :, w - 224 :],
+                im[top : top + 224, left : left + 224]]  # fmt: skip
+
+    return (np.stack(five(image) + five(image[:, ::-1])) - 114.75) / 57.375
+
+
+def gowtham_by_hand(frame: np.ndarray) -> np.ndarray:
+    """340 × 256 Lanczos, x · 2 / 255 − 1, the extractor's five crops and the flipped five -> float32 10 224 224 3."""
+    image = np.asarray(Image.fromarray(frame).resize((340, 256), Image.LANCZOS)).astype(np.float32) * 2 / 255 - 1
+
+    def five(im):
+        return [im[:224, :224], im[:224, -224:], im[16:240, 58:282], im[-224:, :224], im[-224:, -224:]]
+
+    return np.stack(five(image) + five(image[:, ::-1]))
+
+
+BY_HAND = {"rtfm": rtfm_by_hand, "gowtham": gowtham_by_hand}
+CENTRE = {"rtfm": 4, "gowtham": 2}
+
+
+def pipeline_frame(preset: str, frame: np.ndarray, num_crops: int) -> np.ndarray:
+    """The pipeline's network input for one frame, as N 224 224 3."""
+    crops = torch.from_numpy(PRESETS[preset].crops(frame, num_crops))[None, :, None]  # 1 N 1 224 224 3
+    return PRESETS[preset].normalise(crops)[:, :, 0].permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("size", [(240, 320), (144, 176), (300, 256), (256, 400)])
+def test_one_frame(preset, size):
+    frame = np.random.default_rng(sum(size)).integers(0, 256, (*size, 3), dtype=np.uint8)
+    expected = BY_HAND[preset](frame)
+    np.testing.assert_allclose(pipeline_frame(preset, frame, 10), expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(pipeline_frame(preset, frame, 5), expected[:5], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(pipeline_frame(preset, frame, 1), expected[[CENTRE[preset]]], rtol=0, atol=1e-6)
+
+
+def test_gowtham_resize_and_scaling_match_the_fixture():
+    fixture = np.load(shared_path("reference", "i3d", "frame_preprocess.npz"))
+    preset = PRESETS["gowtham"]
+    resized = torch.tensor(preset.resize(fixture["frame"]), dtype=torch.float32)
+    np.testing.assert_allclose(preset.scale(resized).numpy(), fixture["preprocessed"], rtol=0, atol=1e-6)
+
+
+def decoded_frames(path) -> list:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_a_short_clip_of_small_frames(tmp_path, preset):
+    """20 frames of 176 × 144: rtfm gives 2 clips (the second loop-padded), gowtham 1 (the tail dropped)."""
+    video = make_video(tmp_path / "small.mp4", 20, 176, 144)
+    frames = decoded_frames(video)
+    assert len(frames) == 20
+    if preset == "rtfm":
+        chunks = [list(range(16)), [16 + index % 4 for index in range(16)]]
+    else:
+        chunks = [list(range(16))]
+    by_hand = np.stack([np.stack([BY_HAND[preset](frames[index]) for index in chunk], axis=1) for chunk in chunks])
+    by_hand = by_hand.reshape(-1, 16, 224, 224, 3).transpose(0, 4, 1, 2, 3)  # (T·N) 3 16 224 224
+
+    reader = ClipReader(video, PRESETS[preset], 10)
+    clips = torch.from_numpy(np.stack(list(reader)))
+    assert reader.frames == 20
+    assert clips.shape == (len(chunks), 10, 16, 224, 224, 3) and clips.dtype == torch.uint8
+    np.testing.assert_allclose(PRESETS[preset].normalise(clips).numpy(), by_hand, rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def short_videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("short")
+    return {frames: make_video(folder / f"{frames}.mp4", frames, 176, 144, seed=frames) for frames in (1, 15, 16, 17)}
+
+
+@pytest.mark.parametrize("frames, snippets", [(1, 1), (15, 1), (16, 1), (17, 2)])
+def test_rtfm_keeps_the_tail(short_videos, frames, snippets):
+    assert PRESETS["rtfm"].snippet_count(frames) == snippets
+    assert len(list(ClipReader(short_videos[frames], PRESETS["rtfm"], 1))) == snippets
+
+
+@pytest.mark.parametrize("frames", [1, 15, 16])
+def test_gowtham_refuses_videos_of_16_frames_or_fewer(short_videos, frames):
+    assert PRESETS["gowtham"].snippet_count(frames) == 0
+    reader = iter(ClipReader(short_videos[frames], PRESETS["gowtham"], 1))
+    with pytest.raises(InputError, match=rf"has {frames} frames; the gowtham preset needs at least 17") as error:
+        next(reader)  # refused before any clip comes out
+    assert str(error.value).startswith(str(short_videos[frames]))
+
+
+def test_gowtham_drops_the_tail(short_videos):
+    assert PRESETS["gowtham"].snippet_count(17) == 1 and PRESETS["gowtham"].snippet_count(47) == 2
+    assert len(list(ClipReader(short_videos[17], PRESETS["gowtham"], 1))) == 1

@@ -1,0 +1,131 @@
+"""tools/extract_features.py end to end on short encoded videos (centre crop only, seeded weights): files the
+feature reader accepts, skipping, re-extraction under other settings, per-video failures, bad arguments, torchrun."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from anomaly.data import load_features
+from anomaly.models.s3r import S3R
+from tests.conftest import REPO
+from tests.extraction_helpers import make_audio_only, make_video, run_tool, seeded_state_dict
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    weights = folder / "i3d_r50_kinetics.pth"
+    torch.save(seeded_state_dict(), weights)
+    small = make_video(folder / "small.mp4", 17, 176, 144, fps=25)  # rtfm: 2 snippets
+    large = make_video(folder / "large.avi", 8, 320, 240, fps=30, codec="mpeg4")  # 1 snippet
+    corrupt = folder / "corrupt.mp4"
+    corrupt.write_bytes(small.read_bytes()[:600])  # cut before the index: unreadable
+    audio = make_audio_only(folder / "speech.m4a")
+    listing = folder / "videos.txt"
+    listing.write_text("# a video list\nsmall.mp4\n\ncorrupt.mp4\n")
+    return dict(folder=folder, weights=weights, small=small, large=large, corrupt=corrupt, audio=audio,
+                listing=listing, missing=folder / "missing.mp4")  # fmt: skip
+
+
+def extract(inputs, output, *videos, extra=()):
+    return run_tool(
+        "extract_features", "--videos", *videos, "--output", output, "--weights", inputs["weights"],
+        "--num_crops", "1", "--batch_size", "2", "--no_progress", *extra,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(inputs, tmp_path_factory):
+    output = tmp_path_factory.mktemp("features")
+    status, out, err = extract(inputs, output, inputs["listing"], inputs["large"], inputs["audio"], inputs["missing"])
+    return dict(output=output, status=status, out=out, err=err)
+
+
+def test_features_are_written_for_the_readable_videos(first_run):
+    output = first_run["output"]
+    assert first_run["status"] == 1
+    small = load_features(output / "small_i3d.npy", num_crops=1, feature_size=2048)
+    large = load_features(output / "large_i3d.npy", num_crops=1, feature_size=2048)
+    assert small.shape == (2, 1, 2048) and large.shape == (1, 1, 2048)
+    assert np.load(output / "small_i3d.npy").dtype == np.float32
+    assert not np.allclose(small[0], small[1])  # two different snippets
+    record = json.loads((output / "large_i3d.json").read_text())
+    assert record["settings"]["preset"] == "rtfm" and record["settings"]["num_crops"] == 1
+    assert (record["frames"], record["fps"], record["width"], record["height"]) == (8, 30.0, 320, 240)
+    assert sorted(path.name for path in output.iterdir()) == [
+        "large_i3d.json", "large_i3d.npy", "small_i3d.json", "small_i3d.npy"]  # fmt: skip
+    assert "| 2                | 0       | 3      | 3        |" in first_run["out"]
+
+
+def test_each_failed_video_is_one_line_naming_it(first_run, inputs):
+    lines = first_run["err"].strip().splitlines()
+    assert len(lines) == 3
+    assert any(line.startswith(f"{inputs['corrupt']}: not a readable video") for line in lines)
+    assert f"{inputs['audio']}: has no video stream" in lines
+    assert f"{inputs['missing']}: video not found" in lines
+
+
+def test_a_second_run_skips_what_is_done(first_run, inputs):
+    output = first_run["output"]
+    before = {path.name: path.stat().st_mtime_ns for path in output.iterdir()}
+    status, out, err = extract(inputs, output, inputs["small"], inputs["large"])
+    assert status == 0 and err == ""
+    assert "| 0                | 2       | 0      | 0        |" in out
+    assert {path.name: path.stat().st_mtime_ns for path in output.iterdir()} == before
+
+
+def test_other_settings_extract_again(first_run, inputs, tmp_path):
+    output = tmp_path / "features"
+    shutil.copytree(first_run["output"], output)
+    status, out, _ = extract(inputs, output, inputs["small"], extra=("--preset", "gowtham"))
+    assert status == 0
+    assert load_features(output / "small_i3d.npy").shape == (1, 1, 2048)  # floor(17 / 16)
+    assert json.loads((output / "small_i3d.json").read_text())["settings"]["preset"] == "gowtham"
+
+
+@pytest.mark.parametrize("problem", ["missing weights", "weights of another network", "output is a file"])
+def test_bad_arguments_are_one_line_and_write_nothing(inputs, tmp_path, problem):
+    output, weights = tmp_path / "features", inputs["weights"]
+    if problem == "missing weights":
+        weights = tmp_path / "i3d_r50_kinetics.pth"
+    elif problem == "weights of another network":
+        weights = tmp_path / "s3r.pth"
+        torch.save(S3R(64).state_dict(), weights)
+    else:
+        output.write_text("not a folder")
+    status, out, err = run_tool(
+        "extract_features", "--videos", inputs["small"], "--output", output, "--weights", weights, "--num_crops", "1"
+    )
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(str(output if problem == "output is a file" else weights) + ": ")
+    assert not output.is_dir()
+
+
+def test_torchrun_two_processes_write_the_same_files(first_run, inputs, tmp_path):
+    output = tmp_path / "features"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(REPO / "tools" / "extract_features.py"), "--videos", str(inputs["small"]), str(inputs["large"]),
+        "--output", str(output), "--weights", str(inputs["weights"]), "--num_crops", "1", "--batch_size", "2",
+        "--no_progress", "--device", "cpu",
+    ]  # fmt: skip
+    environment = dict(os.environ, OMP_NUM_THREADS="1")
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert finished.stdout.count("feature extraction") == 1  # one table, from rank 0
+    assert "| 2                | 0       | 0      | 3        |" in finished.stdout
+    for name in ("small", "large"):
+        expected = np.load(first_run["output"] / f"{name}_i3d.npy")
+        actual = np.load(output / f"{name}_i3d.npy")
+        assert actual.shape == expected.shape and actual.dtype == np.float32
+        # Same batches as one process; only the thread count differs, which may change float rounding.
+        assert np.abs(actual - expected).max() <= 1e-5 * np.abs(expected).max()
+        records = [json.loads((folder / f"{name}_i3d.json").read_text()) for folder in (first_run["output"], output)]
+        assert records[0] == records[1]

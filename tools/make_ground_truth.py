@@ -1,5 +1,5 @@
-"""Build a test split's frame-level ground-truth json from a dataset's own annotations (installed as ``s3r-ground-
-truth``; runs ``anomaly.cli.ground_truth``).
+"""Build a test split's frame-level ground-truth json from a dataset's own annotations (installed as
+``s3r-ground-truth``; runs ``anomaly.cli.ground_truth``).
 
     python tools/make_ground_truth.py --dataset shanghaitech --annotations test_frame_mask/ \
         --features data/shanghaitech/i3d/test --list data/shanghaitech/shanghaitech.testing.csv \

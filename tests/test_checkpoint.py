@@ -36,7 +36,9 @@ def test_a_saved_state_dict_loads_back(tmp_path, model):
 def test_weights_saved_from_data_parallel_load(tmp_path, model):
     path = tmp_path / "parallel.pth"
     torch.save({f"module.{key}": value for key, value in model.state_dict().items()}, path)
-    load_into(S3R(64, batch_size=2), path)
+    other = S3R(64, batch_size=2)
+    load_into(other, path)  # the "module." prefix of nn.DataParallel is taken off
+    assert all(torch.equal(other.state_dict()[key], value) for key, value in model.state_dict().items())
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, model, monkeypatch):

@@ -3,6 +3,8 @@
 import contextlib
 import io
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from anomaly.dictionary_learning import (
 from anomaly.cli.learn_dictionary import main as run_dictionary_learning
 from anomaly.config import load_dataset_config
 from anomaly.errors import InputError
+from tests.conftest import REPO
 
 
 def normal_means(num_videos=40, channels=64, seed=0):
@@ -100,25 +103,44 @@ def test_task_dictionary_is_deterministic_by_seed():
     assert not np.array_equal(first, learn_task_dictionary(means, ratio=50, seed=7, max_iter=30))
 
 
-def test_max_iter_counts_mini_batch_updates_over_cycled_batches(monkeypatch):
-    """scikit-learn 0.24's n_iter: exactly max_iter updates, batches cycling over one shuffle of the C samples."""
-    batch_rows = []
-    original = MiniBatchDictionaryLearning.partial_fit
+def published_loop(means, ratio, max_iter, batch_size, seed=42):
+    """scikit-learn 0.24's ``MiniBatchDictionaryLearning(n_iter=max_iter).fit_transform`` (the published code), by
+    hand with today's public API: one RandomState drives the SVD initialisation on all C samples, then ONE shuffle;
+    the shuffled samples are cut into batches that are CYCLED, one mini-batch update (``partial_fit``) per batch,
+    ``max_iter`` updates in all; then the OMP codes of all samples, transposed to S × C."""
+    from sklearn.utils.extmath import randomized_svd
 
-    def counting_partial_fit(self, X, y=None):
-        batch_rows.append(np.asarray(X).copy())
-        return original(self, X, y)
+    samples = np.ascontiguousarray(means.T, dtype=np.float64)
+    atoms = number_of_atoms(len(means), ratio)
+    random_state = np.random.RandomState(seed)
+    _, singular_values, components = randomized_svd(samples, atoms, random_state=random_state)
+    shuffled = samples.copy()
+    random_state.shuffle(shuffled)
+    learner = MiniBatchDictionaryLearning(
+        n_components=atoms, batch_size=batch_size, dict_init=singular_values[:, np.newaxis] * components,
+        shuffle=False, random_state=random_state, transform_algorithm="omp", transform_n_nonzero_coefs=2,
+    )
+    starts = list(range(0, len(shuffled), batch_size))
+    for update in range(max_iter):
+        start = starts[update % len(starts)]
+        learner.partial_fit(shuffled[start : start + batch_size])
+    return learner.transform(samples).T.astype(np.float32)
 
-    monkeypatch.setattr(MiniBatchDictionaryLearning, "partial_fit", counting_partial_fit)
-    means = normal_means(channels=80)  # 80 samples: batches of 32, 32, 16
-    learn_task_dictionary(means, ratio=50, max_iter=100, batch_size=32)
-    assert len(batch_rows) == 100
-    assert [len(rows) for rows in batch_rows[:6]] == [32, 32, 16, 32, 32, 16]
-    epoch = np.concatenate(batch_rows[:3])
-    np.testing.assert_array_equal(np.concatenate(batch_rows[3:6]), epoch)  # cycled, not reshuffled
-    samples = means.T.astype(np.float64)
-    assert sorted(map(tuple, epoch)) == sorted(map(tuple, samples))  # one permutation of all C samples
-    assert not np.array_equal(epoch, samples)  # shuffled
+
+@pytest.mark.parametrize("max_iter", [1, 4, 100])
+def test_max_iter_counts_mini_batch_updates_over_cycled_batches(max_iter):
+    """max_iter has scikit-learn 0.24's meaning (mini-batch updates), not today's (epochs): 80 samples in batches
+    of 32, 32, 16 are one epoch every 3 updates."""
+    means = normal_means(channels=80)
+    learned = learn_task_dictionary(means, ratio=50, max_iter=max_iter, batch_size=32)
+    np.testing.assert_array_equal(learned, published_loop(means, ratio=50, max_iter=max_iter, batch_size=32))
+
+
+def test_every_mini_batch_update_changes_the_dictionary():
+    """One more update (here the first batch of the second cycle) gives another dictionary: no early stop."""
+    means = normal_means(channels=80)
+    three, four = (learn_task_dictionary(means, ratio=50, max_iter=n, batch_size=32) for n in (3, 4))
+    assert not np.array_equal(three, four)
 
 
 def test_too_few_normal_videos_is_a_one_line_error(tmp_path):
@@ -314,22 +336,16 @@ def test_universal_states_are_cached_and_univ_task_stacks_them_above_the_task_at
 @pytest.mark.parametrize("script", ["data/shanghaitech/shanghaitech_dictionary_learning.py",
                                     "data/ucf-crime/ucf_crime_dictionary_learning.py"])
 def test_the_dataset_scripts_run_from_the_repository_root(script):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[1]
-    result = subprocess.run([sys.executable, script, "--help"], cwd=repo, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for option in ("--backbone", "--batch_size", "--workers", "--dataset", "--quantize_size", "--max_iter",
                    "--root_path", "--dictionary_path", "--seed", "--debug"):
         assert option in result.stdout
 
 
-def test_the_modalities_are_the_models_own_list():
-    from anomaly import dictionary_learning
+def test_the_modalities_offered_are_the_models_own():
     from anomaly.models import s3r
 
-    assert dictionary_learning.MODALITIES is s3r.MODALITIES
-    with pytest.raises(ValueError, match="modality must be one of taskaware, universal, univ-task"):
+    assert list(s3r.MODALITIES) == ["taskaware", "universal", "univ-task"]
+    with pytest.raises(ValueError, match="modality must be one of " + ", ".join(s3r.MODALITIES) + r"\b"):
         modality_dictionary("both")

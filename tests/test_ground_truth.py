@@ -1,11 +1,7 @@
 """Ground truth and video lists from the datasets' own annotations (anomaly.data.ground_truth, tools/)."""
 
-import contextlib
-import importlib.util
-import io
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +18,9 @@ from anomaly.data.ground_truth import (
 )
 from anomaly.data.video_lists import make_video_list
 from anomaly.errors import InputError
+from tests.conftest import SHARED, run_tool
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = SHARED / "data"
 
 
 def shared(*parts: str) -> Path:
@@ -47,17 +43,6 @@ def write_list(path: Path, video_ids) -> Path:
     return path
 
 
-def run_tool(script: str, *args: str) -> subprocess.CompletedProcess:
-    """Run a tools/ script's main() in this process (fast) and return its exit status and output."""
-    spec = importlib.util.spec_from_file_location(Path(script).stem, REPO / "tools" / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        returncode = module.main(list(args))
-    return subprocess.CompletedProcess(script, returncode, stdout.getvalue(), stderr.getvalue())
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # ShanghaiTech
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,7 +62,7 @@ def shanghaitech_features(tmp_path_factory):
 
 def test_shanghaitech_json_is_reproduced_byte_for_byte(shanghaitech_features, tmp_path):
     output = tmp_path / "gt.json"
-    result = run_tool(
+    status, stdout, stderr = run_tool(
         "make_ground_truth.py",
         "--dataset", "shanghaitech",
         "--annotations", str(shared("shanghaitech", "test_frame_mask")),
@@ -85,7 +70,7 @@ def test_shanghaitech_json_is_reproduced_byte_for_byte(shanghaitech_features, tm
         "--list", str(shared("shanghaitech", "shanghaitech.testing.csv")),
         "--output", str(output),
     )
-    assert result.returncode == 0, result.stderr
+    assert status == 0, stderr
     assert output.read_bytes() == shared("shanghaitech", "shanghaitech_ground_truth.testing.json").read_bytes()
 
 
@@ -266,9 +251,9 @@ def test_video_lists_put_anomalous_videos_first(tmp_path):
     (tmp_path / "anomalous.txt").write_text("video-id\n02_0002\n01_0014\n")
     assert make_video_list("shanghaitech", features, tmp_path / "st.csv", tmp_path / "anomalous.txt") == (
         ["01_0014", "02_0002", "01_001"], 2)
-    result = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
+    status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
                       "--output", str(tmp_path / "x.csv"))
-    assert result.returncode == 2 and "--anomalous" in result.stderr
+    assert status == 2 and "--anomalous" in stderr
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -306,12 +291,12 @@ def test_a_list_naming_a_missing_feature_file(tmp_path):
     test_list = write_list(tmp_path / "test.csv", ["a", "b"])
     text = tmp_path / "annotations.txt"
     text.write_text("a.mp4  Abuse  3  5  -1  -1\n")
-    result = run_tool("make_ground_truth.py", "--dataset", "ucf-crime", "--annotations", str(text),
+    status, stdout, stderr = run_tool("make_ground_truth.py", "--dataset", "ucf-crime", "--annotations", str(text),
                       "--features", str(features), "--list", str(test_list), "--output", str(tmp_path / "gt.json"))
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(str(features / "b_i3d.npy") + ": ")
-    assert "not found" in result.stderr and str(test_list) in result.stderr
+    assert status == 2 and stdout == ""
+    assert stderr.count("\n") == 1
+    assert stderr.startswith(str(features / "b_i3d.npy") + ": ")
+    assert "not found" in stderr and str(test_list) in stderr
     assert not (tmp_path / "gt.json").exists()
 
 
@@ -348,10 +333,10 @@ def test_non_utf8_annotation_texts_are_one_line_errors(tmp_path):
     features = write_features(tmp_path / "st", {"01_001": 1, "b\u00e9": 1})
     ids = tmp_path / "anomalous.txt"
     ids.write_bytes("b\u00e9\n".encode("latin-1"))
-    result = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
+    status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
                       "--anomalous", str(ids), "--output", str(tmp_path / "st.csv"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"{ids}: not UTF-8 text")
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"{ids}: not UTF-8 text")
     assert not (tmp_path / "st.csv").exists()
 
 
@@ -367,11 +352,11 @@ def test_listed_anomalous_ids_need_feature_files_and_a_list_needs_an_anomalous_v
 
     ids.write_text("03_001\n" + "".join(f"9{index}_001\n" for index in range(7)))
     output.unlink()
-    result = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
+    status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
                       "--anomalous", str(ids), "--output", str(output))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"{ids}: 7 listed video(s) have no feature file in {features}")
-    assert "'90_001', '91_001', '92_001', '93_001', '94_001' and 2 more" in result.stderr
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"{ids}: 7 listed video(s) have no feature file in {features}")
+    assert "'90_001', '91_001', '92_001', '93_001', '94_001' and 2 more" in stderr
     assert not output.exists()
 
     ids.write_text("03_001\n")  # only the other split's videos: none of these is anomalous
@@ -392,17 +377,17 @@ def test_an_output_folder_blocked_by_a_file_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "somefile"
     blocker.write_text("keep")
     features = write_features(tmp_path / "ucf", {"Abuse001_x264": 2, "Normal_Videos001_x264": 2})
-    result = run_tool("make_video_lists.py", "--dataset", "ucf-crime", "--features", str(features),
+    status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "ucf-crime", "--features", str(features),
                       "--output", str(blocker / "x.csv"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"{blocker}: is a file, not a folder")
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"{blocker}: is a file, not a folder")
 
     text = tmp_path / "annotations.txt"
     text.write_text("Abuse001_x264.mp4  Abuse  3  5  -1  -1\n")
-    result = run_tool("make_ground_truth.py", "--dataset", "ucf-crime", "--annotations", str(text),
+    status, stdout, stderr = run_tool("make_ground_truth.py", "--dataset", "ucf-crime", "--annotations", str(text),
                       "--features", str(features), "--output", str(blocker / "deeper" / "gt.json"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'deeper'} cannot be created")
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'deeper'} cannot be created")
     with pytest.raises(InputError, match="is a file"):
         write_ground_truth({"a": np.zeros(2)}, blocker / "gt.json")
     assert blocker.read_text() == "keep"

@@ -8,7 +8,10 @@ import torch
 from anomaly.engine import make_optimizer, train_step
 from anomaly.losses import s3r_losses
 from anomaly.models import S3R
-from tests.conftest import assert_close, shared_path
+from tests.conftest import FORWARD_REL, GRADIENT_REL, assert_close_to_scale, shared_path
+
+LR = 1e-3
+WEIGHT_DECAY = 5e-3
 
 LOSS_NAMES = {
     "loss_magnitude": "magnitude",
@@ -23,6 +26,8 @@ def small_model(s3r_small, device="cpu"):
     config = s3r_small["config"]
     model = S3R(config["feature_size"], batch_size=config["batch_size"], dropout=config["dropout"])
     model.load_state_dict(s3r_small["init_state"], strict=True)
+    for name, tensor in model.state_dict().items():  # the fixture's weights, not a default initialisation
+        assert torch.equal(tensor, s3r_small["init_state"][name]), name
     return model.to(device)
 
 
@@ -32,93 +37,119 @@ def train_inputs(s3r_small, device="cpu"):
     return video, dictionary
 
 
-def check_train_forward(s3r_small, device, rtol):
+def assert_informative(expected, name):
+    """A reference that a broken model could not match by chance: finite, and not one constant (all zeros, all
+    0.5 from zero weights before a sigmoid)."""
+    expected = expected.double()
+    assert torch.isfinite(expected).all(), name
+    if expected.numel() > 1:
+        assert float(expected.std()) > 100 * FORWARD_REL * float(expected.abs().max()), f"{name} is constant"
+    else:
+        assert float(expected) != 0, f"{name} is zero"
+
+
+def check_train_forward(s3r_small, device, rel):
     model = small_model(s3r_small, device).train()
     outputs = model(*train_inputs(s3r_small, device))
     for name, expected in s3r_small["train_outputs"].items():
         if name.startswith("loss_"):
             continue
-        assert_close(outputs[name].cpu(), expected, rtol=rtol, atol=rtol / 10, name=name)
+        assert_informative(expected, name)
+        assert_close_to_scale(outputs[name], expected, rel=rel, name=name)
     losses = s3r_losses(outputs, batch_size=s3r_small["config"]["batch_size"])
     for reference_name, name in LOSS_NAMES.items():
-        assert_close(losses[name].cpu(), s3r_small["train_outputs"][reference_name], rtol=rtol, name=name)
+        assert_informative(s3r_small["train_outputs"][reference_name], reference_name)
+        assert_close_to_scale(losses[name], s3r_small["train_outputs"][reference_name], rel=rel, name=name)
 
 
-def adam_noise_dominated(s3r_small, device):
-    """Elements whose gradient (with weight decay) is within 100 Adam epsilons of zero.
-
-    Adam's first step moves every element by lr · g / (|g| + 1e-8): about lr · sign(g) for real gradients, but
-    for a gradient that is float32 rounding noise (for instance the bias of ``cache_embedding``, whose true
-    gradient is exactly zero because a softmax ignores a shift shared by all atoms) the step follows the noise,
-    which depends on summation order. There only the Adam bound |step| <= lr can be compared.
-    """
+def adam_gradients(s3r_small, device):
+    """The gradient Adam sees on the first step (loss gradient plus weight decay · weight), per parameter."""
     model = small_model(s3r_small, device).train()
     half = s3r_small["config"]["batch_size"]
     s3r_losses(model(*train_inputs(s3r_small, device)), batch_size=half)["total"].backward()
     return {
-        name: (parameter.grad + 5e-3 * parameter.detach()).abs() < 1e-6
+        name: (parameter.grad + WEIGHT_DECAY * parameter.detach()).cpu()
         for name, parameter in model.named_parameters()
         if parameter.grad is not None  # the unused projections get no gradient and no step
     }
 
 
-def check_one_step(s3r_small, device, rtol):
-    lr = 1e-3
-    noise_dominated = adam_noise_dominated(s3r_small, device)
+def check_one_step(s3r_small, device, rel):
+    """One Adam step (lr 1e-3, weight decay 5e-3) gives the published weights and BatchNorm statistics.
+
+    Adam's first step moves every element by lr · g / (|g| + 1e-8): lr · sign(g) for a real gradient, insensitive
+    to rounding. For an element whose gradient is float32 rounding noise (the bias of ``cache_embedding``, whose
+    true gradient is zero because a softmax ignores a shift shared by all atoms) the step's sign follows the noise.
+    Such noise-only elements are those with |g| <= GRADIENT_REL · (the largest |g| of the model), the rounding bound
+    of a gradient (see tests/conftest.py); there only the Adam bound |step| <= lr holds.
+    """
+    gradients = adam_gradients(s3r_small, device)
+    largest = max(float(gradient.abs().max()) for gradient in gradients.values())
+    noise_only = {name: gradient.abs() <= GRADIENT_REL * largest for name, gradient in gradients.items()}
     model = small_model(s3r_small, device)
     video, dictionary = train_inputs(s3r_small, device)
     half = s3r_small["config"]["batch_size"]
-    train_step(model, make_optimizer(model, lr=lr), video[:half], video[half:], dictionary[0])
+    train_step(model, make_optimizer(model, lr=LR), video[:half], video[half:], dictionary[0])
     state = {name: tensor.cpu() for name, tensor in model.state_dict().items()}
-    expected_state = s3r_small["state_after_one_step"]
+    expected_state, initial_state = s3r_small["state_after_one_step"], s3r_small["init_state"]
     assert state.keys() == expected_state.keys()
-    loosened = sum(int(mask.sum()) for name, mask in noise_dominated.items() if "cache_embedding.bias" not in name)
-    assert loosened < 0.01 * sum(tensor.numel() for tensor in state.values())
+    # The step is informative: it moved almost every parameter that has a gradient, and at least 95 % of them are
+    # compared element by element below (at most 5 % are noise-only, held only to the Adam bound).
+    stepped = sum(gradient.numel() for gradient in gradients.values())
+    moved = sum(int((expected_state[name] != initial_state[name]).sum()) for name in gradients)
+    assert moved > 0.95 * stepped
+    assert sum(int(mask.sum()) for mask in noise_only.values()) < 0.05 * stepped
     for name, expected in expected_state.items():
-        actual = state[name]
-        if name in noise_dominated:
-            noisy = noise_dominated[name].cpu()
-            initial = s3r_small["init_state"][name]
-            assert ((expected - initial)[noisy].abs() <= lr * 1.001).all(), name
-            assert ((actual - initial)[noisy].abs() <= lr * 1.001).all(), name
+        actual, initial = state[name], initial_state[name]
+        if name in noise_only:
+            noisy = noise_only[name]
+            adam_bound = LR * (1 + FORWARD_REL)  # |step| <= lr, and the subtraction rounds once
+            assert ((expected - initial)[noisy].abs() <= adam_bound).all(), name
+            assert ((actual - initial)[noisy].abs() <= adam_bound).all(), name
             actual, expected = actual[~noisy], expected[~noisy]
-        assert_close(actual, expected, rtol=rtol, atol=rtol / 10, name=name)
+        # One rounding of p - step and the BatchNorm running statistics of a forward pass: the forward bound.
+        assert_close_to_scale(actual, expected, rel=rel, name=name)
 
 
-def check_eval_scores(s3r_small, device, rtol):
+def check_eval_scores(s3r_small, device, rel):
     model = small_model(s3r_small, device).eval()
     video = s3r_small["test_video"].to(device).permute(0, 2, 1, 3)  # stored 1 T N C -> 1 N T C
     dictionary = s3r_small["dictionary"].to(device).unsqueeze(0)
     with torch.no_grad():
         outputs = model(video, dictionary)
         scores = model.snippet_scores(video, dictionary)
-    assert_close(outputs["video_scores"].cpu(), s3r_small["test_video_scores"], rtol=rtol, name="video_scores")
-    assert_close(scores[0].cpu(), s3r_small["test_snippet_scores"], rtol=rtol, name="snippet scores")
+    assert_informative(s3r_small["test_video_scores"], "video_scores")
+    assert_close_to_scale(outputs["video_scores"], s3r_small["test_video_scores"], rel=rel, name="video_scores")
+    assert_close_to_scale(scores[0], s3r_small["test_snippet_scores"], rel=rel, name="snippet scores")
 
 
-DEVICES = [pytest.param("cpu", 1e-5, id="cpu")] + [
+# CUDA: other kernels (cuDNN convolutions, TF32 off) with their own summation orders: the gradient bound.
+DEVICES = [pytest.param("cpu", FORWARD_REL, id="cpu")] + [
     pytest.param(
         "cuda",
-        1e-4,
+        GRADIENT_REL,
         id="cuda",
         marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine"),
     )
 ]
 
 
-@pytest.mark.parametrize("device,rtol", DEVICES)
-def test_train_mode_outputs_and_losses_equal_the_published_code(s3r_small, device, rtol):
-    check_train_forward(s3r_small, device, rtol)
+@pytest.mark.parity
+@pytest.mark.parametrize("device,rel", DEVICES)
+def test_train_mode_outputs_and_losses_equal_the_published_code(s3r_small, device, rel):
+    check_train_forward(s3r_small, device, rel)
 
 
-@pytest.mark.parametrize("device,rtol", DEVICES)
-def test_one_adam_step_gives_the_published_weights(s3r_small, device, rtol):
-    check_one_step(s3r_small, device, rtol)
+@pytest.mark.parity
+@pytest.mark.parametrize("device,rel", DEVICES)
+def test_one_adam_step_gives_the_published_weights(s3r_small, device, rel):
+    check_one_step(s3r_small, device, rel)
 
 
-@pytest.mark.parametrize("device,rtol", DEVICES)
-def test_eval_mode_snippet_scores_equal_the_published_evaluator(s3r_small, device, rtol):
-    check_eval_scores(s3r_small, device, rtol)
+@pytest.mark.parity
+@pytest.mark.parametrize("device,rel", DEVICES)
+def test_eval_mode_snippet_scores_equal_the_published_evaluator(s3r_small, device, rel):
+    check_eval_scores(s3r_small, device, rel)
 
 
 def test_full_size_state_dict_has_the_released_checkpoint_layout():

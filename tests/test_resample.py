@@ -4,15 +4,19 @@ import numpy as np
 import pytest
 
 from anomaly.data import resample_snippets
-from tests.conftest import shared_path
+from tests.conftest import assert_close_to_scale, shared_path
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("length", [5, 20, 32, 57, 200])
 def test_resampling_equals_the_published_loader(length):
     cases = np.load(shared_path("reference", "resample_to_32.npz"))
     resampled = resample_snippets(cases[f"input_T{length}"], 32)
     assert resampled.dtype == np.float32
-    np.testing.assert_allclose(resampled, cases[f"output_T{length}"], rtol=1e-5, atol=1e-6)
+    expected = cases[f"output_T{length}"]
+    assert float(expected.std()) > 0  # a real signal, not a constant
+    # Linear interpolation: two-term weighted sums, a few roundings of the values' scale.
+    assert_close_to_scale(resampled, expected, name=f"T={length}")
 
 
 def test_resampling_a_single_snippet_repeats_it():

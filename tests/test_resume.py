@@ -1,7 +1,7 @@
 """A run killed at any step and resumed ends exactly where an uninterrupted run ends (CPU, fixed seed).
 
-The training subprocess is killed with SIGKILL at random steps (and once stopped with SIGTERM, which saves the
-state and exits with 143), then continued with ``--resume <state file>``. While it runs, the state file is read
+The training subprocess is killed with SIGKILL at steps drawn from a generator seeded with KILL_SEED (and once
+stopped with SIGTERM, which saves the state and exits with 143), then continued with ``--resume <state file>``. While it runs, the state file is read
 again and again: it must always load.
 """
 
@@ -21,6 +21,7 @@ from tests.conftest import REPO, cli_arguments
 
 SCRIPT = REPO / "tools" / "trainval_anomaly_detector.py"
 STEPS = 18
+KILL_SEED = 2024
 RUN_OPTIONS = ("--max_epoch", str(STEPS), "--evaluate_min_step", "0", "--save_freq", "1", "--batch_size", "16")
 
 
@@ -73,25 +74,28 @@ def uninterrupted(workspace):
 
 def test_killed_and_resumed_runs_end_equal_to_an_uninterrupted_run(workspace, uninterrupted):
     state_file, score_file = paths(workspace, "killed")
-    kill_steps = sorted(np.random.default_rng().choice(np.arange(2, STEPS - 1), size=3, replace=False))
+    seed = int(os.environ.get("KILL_SEED", KILL_SEED))  # KILL_SEED=<n> reproduces (or varies) the kill points
+    kill_steps = sorted(int(step) for step in np.random.default_rng(seed).choice(np.arange(2, STEPS - 1), 3, replace=False))
     interruptions = [(step, signal.SIGKILL) for step in kill_steps[:2]] + [(kill_steps[2], signal.SIGTERM)]
+    where = f"kill points {kill_steps} (KILL_SEED={seed})"
     process = start(workspace, "killed")
     for step, signal_number in interruptions:
         status = interrupt_at(process, state_file, step, signal_number)
         if signal_number == signal.SIGTERM and status != 0:
-            assert status == 128 + signal.SIGTERM
-            assert "resume with --resume" in process.stderr.read().decode()
+            assert status == 128 + signal.SIGTERM, where
+            assert "resume with --resume" in process.stderr.read().decode(), where
         process = start(workspace, "killed", "--resume", str(state_file))
-    assert process.wait(timeout=300) == 0, process.stderr.read().decode()[-2000:]
+    assert process.wait(timeout=300) == 0, f"{where}: " + process.stderr.read().decode()[-2000:]
 
     expected_state, expected_score = uninterrupted
     final, expected = load_checkpoint(state_file), load_checkpoint(expected_state)
-    assert final["step"] == expected["step"] == STEPS
+    assert final["step"] == expected["step"] == STEPS, where
     for name, tensor in expected["model"].items():
-        assert torch.equal(final["model"][name], tensor), name
+        assert torch.equal(final["model"][name], tensor), f"{name} after {where}"
     assert [(entry["step"], entry["value"], entry["loss"]) for entry in final["history"]] == [
         (entry["step"], entry["value"], entry["loss"]) for entry in expected["history"]
-    ]
-    assert score_columns(score_file) == score_columns(expected_score)
+    ], where
+    assert score_columns(expected_score), "the uninterrupted run's .score file has no rows"
+    assert score_columns(score_file) == score_columns(expected_score), where
     best = max(entry["value"] for entry in expected["history"])
-    assert max(entry["value"] for entry in final["history"]) == best
+    assert max(entry["value"] for entry in final["history"]) == best, where

@@ -3,11 +3,9 @@ that a per-snippet norm threshold cannot find."""
 
 import contextlib
 import importlib
-import importlib.util
 import io
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +16,8 @@ from anomaly.data import TestVideos, TrainingVideos, read_video_list, split_trai
 from anomaly.data.synthetic import DEFAULT_SPEC, SyntheticSpec, make_synthetic_dataset, num_anomalous_training_videos
 from anomaly.config import load_dataset_config
 from anomaly.errors import InputError
+from tests.conftest import run_tool
 
-REPO = Path(__file__).resolve().parents[1]
 SMALL = SyntheticSpec(seed=5, feature_size=32, num_train_anomalous=4, num_train_normal=6, num_test_anomalous=3,
                       num_test_normal=4, median_length=20)
 
@@ -161,7 +159,7 @@ def test_the_number_of_anomalous_training_videos_comes_from_the_generated_datase
 
     with pytest.raises(InputError, match="synthetic.spec.json: not found"):
         num_anomalous_training_videos(tmp_path)
-    status, stdout, stderr = run_tool("--root", str(tmp_path), "--feature_size", "32", "--num_train_anomalous", "40",
+    status, stdout, stderr = run_make_synthetic_dataset("--root", str(tmp_path), "--feature_size", "32", "--num_train_anomalous", "40",
                                       "--num_train_normal", "4", "--num_test_anomalous", "1", "--num_test_normal", "1",
                                       "--median_length", "10", "--max_length", "20")
     assert status == 0, stderr
@@ -194,7 +192,7 @@ def test_impossible_sizes_are_refused_with_one_line(tmp_path, sizes, problem):
         SyntheticSpec(**sizes)
     assert str(error.value).startswith(problem) and "\n" not in str(error.value)
     arguments = [item for name, value in sizes.items() for item in (f"--{name}", str(value))]
-    status, stdout, stderr = run_tool("--root", str(tmp_path), *arguments)
+    status, stdout, stderr = run_make_synthetic_dataset("--root", str(tmp_path), *arguments)
     assert status == 2 and stdout == "" and stderr.startswith(problem) and stderr.count("\n") == 1
     assert not (tmp_path / "synthetic").exists()
 
@@ -202,41 +200,34 @@ def test_impossible_sizes_are_refused_with_one_line(tmp_path, sizes, problem):
 def test_a_root_that_is_a_file_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "data"
     blocker.write_text("keep")
-    status, stdout, stderr = run_tool("--root", str(blocker), "--feature_size", "32", "--num_train_anomalous", "1",
+    status, stdout, stderr = run_make_synthetic_dataset("--root", str(blocker), "--feature_size", "32", "--num_train_anomalous", "1",
                                       "--num_train_normal", "1", "--num_test_anomalous", "1", "--num_test_normal", "1")
     assert status == 2 and stdout == "" and stderr.count("\n") == 1
     assert stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'synthetic' / 'i3d' / 'train'} cannot")
     assert blocker.read_text() == "keep"
 
 
-def run_tool(*args):
-    path = REPO / "tools" / "make_synthetic_dataset.py"
-    spec = importlib.util.spec_from_file_location("make_synthetic_dataset", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = module.main(list(args))
-    return status, stdout.getvalue(), stderr.getvalue()
+def run_make_synthetic_dataset(*args):
+    return run_tool("make_synthetic_dataset.py", *args)
 
 
 def test_the_tool_is_idempotent_and_replaces_only_synthetic_datasets(tmp_path):
     small = ["--root", str(tmp_path), "--feature_size", "32", "--num_train_anomalous", "2", "--num_train_normal",
              "2", "--num_test_anomalous", "1", "--num_test_normal", "1"]
-    status, stdout, _ = run_tool(*small)
+    status, stdout, _ = run_make_synthetic_dataset(*small)
     assert status == 0 and "the first 2 anomalous" in stdout
     listing = (tmp_path / "synthetic" / "synthetic.training.csv").stat().st_mtime_ns
-    status, stdout, _ = run_tool(*small)
+    status, stdout, _ = run_make_synthetic_dataset(*small)
     assert status == 0 and "already there" in stdout
     assert (tmp_path / "synthetic" / "synthetic.training.csv").stat().st_mtime_ns == listing
 
-    status, _, stderr = run_tool(*small, "--seed", "1")
+    status, _, stderr = run_make_synthetic_dataset(*small, "--seed", "1")
     assert status == 2 and "--overwrite" in stderr and stderr.count("\n") == 1
-    status, _, _ = run_tool(*small, "--seed", "1", "--overwrite")
+    status, _, _ = run_make_synthetic_dataset(*small, "--seed", "1", "--overwrite")
     assert status == 0 and json.loads((tmp_path / "synthetic" / "synthetic.spec.json").read_text())["seed"] == 1
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("keep")
-    status, _, stderr = run_tool(*small, "--name", "mine", "--overwrite")
+    status, _, stderr = run_make_synthetic_dataset(*small, "--name", "mine", "--overwrite")
     assert status == 2 and "not a synthetic dataset" in stderr
     assert (tmp_path / "mine" / "precious.txt").read_text() == "keep"

@@ -69,26 +69,3 @@ def seeded_state_dict() -> dict:
             array = 0.01 * rng.standard_normal(shape)
         state[name] = torch.from_numpy(array.astype(np.float32))
     return state
-
-
-def load_tool(name: str):
-    """A script of tools/ as a module, to call its ``main(argv)`` in this process."""
-    import importlib.util
-
-    from tests.conftest import REPO
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_tool(name: str, *argv) -> tuple:
-    """(exit status, stdout, stderr) of ``tools/<name>.py argv`` run in this process."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = load_tool(name).main([str(arg) for arg in argv])
-    return status, out.getvalue(), err.getvalue()

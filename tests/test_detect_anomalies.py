@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from anomaly.models.s3r import S3R
-from tests.extraction_helpers import make_video, run_tool, seeded_state_dict
+from tests.conftest import run_tool
+from tests.extraction_helpers import make_video, seeded_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,10 @@ def inputs(tmp_path_factory):
 
 
 def detect(inputs, output, *extra, checkpoint=None):
-    return run_tool(
-        "detect_anomalies", inputs["video"], "--checkpoint", checkpoint or inputs["checkpoint"],
-        "--dictionary", inputs["dictionary"], "--weights", inputs["weights"], "--output", output,
-        "--num_crops", "1", "--no_progress", *extra,
-    )  # fmt: skip
+    arguments = (inputs["video"], "--checkpoint", checkpoint or inputs["checkpoint"],
+                 "--dictionary", inputs["dictionary"], "--weights", inputs["weights"], "--output", output,
+                 "--num_crops", "1", "--no_progress", *extra)  # fmt: skip
+    return run_tool("detect_anomalies.py", *map(str, arguments))
 
 
 def test_a_curve_per_frame_a_picture_and_the_segments(inputs, tmp_path):

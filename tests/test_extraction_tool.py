@@ -14,7 +14,8 @@ import torch
 from anomaly.data import load_features
 from anomaly.models.s3r import S3R
 from tests.conftest import REPO
-from tests.extraction_helpers import make_audio_only, make_video, run_tool, seeded_state_dict
+from tests.conftest import run_tool
+from tests.extraction_helpers import make_audio_only, make_video, seeded_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +35,9 @@ def inputs(tmp_path_factory):
 
 
 def extract(inputs, output, *videos, extra=()):
-    return run_tool(
-        "extract_features", "--videos", *videos, "--output", output, "--weights", inputs["weights"],
-        "--num_crops", "1", "--batch_size", "2", "--no_progress", *extra,
-    )  # fmt: skip
+    arguments = ("--videos", *videos, "--output", output, "--weights", inputs["weights"],
+                 "--num_crops", "1", "--batch_size", "2", "--no_progress", *extra)  # fmt: skip
+    return run_tool("extract_features.py", *map(str, arguments))
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +99,8 @@ def test_bad_arguments_are_one_line_and_write_nothing(inputs, tmp_path, problem)
         torch.save(S3R(64).state_dict(), weights)
     else:
         output.write_text("not a folder")
-    status, out, err = run_tool(
-        "extract_features", "--videos", inputs["small"], "--output", output, "--weights", weights, "--num_crops", "1"
-    )
+    arguments = ("--videos", inputs["small"], "--output", output, "--weights", weights, "--num_crops", "1")
+    status, out, err = run_tool("extract_features.py", *map(str, arguments))
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert err.startswith(str(output if problem == "output is a file" else weights) + ": ")

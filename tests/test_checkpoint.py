@@ -102,7 +102,7 @@ def test_a_checkpoint_of_another_architecture(tmp_path):
 def test_a_checkpoint_of_another_feature_size(tmp_path):
     path = tmp_path / "s3r32.pth"
     torch.save(S3R(32, batch_size=2).state_dict(), path)
-    with pytest.raises(InputError, match=r"another size: .* is \[8, 32, 3\] here but \[16, 64, 3\].*--feature_size"):
+    with pytest.raises(InputError, match=r"another size: .* is \[8, 32, 3\] here but \[16, 64, 3\] in S3R\(feature_size=64\)"):
         load_into(S3R(64, batch_size=2), path)
 
 

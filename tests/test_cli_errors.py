@@ -176,11 +176,12 @@ def test_unwritable_inference_output(copy, capsys, monkeypatch):
     [
         (lambda path: torch.save(torch.nn.Linear(FEATURE_SIZE, 1).state_dict(), path), "another architecture"),
         (lambda path: torch.save(S3R(64).state_dict(), path), "another size"),
+        (lambda path: torch.save(S3R(64).state_dict(), path), "(check --feature_size)"),
         (lambda path: torch.save([torch.zeros(2)], path), "not a state_dict"),
         (lambda path: path.write_bytes(b"PK\x03\x04 this is not a checkpoint"), "not a readable checkpoint"),
         (lambda path: path.write_text("garbage\n"), "not a readable checkpoint: truncated, corrupt"),
     ],
-    ids=["architecture", "size", "not-a-state-dict", "corrupt", "text"],
+    ids=["architecture", "size", "size-hint", "not-a-state-dict", "corrupt", "text"],
 )
 @pytest.mark.parametrize("inference", [True, False], ids=["inference", "training"])
 def test_unusable_checkpoints(copy, capsys, monkeypatch, make_checkpoint, problem, inference):

@@ -48,7 +48,7 @@ def test_one_wrong_shape_is_named(tmp_path):
     state["fc.weight"] = torch.zeros(10, 2048)
     weights = tmp_path / "i3d_r50_ucf101.pth"
     torch.save(state, weights)
-    with pytest.raises(InputError, match=r"fc.weight is \[10, 2048\], expected \[400, 2048\]"):
+    with pytest.raises(InputError, match=r"fc.weight is \[10, 2048\] here but \[400, 2048\]"):
         load_i3d(weights)
 
 

@@ -18,16 +18,12 @@ from anomaly.data.ground_truth import (
 )
 from anomaly.data.video_lists import make_video_list
 from anomaly.errors import InputError
-from tests.conftest import SHARED, run_tool
-
-SHARED_DATA = SHARED / "data"
+from tests.conftest import run_tool, shared_path
 
 
 def shared(*parts: str) -> Path:
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    return path
+    """A file under ../shared/data, or skip (see shared_path)."""
+    return shared_path("data", *parts)
 
 
 def write_features(folder: Path, lengths: dict) -> Path:

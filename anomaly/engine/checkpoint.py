@@ -48,23 +48,31 @@ def model_state_of(checkpoint: Any, path: PathLike) -> Dict[str, torch.Tensor]:
     return {key[len("module.") :] if key.startswith("module.") else key: value for key, value in checkpoint.items()}
 
 
-def load_model_weights(model: nn.Module, state: Mapping[str, torch.Tensor], path: PathLike, description: str) -> None:
-    """``model.load_state_dict(state, strict=True)`` with a one-line error naming the first mismatches."""
+def load_model_weights(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    path: PathLike,
+    description: str,
+    size_hint: str = "",
+    assign: bool = False,
+) -> None:
+    """``model.load_state_dict(state, strict=True)`` with a one-line error naming the first mismatches.
+
+    ``description`` names the model in the message; ``size_hint`` follows a shape mismatch (e.g. which option
+    sets the size); ``assign`` takes the tensors as they are (for a model built on the meta device).
+    """
     expected = model.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
-    mismatched = [
-        f"{key} is {list(state[key].shape)} here but {list(expected[key].shape)} in {description}"
-        for key in expected
-        if key in state and state[key].shape != expected[key].shape
-    ]
     if missing or unexpected:
         details = []
         if missing:
-            details.append(f"{len(missing)} missing (e.g. {missing[0]})")
+            details.append(f"{len(missing)} missing (first: {missing[0]})")
         if unexpected:
-            details.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+            details.append(f"{len(unexpected)} unexpected (first: {unexpected[0]})")
         raise InputError(path, f"a checkpoint of another architecture than {description}: parameters {', '.join(details)}")
-    if mismatched:
-        raise InputError(path, f"a checkpoint of another size: {mismatched[0]} (check --feature_size)")
-    model.load_state_dict(state, strict=True)
+    for key, value in expected.items():
+        if state[key].shape != value.shape:
+            raise InputError(path, f"a checkpoint of another size: {key} is {list(state[key].shape)} here but "
+                             f"{list(value.shape)} in {description}{size_hint}")
+    model.load_state_dict(state, strict=True, assign=assign)

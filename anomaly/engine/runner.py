@@ -260,7 +260,8 @@ class Run:
         """Load the weights of ``--resume`` into ``model``; return the checkpoint when it is a training state."""
         checkpoint = load_checkpoint(self.args.resume, map_location=self.device)
         description = f"S3R(feature_size={self.feature_size})"
-        load_model_weights(model, model_state_of(checkpoint, self.args.resume), self.args.resume, description)
+        load_model_weights(model, model_state_of(checkpoint, self.args.resume), self.args.resume, description,
+                           size_hint=" (check --feature_size)")
         return checkpoint if is_training_state(checkpoint) else None
 
     def _check_same_run(self, state: Dict[str, Any]) -> None:

@@ -11,8 +11,7 @@ from typing import Union
 import torch
 from torch import Tensor, nn
 
-from anomaly.engine.checkpoint import load_checkpoint, model_state_of
-from anomaly.errors import InputError
+from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
 
 PathLike = Union[str, Path]
 FEATURE_SIZE = 2048
@@ -101,21 +100,6 @@ def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> 
     state = model_state_of(load_checkpoint(path, map_location), path)
     with torch.device("meta"):  # no random initialisation of 28 M parameters that are replaced at once
         network = I3DResNet50()
-    expected = network.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    if missing or unexpected:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing parameters (first: {missing[0]})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected parameters (first: {unexpected[0]})")
-        raise InputError(path, f"not the I3D ResNet-50 weights (i3d_r50_kinetics.pth): {', '.join(problems)}")
-    for key, value in expected.items():
-        if state[key].shape != value.shape:
-            raise InputError(
-                path, f"not the I3D ResNet-50 weights: {key} is {list(state[key].shape)}, expected {list(value.shape)}"
-            )
     state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
-    network.load_state_dict(state, strict=True, assign=True)
+    load_model_weights(network, state, path, "the I3D ResNet-50 of i3d_r50_kinetics.pth", assign=True)
     return network.eval()

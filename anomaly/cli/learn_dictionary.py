@@ -13,6 +13,7 @@ from typing import List, Literal, Optional
 
 from tap import Tap
 
+from anomaly.cli import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.data.catalog import DATASET_NAMES
 from anomaly.data.datasets import load_dictionary
@@ -30,7 +31,6 @@ from anomaly.dictionary_learning import (
 )
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_npy
-from anomaly.models.s3r import check_feature_size
 
 
 class DictionaryLearningArgs(Tap):
@@ -59,11 +59,7 @@ class DictionaryLearningArgs(Tap):
             value = getattr(self, name)
             if value is not None and value < 1:
                 self.error(f"--{name} {value}: must be at least 1")
-        if self.feature_size is not None:
-            try:
-                check_feature_size(self.feature_size)
-            except ValueError as error:
-                self.error(f"--feature_size {error}")
+        check_feature_size_option(self, self.feature_size)
 
 
 def main(argv: Optional[List[str]] = None, default_dataset: str = "shanghaitech") -> int:

@@ -13,13 +13,13 @@ from typing import List, Literal, Optional
 
 from tap import Tap
 
+from anomaly.cli import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.data.catalog import DATASET_NAMES
 from anomaly.engine.precision import PRECISIONS
 from anomaly.engine.runner import Run, TrainingInterrupted
 from anomaly.engine.training_state import seed_everything
 from anomaly.errors import InputError
-from anomaly.models.s3r import check_feature_size
 
 
 class S3RArgumentParser(Tap):
@@ -75,11 +75,7 @@ class S3RArgumentParser(Tap):
         for name in ("save_freq", "evaluate_min_step", "lr"):
             if getattr(self, name) < 0:
                 self.error(f"--{name} cannot be negative, not {getattr(self, name)}")
-        if self.feature_size is not None:
-            try:
-                check_feature_size(self.feature_size)
-            except ValueError as error:
-                self.error(f"--feature_size {error}")
+        check_feature_size_option(self, self.feature_size)
         if not 0.0 <= self.dropout < 1.0:
             self.error(f"--dropout must be in [0, 1), not {self.dropout}")
         if self.inference and not self.resume:

@@ -103,7 +103,8 @@ def train_step(
 ) -> Dict[str, Tensor]:
     """One optimisation step on ``normal_videos`` and ``anomalous_videos`` (each B N T C) with dictionary S C.
 
-    Returns the detached losses (``magnitude``, ``sparsity``, ``smoothness``, ``macro``, ``total``).
+    Returns the detached losses (``magnitude``, ``sparsity``, ``smoothness``, ``macro``, ``total``). A loss that is
+    NaN or inf raises FloatingPointError before the update, leaving the model and optimizer as they were.
     """
     model.train()
     videos = torch.cat((normal_videos, anomalous_videos), dim=0)
@@ -112,6 +113,8 @@ def train_step(
             outputs = model(videos, dictionary.expand(videos.shape[0], -1, -1))
         outputs = {name: value.float() for name, value in outputs.items()}
         losses = s3r_losses(outputs, batch_size=normal_videos.shape[0])
+        if not bool(torch.isfinite(losses["total"])):  # diverged: apply nothing
+            raise FloatingPointError(f"the training loss is {float(losses['total'])}")
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()

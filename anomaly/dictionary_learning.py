@@ -230,7 +230,8 @@ def learn_task_dictionary(
             f"{TRANSFORM_NONZERO_COEFS}: dictionary learning needs at least {minimum_videos(ratio)} normal videos",
         )
     if not np.isfinite(means).all():
-        raise InputError(source, "the normal videos' features contain NaN or inf")
+        raise InputError(source, "the normal videos' mean features are NaN or inf: the features hold NaN or inf, or "
+                         "values so large that their sum overflows float32 (rescale them)")
     if batch_size <= 0:
         batch_size = num_videos
 

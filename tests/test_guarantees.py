@@ -96,6 +96,15 @@ def version_files(copy, version):
 SHORT_RUN = ("--max_epoch", "3", "--evaluate_min_step", "0", "--save_freq", "1")
 
 
+@pytest.fixture(scope="module")
+def finished_state(workspace, tmp_path_factory):
+    """The training state of a finished one-step run (with one evaluation), outside every test's folders."""
+    folder = tmp_path_factory.mktemp("finished")
+    options = ["--max_epoch", "1", "--evaluate_min_step", "0", "--log_path", str(folder), "--checkpoint_path", str(folder)]
+    assert SCRIPT.main(cli_arguments(workspace, "first", *options)) == 0
+    return folder / "first" / f"{STEM}.state"
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2. Never a wrong number: non-finite weights, scores and losses
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,8 +222,8 @@ def test_version_and_model_name_are_plain_names(copy, capsys, option, value):
     assert f"{option} {value!r} is not a plain name" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("listing", ["synthetic.training.csv", "synthetic.testing.csv"])
-@pytest.mark.parametrize("video_id", ["../train/escape", "/etc/passwd", "a\\\\b", ".."])
+@pytest.mark.parametrize("listing,video_id", [("synthetic.testing.csv", "../train/escape"), ("synthetic.testing.csv", ".."),
+                                              ("synthetic.training.csv", "/etc/passwd"), ("synthetic.training.csv", "a\\b")])
 def test_listed_video_ids_are_plain_names(copy, capsys, monkeypatch, listing, video_id):
     path = data_file(copy, listing)
     lines = path.read_text().splitlines()
@@ -324,14 +333,9 @@ def test_malformed_ground_truth_json_of_any_depth(copy, capsys, monkeypatch, tex
     ],
     ids=["optimizer", "batches", "generator", "history", "nan-history", "random", "top-level"],
 )
-def test_a_training_state_lacking_an_entry_is_refused_in_one_line(copy, capsys, monkeypatch, damage):
-    monkeypatch.chdir(copy)
-    first_run = ["--max_epoch", "1", "--evaluate_min_step", "0", "--log_path", str(copy / "first"),
-                 "--checkpoint_path", str(copy / "first")]
-    assert SCRIPT.main(cli_arguments(copy, "first", *first_run)) == 0
-    capsys.readouterr()
-    state_file = copy / "first" / "first" / f"{STEM}.state"
-    state = torch.load(state_file, weights_only=True)
+def test_a_training_state_lacking_an_entry_is_refused_in_one_line(copy, capsys, monkeypatch, damage, finished_state):
+    state = torch.load(finished_state, weights_only=True)
+    state_file = copy / "damaged.state"
     damage(state)
     torch.save(state, state_file)
     message = run_failing(copy, capsys, monkeypatch, "--resume", str(state_file))
@@ -446,15 +450,22 @@ def test_a_csv_list_with_a_byte_order_mark_reads_as_pandas_reads_it(tmp_path):
     assert read_video_list(path) == list(pd.read_csv(path)["video-id"]) == ["first", "second"]
 
 
-def test_the_final_log_line_names_only_files_that_exist(copy, capsys, monkeypatch):
-    first_run = ["--max_epoch", "2", "--evaluate_min_step", "0", "--checkpoint_path", str(copy / "first")]
-    monkeypatch.chdir(copy)
-    assert SCRIPT.main(cli_arguments(copy, "first", *first_run)) == 0
-    capsys.readouterr()
-    state = copy / "first" / "first" / f"{STEM}.state"
+def test_the_final_log_line_names_only_files_that_exist(copy, capsys, monkeypatch, finished_state):
     # Continuing a finished state into a new version runs no step: this run writes no checkpoint or state.
-    status, out, _ = run(copy, capsys, monkeypatch, "again", "--max_epoch", "2", "--resume", str(state))
+    status, out, _ = run(copy, capsys, monkeypatch, "again", "--max_epoch", "1", "--resume", str(finished_state))
     assert status == 0
     last = (copy / "logs" / "again" / f"{STEM}.log").read_text().strip().splitlines()[-1]
     assert "Best evaluation at step" in last
     assert str(copy / "checkpoint") not in last
+
+
+def test_the_dictionary_tool_refuses_a_malicious_regular_features_pickle(copy, capsys):
+    from anomaly.cli.learn_dictionary import main as learn_dictionary
+
+    regular = next((copy / "dictionary" / "synthetic").glob("*regular_features*.pickle"))
+    marker = copy / "command-ran"
+    regular.write_bytes(pickle.dumps({"feature": {"video": RunsACommand(marker)}}))
+    status = learn_dictionary(["--dataset", "synthetic", "--feature_size", str(FEATURE_SIZE), "--root_path",
+                               str(copy / "data"), "--dictionary_path", str(copy / "dictionary")])
+    assert status == 2 and not marker.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"{regular}: refused: it is not plain data")

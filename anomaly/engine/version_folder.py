@@ -86,13 +86,10 @@ class VersionFolder:
             except OSError:
                 break
 
-    def existing_run_files(self) -> List[Path]:
-        return [path for path in self.run_files if path.exists()]
-
     def check_owner(self, training_state: Path, resume: Optional[str], overwrite: bool) -> None:
         """Refuse a run that would replace an earlier run's files, unless it continues that run (``resume`` is its
         training state) or ``overwrite`` is set."""
-        existing = self.existing_run_files()
+        existing = [path for path in self.run_files if path.exists()]
         if not existing or overwrite:
             return
         if resume is not None and training_state.exists() and os.path.exists(resume):

@@ -27,6 +27,7 @@ from typing import Dict, Iterable, Optional, Sequence, Union
 import numpy as np
 from tqdm import tqdm
 
+from anomaly.data.arrays import finite_float32
 from anomaly.data.datasets import load_dictionary
 from anomaly.data.features import feature_file, load_features, resample_snippets
 from anomaly.errors import InputError
@@ -72,17 +73,55 @@ def write_regular_features(features: Dict[str, np.ndarray], path: PathLike) -> P
     return path
 
 
+# The only globals a regular-features pickle needs: NumPy's array reconstruction (protocols 2-4: _reconstruct,
+# ndarray, dtype; protocol 5: _frombuffer), under NumPy 1 (numpy.core) and 2 (numpy._core) names, and for
+# protocol 2 the bytes of an array's data (``_codecs.encode(text, "latin1")``, see ``_latin1_bytes``).
+REGULAR_FEATURES_GLOBALS = frozenset(
+    [(f"numpy.{core}.multiarray", "_reconstruct") for core in ("core", "_core")]
+    + [(f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")]
+    + [("numpy", "ndarray"), ("numpy", "dtype")]
+)
+
+
+def _latin1_bytes(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as protocol 2 pickles use it for bytes (latin1 text), and nothing more."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode with {type(text).__name__}, {encoding!r}")
+    return text.encode("latin1")
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and NumPy arrays; any other class or function is refused, so a
+    crafted file cannot run code (``__reduce__`` payloads need a global such as ``os.system``)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in REGULAR_FEATURES_GLOBALS:
+            return super().find_class(module, name)
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_bytes
+        raise pickle.UnpicklingError(f"refused global '{module}.{name}'")
+
+
 def load_regular_features(
     path: PathLike, feature_size: Optional[int] = None, quantize_size: Optional[int] = None
 ) -> Dict[str, np.ndarray]:
     """Read and check a regular-features pickle: float32 ``[N, T, C]`` per video, all of one shape (``C`` equal to
-    ``feature_size`` and ``T`` to ``quantize_size`` when given)."""
+    ``feature_size`` and ``T`` to ``quantize_size`` when given).
+
+    Read with a restricted unpickler (:class:`_ArrayUnpickler`): a file that names any class or function other
+    than NumPy's array reconstruction is refused, never run.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "regular-features pickle not found (the dictionary-learning script builds it)")
     try:
         with open(path, "rb") as file:
-            content = pickle.load(file)
+            content = _ArrayUnpickler(file).load()
+    except pickle.UnpicklingError as error:
+        if "refused global" in str(error):
+            raise InputError(path, f"refused: it is not plain data ({error}); a regular-features pickle holds only "
+                             "{'feature': {video_id: array}}, and loading this one could run code") from None
+        raise InputError(path, f"not a readable pickle ({error})") from None
     except Exception as error:  # unpickling fails in many ways
         raise InputError(path, f"not a readable pickle ({type(error).__name__}: {error})") from None
     features = content.get("feature") if isinstance(content, dict) else None
@@ -100,7 +139,8 @@ def load_regular_features(
     if quantize_size is not None and shape[1] != quantize_size:
         raise InputError(path, f"regular features have {shape[1]} snippets per video, but --quantize_size is "
                          f"{quantize_size}; delete it to rebuild it")
-    return {video_id: video.astype(np.float32, copy=False) for video_id, video in features.items()}
+    return {video_id: finite_float32(video, path, f"the regular features of video '{video_id}'")
+            for video_id, video in features.items()}
 
 
 def video_means(regular_features: Dict[str, np.ndarray]) -> np.ndarray:
@@ -190,7 +230,8 @@ def learn_task_dictionary(
             f"{TRANSFORM_NONZERO_COEFS}: dictionary learning needs at least {minimum_videos(ratio)} normal videos",
         )
     if not np.isfinite(means).all():
-        raise InputError(source, "the normal videos' features contain NaN or inf")
+        raise InputError(source, "the normal videos' mean features are NaN or inf: the features hold NaN or inf, or "
+                         "values so large that their sum overflows float32 (rescale them)")
     if batch_size <= 0:
         batch_size = num_videos
 

@@ -7,8 +7,9 @@ readers see the old file or the new one, never a mixture.
 import os
 import pickle
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -16,13 +17,14 @@ import torch
 from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
+TEMPORARY_SUFFIX = ".tmp"  # atomic_write's temporary files: .<name>.<random>.tmp next to <name>
 
 
 def atomic_write(path: PathLike, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write ``path`` through ``write(file)`` atomically; on failure the previous file stays as it was."""
     path = Path(path)
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     except OSError as error:
         raise InputError(path.parent, f"cannot write here ({error.strerror or error})") from None
     try:
@@ -44,6 +46,14 @@ def atomic_write(path: PathLike, write: Callable[[Any], None], mode: str = "wb")
         os.close(directory)
 
 
+def remove_temporaries(path: PathLike) -> None:
+    """Remove what killed writes of ``path`` by :func:`atomic_write` left behind (its temporary files). Call it
+    only while no other process may be writing ``path``."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob_escape(path.name)}.*{TEMPORARY_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
@@ -51,7 +61,15 @@ def _umask() -> int:
 
 
 def save_torch(obj: Any, path: PathLike) -> None:
-    atomic_write(path, lambda file: torch.save(obj, file))
+    def write(file) -> None:
+        try:
+            torch.save(obj, file)
+        except RuntimeError as error:  # torch.save reports a failed write (a full disk) as a RuntimeError
+            if isinstance(error.__context__, OSError):  # the write's own error, e.g. ENOSPC
+                raise error.__context__ from None
+            raise OSError(str(error).splitlines()[0] if str(error) else "torch.save failed") from None
+
+    atomic_write(path, write)
 
 
 def save_pickle(obj: Any, path: PathLike) -> None:
@@ -64,6 +82,23 @@ def save_text(text: str, path: PathLike) -> None:
 
 def save_npy(array: np.ndarray, path: PathLike) -> None:
     atomic_write(path, lambda file: np.save(file, array))
+
+
+def check_name(value: str, what: str, source: Optional[PathLike] = None) -> str:
+    """``value`` unchanged when it is a plain name (of a version, a model, a video): a one-line InputError when it
+    is empty, ``.`` or ``..``, or holds a path separator or a NUL, since joined to a folder it would point
+    elsewhere (``../../x``, an absolute path, the folder itself). ``what`` says which name it is."""
+    separators = {"/", "\\", os.sep, os.altsep} - {None}
+    if not value.strip():
+        problem = "it is empty"
+    elif value in (".", ".."):
+        problem = "it names a folder, not a name in it"
+    elif any(separator in value for separator in separators) or "\0" in value:
+        problem = "it holds a path separator or a NUL character"
+    else:
+        return value
+    raise InputError(source, f"{what} {value!r} is not a plain name ({problem}); use a name without '/' or '\\' "
+                     "that is not '.' or '..'")
 
 
 def check_writable_folder(path: PathLike) -> None:

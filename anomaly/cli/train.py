@@ -20,11 +20,12 @@ from anomaly.engine.precision import PRECISIONS
 from anomaly.engine.runner import Run, TrainingInterrupted
 from anomaly.engine.training_state import seed_everything
 from anomaly.errors import InputError
+from anomaly.files import check_name
 
 
 class S3RArgumentParser(Tap):
-    """The published options, same names and defaults, plus ``--precision``, ``--save_freq``, ``--device`` and
-    ``--dictionary_max_iter``."""
+    """The published options, same names and defaults, plus ``--precision``, ``--save_freq``, ``--device``,
+    ``--dictionary_max_iter`` and ``--overwrite``."""
 
     # network
     backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor of the features on disk
@@ -64,9 +65,15 @@ class S3RArgumentParser(Tap):
     precision: Literal[PRECISIONS] = "fp32"  # arithmetic of training and evaluation (fp32: published)
     save_freq: int = 100  # save the full training state every this many steps (0: only at the end)
     device: Optional[str] = None  # torch device (default: cuda when available, else cpu)
+    overwrite: bool = False  # replace an earlier run's files in the --version folders (else they are refused)
 
     def process_args(self) -> None:
         """Refuse impossible values here, with argparse's usage line and exit status 2."""
+        for name in ("version", "model_name"):  # both become file and folder names
+            try:
+                check_name(getattr(self, name), f"--{name}")
+            except InputError as error:
+                self.error(str(error))
         if self.dictionary_max_iter is not None and self.dictionary_max_iter < 1:
             self.error(f"--dictionary_max_iter must be at least 1, not {self.dictionary_max_iter}")
         for name in ("batch_size", "max_epoch", "quantize_size", "evaluate_freq", "report_k", "plot_freq"):

@@ -70,9 +70,15 @@ def read_npy(
     array = np.array(array)  # read the data into memory
     if array.dtype.kind != "f":
         return array
+    return finite_float32(array, path, what)
+
+
+def finite_float32(array: np.ndarray, path: Optional[PathLike], what: str) -> np.ndarray:
+    """``array`` (floating point) as float32, or a one-line InputError when a value is NaN or inf, or finite but
+    beyond float32's range (it would become inf)."""
     if not np.isfinite(array).all():
         raise InputError(path, f"NaN or inf in {what}: every value must be finite")
-    largest = float(np.abs(array).max())
+    largest = float(np.abs(array).max()) if array.size else 0.0
     if largest > FLOAT32_MAX:
         raise InputError(path, f"values up to {largest:.3g} in {what}: finite, but beyond float32's range "
                          f"({FLOAT32_MAX:.3g}), so they would become inf; rescale them")

@@ -8,6 +8,7 @@ Every video is read once and held in memory: training videos already resampled t
 """
 
 import json
+import math
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -15,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from anomaly.data.arrays import read_npy
+from anomaly.data.ground_truth import read_text_file
 from anomaly.data.features import FRAMES_PER_SNIPPET, feature_file, load_features, resample_snippets
 from anomaly.errors import InputError
 
@@ -36,30 +38,49 @@ def load_dictionary(path: PathLike, feature_size: Optional[int] = None) -> np.nd
 
 
 def load_ground_truth(path: PathLike, video_ids: Sequence[str]) -> Dict[str, np.ndarray]:
-    """Frame labels (float32, one per frame) of each listed video from a ``{id: {num_frames, labels}}`` json."""
+    """Frame labels (float32, one per frame) of each listed video from a ``{id: {num_frames, labels}}`` json.
+
+    ``num_frames`` must be a non-negative integer (an integral JSON number) and ``labels`` a list of that many
+    numbers, each 0 or 1; anything else (strings, booleans, NaN, nested lists, other JSON) is a one-line error.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "ground-truth file not found (build it with tools/make_ground_truth.py)")
+    text = read_text_file(path, "ground-truth file")
     try:
-        database = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InputError(path, f"not valid json ({error})") from None
+        database = json.loads(text)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply
+        problem = "nested too deeply" if isinstance(error, RecursionError) else error
+        raise InputError(path, f"not valid json ({problem})") from None
+    if not isinstance(database, dict):
+        raise InputError(path, f"expected a json object {{video_id: {{num_frames, labels}}}}, found a {type(database).__name__}")
     labels = {}
     for video_id in video_ids:
-        entry = database.get(video_id) if isinstance(database, dict) else None
-        if entry is None:
+        if video_id not in database:
             raise InputError(path, f"no ground truth for test video '{video_id}'")
-        try:
-            frame_labels = np.asarray(entry["labels"], dtype=np.float32)
-            num_frames = int(entry["num_frames"])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(path, f"entry '{video_id}' needs 'num_frames' and a list of numeric 'labels'") from None
-        if frame_labels.ndim != 1 or len(frame_labels) != num_frames:
-            raise InputError(path, f"video '{video_id}' has {len(frame_labels)} labels but num_frames = {num_frames}")
-        if not np.isin(frame_labels, (0.0, 1.0)).all():
-            raise InputError(path, f"video '{video_id}' has frame labels other than 0 and 1")
-        labels[video_id] = frame_labels
+        labels[video_id] = _frame_labels(database[video_id], path, video_id)
     return labels
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _frame_labels(entry, path: Path, video_id: str) -> np.ndarray:
+    """One ground-truth entry's labels, checked (see :func:`load_ground_truth`)."""
+    if not isinstance(entry, dict) or "num_frames" not in entry or not isinstance(entry.get("labels"), list):
+        raise InputError(path, f"entry '{video_id}' needs 'num_frames' and a list of numeric 'labels'")
+    num_frames = entry["num_frames"]
+    if not _is_number(num_frames) or not math.isfinite(num_frames) or num_frames != int(num_frames) or num_frames < 0:
+        raise InputError(path, f"video '{video_id}': num_frames must be a non-negative integer, found {num_frames!r}")
+    num_frames = int(num_frames)
+    values = entry["labels"]
+    if len(values) != num_frames:
+        raise InputError(path, f"video '{video_id}' has {len(values)} labels but num_frames = {num_frames}")
+    wrong = next((index for index, value in enumerate(values) if not _is_number(value) or value not in (0, 1)), None)
+    if wrong is not None:
+        raise InputError(path, f"video '{video_id}' has frame labels other than 0 and 1 (frame {wrong}: {values[wrong]!r})")
+    return np.asarray(values, dtype=np.float32)
 
 
 def load_split(

@@ -78,12 +78,13 @@ def video_num_frames(
 
 
 def read_text_file(path: PathLike, what: str) -> str:
-    """The text of ``path`` (UTF-8), or a one-line InputError when it is missing, unreadable or not UTF-8."""
+    """The text of ``path`` (UTF-8; a leading byte-order mark is dropped, as pandas does), or a one-line InputError
+    when it is missing, unreadable or not UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, f"{what} not found")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is dropped, as pandas does
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
         raise InputError(path, f"not UTF-8 text (byte 0x{error.object[error.start]:02x} on line {line}); save it "

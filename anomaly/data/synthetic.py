@@ -207,7 +207,7 @@ def existing_spec(root: PathLike, name: str = DEFAULT_NAME) -> Optional[Syntheti
         return None
     try:
         return SyntheticSpec(**json.loads(path.read_text()))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
 
 

@@ -13,7 +13,7 @@ from anomaly.data.ground_truth import (
     strip_video_extension,
 )
 from anomaly.errors import InputError
-from anomaly.files import ensure_folder, save_text
+from anomaly.files import check_name, ensure_folder, save_text
 
 PathLike = Union[str, Path]
 VIDEO_ID_COLUMN = "video-id"
@@ -27,11 +27,9 @@ def read_video_list(path: PathLike) -> List[str]:
     Empty rows are skipped; a missing column, an empty list or a video listed twice is an error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "video list not found")
     try:
-        rows = [row for row in csv.reader(path.read_text().splitlines()) if any(cell.strip() for cell in row)]
-    except (csv.Error, UnicodeDecodeError) as error:
+        rows = [row for row in csv.reader(read_text_file(path, "video list").splitlines()) if any(cell.strip() for cell in row)]
+    except csv.Error as error:
         raise InputError(path, f"not a readable csv list ({error})") from None
     header = [cell.strip() for cell in rows[0]] if rows else []
     if VIDEO_ID_COLUMN not in header:
@@ -41,7 +39,7 @@ def read_video_list(path: PathLike) -> List[str]:
     for line_number, row in enumerate(rows[1:], start=2):
         if column >= len(row) or not row[column].strip():
             raise InputError(path, f"row {line_number} has no '{VIDEO_ID_COLUMN}' value")
-        video_ids.append(row[column].strip())
+        video_ids.append(check_name(row[column].strip(), f"row {line_number}: video id", path))
     if not video_ids:
         raise InputError(path, "the video list is empty")
     seen = set()
@@ -65,10 +63,10 @@ def split_training_list(path: PathLike, num_anomalous: int) -> Dict[str, List[st
 def read_id_list(path: PathLike) -> List[str]:
     """Video ids, one per line (an optional ``video-id`` header, blank lines and ``#`` comments ignored)."""
     ids = []
-    for line in read_text_file(path, "list of anomalous videos").splitlines():
+    for line_number, line in enumerate(read_text_file(path, "list of anomalous videos").splitlines(), start=1):
         value = line.split("#", 1)[0].strip().split(",")[0].strip()
         if value and value != VIDEO_ID_COLUMN:
-            ids.append(strip_video_extension(value))
+            ids.append(check_name(strip_video_extension(value), f"line {line_number}: video id", path))
     return ids
 
 

@@ -35,7 +35,8 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
 
 
 def model_state_of(checkpoint: Any, path: PathLike) -> Dict[str, torch.Tensor]:
-    """The model weights inside a plain state_dict, a ``{"state_dict": ...}`` wrapper or a training state."""
+    """The model weights inside a plain state_dict, a ``{"state_dict": ...}`` wrapper or a training state; weights
+    holding NaN or inf are refused."""
     if is_training_state(checkpoint):
         checkpoint = check_training_state(checkpoint, path)["model"]
     elif isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), Mapping):
@@ -44,6 +45,10 @@ def model_state_of(checkpoint: Any, path: PathLike) -> Dict[str, torch.Tensor]:
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in checkpoint.items()
     ):
         raise InputError(path, "not a state_dict: expected a mapping of parameter names to tensors")
+    for key, value in checkpoint.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InputError(path, f"the weight '{key}' holds NaN or inf: a model that diverged cannot be evaluated "
+                             "or trained on; use an earlier checkpoint")
     # Weights saved from nn.DataParallel carry a "module." prefix.
     return {key[len("module.") :] if key.startswith("module.") else key: value for key, value in checkpoint.items()}
 

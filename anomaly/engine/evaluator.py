@@ -5,7 +5,7 @@ Two paths that give the same scores (to float rounding, about 1e-7):
 - batched (default): videos sorted by length and grouped into chunks of similar lengths holding at most
   ``max_snippets`` padded snippet positions each, scored together by ``anomaly.models.fast_scoring.PackedScorer``
   (padding never reaches a video's numbers: its GroupNorm statistics, convolution borders, non-local division
-  by T and time means see only its own snippets). Models other than ``S3R`` are run module by module with a mask.
+  by T and time means see only its own snippets; memory is linear in their lengths). Models other than ``S3R`` are run module by module with a mask.
 Test features are copied to the device once (``DeviceTestSet``) and kept there.
 
 Snippet scores (crop average) are compared with frame labels, each snippet standing for 16 frames: ROC AUC,
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from anomaly.data import FRAMES_PER_SNIPPET, TestVideos
 from anomaly.engine.metrics import snippet_label_weights, weighted_average_precision, weighted_roc_auc
 from anomaly.engine.precision import autocast
+from anomaly.errors import InputError
 from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
 from anomaly.models.s3r import S3R
 
@@ -44,16 +45,17 @@ class Evaluation:
     snippet_scores: Dict[str, np.ndarray]
 
 
-def activation_bytes_per_snippet(num_crops: int, channels: int, num_atoms: int, longest: int, dtype: torch.dtype) -> int:
+def activation_bytes_per_snippet(num_crops: int, channels: int, num_atoms: int, dtype: torch.dtype) -> int:
     """Peak memory of the packed scorer per padded snippet position (all crops), with 25 % allocator slack.
 
     While a block runs, its input (C), its four branches (C in all), their fusion (C) and, for the en-Normal
-    branch, the atom coefficients (S) are alive, plus the non-local block's value/query/key (3C/8), its
-    attention row (T_max values) and one float32 temporary of C (a reduction's cast in bf16). Measured on a CPU
-    at 2048 channels and 10 crops: 250 KB in float32 (estimate 460 KB).
+    branch, the atom coefficients (S) are alive, plus the non-local block's value/query/key (3C/8) and output (C/8) and
+    one float32 temporary of C (a reduction's cast in bf16). The non-local block holds no T × T attention (see
+    ``NonLocalBlock1D``), so nothing depends on the videos' lengths. Measured on a CPU at 2048 channels and 10
+    crops: 250 KB in float32 (estimate 460 KB).
     """
     element = torch.finfo(dtype).bits // 8
-    per_crop = (3 * channels + num_atoms + 3 * channels // 8 + longest + GAP) * element + channels * 4
+    per_crop = (3 * channels + num_atoms + 4 * channels // 8 + GAP) * element + channels * 4
     return int(1.25 * num_crops * per_crop)
 
 
@@ -68,7 +70,7 @@ def auto_max_snippets(test_set: "DeviceTestSet", dtype: torch.dtype = torch.floa
         return CPU_MAX_SNIPPETS
     free, _ = torch.cuda.mem_get_info(test_set.device)
     per_snippet = activation_bytes_per_snippet(
-        test_set.num_crops, test_set.channels, test_set.dictionary.shape[1], longest, dtype
+        test_set.num_crops, test_set.channels, test_set.dictionary.shape[1], dtype
     )
     return max(longest + GAP, min(CUDA_MAX_SNIPPETS, int(ACTIVATION_MEMORY_SHARE * free / per_snippet)))
 
@@ -239,6 +241,22 @@ def score_test_set(
     return [score.float() for score in scores]
 
 
+def check_finite_scores(scores: Sequence[Tensor], video_ids: Sequence[str], metric_name: str) -> None:
+    """A one-line InputError when a snippet score is NaN or inf: such scores are no ranking, and a metric of them
+    would be a wrong number (NaN breaks the metric's tie handling). The model overflowed: its weights, or inputs
+    so large (features or dictionary values around 1e30) that float32 arithmetic reaches inf."""
+    if bool(torch.isfinite(torch.cat(scores)).all()):
+        return
+    bad = [int((~torch.isfinite(score)).sum()) for score in scores]
+    first = next(index for index, count in enumerate(bad) if count)
+    raise InputError(
+        None,
+        f"the model's scores are NaN or inf for {sum(bad)} of {sum(score.numel() for score in scores)} snippets "
+        f"(first in test video '{video_ids[first]}'): its weights or inputs overflow float32, so no "
+        f"{metric_name} is computed",
+    )
+
+
 def evaluate(
     model: nn.Module,
     test_set: DeviceTestSet,
@@ -252,6 +270,7 @@ def evaluate(
     memory, see ``auto_max_snippets``); ``precision`` is fp32 (published numbers), tf32 or bf16.
     """
     scores = score_test_set(model, test_set, one_at_a_time, max_snippets, precision)
+    check_finite_scores(scores, test_set.video_ids, test_set.metric_name)
     flat = torch.cat(scores).flatten()
     metric = weighted_average_precision if test_set.metric_name == "AP" else weighted_roc_auc
     value = metric(flat, test_set.positives, test_set.negatives)

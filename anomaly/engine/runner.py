@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import hashlib
 import logging
+import math
 import signal
 import sys
 import threading
@@ -31,6 +32,7 @@ from anomaly.data import TestVideos, TrainingVideos, load_dictionary, read_video
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
+from anomaly.engine.version_folder import VersionFolder
 from anomaly.engine.training_state import (
     is_training_state,
     random_states,
@@ -82,8 +84,24 @@ class RunFiles:
         )
 
 
+class AtomicLogHandler(logging.Handler):
+    """The log file, rewritten whole and atomically (``anomaly.files.save_text``) at every record: a crash or a full
+    disk leaves the previous version, and a failed write ends the run with one line (an InputError) instead of
+    logging's traceback. An existing log is continued (a resumed run; any other run's log was refused or removed
+    before, see ``anomaly.engine.version_folder``)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+        self.text = self.path.read_text(errors="replace") if self.path.is_file() else ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += self.format(record) + "\n"
+        save_text(self.text, self.path)
+
+
 def setup_logger(log_file: Optional[Path]) -> logging.Logger:
-    """The published log format on stdout, and in ``log_file`` when given."""
+    """The published log format on stdout, and in ``log_file`` when given (see ``AtomicLogHandler``)."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -93,7 +111,7 @@ def setup_logger(log_file: Optional[Path]) -> logging.Logger:
     formatter = logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s", "%Y-%m-%d %H:%M:%S")
     handlers: List[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_file is not None:
-        handlers.append(logging.FileHandler(log_file))
+        handlers.append(AtomicLogHandler(log_file))
     for handler in handlers:
         handler.setFormatter(formatter)
         logger.addHandler(handler)
@@ -224,6 +242,7 @@ class TrainingSession:
     rows: str = ""  # ... and its rows, one per improvement
     initial_value: float = 0.0  # the metric before training
     start_time: float = 0.0  # time.time() at step 0, earlier sessions included
+    saved_step: Optional[int] = None  # the step of this run's training state file, once there is one
 
 
 class Run:
@@ -312,24 +331,32 @@ class Run:
 
     # ---------------------------------------------------------------- training
     def train(self) -> List[Dict[str, Any]]:
-        """Train for ``--max_epoch`` steps (3 with ``--debug``) and return the evaluation history."""
-        session = self._prepare()
-        self._resume_or_start(session)
-        self._step_loop(session)
-        self._finish(session)
+        """Train for ``--max_epoch`` steps (3 with ``--debug``) and return the evaluation history.
+
+        The version folder is locked for the whole run, and an earlier run's files in it are refused unless
+        ``--resume`` continues that run or ``--overwrite`` replaces it (see ``anomaly.engine.version_folder``).
+        """
+        files = self.files
+        for folder in (files.checkpoint_dir, files.log_dir):
+            check_writable_folder(folder)
+        run_files = [files.best_checkpoint, files.training_state, files.score_file, files.log_file]
+        with VersionFolder(files.checkpoint_dir, run_files) as version:
+            version.check_owner(files.training_state, self.args.resume, self.args.overwrite)
+            session = self._prepare(version)
+            self._resume_or_start(session)
+            self._step_loop(session)
+            self._finish(session)
         return session.history
 
-    def _prepare(self) -> "TrainingSession":
+    def _prepare(self, version: VersionFolder) -> "TrainingSession":
         """Validate and load every input, build the model and optimizer; nothing is written before this ends."""
-        for folder in (self.files.checkpoint_dir, self.files.log_dir):
-            check_writable_folder(folder)
         data = Datasets(self.args, self.config, self.feature_size, with_training=True)
         model = self._model()
         self.identity = self._run_identity(data)
         state = self._load_resume(model) if self.args.resume else None
         if state is not None:
             self._check_same_run(state)
-        self.files.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        version.clear(self.args.overwrite)
         self.files.log_dir.mkdir(parents=True, exist_ok=True)
         return TrainingSession(
             model=model,
@@ -346,21 +373,51 @@ class Run:
         """Continue from the training state of ``--resume``, or log the setup and evaluate the initial model."""
         state = session.resumed_state
         if state is not None:
-            session.optimizer.load_state_dict(state["optimizer"])
-            session.training.load_state_dict(state["batches"])
-            restore_random_states(state["random"])
-            session.history, session.header = state["history"], state["score_header"]
-            session.first_step, elapsed_before = int(state["step"]) + 1, float(state["elapsed"])
-            session.initial_value = float(state["initial_value"])
+            try:
+                elapsed_before = self._apply_state(session, state)
+            except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+                raise InputError(self.args.resume, f"not a valid training state: an entry is missing or malformed "
+                                 f"({type(error).__name__}: {error})") from None
             session.logger.info(f">>> Training state {self.args.resume} loaded: continuing at step {session.first_step}.")
         else:
             elapsed_before = 0.0
             session.header, session.initial_value = self._start(session.model, session.test_set, session.logger)
         session.resumed_state = None  # the weights and moments now live in the model and optimizer
-        session.best = max(session.history, key=lambda entry: entry["value"]) if session.history else None
-        session.rows = "".join(score_row(entry) for entry in session.history if entry["improved"])
         save_text(session.header + session.rows, self.files.score_file)
         session.start_time = time.time() - elapsed_before
+
+    def _apply_state(self, session: "TrainingSession", state: Dict[str, Any]) -> float:
+        """Put a training state's optimizer, batch streams, generators and evaluation record into ``session``;
+        returns the seconds the run had spent. Raises what a missing or malformed entry makes fail."""
+        session.optimizer.load_state_dict(state["optimizer"])
+        session.training.load_state_dict(state["batches"])
+        restore_random_states(state["random"])
+        session.history, session.header = list(state["history"]), str(state["score_header"])
+        session.first_step = int(state["step"]) + 1
+        session.initial_value = float(state["initial_value"])
+        values = [float(entry["value"]) for entry in session.history]
+        if not all(math.isfinite(value) for value in values + [session.initial_value]):
+            raise ValueError("an evaluation in its history is NaN or inf")
+        session.best = max(session.history, key=lambda entry: entry["value"]) if session.history else None
+        session.rows = "".join(score_row(entry) for entry in session.history if entry["improved"])
+        if Path(self.args.resume).resolve() == self.files.training_state.resolve():
+            session.saved_step = session.first_step - 1
+        return float(state["elapsed"])
+
+    def _diverged(self, session: "TrainingSession", step: int, problem: str) -> InputError:
+        """The one-line error that stops a training whose loss, weights or scores are no longer finite."""
+        if session.saved_step is None:
+            kept = "no training state was saved before it"
+        else:
+            kept = f"the last good training state is {self.files.training_state} (step {session.saved_step})"
+        return InputError(None, f"training diverged at step {step}: {problem}; nothing of step {step} was saved and "
+                          f"{kept} (a smaller --lr may help)")
+
+    def _check_finite_weights(self, session: "TrainingSession", step: int) -> None:
+        """Before any save: weights that hold NaN or inf stop the run (see ``_diverged``)."""
+        for name, value in session.model.state_dict().items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise self._diverged(session, step, f"the weight '{name}' holds NaN or inf")
 
     def _step_loop(self, session: "TrainingSession") -> None:
         """The training steps: evaluate, keep the best checkpoint, save the state, stop cleanly on a signal."""
@@ -377,15 +434,22 @@ class Run:
         with progress_bar as progress, deferred_signals() as received:
             for step in range(session.first_step, session.max_steps + 1):
                 normal, anomalous = session.training.next_batch()
-                losses = train_step(session.model, session.optimizer, normal, anomalous, session.dictionary,
-                                     args.precision)
+                try:
+                    losses = train_step(session.model, session.optimizer, normal, anomalous, session.dictionary,
+                                         args.precision)
+                except FloatingPointError as error:  # raised before the step's update is applied
+                    raise self._diverged(session, step, str(error)) from None
                 evaluate_now = args.debug or (step % args.evaluate_freq == 0 and step > args.evaluate_min_step)
                 if evaluate_now:
-                    entry = self._evaluation_entry(session, step, losses)
+                    try:
+                        entry = self._evaluation_entry(session, step, losses)
+                    except InputError as error:  # non-finite scores
+                        raise self._diverged(session, step, error.problem) from None
                     current_value = entry["value"]
                     session.history.append(entry)
                     if entry["improved"]:
                         session.best = entry
+                        self._check_finite_weights(session, step)
                         save_torch(session.model.state_dict(), self.files.best_checkpoint)
                         session.rows += score_row(entry)
                         save_text(session.header + session.rows, self.files.score_file)
@@ -411,13 +475,17 @@ class Run:
         if session.history:
             table = best_evaluations_table(self.args.dataset, self.metric, session.history, self.args.report_k)
             logger.info(f"Summary Result on {self.metric} metric\n{table}")
+        # Name only files that exist (a run resumed from another folder's finished state wrote none of them).
+        state = f"training state: {self.files.training_state}" if self.files.training_state.is_file() else ""
         if session.best is None:
             logger.warning(
                 f"No evaluation ran (steps 1-{session.max_steps}, --evaluate_min_step {self.args.evaluate_min_step}), "
-                f"so there is no best checkpoint; the final weights are in the training state {self.files.training_state}"
+                f"so there is no best checkpoint" + (f"; the final weights are in the {state}" if state else "")
             )
         else:
-            logger.info(f"Best checkpoint: {self.files.best_checkpoint}; training state: {self.files.training_state}")
+            best = f"Best checkpoint: {self.files.best_checkpoint}" if self.files.best_checkpoint.is_file() else (
+                f"Best evaluation at step {session.best['step']} (its checkpoint was written by an earlier run)")
+            logger.info(f"{best}" + (f"; {state}" if state else ""))
 
     def _evaluation_entry(self, session: "TrainingSession", step: int, losses: Dict[str, Any]) -> Dict[str, Any]:
         """Evaluate after ``step``: the history entry (also a ``.score`` row when it improves on the best)."""
@@ -472,6 +540,7 @@ class Run:
         return header, initial.value
 
     def _save_state(self, session: "TrainingSession", step: int) -> None:
+        self._check_finite_weights(session, step)
         save_training_state(
             self.files.training_state,
             run=self.identity,
@@ -485,3 +554,4 @@ class Run:
             initial_value=session.initial_value,
             elapsed=time.time() - session.start_time,
         )
+        session.saved_step = step

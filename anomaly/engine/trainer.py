@@ -103,7 +103,8 @@ def train_step(
 ) -> Dict[str, Tensor]:
     """One optimisation step on ``normal_videos`` and ``anomalous_videos`` (each B N T C) with dictionary S C.
 
-    Returns the detached losses (``magnitude``, ``sparsity``, ``smoothness``, ``macro``, ``total``).
+    Returns the detached losses (``magnitude``, ``sparsity``, ``smoothness``, ``macro``, ``total``). A loss that is
+    NaN or inf raises FloatingPointError before the update, leaving the model and optimizer as they were.
     """
     model.train()
     videos = torch.cat((normal_videos, anomalous_videos), dim=0)
@@ -111,7 +112,13 @@ def train_step(
         with autocast(precision, videos.device):
             outputs = model(videos, dictionary.expand(videos.shape[0], -1, -1))
         outputs = {name: value.float() for name, value in outputs.items()}
+        # Diverged (or inputs that overflow float32): apply nothing. The BCE loss would refuse NaN scores itself,
+        # with a RuntimeError from inside torch.
+        if not bool(torch.stack([torch.isfinite(value).all() for value in outputs.values()]).all()):
+            raise FloatingPointError("the model's outputs are NaN or inf")
         losses = s3r_losses(outputs, batch_size=normal_videos.shape[0])
+        if not bool(torch.isfinite(losses["total"])):
+            raise FloatingPointError(f"the training loss is {float(losses['total'])}")
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimizer.step()

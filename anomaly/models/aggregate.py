@@ -58,7 +58,9 @@ def conv_norm_relu(block: nn.Sequential, x: Tensor, mask: Optional[Tensor], basi
 class NonLocalBlock1D(nn.Module):
     """Embedded-dot-product non-local block without softmax (RTFM), on B C T tensors.
 
-    attention = queryᵀ · key / T (B T T); output = alter(attention · value) + input.
+    output = alter((queryᵀ · key / T) · value) + input. Without a softmax the T × T attention need not exist:
+    (queryᵀ · key) · value = queryᵀ · (key · value), computed as the latter (a D × D product), so memory grows
+    linearly with T (a 27,600-snippet video would otherwise need a 27,600² matrix per crop).
     ``alter`` ends in a BatchNorm1d whose weight and bias start at zero, so the block starts as the identity.
     """
 
@@ -83,12 +85,12 @@ class NonLocalBlock1D(nn.Module):
         query = self.query(x).transpose(1, 2)  # B T D
         key = self.key(x)  # B D T
         if mask is None:
-            attention = (query @ key) / length  # B T T
+            out = query @ ((key @ value) / length)  # B T D
         else:
             weights = mask.to(x.dtype)
             key = key * weights.unsqueeze(1)
-            attention = (query @ key) / weights.sum(dim=1).view(-1, 1, 1)
-        out = (attention @ value).transpose(1, 2)  # B D T
+            out = query @ ((key @ value) / weights.sum(dim=1).view(-1, 1, 1))
+        out = out.transpose(1, 2)  # B D T
         return self.alter(out) + x
 
 

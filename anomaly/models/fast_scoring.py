@@ -235,15 +235,16 @@ class _AggregateWeights:
         return fused
 
     def _non_local(self, x: Tensor, chunk: PackedChunk) -> Tensor:
-        """alter(attention · value) for x (body rows × inner, tails zero); attention = query·keyᵀ / T, real keys."""
+        """alter(attention · value) for x (body rows × inner, tails zero); attention = query·keyᵀ / T, real keys,
+        computed as query · (keyᵀ·value / T): memory linear in T (see ``NonLocalBlock1D``)."""
         sequences, pitch, half = chunk.sequences, chunk.pitch, self.half
         vqk = torch.addmm(self.vqk_bias, x, self.vqk)  # rows × 3·half
         chunk.zero_tails_(vqk[:, 2 * half :])
         vqk = vqk.view(sequences, pitch, 3 * half)
         value, query, key = vqk[..., :half], vqk[..., half : 2 * half], vqk[..., 2 * half :]
-        attention = torch.bmm(query, key.transpose(1, 2))
-        attention /= chunk.counts.view(sequences, 1, 1).to(attention.dtype)
-        out = torch.bmm(attention, value).view(chunk.body_rows, half)
+        summary = torch.bmm(key.transpose(1, 2), value)  # sequences × half × half
+        summary /= chunk.counts.view(sequences, 1, 1).to(summary.dtype)
+        out = torch.bmm(query, summary).view(chunk.body_rows, half)
         return torch.addmm(self.alter_bias, out, self.alter)
 
 

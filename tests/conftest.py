@@ -1,6 +1,7 @@
 """Shared test helpers: where the published reference outputs live, and small deterministic inputs."""
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,17 @@ def trained_like_batchnorm(model):
     return model
 
 
+def load_tool(script: str):
+    """``tools/<script>`` as a module (to call its ``main(argv)`` or patch it)."""
+    import importlib.util
+
+    path = REPO / "tools" / script
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(script: str, *args: str, subprocess: bool = False, cwd=None, timeout: float = 300):
     """Run ``tools/<script>`` with ``args``: (exit status, stdout, stderr).
 
@@ -112,7 +124,6 @@ def run_tool(script: str, *args: str, subprocess: bool = False, cwd=None, timeou
     PYTHONPATH, as a user would run it.
     """
     import contextlib
-    import importlib.util
     import io
     import os
     import subprocess as subprocesses
@@ -126,9 +137,7 @@ def run_tool(script: str, *args: str, subprocess: bool = False, cwd=None, timeou
             timeout=timeout, stdin=subprocesses.DEVNULL,
         )
         return completed.returncode, completed.stdout, completed.stderr
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_tool(script)
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
@@ -226,3 +235,37 @@ def cli_arguments(workspace, version, *extra):
         "--version", version,
         *extra,
     ]
+
+
+SCRIPT = load_tool("trainval_anomaly_detector.py")  # the train/eval script, run in-process by the tests
+
+
+@pytest.fixture
+def copy(workspace, tmp_path):
+    """A private copy of the dataset and dictionary that a test may damage."""
+    for name in ("data", "dictionary"):
+        shutil.copytree(workspace / name, tmp_path / name)
+    return tmp_path
+
+
+def data_file(copy, *parts):
+    return copy.joinpath("data", "synthetic", *parts)
+
+
+def first_video(copy, subset):
+    listing = "synthetic.training.csv" if subset == "train" else "synthetic.testing.csv"
+    video_id = data_file(copy, listing).read_text().split()[1]
+    return video_id, data_file(copy, "i3d", subset, f"{video_id}_i3d.npy")
+
+
+def run_failing(copy, capsys, monkeypatch, *extra, version="bad"):
+    """Run the script expecting exit status 2; return its one-line error message."""
+    monkeypatch.chdir(copy)
+    status = SCRIPT.main(cli_arguments(copy, version, "--max_epoch", "2", *extra))
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    message = [line for line in error if line.startswith("error: ")]
+    assert len(message) == 1, error
+    written = [path for folder in ("logs", "checkpoint", "output") for path in (copy / folder).rglob("*") if path.is_file()]
+    assert written == []
+    return message[0]

@@ -4,61 +4,18 @@ Every case runs the script in-process on a private copy of a small synthetic dat
 failure, that the log, checkpoint and output folders hold nothing.
 """
 
-import importlib.util
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from anomaly.models import S3R
-from tests.conftest import FEATURE_SIZE, REPO, cli_arguments
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("trainval", REPO / "tools" / "trainval_anomaly_detector.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SCRIPT = load_script()
-
-
-@pytest.fixture
-def copy(workspace, tmp_path):
-    """A private copy of the dataset and dictionary that a test may damage."""
-    for name in ("data", "dictionary"):
-        shutil.copytree(workspace / name, tmp_path / name)
-    return tmp_path
-
-
-def data_file(copy, *parts):
-    return copy.joinpath("data", "synthetic", *parts)
-
-
-def first_video(copy, subset):
-    listing = "synthetic.training.csv" if subset == "train" else "synthetic.testing.csv"
-    video_id = data_file(copy, listing).read_text().split()[1]
-    return video_id, data_file(copy, "i3d", subset, f"{video_id}_i3d.npy")
+from tests.conftest import FEATURE_SIZE, SCRIPT, cli_arguments, data_file, first_video, run_failing
 
 
 def dictionary_file(copy):
     return next((copy / "dictionary" / "synthetic").glob("*taskaware*.npy"))
-
-
-def run_failing(copy, capsys, monkeypatch, *extra, version="bad"):
-    """Run the script expecting exit status 2; return its one-line error message."""
-    monkeypatch.chdir(copy)
-    status = SCRIPT.main(cli_arguments(copy, version, "--max_epoch", "2", *extra))
-    error = capsys.readouterr().err.strip().splitlines()
-    assert status == 2
-    message = [line for line in error if line.startswith("error: ")]
-    assert len(message) == 1, error
-    written = [path for folder in ("logs", "checkpoint", "output") for path in (copy / folder).rglob("*") if path.is_file()]
-    assert written == []
-    return message[0]
 
 
 def test_unknown_dataset_is_a_usage_error(copy, capsys):

@@ -2,14 +2,38 @@
 data file, never a silent wrong number, never a clobbered run, names are names, one line instead of a traceback,
 memory linear in a video's length."""
 
+import errno
+import json
 import os
 import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
+from anomaly import files
 from anomaly.dictionary_learning import load_regular_features
+from anomaly.engine.checkpoint import load_checkpoint
+from anomaly.engine.evaluator import DeviceTestSet, evaluate, score_test_set
 from anomaly.errors import InputError
+from anomaly.models import S3R
+from anomaly.models.aggregate import NonLocalBlock1D
+from tests.conftest import (
+    FEATURE_SIZE,
+    REPO,
+    SCRIPT,
+    assert_same_evaluation,
+    cli_arguments,
+    data_file,
+    first_video,
+    run_failing,
+    trained_like_batchnorm,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -60,20 +84,8 @@ def test_float64_regular_features_beyond_float32_are_refused(tmp_path):
 # Running the train/eval script in-process on a private copy of the synthetic dataset
 # ---------------------------------------------------------------------------------------------------------------
 
-import errno  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-import torch  # noqa: E402
 
-from anomaly import files  # noqa: E402
-from anomaly.engine.checkpoint import load_checkpoint  # noqa: E402
-from anomaly.models import S3R  # noqa: E402
-from tests.conftest import FEATURE_SIZE, REPO, cli_arguments  # noqa: E402
-from tests.test_cli_errors import SCRIPT, copy, data_file, first_video, run_failing  # noqa: E402,F401
 
 STEM = "synthetic_s3r_i3d"
 
@@ -346,11 +358,7 @@ def test_a_training_state_lacking_an_entry_is_refused_in_one_line(copy, capsys, 
 # 6. Evaluation memory is linear in a video's length, with the same scores as the T × T attention
 # ---------------------------------------------------------------------------------------------------------------
 
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from anomaly.engine.evaluator import DeviceTestSet, evaluate, score_test_set  # noqa: E402
-from anomaly.models.aggregate import NonLocalBlock1D  # noqa: E402
-from anomaly.models.fast_scoring import _AggregateWeights  # noqa: E402
 
 
 def quadratic_non_local(self, x, mask=None):
@@ -364,17 +372,6 @@ def quadratic_non_local(self, x, mask=None):
     return self.alter((attention @ value).transpose(1, 2)) + x
 
 
-def quadratic_packed_non_local(self, x, chunk):
-    """The packed scorer's non-local block as it was: a T × T attention per sequence."""
-    sequences, pitch, half = chunk.sequences, chunk.pitch, self.half
-    vqk = torch.addmm(self.vqk_bias, x, self.vqk)
-    chunk.zero_tails_(vqk[:, 2 * half :])
-    vqk = vqk.view(sequences, pitch, 3 * half)
-    value, query, key = vqk[..., :half], vqk[..., half : 2 * half], vqk[..., 2 * half :]
-    attention = torch.bmm(query, key.transpose(1, 2)) / chunk.counts.view(sequences, 1, 1).to(vqk.dtype)
-    return torch.addmm(self.alter_bias, torch.bmm(attention, value).view(chunk.body_rows, half), self.alter)
-
-
 def small_test_set(lengths, seed=0, crops=2):
     generator = torch.Generator().manual_seed(seed)
     videos = [torch.rand(crops, length, FEATURE_SIZE, generator=generator) for length in lengths]
@@ -384,27 +381,19 @@ def small_test_set(lengths, seed=0, crops=2):
 
 
 def trained_like_model():
-    """A model whose non-local branches are not the identity (their closing BatchNorm starts at zero)."""
+    """A seeded model whose non-local branches are not the identity (their closing BatchNorm starts at zero)."""
     torch.manual_seed(0)
-    model = S3R(FEATURE_SIZE, batch_size=2)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, NonLocalBlock1D):
-                module.alter[1].weight.normal_()
-                module.alter[1].bias.normal_()
-    return model.eval()
+    return trained_like_batchnorm(S3R(FEATURE_SIZE, batch_size=2)).eval()
 
 
-@pytest.mark.parametrize("one_at_a_time", [True, False], ids=["one-at-a-time", "packed"])
-def test_scores_equal_the_t_by_t_attention_path_on_short_videos(monkeypatch, one_at_a_time):
+def test_scores_equal_the_t_by_t_attention_path_on_short_videos(monkeypatch):
+    """Both evaluation paths (one at a time, packed) give the scores of the published T × T non-local block."""
     model, test_set = trained_like_model(), small_test_set([1, 3, 17, 40, 64])
-    linear = evaluate(model, test_set, one_at_a_time=one_at_a_time)
+    linear = {mode: evaluate(model, test_set, one_at_a_time=mode) for mode in (True, False)}
     monkeypatch.setattr(NonLocalBlock1D, "forward", quadratic_non_local)
-    monkeypatch.setattr(_AggregateWeights, "_non_local", quadratic_packed_non_local)
-    quadratic = evaluate(model, test_set, one_at_a_time=one_at_a_time)
-    for video_id, scores in quadratic.snippet_scores.items():
-        np.testing.assert_allclose(linear.snippet_scores[video_id], scores, rtol=1e-5, atol=1e-6)
-    assert linear.value == pytest.approx(quadratic.value, abs=1e-6)
+    quadratic = evaluate(model, test_set, one_at_a_time=True)
+    for result in linear.values():
+        assert_same_evaluation(result, quadratic)
 
 
 class LargestTensor(TorchDispatchMode):

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from anomaly.data import FRAMES_PER_SNIPPET, TestVideos
-from anomaly.engine.metrics import snippet_label_weights, weighted_average_precision, weighted_roc_auc
+from anomaly.engine.metrics import snippet_label_weights, weighted_ap_stepwise, weighted_roc_auc
 from anomaly.engine.precision import autocast
 from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
 from anomaly.models.s3r import S3R
@@ -253,7 +253,7 @@ def evaluate(
     """
     scores = score_test_set(model, test_set, one_at_a_time, max_snippets, precision)
     flat = torch.cat(scores).flatten()
-    metric = weighted_average_precision if test_set.metric_name == "AP" else weighted_roc_auc
+    metric = weighted_ap_stepwise if test_set.metric_name == "AP" else weighted_roc_auc
     value = metric(flat, test_set.positives, test_set.negatives)
     on_host = flat.cpu().numpy()
     bounds = np.cumsum([0] + [score.shape[0] for score in scores])

@@ -93,5 +93,8 @@ def test_killed_and_resumed_runs_end_equal_to_an_uninterrupted_run(workspace, un
         (entry["step"], entry["value"], entry["loss"]) for entry in expected["history"]
     ]
     assert score_columns(score_file) == score_columns(expected_score)
+    assert len(final["losses"]) == STEPS and final["losses"] == expected["losses"]  # every step's loss survives
+    curve = score_file.with_name("synthetic_s3r_i3d.curve.csv")
+    assert curve.read_text() == expected_score.with_name("synthetic_s3r_i3d.curve.csv").read_text()
     best = max(entry["value"] for entry in expected["history"])
     assert max(entry["value"] for entry in final["history"]) == best

@@ -168,7 +168,7 @@ def test_plot_videos_none_writes_no_score_curves(trained, inferred):
     workspace, output, _ = inferred
     checkpoint = workspace / "checkpoint" / "e2e" / "synthetic_s3r_i3d_best.pth"
     run_cli(workspace, "e2e", "--inference", "--resume", str(checkpoint), "--plot_videos", "none")
-    assert list((output / "score_curves").iterdir()) == []
+    assert list((output / "score_curves").iterdir()) == [] and not (output / "score_curves_overview.png").exists()
     assert (output / "metrics.json").is_file()
 
 

@@ -131,6 +131,8 @@ def write_inference_report(
                              ground_truth=truth, title=video_id)
     if anomalous_sheet and plot_videos != "none":
         plot_overview(files.overview, anomalous_sheet)
+    else:
+        files.overview.unlink(missing_ok=True)  # an earlier inference's sheet would not match these scores
     return report
 
 

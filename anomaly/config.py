@@ -3,7 +3,7 @@ with every file path resolved.
 
 A config module sets the dataset's own values (``dataset``, ``dictionary_ratio``, ``random_state``,
 ``num_anomalous_train``, and whatever it changes of ``configs/base.py``'s defaults). The crop count and metric come
-from the catalog (``anomaly.data.catalog``), and every file name from ``configs.base.dataset_files``: both are
+(and whether an AUC per class is reported) from the catalog (``anomaly.data.catalog``), and every file name from ``configs.base.dataset_files``: both are
 defined once, here only put together.
 """
 
@@ -63,6 +63,7 @@ def load_dataset_config(
     config.update({field: value for field, value in overrides.items() if value is not None})
     config.num_crops = DATASETS[dataset].num_crops
     config.metric = DATASETS[dataset].metric
+    config.per_class_auc = DATASETS[dataset].per_class_auc
     root, dictionaries = Path(root_path), Path(dictionary_path)
     if config.num_anomalous_train is None:  # a generated dataset records its own split
         config.num_anomalous_train = num_anomalous_training_videos(root, dataset)

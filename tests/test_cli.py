@@ -1,10 +1,14 @@
 """The train/eval script end to end, on a small synthetic dataset in the real layout.
 
-Training writes the best checkpoint, the .score log and the text log; ``--inference --resume`` on that checkpoint
-reproduces the best AUC of the .score file and writes the per-video scores; ``--debug`` runs 3 steps; a
-published-layout state_dict loads.
+Training writes the best checkpoint, the .score log, the text log and the training curve (CSV and PNG);
+``--inference --resume`` on that checkpoint reproduces the best AUC of the .score file and writes the per-video
+scores, metrics.json, the ROC/PR pictures and one score-curve picture per anomalous video; ``--debug`` runs 3 steps;
+a published-layout state_dict loads; a training state saved before per-step losses were recorded still resumes.
 """
 
+import csv
+import json
+import math
 import os
 import pickle
 import re
@@ -16,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from anomaly.engine.checkpoint import load_checkpoint
 from anomaly.models import S3R
 from tests.conftest import FEATURE_SIZE, REPO, cli_arguments
 
@@ -90,3 +95,90 @@ def test_a_published_layout_state_dict_loads_for_inference(workspace):
     torch.save(S3R(FEATURE_SIZE).state_dict(), published)
     completed = run_cli(workspace, "published", "--inference", "--resume", str(published))
     assert "Performance on synthetic" in completed.stdout
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path):
+    data = path.read_bytes()
+    assert len(data) > 1000 and data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR", path
+
+
+def test_training_writes_the_curve_csv_and_png(trained):
+    workspace, _ = trained
+    logs = workspace / "logs" / "e2e"
+    with open(logs / "synthetic_s3r_i3d.curve.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert list(rows[0]) == ["step", "loss", "AUC", "best"]
+    assert [int(row["step"]) for row in rows] == list(range(0, 41))  # step 0: the initial evaluation
+    assert rows[0]["loss"] == "" and all(math.isfinite(float(row["loss"])) for row in rows[1:])
+    evaluated = [(int(row["step"]), float(row["AUC"])) for row in rows if row["AUC"]]
+    assert [step for step, _ in evaluated] == [0] + list(range(31, 41))
+    best = [int(row["step"]) for row in rows if row["best"] == "1"]
+    best_step, best_auc = score_rows(logs / "synthetic_s3r_i3d.score")[-1]
+    assert best == [best_step] and dict(evaluated)[best_step] * 100 == pytest.approx(best_auc, abs=5e-4)
+    assert_png(logs / "synthetic_s3r_i3d.curve.png")
+
+
+@pytest.fixture(scope="session")
+def inferred(trained):
+    workspace, _ = trained
+    output = workspace / "output" / "synthetic"
+    (output / "score_curves").mkdir(parents=True, exist_ok=True)
+    (output / "score_curves" / "stale.png").write_bytes(b"old")  # an earlier inference's picture
+    checkpoint = workspace / "checkpoint" / "e2e" / "synthetic_s3r_i3d_best.pth"
+    return workspace, output, run_cli(workspace, "e2e", "--inference", "--resume", str(checkpoint))
+
+
+def anomalous_test_videos(workspace):
+    ground_truth = json.loads((workspace / "data" / "synthetic" / "synthetic_ground_truth.testing.json").read_text())
+    return sorted(video_id for video_id, entry in ground_truth.items() if any(entry["labels"]))
+
+
+def test_inference_prints_every_metric_and_writes_metrics_json(inferred):
+    workspace, output, completed = inferred
+    published = re.search(r"\|\s*synthetic\s*\|\s*S3R\s*\|\s*I3D\s*\|\s*([\d.]+)\s*\|", completed.stdout)
+    everything = completed.stdout.index("All metrics on synthetic")
+    assert published and published.start() < everything  # the published table first, unchanged
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["metric"] == "AUC" and metrics["value"] == pytest.approx(metrics["frame_auc"], abs=1e-12)
+    assert float(published.group(1)) == pytest.approx(metrics["frame_auc"] * 100, abs=5e-4)
+    for key, label in (("frame_auc", "frame AUC"), ("anomalous_video_auc", "AUC, anomalous videos only"),
+                       ("ap_stepwise", "AP step-wise"), ("ap_trapezoidal", "AP trapezoidal"),
+                       ("false_alarm_rate", "false-alarm rate, normal videos @ 0.5")):
+        assert 0.0 <= metrics[key] <= 1.0
+        row = re.search(re.escape(label) + r"[^|]*\|\s*([\d.]+)\s*\|", completed.stdout[everything:])
+        assert row and float(row.group(1)) == pytest.approx(metrics[key] * 100, abs=5e-4), label
+    assert metrics["anomalous_videos"] == len(anomalous_test_videos(workspace))
+    assert "per_class_auc" not in metrics  # synthetic ids carry no class
+
+
+def test_inference_writes_roc_pr_and_one_picture_per_anomalous_video(inferred):
+    workspace, output, _ = inferred
+    for name in ("roc.png", "pr.png", "score_curves_overview.png"):
+        assert_png(output / name)
+    pictures = sorted(path.stem for path in (output / "score_curves").iterdir())
+    assert pictures == anomalous_test_videos(workspace)  # the stale picture is gone
+    for video_id in pictures:
+        assert_png(output / "score_curves" / f"{video_id}.png")
+
+
+def test_plot_videos_none_writes_no_score_curves(trained, inferred):
+    workspace, output, _ = inferred
+    checkpoint = workspace / "checkpoint" / "e2e" / "synthetic_s3r_i3d_best.pth"
+    run_cli(workspace, "e2e", "--inference", "--resume", str(checkpoint), "--plot_videos", "none")
+    assert list((output / "score_curves").iterdir()) == [] and not (output / "score_curves_overview.png").exists()
+    assert (output / "metrics.json").is_file()
+
+
+def test_a_state_saved_before_losses_were_recorded_resumes(trained):
+    workspace, _ = trained
+    state = load_checkpoint(workspace / "checkpoint" / "e2e" / "synthetic_s3r_i3d.state")
+    del state["losses"]
+    old = workspace / "checkpoint" / "old-state.state"
+    torch.save(state, old)
+    run_cli(workspace, "old", "--max_epoch", "42", "--evaluate_min_step", "30", "--resume", str(old))
+    with open(workspace / "logs" / "old" / "synthetic_s3r_i3d.curve.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["loss"] == "" for row in rows] == [True] * 41 + [False] * 2  # steps 1-40 unknown, 41-42 recorded

@@ -97,5 +97,8 @@ def test_killed_and_resumed_runs_end_equal_to_an_uninterrupted_run(workspace, un
     ], where
     assert score_columns(expected_score), "the uninterrupted run's .score file has no rows"
     assert score_columns(score_file) == score_columns(expected_score), where
+    assert len(final["losses"]) == STEPS and final["losses"] == expected["losses"], where  # every step's loss
+    curve = score_file.with_name("synthetic_s3r_i3d.curve.csv")
+    assert curve.read_text() == expected_score.with_name("synthetic_s3r_i3d.curve.csv").read_text(), where
     best = max(entry["value"] for entry in expected["history"])
     assert max(entry["value"] for entry in final["history"]) == best, where

@@ -1,9 +1,11 @@
-"""Write a synthetic dataset in the real on-disk layout (lists, ground truth, ten-crop features) from a seed.
+"""Write a synthetic dataset in the real on-disk layout (lists, ground truth, crop features) from a seed.
 
     python tools/make_synthetic_dataset.py                       # data/synthetic/, 128 channels, seed 0
     python tools/make_synthetic_dataset.py --feature_size 2048   # a full-size one
+    python tools/make_synthetic_dataset.py --shape xd-violence   # data/xd-violence-synthetic/, 5 crops, AP
 
-ShanghaiTech-like proportions and lengths; see anomaly/data/synthetic.py for how the features are made. When the
+ShanghaiTech-like proportions and lengths, or XD-Violence-like ones with --shape xd-violence (each shape has its
+dataset name, config and size defaults); see anomaly/data/synthetic.py for how the features are made. When the
 same dataset (same sizes and seed) is already there nothing is done; a different one is replaced only with
 --overwrite (and only if it is a synthetic dataset). The number of anomalous training videos (the first rows of
 the training list) is printed and recorded in ``<root>/<name>/<name>.spec.json``, where the synthetic config
@@ -14,12 +16,14 @@ min_length, feature_size not a multiple of 32, ...) or a --root that is a file: 
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Literal, Optional
 
 from tap import Tap
 
 from anomaly.data.synthetic import (
-    DEFAULT_NAME,
-    DEFAULT_SPEC,
+    DEFAULT_NAMES,
+    SHAPE_SPECS,
+    SHAPES,
     SyntheticSpec,
     existing_spec,
     make_synthetic_dataset,
@@ -43,17 +47,29 @@ HELP = {
 }
 
 
+SIZE_FIELDS = tuple(field.name for field in fields(SyntheticSpec) if field.name != "shape")
+
+
 class SyntheticArgs(Tap):
     root: Path = Path("data")  # datasets folder
-    name: str = DEFAULT_NAME  # dataset name and folder
+    shape: Literal[SHAPES] = "shanghaitech"  # the real dataset imitated: names, crops, class balance, lengths
+    name: Optional[str] = None  # dataset name and folder (default: the shape's, synthetic / xd-violence-synthetic)
     overwrite: bool = False  # replace an existing synthetic dataset
-    # ... and one option per field of SyntheticSpec (its single source of truth), added in configure
+    # ... and one option per size field of SyntheticSpec (its single source of truth), added in configure
 
     def configure(self) -> None:
-        for field in fields(SyntheticSpec):
-            default = getattr(DEFAULT_SPEC, field.name)
-            self.add_argument(f"--{field.name}", type=type(default), default=default,
-                              help=f"{HELP[field.name]} (default: {default})")
+        for name in SIZE_FIELDS:
+            defaults = " / ".join(str(getattr(SHAPE_SPECS[shape], name)) for shape in SHAPES)
+            self.add_argument(f"--{name}", type=type(getattr(SHAPE_SPECS[SHAPES[0]], name)), default=None,
+                              help=f"{HELP[name]} (default: {defaults} for --shape {' / '.join(SHAPES)})")
+
+    def process_args(self) -> None:
+        """Fill the size options not given, and the name, from the shape's defaults."""
+        for name in SIZE_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(SHAPE_SPECS[self.shape], name))
+        if self.name is None:
+            self.name = DEFAULT_NAMES[self.shape]
 
 
 def parse_args(argv=None) -> SyntheticArgs:
@@ -78,5 +94,5 @@ def main(argv=None) -> int:
         print(error, file=sys.stderr)
         return 2
     print(f"{info['base']}: {len(info['training_ids'])} training videos (the first {info['num_anomalous_train']} "
-          f"anomalous), {len(info['testing_ids'])} test videos, {spec.feature_size} channels")
+          f"anomalous), {len(info['testing_ids'])} test videos, {spec.num_crops} crops of {spec.feature_size} channels")
     return 0

@@ -3,7 +3,8 @@
     python tools/trainval_anomaly_detector.py --dataset shanghaitech --version s3r-vad-0.1
     python tools/trainval_anomaly_detector.py --dataset shanghaitech --inference --resume checkpoint/shanghaitech_s3r_i3d_best.pth
 
-Exit status: 0 done, 2 bad input (one line on stderr says what and where), 130/143 interrupted by
+Exit status: 0 done, 1 the model scored NaN or infinity, 2 bad input (one line on stderr says what and where),
+130/143 interrupted by
 SIGINT/SIGTERM after saving the training state (continue with --resume <state file>).
 """
 
@@ -17,6 +18,8 @@ from anomaly.cli import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.data.catalog import DATASET_NAMES
 from anomaly.engine.precision import PRECISIONS
+from anomaly.engine.metrics import NonFiniteScores
+from anomaly.engine.report import PLOT_VIDEOS
 from anomaly.engine.runner import Run, TrainingInterrupted
 from anomaly.engine.training_state import seed_everything
 from anomaly.errors import InputError
@@ -25,7 +28,7 @@ from anomaly.files import check_name
 
 class S3RArgumentParser(Tap):
     """The published options, same names and defaults, plus ``--precision``, ``--save_freq``, ``--device``,
-    ``--dictionary_max_iter`` and ``--overwrite``."""
+    ``--dictionary_max_iter``, ``--overwrite`` and ``--plot_videos``."""
 
     # network
     backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor of the features on disk
@@ -66,6 +69,7 @@ class S3RArgumentParser(Tap):
     save_freq: int = 100  # save the full training state every this many steps (0: only at the end)
     device: Optional[str] = None  # torch device (default: cuda when available, else cpu)
     overwrite: bool = False  # replace an earlier run's files in the --version folders (else they are refused)
+    plot_videos: Literal[PLOT_VIDEOS] = "anomalous"  # --inference: which videos get a score-curve PNG
 
     def process_args(self) -> None:
         """Refuse impossible values here, with argparse's usage line and exit status 2."""
@@ -101,6 +105,9 @@ def main(argv=None) -> int:
         else:
             run.train()
     except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteScores as error:  # a checkpoint whose scores overflow: an unusable input
         print(f"error: {error}", file=sys.stderr)
         return 2
     except TrainingInterrupted as interruption:

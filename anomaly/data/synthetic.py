@@ -1,9 +1,18 @@
 """A synthetic dataset in the real on-disk layout, for the demo and the tests.
 
-``<root>/<name>/``: ``<name>.training.csv`` (anomalous videos first), ``<name>.testing.csv`` (anomalous first, as
-ShanghaiTech's), ``<name>_ground_truth.testing.json`` (the published json format) and
-``i3d/{train,test}/<id>_i3d.npy`` float32 ``[T, 10, C]``, and ``<name>.spec.json`` (the sizes and seed, written
-last). Ids look like ShanghaiTech's, ``<scene>_<number>``, and tell neither split nor label.
+``<root>/<name>/``: ``<name>.training.csv`` (anomalous videos first), ``<name>.testing.csv``,
+``<name>_ground_truth.testing.json`` (the published json format) and ``i3d/{train,test}/<id>_i3d.npy`` float32
+``[T, N, C]``, and ``<name>.spec.json`` (the sizes, seed and shape, written last).
+
+Two shapes (``SyntheticSpec.shape``, presets in :data:`SHAPE_SPECS`, dataset names in :data:`DEFAULT_NAMES`):
+
+- ``shanghaitech`` (dataset ``synthetic``): 10 crops; ids look like ShanghaiTech's, ``<scene>_<number>``, and tell
+  neither split nor label; the test list puts the anomalous videos first, as ShanghaiTech's.
+- ``xd-violence`` (dataset ``xd-violence-synthetic``, evaluated by AP): 5 crops, as RTFM's XD-Violence release;
+  names as in the official lists, ``<Movie.Name.Year>__#HH-MM-SS_HH-MM-SS_label_A`` for normal videos and
+  ``..._label_B1-0-0`` style for violent ones (1-3 of the classes B1 B2 B4 B5 B6 G, padded with 0); the class
+  balance of the official split (1,905 violent of 3,954 training videos, 500 of 800 test videos) scaled down 50
+  times, longer videos (median 90 snippets), and a test list sorted by name, as the official one.
 
 How the features are made (everything from one seed):
 
@@ -63,8 +72,11 @@ class SyntheticSpec:
     median_length: float = 40.0  # snippets
     min_length: int = 8
     max_length: int = 160
+    shape: str = "shanghaitech"  # which real dataset's names, crops, balance and lengths it imitates
 
     def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape is {self.shape!r}: it must be one of {', '.join(SHAPES)}")
         for name in ("num_train_anomalous", "num_train_normal", "num_test_anomalous", "num_test_normal"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} is {getattr(self, name)}: a synthetic dataset needs at least one video "
@@ -84,7 +96,17 @@ class SyntheticSpec:
             raise ValueError(f"median_length is {self.median_length}: it must be a positive number of snippets")
 
 
+SHAPES = ("shanghaitech", "xd-violence")
 DEFAULT_SPEC = SyntheticSpec()
+XD_VIOLENCE_SPEC = SyntheticSpec(
+    shape="xd-violence", num_crops=5, num_train_anomalous=38, num_train_normal=41, num_test_anomalous=10,
+    num_test_normal=6, median_length=90.0, max_length=480,
+)
+SHAPE_SPECS = {"shanghaitech": DEFAULT_SPEC, "xd-violence": XD_VIOLENCE_SPEC}
+DEFAULT_NAMES = {"shanghaitech": DEFAULT_NAME, "xd-violence": "xd-violence-synthetic"}  # the catalog's names
+XD_VIOLENCE_CLASSES = ("B1", "B2", "B4", "B5", "B6", "G")  # fighting, shooting, riot, abuse, car accident, explosion
+XD_VIOLENCE_MOVIES = ("Bad.Boys.1995", "Brave.Heart.1995", "Deadpool.2016", "Ip.Man.2008", "John.Wick.2014",
+                      "Mission.Impossible.1996", "The.Matrix.1999", "Heat.1995")
 
 NUM_ACTIVITIES = 8  # normal activity directions shared by all scenes
 NUM_SCENE_ACTIVITIES = 4  # normal activity directions of each scene
@@ -197,6 +219,25 @@ def _make_video(
     return features.astype(np.float32), labels
 
 
+def _video_id(spec: SyntheticSpec, rng: np.random.Generator, scene: int, number: int, anomalous: bool,
+              length: int) -> str:
+    """A unique id in the style of the imitated dataset's official lists (``number`` is unique)."""
+    if spec.shape == "shanghaitech":
+        return f"{scene + 1:02d}_{number:04d}"
+    start = 53 * number  # seconds into the movie: unique per number
+    end = start + max(1, round(length * FRAMES_PER_SNIPPET / 24))  # 24 frames per second
+
+    def clock(seconds: int) -> str:
+        return f"{seconds // 3600:02d}-{seconds // 60 % 60:02d}-{seconds % 60:02d}"
+
+    if anomalous:
+        classes = rng.choice(XD_VIOLENCE_CLASSES, size=int(rng.choice([1, 2, 3], p=[0.7, 0.2, 0.1])), replace=False)
+        label = "-".join(list(classes) + ["0"] * (3 - len(classes)))
+    else:
+        label = "A"
+    return f"{XD_VIOLENCE_MOVIES[scene % len(XD_VIOLENCE_MOVIES)]}__#{clock(start)}_{clock(end)}_label_{label}"
+
+
 SPEC_FILE = "{name}.spec.json"  # written last: marks a complete synthetic dataset and the sizes it was made with
 
 
@@ -257,8 +298,8 @@ def make_synthetic_dataset(
         zip(numbers, plan), total=total, desc=f"synthetic dataset ({name})", disable=not progress, ncols=100
     ):
         scene = int(rng.integers(spec.num_scenes))
-        video_id = f"{scene + 1:02d}_{number:04d}"
         features, labels = _make_video(spec, world, rng, scene, anomalous)
+        video_id = _video_id(spec, rng, scene, int(number), anomalous, len(features))
         save_npy(features, folders[subset] / f"{video_id}_i3d.npy")
         lists[(subset, anomalous)].append(video_id)
         if subset == "test":
@@ -266,6 +307,8 @@ def make_synthetic_dataset(
 
     training = sorted(lists[("train", True)]) + sorted(lists[("train", False)])
     testing = sorted(lists[("test", True)]) + sorted(lists[("test", False)])
+    if spec.shape == "xd-violence":
+        testing = sorted(testing)  # the official test list is in name order
     training_list = write_video_list(training, base / f"{name}.training.csv")
     testing_list = write_video_list(testing, base / f"{name}.testing.csv")
     ground_truth_file = write_ground_truth(

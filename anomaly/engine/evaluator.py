@@ -20,9 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from anomaly.data import FRAMES_PER_SNIPPET, TestVideos
-from anomaly.engine.metrics import snippet_label_weights, weighted_average_precision, weighted_roc_auc
+from anomaly.engine.metrics import NonFiniteScores, snippet_label_weights, weighted_ap_stepwise, weighted_roc_auc
 from anomaly.engine.precision import autocast
-from anomaly.errors import InputError
 from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
 from anomaly.models.s3r import S3R
 
@@ -242,15 +241,14 @@ def score_test_set(
 
 
 def check_finite_scores(scores: Sequence[Tensor], video_ids: Sequence[str], metric_name: str) -> None:
-    """A one-line InputError when a snippet score is NaN or inf: such scores are no ranking, and a metric of them
+    """:class:`NonFiniteScores` (one line, naming the first video) when a snippet score is NaN or inf: such scores are no ranking, and a metric of them
     would be a wrong number (NaN breaks the metric's tie handling). The model overflowed: its weights, or inputs
     so large (features or dictionary values around 1e30) that float32 arithmetic reaches inf."""
     if bool(torch.isfinite(torch.cat(scores)).all()):
         return
     bad = [int((~torch.isfinite(score)).sum()) for score in scores]
     first = next(index for index, count in enumerate(bad) if count)
-    raise InputError(
-        None,
+    raise NonFiniteScores(
         f"the model's scores are NaN or inf for {sum(bad)} of {sum(score.numel() for score in scores)} snippets "
         f"(first in test video '{video_ids[first]}'): its weights or inputs overflow float32, so no "
         f"{metric_name} is computed",
@@ -272,7 +270,7 @@ def evaluate(
     scores = score_test_set(model, test_set, one_at_a_time, max_snippets, precision)
     check_finite_scores(scores, test_set.video_ids, test_set.metric_name)
     flat = torch.cat(scores).flatten()
-    metric = weighted_average_precision if test_set.metric_name == "AP" else weighted_roc_auc
+    metric = weighted_ap_stepwise if test_set.metric_name == "AP" else weighted_roc_auc
     value = metric(flat, test_set.positives, test_set.negatives)
     on_host = flat.cpu().numpy()
     bounds = np.cumsum([0] + [score.shape[0] for score in scores])

@@ -5,7 +5,9 @@ initial AUC), then train for ``max_epoch`` steps, evaluating every ``evaluate_fr
 ``evaluate_min_step``. An improvement saves ``<dataset>_<model>_<backbone>_best.pth`` (a plain state_dict in the
 published layout) and appends a row to the ``.score`` log. The full training state (model, optimizer, step,
 evaluation history, batch-stream positions, random generators) is saved atomically every ``save_freq`` steps,
-on SIGINT/SIGTERM and at the end, so ``--resume <state file>`` continues a run exactly where it stopped.
+on SIGINT/SIGTERM and at the end, so ``--resume <state file>`` continues a run exactly where it stopped; each
+save also refreshes the training curve (``<stem>.curve.csv`` and ``.png``, see ``anomaly.engine.report``).
+``--inference`` prints the published table, then every metric, and writes them with pictures beside the scores.
 """
 
 import contextlib
@@ -31,6 +33,8 @@ from tqdm import tqdm
 from anomaly.data import TestVideos, TrainingVideos, load_dictionary, read_video_list, split_training_list
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
+from anomaly.engine.metrics import NonFiniteScores
+from anomaly.engine.report import InferenceFiles, metrics_table, training_curve, write_inference_report, write_training_curve
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.engine.version_folder import VersionFolder
 from anomaly.engine.training_state import (
@@ -66,6 +70,8 @@ class RunFiles:
     training_state: Path
     score_file: Path
     log_file: Path
+    curve_csv: Path
+    curve_png: Path
     results_file: Path
 
     @classmethod
@@ -80,6 +86,8 @@ class RunFiles:
             training_state=checkpoint_dir / f"{stem}.state",
             score_file=log_dir / f"{stem}.score",
             log_file=log_dir / f"{stem}.log",
+            curve_csv=log_dir / f"{stem}.curve.csv",
+            curve_png=log_dir / f"{stem}.curve.png",
             results_file=Path("output") / args.dataset / f"{args.dataset}_{modality}_results.pickle",
         )
 
@@ -237,6 +245,7 @@ class TrainingSession:
     resumed_state: Optional[Dict[str, Any]] = None  # the --resume training state, until it is applied
     first_step: int = 1
     history: List[Dict[str, Any]] = field(default_factory=list)  # every evaluation: step, value, loss, times
+    losses: List[float] = field(default_factory=list)  # the training loss of every step, from step 1
     best: Optional[Dict[str, Any]] = None  # the best entry of history
     header: str = ""  # the .score log's header ...
     rows: str = ""  # ... and its rows, one per improvement
@@ -311,7 +320,8 @@ class Run:
 
     # ---------------------------------------------------------------- inference
     def infer(self) -> Evaluation:
-        """Load ``--resume``, evaluate once, print the table and write per-video snippet scores."""
+        """Load ``--resume``, evaluate once, print the tables, write per-video snippet scores, every metric
+        (``metrics.json``) and the pictures (``anomaly.engine.report``)."""
         check_writable_folder(self.files.results_file.parent)
         data = Datasets(self.args, self.config, self.feature_size, with_training=False)
         model = self._model()
@@ -324,6 +334,16 @@ class Run:
         self.files.results_file.parent.mkdir(parents=True, exist_ok=True)
         save_pickle(result.snippet_scores, self.files.results_file)
         logger.info(f"Per-video snippet scores written to {self.files.results_file}")
+        files = InferenceFiles(self.files.results_file.parent)
+        report = write_inference_report(
+            files, data.test.video_ids, result.snippet_scores, data.test.frame_labels,
+            extra={"dataset": self.args.dataset, "checkpoint": str(self.args.resume), "metric": self.metric,
+                   "value": result.value},
+            plot_videos=self.args.plot_videos, per_class=self.config.per_class_auc,
+        )
+        logger.info(f"All metrics\n{metrics_table(self.args.dataset, report)}")
+        logger.info(f"Metrics written to {files.metrics}; pictures: {files.roc}, {files.precision_recall}, "
+                    f"{files.score_curves}/ (--plot_videos {self.args.plot_videos}), {files.overview}")
         return result
 
     def _evaluate(self, model: S3R, test_set: DeviceTestSet) -> Evaluation:
@@ -393,6 +413,7 @@ class Run:
         session.training.load_state_dict(state["batches"])
         restore_random_states(state["random"])
         session.history, session.header = list(state["history"]), str(state["score_header"])
+        session.losses = [float(loss) for loss in state["losses"]]
         session.first_step = int(state["step"]) + 1
         session.initial_value = float(state["initial_value"])
         values = [float(entry["value"]) for entry in session.history]
@@ -439,12 +460,13 @@ class Run:
                                          args.precision)
                 except FloatingPointError as error:  # raised before the step's update is applied
                     raise self._diverged(session, step, str(error)) from None
+                session.losses.append(float(losses["total"]))
                 evaluate_now = args.debug or (step % args.evaluate_freq == 0 and step > args.evaluate_min_step)
                 if evaluate_now:
                     try:
                         entry = self._evaluation_entry(session, step, losses)
-                    except InputError as error:  # non-finite scores
-                        raise self._diverged(session, step, error.problem) from None
+                    except NonFiniteScores as error:
+                        raise self._diverged(session, step, str(error)) from None
                     current_value = entry["value"]
                     session.history.append(entry)
                     if entry["improved"]:
@@ -553,5 +575,8 @@ class Run:
             score_header=session.header,
             initial_value=session.initial_value,
             elapsed=time.time() - session.start_time,
+            losses=session.losses,
         )
         session.saved_step = step
+        curve = training_curve(self.metric, session.initial_value, session.history, session.losses)
+        write_training_curve(curve, self.files.curve_csv, self.files.curve_png)

@@ -11,9 +11,13 @@ refused in one line naming the entry):
 - ``random``: every random generator the run uses, encoded as tensors and plain lists (no NumPy objects, which
   ``weights_only`` loading refuses): see :func:`random_states`;
 - ``history``: every evaluation so far; ``score_header``: the ``.score`` log's header; ``initial_value``: the metric
-  before training; ``elapsed``: seconds spent so far.
+  before training; ``elapsed``: seconds spent so far;
+- ``losses``: the training loss of every step so far (``losses[i]`` is step i + 1's), for the training curve.
+  States saved before this entry existed still load: :func:`check_training_state` completes them with NaN
+  (unknown) losses for their steps (:data:`ADDED_ENTRIES`).
 """
 
+import math
 import random
 from pathlib import Path
 from typing import Any, Dict, Mapping, Union
@@ -39,7 +43,10 @@ SCHEMA: Dict[str, tuple] = {
     "score_header": (str,),
     "initial_value": (float, int),
     "elapsed": (float, int),
+    "losses": (list,),
 }
+# Entries newer than the first states: how to complete a state saved without them.
+ADDED_ENTRIES = {"losses": lambda state: [math.nan] * int(state["step"])}
 RANDOM_SCHEMA: Dict[str, tuple] = {"torch": (torch.Tensor,), "cuda": (list,), "numpy": (list,), "python": (list,)}
 
 
@@ -92,7 +99,11 @@ def _type_names(types: tuple) -> str:
 
 def check_training_state(state: Mapping[str, Any], path: PathLike) -> Mapping[str, Any]:
     """Refuse, in one line naming the entry, a training state that misses an entry of :data:`SCHEMA` or holds one
-    of the wrong type; return it unchanged otherwise."""
+    of the wrong type; return it otherwise, completed in place with the :data:`ADDED_ENTRIES` it was saved without."""
+    if isinstance(state.get("step"), int):
+        for name, complete in ADDED_ENTRIES.items():
+            if name not in state:
+                state[name] = complete(state)
     for schema, where, entries in ((SCHEMA, "", state), (RANDOM_SCHEMA, "random.", state.get("random", {}))):
         for name, types in schema.items():
             if name not in entries:

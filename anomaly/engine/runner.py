@@ -37,10 +37,11 @@ from anomaly.engine.checkpoint import (
     model_state_of,
 )
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
+from anomaly.engine.precision import resolve_precision
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.errors import InputError
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
-from anomaly.models import S3R
+from anomaly.models import S3R, kernel_choice
 
 LOGGER_NAME = "AnomalyDetection"
 SCORE_COLUMNS = "| {:^6s} | {:^8s} | {:^15s} | {:^30s} | {:^30s} |"
@@ -241,6 +242,9 @@ class Run:
             raise InputError(None, f"--device {args.device}: not a usable device (cpu, cuda, cuda:1, ...)")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(None, f"--device {args.device}: no CUDA device is available here (use --device cpu)")
+        self.precision, note = resolve_precision(args.precision, self.device)
+        if note:
+            print(note, file=sys.stderr)
         self.lr = args.lr if args.lr else config.init_lr
         self.files = RunFiles.of(args, config.modality)
         self.metric = config.metric
@@ -307,7 +311,7 @@ class Run:
         return result
 
     def _evaluate(self, model: S3R, test_set: DeviceTestSet) -> Evaluation:
-        return evaluate(model, test_set, precision=self.args.precision)
+        return evaluate(model, test_set, precision=self.precision)
 
     # ---------------------------------------------------------------- training
     def train(self) -> List[Dict[str, Any]]:
@@ -334,6 +338,7 @@ class Run:
             optimizer.load_state_dict(state["optimizer"])
             training.load_state_dict(state["batches"])
             restore_random_states(state["random"])
+            kernel_choice.load_state_dict(state.get("kernels", {}))  # the same kernels, the same rounding
             history, header = state["history"], state["score_header"]
             first_step, elapsed_before = int(state["step"]) + 1, float(state["elapsed"])
             initial_value = float(state["initial_value"])
@@ -358,7 +363,7 @@ class Run:
         with progress_bar as progress, deferred_signals() as received:
             for step in range(first_step, max_steps + 1):
                 normal, anomalous = training.next_batch()
-                losses = train_step(model, optimizer, normal, anomalous, dictionary, args.precision)
+                losses = train_step(model, optimizer, normal, anomalous, dictionary, self.precision)
                 evaluate_now = args.debug or (step % args.evaluate_freq == 0 and step > args.evaluate_min_step)
                 if evaluate_now:
                     entry = self._evaluation_entry(model, test_set, step, losses, start_time, best)
@@ -420,7 +425,7 @@ class Run:
         environment = get_pretty_env_info()
         logger.info(f"Arguments \n{arguments}{'-' * 40}")
         logger.info(f"Environment Information\n\n{environment}\n")
-        logger.info(f"Device: {self.device}; precision: {args.precision}")
+        logger.info(f"Device: {self.device}; precision: {self.precision}")
         logger.info(f"Model Structure: \n{model}")
         if args.resume:
             logger.info(f">>> Checkpoint {args.resume} loaded.")
@@ -456,6 +461,7 @@ class Run:
                 "optimizer": optimizer.state_dict(),
                 "batches": training.state_dict(),
                 "random": random_states(),
+                "kernels": kernel_choice.state_dict(),
                 "history": history,
                 "score_header": header,
                 "initial_value": initial_value,

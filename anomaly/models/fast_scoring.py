@@ -246,9 +246,9 @@ class _AggregateWeights:
         device = self.fuse_kernel.device
         for stage, width, run in (("branches", in_channels, self._branches), ("conv_5", channels, self._fuse)):
             if kernel is None:
-                sample = _padded(MEASURE_ROWS, width, self.fuse_kernel)
-                sample.uniform_()
-                key = ("packed", stage, dtype, in_channels, channels, tuple(self.dilations))
+                generator = torch.Generator(device).manual_seed(0)  # the global random stream stays untouched
+                sample = torch.rand((MEASURE_ROWS + 2 * GAP, width), generator=generator, device=device).to(dtype)
+                key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
                 candidates = {name: functools.partial(run, sample, MEASURE_ROWS, name) for name in KERNELS}
                 chosen[stage] = kernel_choice.fastest(key, candidates, device)
             else:

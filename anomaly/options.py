@@ -41,7 +41,7 @@ class S3RArgumentParser(Tap):
     descr: List[str] = ["S3R", "video", "anomaly", "detection"]  # description of the run
 
     # additions to the published options
-    precision: Literal["fp32", "tf32", "bf16"] = "fp32"  # arithmetic of training and evaluation (fp32: published)
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"  # arithmetic of training and evaluation (fp32: published); bf16 runs where native (CUDA, or a CPU with AVX512-BF16/AMX), elsewhere fp32 with a one-line note
     save_freq: int = 100  # save the full training state every this many steps (0: only at the end)
     device: Optional[str] = None  # torch device (default: cuda when available, else cpu)
 

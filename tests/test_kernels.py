@@ -104,14 +104,19 @@ def test_the_choice_is_the_faster_candidate_measured_once_and_saved(monkeypatch)
         return run
 
     candidates = {"slow": candidate("slow", 0.03), "fast": candidate("fast", 0.0)}
-    assert kernel_choice.fastest("problem", candidates, torch.device("cpu"), repeats=2) == "fast"
+    cpu, big = torch.device("cpu"), kernel_choice.MIN_FLOPS
+    assert kernel_choice.fastest("problem", candidates, cpu, "slow", big, repeats=2) == "fast"
     assert calls.count("slow") == 3 and calls.count("fast") == 3  # one untimed run and two timed each
-    assert kernel_choice.fastest("problem", candidates, torch.device("cpu")) == "fast" and len(calls) == 6
+    assert kernel_choice.fastest("problem", candidates, cpu, "slow", big) == "fast" and len(calls) == 6
+    assert kernel_choice.fastest("small", candidates, cpu, "slow", big / 2) == "slow" and len(calls) == 6
+    even = {"a": candidate("a", 0.02), "b": candidate("b", 0.02)}  # within the margin: the default stays
+    assert kernel_choice.fastest("even", even, cpu, "b", big) == "b"
     saved = kernel_choice.state_dict()
-    assert list(saved.values()) == ["fast"] and "problem" in next(iter(saved))
+    assert list(saved.values()) == ["fast", "slow", "b"] and "problem" in next(iter(saved))
     monkeypatch.setattr(kernel_choice, "_chosen", {})
     kernel_choice.load_state_dict({key: "slow" for key in saved})  # a resumed run keeps the first run's kernels
-    assert kernel_choice.fastest("problem", candidates, torch.device("cpu")) == "slow" and len(calls) == 6
+    runs = len(calls)
+    assert kernel_choice.fastest("problem", candidates, cpu, "fast", big) == "slow" and len(calls) == runs
 
 
 @pytest.mark.parametrize("flags, expected", [("avx2 avx512f", "fp32"), ("avx2 avx512f avx512_bf16", "bf16"), ("amx_bf16", "bf16")])

@@ -457,7 +457,7 @@ class BenchmarkResult:
     notes: List[str] = field(default_factory=list)
     peak_gflops: Dict[str, float] = field(default_factory=dict)  # measure_peak's rates
     libraries: Dict[str, Dict[str, float]] = field(default_factory=dict)  # "train step, fast" -> {library: share}
-    kernels: Dict[str, Dict[str, float]] = field(default_factory=dict)  # kernel_choice.measured()
+    kernels: Dict[str, Tuple[str, Dict[str, float]]] = field(default_factory=dict)  # kernel_choice.measured()
 
 
 def _time_training(
@@ -707,11 +707,10 @@ def format_report(result: BenchmarkResult) -> str:
             ordered = sorted(shares.items(), key=lambda item: -item[1])
             lines.append(f"  {path}: " + ", ".join(f"{library} {100 * share:.0f} %" for library, share in ordered))
     if result.kernels:
-        lines += ["", "convolution kernels chosen by a one-time measurement (best seconds per candidate):"]
-        for key, times in result.kernels.items():
-            chosen = min(times, key=times.get)
+        lines += ["", "convolution kernels chosen by a one-time measurement (best time per candidate):"]
+        for key, (chosen, times) in result.kernels.items():
             timings = ", ".join(f"{name} {seconds * 1000:.2f} ms" for name, seconds in times.items())
-            lines.append(f"  {key}: {chosen} ({timings})")
+            lines.append(f"  {key}: {chosen} ({timings or 'the default: too little work to time reliably'})")
     if result.checks:
         lines += ["", "check:"]
         lines += [f"  {name}: {value:.3g}" for name, value in result.checks.items()]

@@ -92,7 +92,8 @@ def _faster_kernel(conv: nn.Conv1d, x: Tensor, weight: Tensor) -> str:
 
         return step
 
-    return kernel_choice.fastest(key, {name: run(name) for name in ("conv", "matmul")}, device)
+    flops = 2.0 * sample.shape[0] * length * weight.numel() * (3 if grad else 1)  # backward: twice the forward
+    return kernel_choice.fastest(key, {name: run(name) for name in ("conv", "matmul")}, device, "conv", flops)
 
 
 def folded_weight(conv: nn.Conv1d, basis: Tensor) -> Tensor:

@@ -250,7 +250,9 @@ class _AggregateWeights:
                 sample = torch.rand((MEASURE_ROWS + 2 * GAP, width), generator=generator, device=device).to(dtype)
                 key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
                 candidates = {name: functools.partial(run, sample, MEASURE_ROWS, name) for name in KERNELS}
-                chosen[stage] = kernel_choice.fastest(key, candidates, device)
+                out_channels = 4 * self.inner if stage == "branches" else channels
+                flops = 2.0 * MEASURE_ROWS * width * out_channels * 3
+                chosen[stage] = kernel_choice.fastest(key, candidates, device, "matmul", flops)
             else:
                 chosen[stage] = kernel
         if chosen["branches"] == "conv":

@@ -34,7 +34,6 @@ import contextlib
 import copy
 import json
 import math
-import platform
 import resource
 import time
 from collections import defaultdict

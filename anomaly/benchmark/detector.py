@@ -261,9 +261,10 @@ def measure(
     run: Callable[[], object], device: torch.device, memory: PeakMemory, warmup: int, repeats: int,
     dtype: torch.dtype = torch.float32,
 ) -> Measurement:  # fmt: skip
-    """Times of ``repeats`` runs after ``warmup`` ones. FLOPs and libraries come from the last warm-up run, or
-    without one from an extra untimed run first (counting slows a run down, so a counted run is never timed)."""
-    for _ in range(max(0, warmup - 1)):
+    """Times of ``repeats`` runs after ``warmup`` ones (at least one: the kernels are chosen in the first run).
+    FLOPs and libraries come from one more untimed run after the warm-up (counting slows a run down, and the
+    first run's kernel measurements would count as work)."""
+    for _ in range(max(1, warmup)):
         run()
     flops, libraries = counted_run(run, device, dtype)
     synchronize(device)

@@ -56,9 +56,17 @@ def test_quick_benchmark_prints_both_paths_and_their_ratios(tmp_path):
         assert float(one.replace(",", "")) > 0 and float(fast.replace(",", "")) > 0
         assert line.rstrip().endswith("x") and float(ratio) > 0
     assert "where the time goes" in out and "video Aggregate: conv_5" in out and "classifier" in out
+    assert "device cpu (" in out and "ATen kernels" in out  # the CPU named, with its instruction sets
+    for row in ("train step (GFLOP/s)", "train step (% of peak)", "evaluation (GFLOP/s)", "evaluation (% of peak)"):
+        line = next(line for line in out.splitlines() if line.startswith(row))
+        assert all(float(value) > 0 for value in re.findall(r"[\d,]+\.\d+", line)[-2:])
+    assert re.search(r"peak \(fp32, GFLOP/s", out) and "convolution 2048->2048" in out and "matrix product" in out
+    assert re.search(r"evaluation, fast: .*%", out)  # operator time by library
+    assert re.search(r"packed conv_5 .*: (matmul|conv) \(", out)  # the kernels chosen (at this size: the defaults)
 
     result = json.loads(report.read_text())
-    assert set(result["rows"]) >= {"train step (ms)", "evaluation (ms)", "protocol (h)"}
+    assert set(result["rows"]) >= {"train step (ms)", "evaluation (ms)", "protocol (h)", "evaluation (GFLOP/s)"}
+    assert len(result["peak_gflops"]) == 2 and min(result["peak_gflops"].values()) > 0
     # Scores are sigmoids (scale <= 1): the forward bound; the AUC as in assert_same_evaluation.
     assert result["checks"]["max |score fast - one at a time|"] < FORWARD_REL
     assert result["checks"]["|AUC fast - one at a time|"] < 1e-6
@@ -180,6 +188,7 @@ def test_folding_the_dictionary_changes_nothing_but_rounding():
     model = trained_like_batchnorm(S3R(64, batch_size=2))
     video = torch.rand(4, 3, 32, 64)
     dictionary = torch.rand(6, 64).expand(4, -1, -1)
+    model.conv_kernel = "conv"  # one convolution kernel for both orders: only folding differs (kernels: test_kernels)
     results = {}
     for fold in (False, True):
         model.fold_dictionary = fold

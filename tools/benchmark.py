@@ -4,9 +4,10 @@
     python tools/benchmark.py --device cuda --precision bf16 --shape ucf-crime
     python tools/benchmark.py --quick                  # a small model, seconds on a CPU
 
-Prints the train-step and evaluation times, the projected protocol time (15,000 steps + 10,001 evaluations),
-the peak memory and the ratios, a check that both evaluations give the same scores, and where the time of one
-forward goes. See anomaly/benchmark/detector.py. Impossible options (--batch-size 0, --device foo, a --json in a
+Prints the CPU (or GPU) it ran on, the train-step and evaluation times, each path's achieved GFLOP/s and its
+share of a measured peak, the projected protocol time (15,000 steps + 10,001 evaluations), the peak memory and
+the ratios, where each path's time goes by kernel library, the convolution kernels chosen, a check that both
+evaluations give the same scores, and where the time of one forward goes. See anomaly/benchmark/detector.py. Impossible options (--batch-size 0, --device foo, a --json in a
 missing folder, ...) are refused before any work: one line on stderr and exit status 2.
 """
 
@@ -72,7 +73,7 @@ class BenchmarkArgs(Tap):
     """Options spelled with dashes (--batch-size): ``underscores_to_dashes`` is always on."""
 
     device: str = "cuda" if torch.cuda.is_available() else "cpu"  # cpu, cuda or cuda:N
-    precision: Literal[PRECISIONS] = "fp32"  # arithmetic of both paths
+    precision: Literal[PRECISIONS] = "fp32"  # arithmetic of both paths; bf16 where native (CUDA, a CPU with AVX512-BF16/AMX), else fp32 with a one-line note
     shape: Literal[tuple(sorted(SHAPES))] = "shanghaitech"  # test-set shape
     quick: bool = False  # a small model on a few videos (seconds on a CPU)
     steps: Optional[int] = None  # timed training steps per path

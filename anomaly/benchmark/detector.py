@@ -5,16 +5,24 @@ evaluation of the whole test split before training and after every step past 5,0
 This module builds synthetic inputs of those sizes in one process on one device and measures, for both paths:
 
 - one at a time (the published computation): the model with ``fold_dictionary = False`` (the en-Normal
-  reconstruction formed in full, as published); a training step whose batch is made on the host per step (each
+  reconstruction formed in full, as published) and ``conv_kernel = "conv"`` (``F.conv1d``); a training step whose batch is made on the host per step (each
   video resampled to 32 snippets from its full length, stacked, copied to the device: the published loader's
   work without the disk), and an evaluation that scores one video at a time (``evaluate(...,
   one_at_a_time=True)``);
 - fast: the model as it runs by default (``fold_dictionary = True``: the dictionary folded into the macro
-  branch, about 23 % fewer FLOPs a step); a training step on training data resident on the device
+  branch, about 23 % fewer FLOPs a step; ``conv_kernel = "auto"``: each convolution by the kernel measured
+  faster here); a training step on training data resident on the device
   (``TrainingData``), and the batched, packed evaluation (``evaluate``) in chunks of similar lengths;
 
 the time of a step and of an evaluation, the projected protocol time, the peak memory and the ratios, plus a
 check that the fast evaluation gives the same scores and where the time of one forward goes.
+
+Honest figures: the report names the CPU (model, vendor, instruction sets, PyTorch's kernel libraries), gives
+each path's achieved GFLOP/s (FLOPs of its matrix products and convolutions counted by
+``torch.utils.flop_counter.FlopCounterMode`` in one run, over the median time) as a share of a measured peak
+(the best of a large oneDNN/cuDNN convolution and a large matrix product, in the run's precision), where each
+path's compute time goes by kernel library (``torch.profiler``: ``mkldnn_*`` ops are oneDNN, matrix products
+the BLAS), and the kernel chosen for each convolution (``anomaly.models.kernel_choice``).
 
 The ShanghaiTech-shaped test set has the real split's 199 lengths (13 to 112 snippets, 8,932 in all); the
 UCF-Crime-shaped one 290 log-normal lengths summing to about 69,600 (the real lengths are not available here).
@@ -26,7 +34,6 @@ import contextlib
 import copy
 import json
 import math
-import platform
 import resource
 import time
 from collections import defaultdict
@@ -37,10 +44,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from torch.utils.flop_counter import FlopCounterMode
+
+from anomaly import hardware
 from anomaly.data.features import FRAMES_PER_SNIPPET, resample_snippets
 from anomaly.engine.evaluator import DeviceTestSet, auto_max_snippets, evaluate
-from anomaly.engine.precision import PRECISIONS
+from anomaly.engine.precision import PRECISIONS, resolve_precision, tf32_switches
 from anomaly.engine.trainer import ShuffledBatches, TrainingData, make_optimizer, train_step
+from anomaly.models import kernel_choice
 from anomaly.models.fast_scoring import PackedChunk, PackedScorer
 from anomaly.models.s3r import S3R, check_feature_size
 
@@ -106,6 +117,7 @@ class BenchmarkSettings:
     seed: int = 0
     breakdown: bool = True
     check: bool = True
+    peak_rows: int = 2048  # rows of the peak measurement's convolution and matrix product
     notes: List[str] = field(default_factory=list)
 
 
@@ -116,7 +128,7 @@ def settings_for(device: str, quick: bool = False, **overrides) -> BenchmarkSett
     if quick:
         settings = BenchmarkSettings(
             device=device, feature_size=128, num_crops=3, num_atoms=32, batch_size=4, test_videos=24, train_videos=8,
-            steps=2, repeats=2, warmup=1, threads=1 if torch.device(device).type == "cpu" else None,
+            steps=2, repeats=2, warmup=1, threads=1 if torch.device(device).type == "cpu" else None, peak_rows=256,
             notes=["--quick: a small model (128 channels, 3 crops, 32 atoms) on 24 test videos, 1 CPU thread "
                    "(immune to other processes' load); not the real sizes"],
         )  # fmt: skip
@@ -143,15 +155,8 @@ def synchronize(device: torch.device) -> None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or "CPU"
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
     threads = torch.get_num_threads()
-    return f"{name}, {threads} thread{'' if threads == 1 else 's'}"
+    return f"{hardware.cpu_info().describe()}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 class PeakMemory:
@@ -198,16 +203,70 @@ class PeakMemory:
 class Measurement:
     times_ms: List[float]
     peak_bytes: int
+    flops: float = 0.0  # of one run: matrix products and convolutions, forward and backward (FlopCounterMode)
+    libraries: Dict[str, float] = field(default_factory=dict)  # share of one run's operator time per library
 
     @property
     def ms(self) -> float:
         """The median (robust to a stray slow repetition on a shared machine)."""
         return float(np.median(self.times_ms))
 
+    @property
+    def gflops(self) -> float:
+        """Achieved rate: one run's FLOPs over the median time."""
+        return self.flops / self.ms / 1e6
 
-def measure(run: Callable[[], object], device: torch.device, memory: PeakMemory, warmup: int, repeats: int) -> Measurement:
-    for _ in range(warmup):
+
+def kernel_library(op: str, device: torch.device, dtype: torch.dtype) -> str:
+    """The library behind a profiled ATen operator, as far as its name tells (else the operator family)."""
+    name = op.removeprefix("aten::")
+    if "mkldnn" in name:
+        return "oneDNN"
+    if "cudnn" in name:
+        return "cuDNN"
+    if name.startswith(("slow_conv", "thnn_conv", "_slow_conv")):
+        return "ATen's own convolution"
+    if name in ("mm", "addmm", "bmm", "baddbmm", "addmm_", "mm_out"):
+        if device.type == "cuda":
+            return "cuBLAS"
+        # PyTorch sends bf16 products to oneDNN where the CPU supports bf16, and fp32 ones to its BLAS.
+        return "oneDNN (bf16 matmul)" if dtype == torch.bfloat16 else hardware.blas_library()
+    return "other (norms, softmax, copies, elementwise)"
+
+
+def _in_place_addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of ``y.addmm_(a, b)`` (FlopCounterMode's formula for addmm, which it lacks for the in-place op)."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+def counted_run(run: Callable[[], object], device: torch.device, dtype: torch.dtype) -> Tuple[float, Dict[str, float]]:
+    """Run once under FlopCounterMode and the profiler: (FLOPs, {library: share of the operators' own time})."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    # In-place products (the packed scorer's addmm_ on column slices) are not in FlopCounterMode's table.
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _in_place_addmm_flops})
+    with torch.profiler.profile(activities=activities) as profile, counter:
         run()
+        synchronize(device)
+    times: Dict[str, float] = defaultdict(float)
+    for event in profile.key_averages():
+        self_time = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+        times[kernel_library(event.key, device, dtype)] += self_time
+    total = sum(times.values()) or 1.0
+    return float(counter.get_total_flops()), {library: value / total for library, value in times.items() if value > 0}
+
+
+def measure(
+    run: Callable[[], object], device: torch.device, memory: PeakMemory, warmup: int, repeats: int,
+    dtype: torch.dtype = torch.float32,
+) -> Measurement:  # fmt: skip
+    """Times of ``repeats`` runs after ``warmup`` ones (at least one: the kernels are chosen in the first run).
+    FLOPs and libraries come from one more untimed run after the warm-up (counting slows a run down, and the
+    first run's kernel measurements would count as work)."""
+    for _ in range(max(1, warmup)):
+        run()
+    flops, libraries = counted_run(run, device, dtype)
     synchronize(device)
     memory.reset()
     times = []
@@ -216,7 +275,46 @@ def measure(run: Callable[[], object], device: torch.device, memory: PeakMemory,
         run()
         synchronize(device)
         times.append((time.perf_counter() - start) * 1000)
-    return Measurement(times, memory.peak())
+    return Measurement(times, memory.peak(), flops, libraries)
+
+
+PEAK_CHANNELS = 2048
+
+
+def measure_peak(device: torch.device, precision: str, rows: int) -> Dict[str, float]:
+    """GFLOP/s of a large convolution (``PEAK_CHANNELS`` → ``PEAK_CHANNELS``, kernel 3, channels-last: oneDNN on a
+    CPU) and of a large matrix product (rows × C times C × C) over ``rows`` rows, in ``precision``: the best of 3
+    runs after one untimed. The peak is the better of the two."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    generator = torch.Generator(device).manual_seed(0)
+    channels = PEAK_CHANNELS
+    weight = torch.rand((channels, channels), generator=generator, device=device).to(dtype)
+    kernel = torch.rand((channels, channels, 1, 3), generator=generator, device=device).to(dtype)
+    kernel = kernel.contiguous(memory_format=torch.channels_last)
+
+    def product(rows: int) -> Tuple[Callable[[], object], float]:
+        x = torch.rand((rows, channels), generator=generator, device=device).to(dtype)
+        return (lambda: x @ weight), 2.0 * rows * channels * channels
+
+    def convolution(rows: int) -> Tuple[Callable[[], object], float]:
+        x = torch.rand((rows + 2, channels), generator=generator, device=device).to(dtype)
+        image = x.view(1, 1, rows + 2, channels).permute(0, 3, 1, 2)
+        return (lambda: torch.nn.functional.conv2d(image, kernel)), 2.0 * rows * channels * channels * 3
+
+    rates = {}
+    with torch.no_grad(), tf32_switches(precision, device):
+        for name, make in ((f"convolution {channels}->{channels} x3", convolution), (f"matrix product {channels}^2", product)):
+            run, flops = make(rows)
+            run()  # first-call costs
+            synchronize(device)
+            best = math.inf
+            for _ in range(3):
+                start = time.perf_counter()
+                run()
+                synchronize(device)
+                best = min(best, time.perf_counter() - start)
+            rates[f"{name} ({rows:,} rows)"] = flops / best / 1e9
+    return rates
 
 
 class SectionTimer:
@@ -363,6 +461,9 @@ class BenchmarkResult:
     breakdown: Dict[str, Dict[str, float]] = field(default_factory=dict)
     breakdown_snippets: int = 0
     notes: List[str] = field(default_factory=list)
+    peak_gflops: Dict[str, float] = field(default_factory=dict)  # measure_peak's rates
+    libraries: Dict[str, Dict[str, float]] = field(default_factory=dict)  # "train step, fast" -> {library: share}
+    kernels: Dict[str, Tuple[str, Dict[str, float]]] = field(default_factory=dict)  # kernel_choice.measured()
 
 
 def _time_training(
@@ -375,7 +476,8 @@ def _time_training(
         normal, anomalous = next_batch()
         train_step(model, optimizer, normal, anomalous, dictionary, settings.precision)
 
-    return measure(step, device, memory, settings.warmup, settings.steps)
+    dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
+    return measure(step, device, memory, settings.warmup, settings.steps, dtype)
 
 
 def check_settings(settings: BenchmarkSettings) -> None:
@@ -407,6 +509,10 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     device = torch.device(settings.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA is not available on this machine: use --device cpu")
+    precision, note = resolve_precision(settings.precision, device)
+    if note:
+        log(note)
+        settings = replace(settings, precision=precision, notes=[*settings.notes, note])
     shape = SHAPES[settings.shape]
     num_atoms = settings.num_atoms or shape.num_atoms
     memory = PeakMemory(device)
@@ -431,12 +537,15 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
         notes=list(settings.notes),
     )
 
+    log(f"measuring the peak rate of this machine's kernels in {settings.precision} ...")
+    result.peak_gflops = measure_peak(device, settings.precision, settings.peak_rows)
+
     # Evaluation: the fast path first on a GPU would warm the allocator for the other; each gets its warm-up.
     evaluations = {}
 
     def evaluation(one_at_a_time: bool):
         def run():
-            model.fold_dictionary = not one_at_a_time
+            published_path(model, one_at_a_time)
             evaluations[one_at_a_time] = evaluate(
                 model, test_set, one_at_a_time=one_at_a_time, max_snippets=max_snippets, precision=settings.precision
             )
@@ -444,9 +553,9 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
         return run
 
     log("timing evaluation, one video at a time ...")
-    one_eval = measure(evaluation(True), device, memory, settings.warmup, settings.repeats)
-    log("timing evaluation, fast path ...")
-    fast_eval = measure(evaluation(False), device, memory, settings.warmup, settings.repeats)
+    one_eval = measure(evaluation(True), device, memory, settings.warmup, settings.repeats, dtype)
+    log("timing evaluation, fast path (the kernels are chosen in its first run) ...")
+    fast_eval = measure(evaluation(False), device, memory, settings.warmup, settings.repeats, dtype)
     if settings.check:
         alone, fast = evaluations[True], evaluations[False]
         result.checks["max |score fast - one at a time|"] = max(
@@ -477,9 +586,9 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     dictionary = torch.rand((num_atoms, settings.feature_size), device=device)
     initial_state = copy.deepcopy(model.state_dict())
     log("timing training steps, batches made on the host per step ...")
-    model.fold_dictionary = False
+    published_path(model, True)
     one_train = _time_training(model, host.next_batch, dictionary, settings, device, memory)
-    model.fold_dictionary = True
+    published_path(model, False)
     del host
 
     normal_count = settings.train_videos or shape.num_train_normal
@@ -496,9 +605,19 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
 
     train_scale = FULL_BATCH_SIZE / settings.batch_size
     eval_scale = result.full_test_snippets / result.test_snippets
+    # The peak again at the end: on a shared machine the load at the start may not be the load of the runs.
+    log("measuring the peak rate again ...")
+    again = measure_peak(device, settings.precision, settings.peak_rows)
+    result.peak_gflops = {name: max(rate, again[name]) for name, rate in result.peak_gflops.items()}
+    peak = max(result.peak_gflops.values())
     for name, one, fast in (("train step", one_train, fast_train), ("evaluation", one_eval, fast_eval)):
         result.rows[f"{name} (ms)"] = {"one": one.ms, "fast": fast.ms}
+        result.rows[f"{name} (GFLOP/s)"] = {"one": one.gflops, "fast": fast.gflops}
+        result.rows[f"{name} (% of peak)"] = {"one": 100 * one.gflops / peak, "fast": 100 * fast.gflops / peak}
         result.times_ms[name] = {"one": one.times_ms, "fast": fast.times_ms}
+        result.libraries[f"{name}, one at a time"] = one.libraries
+        result.libraries[f"{name}, fast"] = fast.libraries
+    result.kernels = kernel_choice.measured()
     protocol = {
         path: (PROTOCOL_STEPS * train.ms * train_scale + PROTOCOL_EVALUATIONS * evaluation.ms * eval_scale) / 3.6e6
         for path, train, evaluation in (("one", one_train, one_eval), ("fast", fast_train, fast_eval))
@@ -512,6 +631,12 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
             f"evaluation times x {eval_scale:.3g} ({result.test_snippets:,} -> {result.full_test_snippets:,} snippets)"
         )
     return result
+
+
+def published_path(model: S3R, published: bool) -> None:
+    """Set ``model`` to compute as published (the en-Normal reconstruction in full, F.conv1d) or as by default."""
+    model.fold_dictionary = not published
+    model.conv_kernel = "conv" if published else "auto"
 
 
 def _breakdown(model: S3R, test_set: DeviceTestSet, plan, dtype: torch.dtype, precision: str, device: torch.device):
@@ -531,15 +656,14 @@ def _breakdown(model: S3R, test_set: DeviceTestSet, plan, dtype: torch.dtype, pr
     one, fast = SectionTimer(device), SectionTimer(device)
     with torch.no_grad(), autocast(precision, device):
         scorer = PackedScorer(model, test_set.dictionary[0], dtype)
-        model.fold_dictionary = False
+        published_path(model, True)  # the published computation, module by module
         for video in videos:  # warm-up
             model.snippet_scores(video.unsqueeze(0), test_set.dictionary)
         scorer(videos, chunk)
-        model.fold_dictionary = False  # the published computation, module by module
         with one("total"), one.modules(module_sections(model)):
             for video in videos:
                 model.snippet_scores(video.unsqueeze(0), test_set.dictionary)
-        model.fold_dictionary = True
+        published_path(model, False)
         with fast("total"):
             scorer(videos, chunk, timer=fast)
     breakdown = {}
@@ -581,9 +705,22 @@ def format_report(result: BenchmarkResult) -> str:
     lines += ["", header, "-" * len(header)]
     for row, values in result.rows.items():
         ratio = values["one"] / values["fast"] if values["fast"] else math.inf
-        lines.append(
-            f"{row:32}{_format_value(row, values['one']):>16}{_format_value(row, values['fast']):>14}{ratio:>19.2f}x"
-        )
+        line = f"{row:32}{_format_value(row, values['one']):>16}{_format_value(row, values['fast']):>14}"
+        lines.append(line if "GFLOP/s" in row or "% of peak" in row else f"{line}{ratio:>19.2f}x")
+    if result.peak_gflops:
+        lines += ["", f"peak ({settings['precision']}, GFLOP/s, the better of a measurement before and after the "
+                      "runs; '% of peak' above is of the best):"]
+        lines += [f"  {name}: {rate:,.1f}" for name, rate in result.peak_gflops.items()]
+    if result.libraries:
+        lines += ["", "where each path's operator time goes, by library (torch.profiler, one run):"]
+        for path, shares in result.libraries.items():
+            ordered = sorted(shares.items(), key=lambda item: -item[1])
+            lines.append(f"  {path}: " + ", ".join(f"{library} {100 * share:.0f} %" for library, share in ordered))
+    if result.kernels:
+        lines += ["", "convolution kernels chosen by a one-time measurement (best time per candidate):"]
+        for key, (chosen, times) in result.kernels.items():
+            timings = ", ".join(f"{name} {seconds * 1000:.2f} ms" for name, seconds in times.items())
+            lines.append(f"  {key}: {chosen} ({timings or 'the default: too little work to time reliably'})")
     if result.checks:
         lines += ["", "check:"]
         lines += [f"  {name}: {value:.3g}" for name, value in result.checks.items()]

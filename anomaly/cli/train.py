@@ -65,7 +65,7 @@ class S3RArgumentParser(Tap):
     descr: List[str] = ["S3R", "video", "anomaly", "detection"]  # description of the run
 
     # additions to the published options
-    precision: Literal[PRECISIONS] = "fp32"  # arithmetic of training and evaluation (fp32: published)
+    precision: Literal[PRECISIONS] = "fp32"  # arithmetic (fp32: published); bf16 where native (CUDA, or a CPU with AVX512-BF16/AMX), else fp32 with a one-line note
     save_freq: int = 100  # save the full training state every this many steps (0: only at the end)
     device: Optional[str] = None  # torch device (default: cuda when available, else cpu)
     overwrite: bool = False  # replace an earlier run's files in the --version folders (else they are refused)

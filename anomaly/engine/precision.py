@@ -1,9 +1,15 @@
-"""Numeric precision of training and evaluation: fp32 (the published numbers), tf32 or bf16."""
+"""Numeric precision of training and evaluation: fp32 (the published numbers), tf32 or bf16.
+
+bf16 runs where it is native (``anomaly.hardware.native_bf16``: a CUDA GPU with bf16, a CPU with AVX512-BF16 or
+AMX); elsewhere ``resolve_precision`` turns it into fp32 with a one-line note, bf16 being slower there.
+"""
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Tuple
 
 import torch
+
+from anomaly.hardware import cpu_info, native_bf16
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
@@ -11,6 +17,17 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+
+
+def resolve_precision(precision: str, device: torch.device) -> Tuple[str, str]:
+    """The precision to run on ``device``, and a one-line note when it is not ``precision`` (else '')."""
+    check_precision(precision)
+    device = torch.device(device)
+    if precision != "bf16" or native_bf16(device):
+        return precision, ""
+    where = f"this CPU ({cpu_info().model}) has neither AVX512-BF16 nor AMX" if device.type == "cpu" else \
+        f"{device} has no native bf16"
+    return "fp32", f"--precision bf16: {where}, so bf16 would be slower than fp32 here; running fp32"
 
 
 @contextlib.contextmanager

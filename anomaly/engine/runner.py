@@ -35,6 +35,7 @@ from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.metrics import NonFiniteScores
 from anomaly.engine.report import InferenceFiles, metrics_table, training_curve, write_inference_report, write_training_curve
+from anomaly.engine.precision import resolve_precision
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.engine.version_folder import VersionFolder
 from anomaly.engine.training_state import (
@@ -45,7 +46,7 @@ from anomaly.engine.training_state import (
 )
 from anomaly.errors import InputError
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
-from anomaly.models import S3R
+from anomaly.models import S3R, kernel_choice
 
 LOGGER_NAME = "AnomalyDetection"
 SCORE_COLUMNS = "| {:^6s} | {:^8s} | {:^15s} | {:^30s} | {:^30s} |"
@@ -269,6 +270,9 @@ class Run:
             raise InputError(None, f"--device {args.device}: not a usable device (cpu, cuda, cuda:1, ...)")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(None, f"--device {args.device}: no CUDA device is available here (use --device cpu)")
+        self.precision, note = resolve_precision(args.precision, self.device)
+        if note:
+            print(note, file=sys.stderr)
         self.lr = args.lr if args.lr else config.init_lr
         self.files = RunFiles.of(args, config.modality)
         self.metric = config.metric
@@ -347,7 +351,7 @@ class Run:
         return result
 
     def _evaluate(self, model: S3R, test_set: DeviceTestSet) -> Evaluation:
-        return evaluate(model, test_set, precision=self.args.precision)
+        return evaluate(model, test_set, precision=self.precision)
 
     # ---------------------------------------------------------------- training
     def train(self) -> List[Dict[str, Any]]:
@@ -414,6 +418,7 @@ class Run:
         restore_random_states(state["random"])
         session.history, session.header = list(state["history"]), str(state["score_header"])
         session.losses = [float(loss) for loss in state["losses"]]
+        kernel_choice.load_state_dict(state["kernels"])  # the same kernels, the same rounding
         session.first_step = int(state["step"]) + 1
         session.initial_value = float(state["initial_value"])
         values = [float(entry["value"]) for entry in session.history]
@@ -457,7 +462,7 @@ class Run:
                 normal, anomalous = session.training.next_batch()
                 try:
                     losses = train_step(session.model, session.optimizer, normal, anomalous, session.dictionary,
-                                         args.precision)
+                                         self.precision)
                 except FloatingPointError as error:  # raised before the step's update is applied
                     raise self._diverged(session, step, str(error)) from None
                 session.losses.append(float(losses["total"]))
@@ -535,7 +540,7 @@ class Run:
         environment = get_pretty_env_info()
         logger.info(f"Arguments \n{arguments}{'-' * 40}")
         logger.info(f"Environment Information\n\n{environment}\n")
-        logger.info(f"Device: {self.device}; precision: {args.precision}")
+        logger.info(f"Device: {self.device}; precision: {self.precision}")
         logger.info(f"Model Structure: \n{model}")
         if args.resume:
             logger.info(f">>> Checkpoint {args.resume} loaded.")
@@ -576,6 +581,7 @@ class Run:
             initial_value=session.initial_value,
             elapsed=time.time() - session.start_time,
             losses=session.losses,
+            kernels=kernel_choice.state_dict(),
         )
         session.saved_step = step
         curve = training_curve(self.metric, session.initial_value, session.history, session.losses)

@@ -12,6 +12,8 @@ refused in one line naming the entry):
   ``weights_only`` loading refuses): see :func:`random_states`;
 - ``history``: every evaluation so far; ``score_header``: the ``.score`` log's header; ``initial_value``: the metric
   before training; ``elapsed``: seconds spent so far;
+- ``kernels``: the convolution kernels measured fastest (``anomaly.models.kernel_choice``), so that a resumed run
+  keeps the same rounding;
 - ``losses``: the training loss of every step so far (``losses[i]`` is step i + 1's), for the training curve.
   States saved before this entry existed still load: :func:`check_training_state` completes them with NaN
   (unknown) losses for their steps (:data:`ADDED_ENTRIES`).
@@ -44,9 +46,10 @@ SCHEMA: Dict[str, tuple] = {
     "initial_value": (float, int),
     "elapsed": (float, int),
     "losses": (list,),
+    "kernels": (dict,),
 }
 # Entries newer than the first states: how to complete a state saved without them.
-ADDED_ENTRIES = {"losses": lambda state: [math.nan] * int(state["step"])}
+ADDED_ENTRIES = {"losses": lambda state: [math.nan] * int(state["step"]), "kernels": lambda state: {}}
 RANDOM_SCHEMA: Dict[str, tuple] = {"torch": (torch.Tensor,), "cuda": (list,), "numpy": (list,), "python": (list,)}
 
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from anomaly.models import kernel_choice
+
 
 def masked_group_norm(x: Tensor, norm: nn.GroupNorm, mask: Tensor) -> Tensor:
     """GroupNorm of ``x`` (B C T) whose statistics use only the positions where ``mask`` (B T) is true.
@@ -31,25 +33,88 @@ def masked_group_norm(x: Tensor, norm: nn.GroupNorm, mask: Tensor) -> Tensor:
     return (normalised * norm.weight.to(x.dtype).view(1, -1, 1) + norm.bias.to(x.dtype).view(1, -1, 1)).to(dtype)
 
 
-def folded_conv(conv: nn.Conv1d, coefficients: Tensor, basis: Tensor) -> Tensor:
-    """``conv`` applied to x = basisᵀ·coefficients without forming x: coefficients B K T, basis K C.
+def conv1d_as_matmul(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
+    """``F.conv1d`` (stride 1, no groups) as one matrix product: x B C T, weight out × C × k -> B out T'.
 
-    The weight (out, C, k) is folded with the basis into (out, K, k): K input channels instead of C.
+    The k shifted copies of x lie side by side in channels-last rows (B·T') × (k·C), times the weight as a
+    (k·C) × out matrix: the BLAS's sgemm instead of a convolution library. The result is a transposed view.
     """
-    weight = torch.einsum("ock,sc->osk", conv.weight, basis.to(conv.weight.dtype))
-    return F.conv1d(coefficients, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    batch, channels, _ = x.shape
+    out_channels, _, taps = weight.shape
+    rows = F.pad(x.transpose(1, 2), (0, 0, padding, padding))  # B T+2p C
+    length = rows.shape[1] - dilation * (taps - 1)
+    columns = torch.cat([rows[:, tap * dilation : tap * dilation + length] for tap in range(taps)], dim=2)
+    matrix = weight.permute(0, 2, 1).reshape(out_channels, taps * channels)  # out × (k·C), tap-major like columns
+    return F.linear(columns, matrix, bias).transpose(1, 2)
 
 
-def conv_norm_relu(block: nn.Sequential, x: Tensor, mask: Optional[Tensor], basis: Optional[Tensor] = None) -> Tensor:
+CONV_KERNELS = ("conv", "matmul", "auto")  # F.conv1d as published, conv1d_as_matmul, the faster here (measured)
+MEASURE_ROWS = 256  # B·T of the inputs on which "auto" times the two kernels
+
+
+def temporal_conv(conv: nn.Conv1d, x: Tensor, kernel: str = "conv", weight: Optional[Tensor] = None) -> Tensor:
+    """``conv`` (stride 1) on x (B C T) with ``kernel`` (``CONV_KERNELS``), optionally with another ``weight``.
+
+    "auto" times both kernels, forward and (when gradients are on) backward, once per process and shape on
+    inputs of ``MEASURE_ROWS`` snippets (``anomaly.models.kernel_choice``), and runs the faster.
+    """
+    weight = conv.weight if weight is None else weight
+    padding, dilation = conv.padding[0], conv.dilation[0]
+    if kernel == "auto":
+        kernel = _faster_kernel(conv, x, weight)
+    if kernel == "conv":
+        return F.conv1d(x, weight, conv.bias, 1, padding, dilation)
+    if kernel == "matmul":
+        return conv1d_as_matmul(x, weight, conv.bias, padding, dilation)
+    raise ValueError(f"kernel must be one of {', '.join(CONV_KERNELS)}, not {kernel!r}")
+
+
+def _faster_kernel(conv: nn.Conv1d, x: Tensor, weight: Tensor) -> str:
+    device = x.device
+    autocast = torch.is_autocast_enabled(device.type)
+    dtype = torch.get_autocast_dtype(device.type) if autocast else x.dtype
+    grad = torch.is_grad_enabled()
+    key = f"module conv1d weight={tuple(weight.shape)} bias={conv.bias is not None} {dtype} autocast={autocast} grad={grad}"
+    generator = torch.Generator(device).manual_seed(0)  # the global random stream stays untouched
+    length = min(x.shape[2], MEASURE_ROWS)
+    sample = torch.rand((max(1, MEASURE_ROWS // length), x.shape[1], length), generator=generator, device=device)
+    sample = sample.to(x.dtype).requires_grad_(grad)
+    parameters = weight.detach().requires_grad_(grad), None if conv.bias is None else conv.bias.detach().requires_grad_(grad)
+
+    def run(kernel: str):
+        def step():
+            if kernel == "conv":
+                out = F.conv1d(sample, parameters[0], parameters[1], 1, conv.padding[0], conv.dilation[0])
+            else:
+                out = conv1d_as_matmul(sample, parameters[0], parameters[1], conv.padding[0], conv.dilation[0])
+            if grad:
+                out.float().sum().backward()
+
+        return step
+
+    flops = 2.0 * sample.shape[0] * length * weight.numel() * (3 if grad else 1)  # backward: twice the forward
+    return kernel_choice.fastest(key, {name: run(name) for name in ("conv", "matmul")}, device, "conv", flops)
+
+
+def folded_weight(conv: nn.Conv1d, basis: Tensor) -> Tensor:
+    """``conv``'s weight for inputs given as coefficients of ``basis`` (K × C): out × K × k instead of out × C × k,
+    so that conv(x = basisᵀ·coefficients) = conv with this weight on the coefficients (B K T), without forming x."""
+    return torch.einsum("ock,sc->osk", conv.weight, basis.to(conv.weight.dtype))
+
+
+def conv_norm_relu(
+    block: nn.Sequential, x: Tensor, mask: Optional[Tensor], basis: Optional[Tensor] = None, kernel: str = "conv"
+) -> Tensor:
     """Run a ``Conv1d [+ GroupNorm] + ReLU`` block on ``x`` (B C T), masking padded snippets when ``mask`` is given.
 
-    With ``basis`` (K × C), ``x`` holds coefficients (B K T) of the block's real input basisᵀ·x (``folded_conv``).
+    With ``basis`` (K × C), ``x`` holds coefficients (B K T) of the block's real input basisᵀ·x (``folded_weight``).
+    ``kernel`` runs the convolution (see ``temporal_conv``).
     """
-    if mask is None and basis is None:
-        return block(x)
+    if mask is None and basis is None and kernel == "conv":
+        return block(x)  # the published call (module hooks see it)
     if mask is not None:
         x = x * mask.unsqueeze(1).to(x.dtype)
-    out = block[0](x) if basis is None else folded_conv(block[0], x, basis)
+    out = temporal_conv(block[0], x, kernel, None if basis is None else folded_weight(block[0], basis))
     for layer in block[1:]:
         out = masked_group_norm(out, layer, mask) if isinstance(layer, nn.GroupNorm) and mask is not None else layer(out)
     return out
@@ -124,18 +189,19 @@ class Aggregate(nn.Module):
             nn.ReLU(),
         )
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None, basis: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None, basis: Optional[Tensor] = None, kernel: str = "conv") -> Tensor:
         """x: B T C, mask: B T (optional) -> B T C.
 
         With ``basis`` (K × C, K < C), ``x`` is given as coefficients B T K of the input x·basis: the four first
-        convolutions then take K input channels instead of C (the same function, less work), see ``folded_conv``.
+        convolutions then take K input channels instead of C (the same function, less work), see ``folded_weight``.
+        ``kernel`` runs the convolutions (``CONV_KERNELS``; "conv": ``F.conv1d``, as published).
         """
         if basis is None:
             residual = first = x.transpose(1, 2)  # B C T
         else:
             first = x.transpose(1, 2)  # B K T
             residual = (x @ basis.to(x.dtype)).transpose(1, 2)
-        branches = [conv_norm_relu(conv, first, mask, basis) for conv in (self.conv_1, self.conv_2, self.conv_3)]
-        branches.append(self.non_local(conv_norm_relu(self.conv_4, first, mask, basis), mask))
-        fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), mask)
+        branches = [conv_norm_relu(conv, first, mask, basis, kernel) for conv in (self.conv_1, self.conv_2, self.conv_3)]
+        branches.append(self.non_local(conv_norm_relu(self.conv_4, first, mask, basis, kernel), mask))
+        fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), mask, kernel=kernel)
         return (fused + residual).transpose(1, 2)

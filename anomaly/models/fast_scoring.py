@@ -8,15 +8,24 @@ BatchNorm on its running statistics).
 Layout. A chunk of B videos with N crops gives R = B·N sequences. They lie back to back in one 2-D tensor
 of shape (GAP + R·P + GAP, C): GAP zero rows, then for every sequence P = T_max + GAP rows (its own snippets,
 then zero rows), then GAP zero rows. Every sequence is thus surrounded by at least GAP zero rows, GAP being the
-largest dilation, so a kernel-3 temporal convolution with dilation d is a sum of three matrix products of the
-buffer shifted by -d, 0 and +d rows: contiguous slices, no transpose, no im2col copy, and each sequence sees the
-zeros of its own padding at its borders. Rows past a sequence's end ("tail rows") hold garbage after a layer;
+largest dilation, so a kernel-3 temporal convolution with dilation d over the whole buffer computes every
+sequence's own convolution at once: each sequence sees the zeros of its own padding at its borders. Two kernels
+do it (``KERNELS``), with the same result to float rounding:
+- "matmul": a sum of three matrix products of the buffer shifted by -d, 0 and +d rows (contiguous slices, no
+  transpose, no im2col copy; the BLAS, MKL on x86);
+- "conv": one real convolution, the buffer being, as it lies in memory, a channels-last 1 × C × 1 × L image
+  (oneDNN on a CPU, cuDNN on CUDA).
+Which is faster depends on the machine (sgemm against oneDNN's convolutions, see ``anomaly.models.kernel_choice``):
+each stage (the first convolutions, ``conv_5``) takes the one measured faster once per process, unless
+``kernel`` is given.
+
+Rows past a sequence's end ("tail rows") hold garbage after a layer;
 they are zeroed before anything reads them, and every statistic (GroupNorm, time means, the non-local
 division by T) counts real snippets only.
 
 Work saved over running the modules (all of it exact in exact arithmetic):
-1. Convolutions as shifted matrix products in channels-last layout; the middle taps of the three dilated branches
-   and ``conv_4`` share one product.
+1. Every sequence's convolutions in one kernel call per layer, in channels-last layout; with "matmul" the middle
+   taps of the three dilated branches and ``conv_4`` share one product.
 2. en-Normal: ``query_embedding`` and ``cache_embedding`` fold into one C×S matrix, logits = x·(Wqᵀ·Kᵀ) + bq·Kᵀ.
 3. The macro (en-Normal) branch's input is A·V (softmax attention over the S atoms times the atoms' values). The
    first convolutions of its Aggregate act on A, with weights folded with V: S input channels instead of C
@@ -31,14 +40,19 @@ others the matmul setting, as the modules would.
 """
 
 import contextlib
+import functools
 from dataclasses import dataclass
-from typing import Callable, ContextManager, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from anomaly.models import kernel_choice
 from anomaly.models.aggregate import Aggregate
 
+KERNELS = ("matmul", "conv")  # how the temporal convolutions run (see the module docstring)
+MEASURE_ROWS = 256  # rows of the buffer on which the kernels are timed against each other
 GAP = 4  # the largest dilation of Aggregate's convolutions: zero rows kept around every sequence
 
 Timer = Callable[[str], ContextManager]  # timer("section") times the enclosed work (see tools/benchmark.py)
@@ -118,6 +132,23 @@ def _shifted(buffer: Tensor, offset: int, rows: int) -> Tensor:
     return buffer[GAP + offset : GAP + offset + rows]
 
 
+def _conv_kernel(taps: Sequence[Tensor]) -> Tensor:
+    """Kernel-3 taps (in × out matrices) as a convolution weight: out × in × 1 × 3, channels-last."""
+    return torch.stack([tap.t() for tap in taps], dim=-1).unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
+def _conv_rows(buffer: Tensor, rows: int, weight: Tensor, dilation: int, bias: Optional[Tensor] = None) -> Tensor:
+    """A kernel-3 temporal convolution of a padded buffer's body rows as one real convolution -> rows × out.
+
+    The buffer (GAP + rows + GAP) × in is, as it lies in memory, a channels-last image of 1 × in × 1 × L: the
+    rows from GAP - d to GAP + rows + d, convolved without padding, give exactly the rows of the body.
+    """
+    window = buffer[GAP - dilation : GAP + rows + dilation]
+    image = window.view(1, 1, window.shape[0], window.shape[1]).permute(0, 3, 1, 2)
+    out = F.conv2d(image, weight, bias, dilation=(1, dilation))  # 1 × out × 1 × rows
+    return out.permute(0, 2, 3, 1).reshape(rows, weight.shape[0])
+
+
 def _masked_group_norm_relu_(y: Tensor, chunk: PackedChunk, groups: int, weight: Tensor, bias: Tensor, eps: float) -> None:
     """In place on ``y`` (body rows × C, possibly a column slice): GroupNorm over real rows, affine, ReLU, tails 0.
 
@@ -151,7 +182,7 @@ class _AggregateWeights:
     convolutions take a directly: W ← basisᵀ-folded weights (K × out).
     """
 
-    def __init__(self, block: Aggregate, dtype: torch.dtype, basis: Optional[Tensor] = None):
+    def __init__(self, block: Aggregate, dtype: torch.dtype, basis: Optional[Tensor] = None, kernel: Optional[str] = None):
         def cast(tensor: Tensor) -> Tensor:
             return tensor.to(dtype).contiguous()
 
@@ -199,6 +230,41 @@ class _AggregateWeights:
         self.fuse_groups, self.fuse_eps = norm_5.num_groups, norm_5.eps
         self.fuse_norm_weight, self.fuse_norm_bias = norm_5.weight.float(), norm_5.bias.float()
 
+        # The same weights as convolution kernels (out × in × 1 × 3, channels-last) for the "conv" kernel.
+        self.branch_kernels = [_conv_kernel(tap) for tap in branch_taps]
+        self.branch_biases = [cast(branch[0].bias) for branch in branches]
+        self.local = middle[-1]  # conv_4: in × inner
+        self.fuse_kernel = _conv_kernel(self.fuse)
+        self.kernels = self._choose_kernels(kernel, dtype, basis.shape[0] if basis is not None else block.dim, block.dim)
+
+    def _choose_kernels(self, kernel: Optional[str], dtype: torch.dtype, in_channels: int, channels: int) -> Dict[str, str]:
+        """The kernel of each stage: ``kernel`` when given, else the faster one here, measured once per process
+        on a buffer of ``MEASURE_ROWS`` random rows (``anomaly.models.kernel_choice``). Frees the other's weights."""
+        if kernel is not None and kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
+        chosen = {}
+        device = self.fuse_kernel.device
+        for stage, width, run in (("branches", in_channels, self._branches), ("conv_5", channels, self._fuse)):
+            if kernel is None:
+                generator = torch.Generator(device).manual_seed(0)  # the global random stream stays untouched
+                sample = torch.rand((MEASURE_ROWS + 2 * GAP, width), generator=generator, device=device).to(dtype)
+                key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
+                candidates = {name: functools.partial(run, sample, MEASURE_ROWS, name) for name in KERNELS}
+                out_channels = 4 * self.inner if stage == "branches" else channels
+                flops = 2.0 * MEASURE_ROWS * width * out_channels * 3
+                chosen[stage] = kernel_choice.fastest(key, candidates, device, "matmul", flops)
+            else:
+                chosen[stage] = kernel
+        if chosen["branches"] == "conv":
+            del self.mid, self.mid_bias, self.sides
+        else:
+            del self.branch_kernels, self.branch_biases, self.local
+        if chosen["conv_5"] == "conv":
+            del self.fuse
+        else:
+            del self.fuse_kernel
+        return chosen
+
     def __call__(self, source: Tensor, chunk: PackedChunk, timer: Timer = no_timer, name: str = "") -> Tensor:
         """source: padded buffer (tails zero) -> conv_5 branch after GroupNorm and ReLU (body rows × C, tails zero).
 
@@ -210,13 +276,8 @@ class _AggregateWeights:
     def _forward(self, source: Tensor, chunk: PackedChunk, timer: Timer, name: str) -> Tensor:
         rows, inner = chunk.body_rows, self.inner
         with timer(f"{name}: conv_1-3 + conv_4"):
-            branches = _padded(rows, 4 * inner, source)
+            branches = self._branches(source, rows, self.kernels["branches"])
             body = branches[GAP : GAP + rows]
-            torch.addmm(self.mid_bias, _shifted(source, 0, rows), self.mid, out=body)
-            for index, (dilation, (before, after)) in enumerate(zip(self.dilations, self.sides)):
-                columns = body[:, index * inner : (index + 1) * inner]
-                columns.addmm_(_shifted(source, -dilation, rows), before)
-                columns.addmm_(_shifted(source, dilation, rows), after)
             _masked_group_norm_relu_(
                 body[:, : 3 * inner], chunk, self.branch_groups, self.branch_norm_weight, self.branch_norm_bias, self.branch_eps
             )
@@ -227,11 +288,36 @@ class _AggregateWeights:
             local.add_(self._non_local(local, chunk))
             chunk.zero_tails_(body)
         with timer(f"{name}: conv_5"):
-            fused = _shifted(branches, -1, rows) @ self.fuse[0]
-            fused.addmm_(_shifted(branches, 0, rows), self.fuse[1])
-            fused.addmm_(_shifted(branches, 1, rows), self.fuse[2])
+            fused = self._fuse(branches, rows, self.kernels["conv_5"])
             del branches, body, local
             _masked_group_norm_relu_(fused, chunk, self.fuse_groups, self.fuse_norm_weight, self.fuse_norm_bias, self.fuse_eps)
+        return fused
+
+    def _branches(self, source: Tensor, rows: int, kernel: str) -> Tensor:
+        """conv_1, conv_2, conv_3 (with bias) and conv_4 of ``source`` (padded, tails zero) side by side, before
+        their norms: a padded buffer (GAP + rows + GAP) × 4·inner whose border rows are zero."""
+        inner = self.inner
+        branches = _padded(rows, 4 * inner, source)
+        body = branches[GAP : GAP + rows]
+        if kernel == "matmul":
+            torch.addmm(self.mid_bias, _shifted(source, 0, rows), self.mid, out=body)
+            for index, (dilation, (before, after)) in enumerate(zip(self.dilations, self.sides)):
+                columns = body[:, index * inner : (index + 1) * inner]
+                columns.addmm_(_shifted(source, -dilation, rows), before)
+                columns.addmm_(_shifted(source, dilation, rows), after)
+        else:
+            for index, (dilation, weight, bias) in enumerate(zip(self.dilations, self.branch_kernels, self.branch_biases)):
+                body[:, index * inner : (index + 1) * inner] = _conv_rows(source, rows, weight, dilation, bias)
+            torch.mm(_shifted(source, 0, rows), self.local, out=body[:, 3 * inner :])
+        return branches
+
+    def _fuse(self, branches: Tensor, rows: int, kernel: str) -> Tensor:
+        """conv_5 of the padded branch buffer -> body rows × C (no bias; tails hold garbage)."""
+        if kernel == "conv":
+            return _conv_rows(branches, rows, self.fuse_kernel, 1)
+        fused = _shifted(branches, -1, rows) @ self.fuse[0]
+        fused.addmm_(_shifted(branches, 0, rows), self.fuse[1])
+        fused.addmm_(_shifted(branches, 1, rows), self.fuse[2])
         return fused
 
     def _non_local(self, x: Tensor, chunk: PackedChunk) -> Tensor:
@@ -251,11 +337,12 @@ class _AggregateWeights:
 class PackedScorer:
     """The eval-mode snippet scores of an S3R model with one dictionary, for chunks of videos (see module doc).
 
-    model: an ``S3R`` in eval mode; dictionary: S × C (or 1 × S × C); dtype: float32 or bfloat16 for the products.
+    model: an ``S3R`` in eval mode; dictionary: S × C (or 1 × S × C); dtype: float32 or bfloat16 for the products;
+    kernel: how the temporal convolutions run, "matmul" or "conv" (None: the faster here, measured once per process).
     Build a new scorer whenever the model's weights change (it holds folded copies of them).
     """
 
-    def __init__(self, model: nn.Module, dictionary: Tensor, dtype: torch.dtype = torch.float32):
+    def __init__(self, model: nn.Module, dictionary: Tensor, dtype: torch.dtype = torch.float32, kernel: Optional[str] = None):
         if model.training:
             raise ValueError("PackedScorer needs the model in eval mode")
         if dictionary.dim() == 3:
@@ -272,8 +359,10 @@ class PackedScorer:
             # Folding pays when there are fewer atoms than channels; otherwise the macro branch gets A·V itself.
             self.fold = dictionary.shape[0] < dictionary.shape[1]
             self.values_matrix = None if self.fold else values.to(dtype)
-            self.video_block = _AggregateWeights(model.video_embedding[0], dtype)
-            self.macro_block = _AggregateWeights(model.macro_embedding[0], dtype, basis=values if self.fold else None)
+            self.video_block = _AggregateWeights(model.video_embedding[0], dtype, kernel=kernel)
+            self.macro_block = _AggregateWeights(
+                model.macro_embedding[0], dtype, basis=values if self.fold else None, kernel=kernel
+            )
             gate = model.de_normal.channel_attention.channel_gate.mlp
             self.gate = [(layer.weight.float().t().contiguous(), layer.bias.float()) for layer in (gate[1], gate[3])]
             classifier = [model.video_classifier[index] for index in (0, 3, 6)]

@@ -195,6 +195,10 @@ class S3R(nn.Module):
         # the C-channel reconstruction (same function, about a fifth less work). False: the published order of
         # operations (the benchmark's one-at-a-time path). Results differ by float rounding only.
         self.fold_dictionary = True
+        # How the Aggregate blocks' temporal convolutions run: "auto" (the default) the faster of F.conv1d and one
+        # matrix product over shifted copies, measured once per process and shape; "conv": F.conv1d, as published
+        # (the benchmark's one-at-a-time path); "matmul". Results differ by float rounding only.
+        self.conv_kernel = "auto"
 
     def embed(self, video: Tensor, dictionary: Tensor, mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """video B N T C, dictionary B S C (or S C), mask B T -> de-Normal embeddings (B·N) T C and attention."""
@@ -203,6 +207,7 @@ class S3R(nn.Module):
             dictionary = dictionary.unsqueeze(0).expand(batch, -1, -1)
         video = rearrange(video, "b n t c -> (b n) t c")
         crop_mask = None if mask is None else mask.repeat_interleave(num_crops, dim=0)
+        kernel = self.conv_kernel
         if self._folds(dictionary):
             # The en-Normal reconstruction is attention · values with one dictionary for the whole batch: the macro
             # branch takes the attention as coefficients of the values (see Aggregate.forward's ``basis``).
@@ -210,13 +215,13 @@ class S3R(nn.Module):
             affinity = module.attention(video, dictionary)  # B (N T) S
             values = module.value_embedding(dictionary[0])  # S C
             coefficients = rearrange(affinity, "b (n t) s -> (b n) t s", n=num_crops)
-            x_video = self.video_embedding[1](self.video_embedding[0](video, crop_mask))
-            x_macro = self.macro_embedding[1](self.macro_embedding[0](coefficients, crop_mask, basis=values))
+            x_video = self.video_embedding[1](self.video_embedding[0](video, crop_mask, kernel=kernel))
+            x_macro = self.macro_embedding[1](self.macro_embedding[0](coefficients, crop_mask, values, kernel))
             memory_attn = affinity.transpose(1, 2)
         else:
             macro, memory_attn = self.en_normal(video, dictionary)
-            x_video = self.video_embedding[1](self.video_embedding[0](video, crop_mask))
-            x_macro = self.macro_embedding[1](self.macro_embedding[0](macro, crop_mask))
+            x_video = self.video_embedding[1](self.video_embedding[0](video, crop_mask, kernel=kernel))
+            x_macro = self.macro_embedding[1](self.macro_embedding[0](macro, crop_mask, kernel=kernel))
         x_video, x_macro = self.de_normal(x_video, x_macro, crop_mask)
         return {"x_video": x_video, "x_macro": x_macro, "memory_attn": memory_attn}
 

@@ -1,0 +1,76 @@
+"""Choosing between candidate kernels for the same arithmetic by a one-time measurement.
+
+Which kernel is fastest depends on the machine: on an AVX-512 AMD EPYC (Zen 4) oneDNN's convolutions run at
+about twice MKL's sgemm rate, on an AVX2 AMD EPYC (Zen 1) sgemm runs at twice oneDNN's convolution rate. Rather
+than guess from the vendor, ``fastest`` times every candidate on the caller's shapes the first time a problem is
+seen (per device, dtype, shapes and thread count) and remembers the winner for the rest of the process.
+Reproducibility: a choice changes results by float rounding, so it must not flip between runs on one machine.
+Problems of less than ``MIN_FLOPS`` per timed run keep the ``default`` kernel unmeasured (their timings are too
+noisy to rank, and they cost little anyway), and another kernel replaces the default only when it is faster by
+more than ``MARGIN`` (on the machines above the winner is twice as fast). A training state also saves the
+choices (``state_dict``), so that a resumed run computes with the same kernels as the run it continues.
+"""
+
+import time
+from typing import Callable, Dict, Mapping, Tuple
+
+import torch
+
+MIN_FLOPS = 5e8
+MARGIN = 0.15
+
+_chosen: Dict[str, str] = {}
+_timings: Dict[str, Dict[str, float]] = {}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fastest(
+    key: str, candidates: Mapping[str, Callable[[], object]], device: torch.device, default: str, flops: float,
+    repeats: int = 2,
+) -> str:  # fmt: skip
+    """The name of the fastest of ``candidates`` (callables doing the same ``flops`` of work) for ``key``, measured
+    once; ``default`` when the work is below ``MIN_FLOPS`` or no other candidate beats it by ``MARGIN``.
+
+    Each candidate runs once untimed (first-call costs: allocation, oneDNN primitive creation), then ``repeats``
+    times; its best time counts (the least disturbed by other processes). The key gets the thread count added.
+    """
+    device = torch.device(device)
+    key = f"{key} on {device.type}, {torch.get_num_threads()} threads"
+    if key not in _chosen and flops < MIN_FLOPS:
+        _timings[key] = {}
+        _chosen[key] = default
+    if key not in _chosen:
+        times = {}
+        for name, run in candidates.items():
+            run()
+            _synchronize(device)
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                run()
+                _synchronize(device)
+                best = min(best, time.perf_counter() - start)
+            times[name] = best
+        _timings[key] = times
+        best = min(times, key=times.get)
+        _chosen[key] = best if times[default] > (1 + MARGIN) * times[best] else default
+    return _chosen[key]
+
+
+def measured() -> Dict[str, Tuple[str, Dict[str, float]]]:
+    """Every choice so far: key -> (candidate, {candidate: best seconds}; empty when not measured)."""
+    return {key: (_chosen[key], dict(times)) for key, times in _timings.items()}
+
+
+def state_dict() -> Dict[str, str]:
+    """The choices made so far: key -> candidate."""
+    return dict(_chosen)
+
+
+def load_state_dict(state: Dict[str, str]) -> None:
+    """Take the choices of another process (those of a resumed run's first process win over any made here)."""
+    _chosen.update(state)

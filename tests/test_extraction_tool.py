@@ -128,3 +128,14 @@ def test_torchrun_two_processes_write_the_same_files(first_run, inputs, tmp_path
         assert np.abs(actual - expected).max() <= 1e-5 * np.abs(expected).max()
         records = [json.loads((folder / f"{name}_i3d.json").read_text()) for folder in (first_run["output"], output)]
         assert records[0] == records[1]
+
+
+def test_the_extraction_benchmark_names_the_machine_and_measures_every_stage():
+    status, out, err = run_tool("benchmark_extraction.py", "--quick", "--frames", "20", "--repeats", "1",
+                                "--device", "cpu")
+    assert status == 0, err
+    assert out.startswith("machine: ") and "thread" in out.splitlines()[0]
+    for stage in ("decode (frames/s)", "preprocess (frames/s)", "network fp32 (snippets/s)",
+                  "end to end, this pipeline (snippets/s)", "end to end, baseline (snippets/s)"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(stage))
+        assert float(line.split()[-1]) > 0, line

@@ -1,162 +1,17 @@
-"""Time the published protocol's training steps and evaluations: one at a time against the fast paths.
+"""Time the published protocol's training steps and evaluations: one at a time against the fast paths (installed as
+``s3r-benchmark``; runs ``anomaly.cli.benchmark``).
 
     python tools/benchmark.py                          # full sizes on a GPU, reduced sizes on a CPU
     python tools/benchmark.py --device cuda --precision bf16 --shape ucf-crime
     python tools/benchmark.py --quick                  # a small model, seconds on a CPU
-
-Prints the CPU (or GPU) it ran on, the train-step and evaluation times, each path's achieved GFLOP/s and its
-share of a measured peak, the projected protocol time (15,000 steps + 10,001 evaluations), the peak memory and
-the ratios, where each path's time goes by kernel library, the convolution kernels chosen, a check that both
-evaluations give the same scores, and where the time of one forward goes. See anomaly/benchmark/detector.py. Impossible options (--batch-size 0, --device foo, a --json in a
-missing folder, ...) are refused before any work: one line on stderr and exit status 2.
 """
 
-import argparse
 import sys
 from pathlib import Path
-from typing import Literal, Optional
-
-from tap import Tap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-import torch  # noqa: E402
-
-from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for  # noqa: E402
-from anomaly.engine.precision import PRECISIONS  # noqa: E402
-from anomaly.models.s3r import check_feature_size  # noqa: E402
-from anomaly.errors import InputError  # noqa: E402
-from anomaly.files import save_text  # noqa: E402
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-        return value
-
-    return parse
-
-
-def channels(text: str) -> int:
-    value = at_least(32)(text)
-    try:
-        check_feature_size(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
-
-
-def device_problem(name: str) -> str:
-    """Why ``name`` is not a usable device here, or '' when it is."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        return "not a torch device (cpu, cuda, cuda:1, ...)"
-    if device.type not in ("cpu", "cuda"):
-        return f"the benchmark runs on cpu or cuda, not {device.type}"
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return "no CUDA device is available here (use --device cpu)"
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
-    return ""
-
-
-class BenchmarkArgs(Tap):
-    """Options spelled with dashes (--batch-size): ``underscores_to_dashes`` is always on."""
-
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"  # cpu, cuda or cuda:N
-    precision: Literal[PRECISIONS] = "fp32"  # arithmetic of both paths; bf16 where native (CUDA, a CPU with AVX512-BF16/AMX), else fp32 with a one-line note
-    shape: Literal[tuple(sorted(SHAPES))] = "shanghaitech"  # test-set shape
-    quick: bool = False  # a small model on a few videos (seconds on a CPU)
-    steps: Optional[int] = None  # timed training steps per path
-    repeats: Optional[int] = None  # timed evaluations per path
-    warmup: Optional[int] = None  # untimed steps and evaluations before timing
-    batch_size: Optional[int] = None  # videos per class in a step (full: 32)
-    test_videos: Optional[int] = None  # test videos to use, spread over the lengths (0: all)
-    train_videos: Optional[int] = None  # resident training videos per class, at least --batch-size (default: dataset's)
-    feature_size: Optional[int] = None  # channels, a multiple of 32 (full: 2048)
-    num_crops: Optional[int] = None  # crops (full: 10)
-    num_atoms: Optional[int] = None  # dictionary atoms (default: 158 shanghaitech, 400 ucf-crime)
-    max_snippets: Optional[int] = None  # padded positions per evaluation chunk (default: auto)
-    threads: Optional[int] = None  # CPU threads
-    seed: Optional[int] = None  # random seed
-    no_breakdown: bool = False  # skip the per-section timing
-    no_check: bool = False  # skip comparing the two evaluations' scores
-    json: Optional[Path] = None  # also write the results to this file (its folder must exist)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, underscores_to_dashes=True, **kwargs)
-
-    def configure(self) -> None:
-        # argparse's own messages: "invalid choice: 'x'", and the range checks' "must be at least 1, not 0"
-        self.add_argument("--precision", type=str, choices=PRECISIONS)
-        self.add_argument("--shape", type=str, choices=sorted(SHAPES))
-        for name in ("steps", "repeats", "batch-size", "train-videos", "num-crops", "num-atoms", "max-snippets",
-                     "threads"):
-            self.add_argument(f"--{name}", type=at_least(1))
-        for name in ("warmup", "test-videos", "seed"):
-            self.add_argument(f"--{name}", type=at_least(0))
-        self.add_argument("--feature-size", type=channels)
-
-    def process_args(self) -> None:
-        problem = device_problem(self.device)
-        if problem:
-            self.error(f"--device {self.device}: {problem}")
-        if self.json is not None:
-            if self.json.is_dir():
-                self.error(f"--json {self.json}: is a folder, not a file")
-            if not self.json.parent.is_dir():
-                self.error(f"--json {self.json}: the folder {self.json.parent} does not exist")
-
-
-def parse_args(argv=None) -> BenchmarkArgs:
-    return BenchmarkArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    settings = settings_for(
-        args.device,
-        quick=args.quick,
-        precision=args.precision,
-        shape=args.shape,
-        steps=args.steps,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        batch_size=args.batch_size,
-        test_videos=args.test_videos,
-        train_videos=args.train_videos,
-        feature_size=args.feature_size,
-        num_crops=args.num_crops,
-        num_atoms=args.num_atoms,
-        max_snippets=args.max_snippets,
-        threads=args.threads,
-        seed=args.seed,
-        breakdown=False if args.no_breakdown else None,
-        check=False if args.no_check else None,
-    )
-    try:
-        result = run_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except ValueError as error:
-        print(f"benchmark: {error}", file=sys.stderr)
-        return 2
-    print(format_report(result))
-    if args.json:
-        try:
-            save_text(result_json(result), args.json)
-        except InputError as error:
-            print(error, file=sys.stderr)
-            return 2
-    return 0
-
+from anomaly.cli.benchmark import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

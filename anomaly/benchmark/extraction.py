@@ -15,7 +15,6 @@ On one synthetic video (smooth moving gradients, encoded with libx264 into a tem
 Random weights: speed does not depend on their values.
 """
 
-import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anomaly.engine.benchmark import device_name, synchronize
+from anomaly.benchmark.detector import device_name, synchronize
+from anomaly.hardware import native_bf16
 from anomaly.extraction.extractor import FeatureExtractor, extract_features
 from anomaly.extraction.network import CLIP_LENGTH, CROP_SIZE, I3DResNet50
 from anomaly.extraction.preprocess import PRESETS
@@ -62,15 +62,6 @@ class ExtractionBenchmarkResult:
     machine: str
     rates: Dict[str, float] = field(default_factory=dict)  # label -> frames/s or snippets/s
     notes: List[str] = field(default_factory=list)
-
-
-def bf16_is_native(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    with contextlib.suppress(OSError):
-        flags = Path("/proc/cpuinfo").read_text()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    return False
 
 
 def make_test_video(path: Path, frames: int, width: int, height: int, fps: int = 25) -> Path:
@@ -143,7 +134,7 @@ def run_extraction_benchmark(
         clips = torch.randint(0, 256, (settings.batch_size, settings.num_crops, CLIP_LENGTH, CROP_SIZE, CROP_SIZE, 3),
                               dtype=torch.uint8)  # fmt: skip
         for precision in ("fp32", "bf16"):
-            if precision == "bf16" and not bf16_is_native(device):
+            if precision == "bf16" and not native_bf16(device):
                 result.notes.append("network bf16: skipped, this CPU has no bf16 instructions (emulated: far slower)")
                 continue
             extractor.precision = precision

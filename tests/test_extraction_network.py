@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from anomaly.errors import InputError
-from anomaly.extraction.network import I3DResNet50, load_i3d
+from anomaly.extraction.network import I3DResNet50, load_i3d, spatial_max_pool, temporal_pair_max
 from anomaly.models.s3r import S3R
 from tests.conftest import shared_path
 from tests.extraction_helpers import seeded_state_dict
@@ -60,3 +61,11 @@ def test_missing_or_unreadable_weights(tmp_path, content):
     with pytest.raises(InputError) as error:
         load_i3d(weights)
     assert str(error.value).startswith(f"{weights}: ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("frames", [16, 8, 7])
+def test_the_split_max_pools_equal_pytorch_resnet3d_pools_exactly(frames):
+    clips = torch.randn(2, 4, frames, 17, 23)
+    pool = nn.MaxPool3d((2, 3, 3), stride=(2, 2, 2))
+    assert torch.equal(spatial_max_pool(temporal_pair_max(clips), pool), pool(clips))
+    assert torch.equal(temporal_pair_max(clips), nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))(clips))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
@@ -51,6 +52,23 @@ class Bottleneck(nn.Module):
         return self.relu(out + residual)
 
 
+def temporal_pair_max(x: Tensor) -> Tensor:
+    """x B C T H W -> B C T//2 H W: the maximum of each pair of frames, which is what ``MaxPool3d((2, k, k),
+    stride=(2, s, s))`` takes along time (a trailing odd frame dropped, as its floor mode does). Taken apart from the
+    spatial maximum because on a CPU PyTorch's 3-D max-pool also computes indices and costs several times more."""
+    frames = x.shape[2] // 2 * 2
+    return torch.maximum(x[:, :, 0:frames:2], x[:, :, 1:frames:2])
+
+
+def spatial_max_pool(x: Tensor, pool: nn.MaxPool3d) -> Tensor:
+    """x B C T H W -> the spatial part of ``pool`` (its kernel and stride over H W) as a 2-D max-pool of every frame;
+    with :func:`temporal_pair_max` before it, exactly ``pool(x)`` (a maximum does not depend on its order)."""
+    batch, channels, frames, height, width = x.shape
+    pooled = F.max_pool2d(x.transpose(1, 2).reshape(batch * frames, channels, height, width),
+                          pool.kernel_size[1:], pool.stride[1:])
+    return pooled.reshape(batch, frames, channels, *pooled.shape[-2:]).transpose(1, 2)
+
+
 class I3DResNet50(nn.Module):
     """I3Res50: conv1 5×7×7 (stride 2) -> max-pool 2×3×3 -> layer1 -> max-pool 2×1×1 -> layer2..4 -> average pool.
 
@@ -63,7 +81,6 @@ class I3DResNet50(nn.Module):
         self.bn1 = nn.BatchNorm3d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool1 = nn.MaxPool3d((2, 3, 3), stride=(2, 2, 2))
-        self.maxpool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))
         inplanes = 64
         for index, (planes, stride, temporal) in enumerate(STAGES, start=1):
             blocks = []
@@ -84,8 +101,9 @@ class I3DResNet50(nn.Module):
 
     def features(self, clips: Tensor) -> Tensor:
         """clips B 3 16 224 224 -> B 2048 (call in eval mode: BatchNorm uses its running statistics)."""
-        x = self.maxpool1(self.relu(self.bn1(self.conv1(clips))))
-        x = self.maxpool2(self.layer1(x))
+        x = self.relu(self.bn1(self.conv1(clips)))
+        x = spatial_max_pool(temporal_pair_max(x), self.maxpool1)
+        x = temporal_pair_max(self.layer1(x))  # pytorch-resnet3d's maxpool2: MaxPool3d((2, 1, 1), stride=(2, 1, 1))
         x = self.layer4(self.layer3(self.layer2(x)))
         return self.avgpool(x).flatten(1)
 

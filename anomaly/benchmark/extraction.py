@@ -24,7 +24,9 @@ from typing import Callable, Dict, List
 import av
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torch import Tensor
 
 from anomaly.benchmark.detector import device_name, synchronize
 from anomaly.hardware import native_bf16
@@ -106,8 +108,17 @@ def baseline_extract(video: Path, folder: Path, extractor: FeatureExtractor, num
         crops = crops if num_crops == 10 else crops[:5] if num_crops == 5 else [crops[2]]
         clips = torch.from_numpy(np.stack(crops).transpose(0, 4, 1, 2, 3).astype(np.float32)).to(extractor.device)
         with torch.no_grad():
-            features.append(extractor.network.features(clips).float().cpu().numpy())
+            features.append(published_features(extractor.network, clips).float().cpu().numpy())
     return np.stack(features)
+
+
+def published_features(network: I3DResNet50, clips: Tensor) -> Tensor:
+    """clips B 3 16 224 224 -> B 2048 as pytorch-resnet3d's module computes them (its 3-D max-pools), which the
+    community extractor runs: the baseline's network. The same values as ``network.features``."""
+    x = F.max_pool3d(network.relu(network.bn1(network.conv1(clips))), (2, 3, 3), (2, 2, 2))
+    x = F.max_pool3d(network.layer1(x), (2, 1, 1), (2, 1, 1))
+    x = network.layer4(network.layer3(network.layer2(x)))
+    return network.avgpool(x).flatten(1)
 
 
 def run_extraction_benchmark(

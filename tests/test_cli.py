@@ -22,7 +22,7 @@ import torch
 
 from anomaly.engine.checkpoint import load_checkpoint
 from anomaly.models import S3R
-from tests.conftest import FEATURE_SIZE, REPO, cli_arguments
+from tests.conftest import FEATURE_SIZE, REPO, cli_arguments, run_tool
 
 SCRIPT = REPO / "tools" / "trainval_anomaly_detector.py"
 
@@ -182,3 +182,19 @@ def test_a_state_saved_before_losses_were_recorded_resumes(trained):
     with open(workspace / "logs" / "old" / "synthetic_s3r_i3d.curve.csv") as file:
         rows = list(csv.DictReader(file))
     assert [row["loss"] == "" for row in rows] == [True] * 41 + [False] * 2  # steps 1-40 unknown, 41-42 recorded
+
+
+def test_a_dictionary_learned_with_other_iterations_is_the_one_the_trainer_reads(workspace, tmp_path):
+    """--max_iter N names the dictionary file; the trainer finds it with --dictionary_max_iter N, and only then."""
+    dictionaries = tmp_path / "dictionary"
+    status, stdout, stderr = run_tool(
+        "learn_dictionary.py", "--dataset", "synthetic", "--feature_size", str(FEATURE_SIZE), "--max_iter", "3",
+        "--root_path", str(workspace / "data"), "--dictionary_path", str(dictionaries),
+    )
+    assert status == 0, stderr
+    learned = next(line[len("wrote "):] for line in stdout.splitlines() if "taskaware" in line)
+    assert learned.endswith(".omp.3iters.90pct.npy")
+    arguments = ["--dictionary_path", str(dictionaries), "--debug", "--batch_size", "4"]
+    missing = run_cli(workspace, "iterations-default", *arguments, check=False)
+    assert missing.returncode == 2 and "100iters.90pct.npy: dictionary file not found" in missing.stderr
+    run_cli(workspace, "iterations-3", *arguments, "--dictionary_max_iter", "3")

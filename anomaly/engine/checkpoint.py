@@ -3,7 +3,7 @@ and one-line errors for files that do not fit the model. Writing them is ``anoma
 
 import pickle
 from pathlib import Path
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 from torch import nn
@@ -34,6 +34,14 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         raise InputError(path, f"not a readable checkpoint: truncated or corrupt ({message})") from None
 
 
+def first_non_finite_weight(state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """The name of the first floating-point entry of ``state`` holding NaN or inf, or None when all are finite."""
+    for name, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return name
+    return None
+
+
 def model_state_of(checkpoint: Any, path: PathLike) -> Dict[str, torch.Tensor]:
     """The model weights inside a plain state_dict, a ``{"state_dict": ...}`` wrapper or a training state; weights
     holding NaN or inf are refused."""
@@ -45,10 +53,10 @@ def model_state_of(checkpoint: Any, path: PathLike) -> Dict[str, torch.Tensor]:
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in checkpoint.items()
     ):
         raise InputError(path, "not a state_dict: expected a mapping of parameter names to tensors")
-    for key, value in checkpoint.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise InputError(path, f"the weight '{key}' holds NaN or inf: a model that diverged cannot be evaluated "
-                             "or trained on; use an earlier checkpoint")
+    non_finite = first_non_finite_weight(checkpoint)
+    if non_finite is not None:
+        raise InputError(path, f"the weight '{non_finite}' holds NaN or inf: a model that diverged cannot be evaluated "
+                         "or trained on; use an earlier checkpoint")
     # Weights saved from nn.DataParallel carry a "module." prefix.
     return {key[len("module.") :] if key.startswith("module.") else key: value for key, value in checkpoint.items()}
 

@@ -23,13 +23,20 @@ import torch
 from terminaltables import AsciiTable
 
 from anomaly.data import FRAMES_PER_SNIPPET
-from anomaly.engine.metrics import frame_metrics, weighted_precision_recall_curve, weighted_roc_curve
+from anomaly.engine.metrics import (
+    frame_metrics,
+    snippet_label_weights,
+    weighted_precision_recall_curve,
+    weighted_roc_curve,
+)
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_text
 from anomaly.plotting import plot_overview, plot_precision_recall, plot_roc, plot_score_curve, plot_training_curve
 
 PathLike = Union[str, Path]
 PLOT_VIDEOS = ("anomalous", "all", "none")
+CURVE_CSV_SUFFIX = ".curve.csv"  # logs/<version>/<stem>.curve.csv, read back by anomaly.engine.summary
+CURVE_PNG_SUFFIX = ".curve.png"
 
 # metrics.json key -> (table label, who reports it)
 METRIC_ROWS = {
@@ -102,9 +109,7 @@ def write_inference_report(
         raise ValueError(f"plot_videos must be one of {PLOT_VIDEOS}, not {plot_videos!r}")
     scores = torch.from_numpy(np.concatenate([snippet_scores[video_id].reshape(-1) for video_id in video_ids]))
     lengths = torch.tensor([snippet_scores[video_id].size for video_id in video_ids])
-    labels = torch.from_numpy(np.asarray(frame_labels, dtype=np.float64)).view(-1, FRAMES_PER_SNIPPET)
-    positives = labels.sum(dim=1)
-    negatives = FRAMES_PER_SNIPPET - positives
+    positives, negatives = snippet_label_weights(torch.from_numpy(np.asarray(frame_labels)), lengths)
     report = frame_metrics(scores, positives, negatives, lengths, video_ids, per_class=per_class)
     save_text(json.dumps({**extra, **report}, indent=1) + "\n", files.metrics)
 

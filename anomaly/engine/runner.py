@@ -31,10 +31,18 @@ from terminaltables import AsciiTable
 from tqdm import tqdm
 
 from anomaly.data import TestVideos, TrainingVideos, load_dictionary, read_video_list, split_training_list
-from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
+from anomaly.engine.checkpoint import first_non_finite_weight, load_checkpoint, load_model_weights, model_state_of
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.metrics import NonFiniteScores
-from anomaly.engine.report import InferenceFiles, metrics_table, training_curve, write_inference_report, write_training_curve
+from anomaly.engine.report import (
+    CURVE_CSV_SUFFIX,
+    CURVE_PNG_SUFFIX,
+    InferenceFiles,
+    metrics_table,
+    training_curve,
+    write_inference_report,
+    write_training_curve,
+)
 from anomaly.engine.precision import resolve_precision
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.engine.version_folder import VersionFolder
@@ -87,8 +95,8 @@ class RunFiles:
             training_state=checkpoint_dir / f"{stem}.state",
             score_file=log_dir / f"{stem}.score",
             log_file=log_dir / f"{stem}.log",
-            curve_csv=log_dir / f"{stem}.curve.csv",
-            curve_png=log_dir / f"{stem}.curve.png",
+            curve_csv=log_dir / f"{stem}{CURVE_CSV_SUFFIX}",
+            curve_png=log_dir / f"{stem}{CURVE_PNG_SUFFIX}",
             results_file=Path("output") / args.dataset / f"{args.dataset}_{modality}_results.pickle",
         )
 
@@ -441,9 +449,9 @@ class Run:
 
     def _check_finite_weights(self, session: "TrainingSession", step: int) -> None:
         """Before any save: weights that hold NaN or inf stop the run (see ``_diverged``)."""
-        for name, value in session.model.state_dict().items():
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                raise self._diverged(session, step, f"the weight '{name}' holds NaN or inf")
+        non_finite = first_non_finite_weight(session.model.state_dict())
+        if non_finite is not None:
+            raise self._diverged(session, step, f"the weight '{non_finite}' holds NaN or inf")
 
     def _step_loop(self, session: "TrainingSession") -> None:
         """The training steps: evaluate, keep the best checkpoint, save the state, stop cleanly on a signal."""

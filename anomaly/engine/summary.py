@@ -17,13 +17,12 @@ from typing import Dict, List, Optional, Sequence, Union
 from terminaltables import AsciiTable
 
 from anomaly.data.catalog import DATASETS
-from anomaly.engine.report import read_training_curve
+from anomaly.engine.report import CURVE_CSV_SUFFIX, read_training_curve
 from anomaly.errors import InputError
 from anomaly.files import save_text
 from anomaly.plotting import plot_strip
 
 PathLike = Union[str, Path]
-CURVE_SUFFIX = ".curve.csv"
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def dataset_of_curve(path: Path) -> str:
     for name in sorted(DATASETS, key=len, reverse=True):
         if path.name.startswith(f"{name}_"):
             return name
-    raise InputError(path, f"names no known dataset (expected <dataset>_<model>_<backbone>{CURVE_SUFFIX}, "
+    raise InputError(path, f"names no known dataset (expected <dataset>_<model>_<backbone>{CURVE_CSV_SUFFIX}, "
                            f"dataset one of {', '.join(DATASETS)})")
 
 
@@ -63,9 +62,9 @@ def curve_files(run: PathLike) -> List[Path]:
         return [run]
     if not run.is_dir():
         raise InputError(run, "no such run folder or curve file")
-    curves = sorted(run.glob(f"*{CURVE_SUFFIX}"))
+    curves = sorted(run.glob(f"*{CURVE_CSV_SUFFIX}"))
     if not curves:
-        raise InputError(run, f"holds no training curve (*{CURVE_SUFFIX}): not a run folder (logs/<version>) of "
+        raise InputError(run, f"holds no training curve (*{CURVE_CSV_SUFFIX}): not a run folder (logs/<version>) of "
                               "tools/trainval_anomaly_detector.py")
     return curves
 

@@ -68,3 +68,20 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and cpu_info().native_bf16
+
+
+def device_problem(name: str, what: str) -> str:
+    """Why the ``--device`` ``name`` cannot run ``what`` (e.g. "extraction") here, or '' when it can: not a torch
+    device, neither cpu nor cuda, no CUDA, or a CUDA index this machine lacks."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return "not a torch device (cpu, cuda, cuda:1, ...)"
+    if device.type not in ("cpu", "cuda"):
+        return f"{what} runs on cpu or cuda, not {device.type}"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "no CUDA device is available here (use --device cpu)"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return ""

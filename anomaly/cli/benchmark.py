@@ -22,6 +22,7 @@ import torch
 
 from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for
 from anomaly.engine.precision import PRECISIONS
+from anomaly.hardware import device_problem
 from anomaly.models.s3r import check_feature_size
 from anomaly.errors import InputError
 from anomaly.files import save_text
@@ -49,22 +50,6 @@ def channels(text: str) -> int:
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return value
-
-
-def device_problem(name: str) -> str:
-    """Why ``name`` is not a usable device here, or '' when it is."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        return "not a torch device (cpu, cuda, cuda:1, ...)"
-    if device.type not in ("cpu", "cuda"):
-        return f"the benchmark runs on cpu or cuda, not {device.type}"
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            return "no CUDA device is available here (use --device cpu)"
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
-    return ""
 
 
 class BenchmarkArgs(Tap):
@@ -105,7 +90,7 @@ class BenchmarkArgs(Tap):
         self.add_argument("--feature-size", type=channels)
 
     def process_args(self) -> None:
-        problem = device_problem(self.device)
+        problem = device_problem(self.device, "the benchmark")
         if problem:
             self.error(f"--device {self.device}: {problem}")
         if self.json is not None:

@@ -35,6 +35,7 @@ from anomaly.extraction.network import FEATURE_SIZE, I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
 from anomaly.extraction.video import probe
 from anomaly.files import check_writable_folder, ensure_folder, save_npy, save_text
+from anomaly.hardware import device_problem
 
 PathLike = Union[str, Path]
 PRECISIONS = ("fp32", "bf16")
@@ -93,9 +94,10 @@ def read_record(features: PathLike) -> Optional[dict]:
     return record if features.is_file() and isinstance(record, dict) else None
 
 
-def is_extracted(features: PathLike, settings: ExtractionSettings) -> bool:
+def extracted_record(features: PathLike, settings: ExtractionSettings) -> Optional[dict]:
+    """The settings file of features already extracted with ``settings`` (to be skipped), else None."""
     record = read_record(features)
-    return record is not None and record.get("settings") == asdict(settings)
+    return record if record is not None and record.get("settings") == asdict(settings) else None
 
 
 def list_videos(paths: Sequence[PathLike]) -> List[Path]:
@@ -129,19 +131,14 @@ def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
     """``name`` (cpu, cuda, cuda:N), by default CUDA when present; under torchrun each rank takes its own GPU."""
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise InputError(None, f"--device {name}: not a torch device (cpu, cuda, cuda:1, ...)") from None
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(None, f"--device {name}: extraction runs on cpu or cuda")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(None, f"--device {name}: no CUDA device is available here (use --device cpu)")
-        index = device.index if device.index is not None else local_rank
-        if index >= torch.cuda.device_count():
+    problem = device_problem(name, "extraction")
+    if problem:
+        raise InputError(None, f"--device {name}: {problem}")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        if local_rank >= torch.cuda.device_count():
             raise InputError(None, f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-        device = torch.device("cuda", index)
+        device = torch.device("cuda", local_rank)
     return device
 
 
@@ -352,8 +349,9 @@ def run_extraction(
     results: Dict[int, VideoResult] = {}
     todo = []
     for index, video in enumerate(videos):
-        if is_extracted(feature_path(output, video), settings):
-            results[index] = VideoResult(video, "skipped", read_record(feature_path(output, video))["snippets"])
+        record = extracted_record(feature_path(output, video), settings)
+        if record is not None:
+            results[index] = VideoResult(video, "skipped", record["snippets"])
         else:
             todo.append(index)
     infos = {}

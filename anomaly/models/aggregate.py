@@ -49,14 +49,13 @@ def conv1d_as_matmul(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding:
 
 
 CONV_KERNELS = ("conv", "matmul", "auto")  # F.conv1d as published, conv1d_as_matmul, the faster here (measured)
-MEASURE_ROWS = 256  # B·T of the inputs on which "auto" times the two kernels
 
 
 def temporal_conv(conv: nn.Conv1d, x: Tensor, kernel: str = "conv", weight: Optional[Tensor] = None) -> Tensor:
     """``conv`` (stride 1) on x (B C T) with ``kernel`` (``CONV_KERNELS``), optionally with another ``weight``.
 
     "auto" times both kernels, forward and (when gradients are on) backward, once per process and shape on
-    inputs of ``MEASURE_ROWS`` snippets (``anomaly.models.kernel_choice``), and runs the faster.
+    inputs of ``kernel_choice.MEASURE_ROWS`` snippets (``anomaly.models.kernel_choice``), and runs the faster.
     """
     weight = conv.weight if weight is None else weight
     padding, dilation = conv.padding[0], conv.dilation[0]
@@ -75,10 +74,9 @@ def _faster_kernel(conv: nn.Conv1d, x: Tensor, weight: Tensor) -> str:
     dtype = torch.get_autocast_dtype(device.type) if autocast else x.dtype
     grad = torch.is_grad_enabled()
     key = f"module conv1d weight={tuple(weight.shape)} bias={conv.bias is not None} {dtype} autocast={autocast} grad={grad}"
-    generator = torch.Generator(device).manual_seed(0)  # the global random stream stays untouched
-    length = min(x.shape[2], MEASURE_ROWS)
-    sample = torch.rand((max(1, MEASURE_ROWS // length), x.shape[1], length), generator=generator, device=device)
-    sample = sample.to(x.dtype).requires_grad_(grad)
+    length = min(x.shape[2], kernel_choice.MEASURE_ROWS)
+    sample = kernel_choice.measurement_input((max(1, kernel_choice.MEASURE_ROWS // length), x.shape[1], length),
+                                             x.dtype, device).requires_grad_(grad)
     parameters = weight.detach().requires_grad_(grad), None if conv.bias is None else conv.bias.detach().requires_grad_(grad)
 
     def run(kernel: str):

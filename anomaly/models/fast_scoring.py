@@ -52,7 +52,6 @@ from anomaly.models import kernel_choice
 from anomaly.models.aggregate import Aggregate
 
 KERNELS = ("matmul", "conv")  # how the temporal convolutions run (see the module docstring)
-MEASURE_ROWS = 256  # rows of the buffer on which the kernels are timed against each other
 GAP = 4  # the largest dilation of Aggregate's convolutions: zero rows kept around every sequence
 
 Timer = Callable[[str], ContextManager]  # timer("section") times the enclosed work (see tools/benchmark.py)
@@ -239,19 +238,18 @@ class _AggregateWeights:
 
     def _choose_kernels(self, kernel: Optional[str], dtype: torch.dtype, in_channels: int, channels: int) -> Dict[str, str]:
         """The kernel of each stage: ``kernel`` when given, else the faster one here, measured once per process
-        on a buffer of ``MEASURE_ROWS`` random rows (``anomaly.models.kernel_choice``). Frees the other's weights."""
+        on a buffer of ``kernel_choice.MEASURE_ROWS`` random rows (``anomaly.models.kernel_choice``). Frees the other's weights."""
         if kernel is not None and kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
         chosen = {}
         device = self.fuse_kernel.device
         for stage, width, run in (("branches", in_channels, self._branches), ("conv_5", channels, self._fuse)):
             if kernel is None:
-                generator = torch.Generator(device).manual_seed(0)  # the global random stream stays untouched
-                sample = torch.rand((MEASURE_ROWS + 2 * GAP, width), generator=generator, device=device).to(dtype)
+                sample = kernel_choice.measurement_input((kernel_choice.MEASURE_ROWS + 2 * GAP, width), dtype, device)
                 key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
-                candidates = {name: functools.partial(run, sample, MEASURE_ROWS, name) for name in KERNELS}
+                candidates = {name: functools.partial(run, sample, kernel_choice.MEASURE_ROWS, name) for name in KERNELS}
                 out_channels = 4 * self.inner if stage == "branches" else channels
-                flops = 2.0 * MEASURE_ROWS * width * out_channels * 3
+                flops = 2.0 * kernel_choice.MEASURE_ROWS * width * out_channels * 3
                 chosen[stage] = kernel_choice.fastest(key, candidates, device, "matmul", flops)
             else:
                 chosen[stage] = kernel

@@ -18,6 +18,7 @@ import torch
 
 MIN_FLOPS = 5e8
 MARGIN = 0.15
+MEASURE_ROWS = 256  # snippets (rows) of the inputs on which candidate kernels are timed against each other
 
 _chosen: Dict[str, str] = {}
 _timings: Dict[str, Dict[str, float]] = {}
@@ -26,6 +27,13 @@ _timings: Dict[str, Dict[str, float]] = {}
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def measurement_input(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Uniform random numbers to time kernels on, drawn from their own generator: the global random stream (and so
+    a seeded run's results) stays untouched."""
+    generator = torch.Generator(device).manual_seed(0)
+    return torch.rand(shape, generator=generator, device=device).to(dtype)
 
 
 def fastest(

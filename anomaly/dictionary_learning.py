@@ -90,6 +90,10 @@ def _latin1_bytes(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A class or function the regular-features format does not hold, named in a pickle."""
+
+
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, strings, numbers and NumPy arrays; any other class or function is refused, so a
     crafted file cannot run code (``__reduce__`` payloads need a global such as ``os.system``)."""
@@ -99,7 +103,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if (module, name) == ("_codecs", "encode"):
             return _latin1_bytes
-        raise pickle.UnpicklingError(f"refused global '{module}.{name}'")
+        raise _RefusedGlobal(f"refused global '{module}.{name}'")
 
 
 def load_regular_features(
@@ -117,10 +121,10 @@ def load_regular_features(
     try:
         with open(path, "rb") as file:
             content = _ArrayUnpickler(file).load()
+    except _RefusedGlobal as error:
+        raise InputError(path, f"refused: it is not plain data ({error}); a regular-features pickle holds only "
+                         "{'feature': {video_id: array}}, and loading this one could run code") from None
     except pickle.UnpicklingError as error:
-        if "refused global" in str(error):
-            raise InputError(path, f"refused: it is not plain data ({error}); a regular-features pickle holds only "
-                             "{'feature': {video_id: array}}, and loading this one could run code") from None
         raise InputError(path, f"not a readable pickle ({error})") from None
     except Exception as error:  # unpickling fails in many ways
         raise InputError(path, f"not a readable pickle ({type(error).__name__}: {error})") from None

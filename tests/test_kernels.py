@@ -33,10 +33,10 @@ def trained_like(dim: int = 64) -> S3R:
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("num_atoms", [6, 100])  # folded into the macro branch, and not (S ≥ C)
-def test_packed_scorer_kernels_equal_the_published_modules(kernel, num_atoms):
+@pytest.mark.parametrize("lengths", [[1, 9, 4, 33], [2, 7, 5]])  # rows a multiple of 4, and odd
+def test_packed_scorer_kernels_equal_the_published_modules(kernel, num_atoms, lengths):
     model = trained_like().eval()
     model.conv_kernel = "conv"
-    lengths = [1, 9, 4, 33]
     videos = [torch.rand(3, length, 64) for length in lengths]
     dictionary = torch.rand(num_atoms, 64)
     scorer = PackedScorer(model, dictionary, kernel=kernel)
@@ -49,7 +49,7 @@ def test_packed_scorer_kernels_equal_the_published_modules(kernel, num_atoms):
 
 
 def test_an_unknown_kernel_is_refused():
-    with pytest.raises(ValueError, match="kernel must be one of matmul, conv, not 'fft'"):
+    with pytest.raises(ValueError, match="kernel must be one of matmul, conv, winograd, not 'fft'"):
         PackedScorer(trained_like().eval(), torch.rand(6, 64), kernel="fft")
     with pytest.raises(ValueError, match="kernel must be one of conv, matmul, auto, not 'fft'"):
         temporal_conv(torch.nn.Conv1d(4, 4, 3, padding=1), torch.rand(1, 4, 5), "fft")

@@ -9,14 +9,16 @@ Layout. A chunk of B videos with N crops gives R = B·N sequences. They lie back
 of shape (GAP + R·P + GAP, C): GAP zero rows, then for every sequence P = T_max + GAP rows (its own snippets,
 then zero rows), then GAP zero rows. Every sequence is thus surrounded by at least GAP zero rows, GAP being the
 largest dilation, so a kernel-3 temporal convolution with dilation d over the whole buffer computes every
-sequence's own convolution at once: each sequence sees the zeros of its own padding at its borders. Two kernels
+sequence's own convolution at once: each sequence sees the zeros of its own padding at its borders. Three kernels
 do it (``KERNELS``), with the same result to float rounding:
 - "matmul": a sum of three matrix products of the buffer shifted by -d, 0 and +d rows (contiguous slices, no
   transpose, no im2col copy; the BLAS, MKL on x86);
 - "conv": one real convolution, the buffer being, as it lies in memory, a channels-last 1 × C × 1 × L image
-  (oneDNN on a CPU, cuDNN on CUDA).
-Which is faster depends on the machine (sgemm against oneDNN's convolutions, see ``anomaly.models.kernel_choice``):
-each stage (the first convolutions, ``conv_5``) takes the one measured faster once per process, unless
+  (oneDNN on a CPU, cuDNN on CUDA);
+- "winograd": Winograd's minimal filtering F(2, 3) along time (float32 only): every pair of output rows t, t + d
+  from four matrix products of half the rows, two thirds of the multiplications (see ``_winograd_rows``).
+Which is fastest depends on the machine (sgemm against oneDNN's convolutions, see ``anomaly.models.kernel_choice``):
+each stage (the first convolutions, ``conv_5``) takes the one measured fastest once per process, unless
 ``kernel`` is given.
 
 Rows past a sequence's end ("tail rows") hold garbage after a layer;
@@ -51,7 +53,7 @@ from torch import Tensor, nn
 from anomaly.models import kernel_choice
 from anomaly.models.aggregate import Aggregate
 
-KERNELS = ("matmul", "conv")  # how the temporal convolutions run (see the module docstring)
+KERNELS = ("matmul", "conv", "winograd")  # how the temporal convolutions run (see the module docstring)
 GAP = 4  # the largest dilation of Aggregate's convolutions: zero rows kept around every sequence
 
 Timer = Callable[[str], ContextManager]  # timer("section") times the enclosed work (see tools/benchmark.py)
@@ -148,6 +150,62 @@ def _conv_rows(buffer: Tensor, rows: int, weight: Tensor, dilation: int, bias: O
     return out.permute(0, 2, 3, 1).reshape(rows, weight.shape[0])
 
 
+def _winograd_weights(taps: Sequence[Tensor], dtype: torch.dtype) -> List[Tensor]:
+    """Kernel-3 taps g0, g1, g2 (in × out) -> the four F(2, 3) weights g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2,
+    g2, formed in float64 so that each is rounded to ``dtype`` once."""
+    first, middle, last = (tap.double() for tap in taps)
+    transformed = (first, (first + middle + last) / 2, (first - middle + last) / 2, last)
+    return [weight.to(dtype).contiguous() for weight in transformed]
+
+
+def _winograd_tiles(windows: Tensor, weights: Sequence[Tensor], out: Tensor, bias: Optional[Tensor]) -> None:
+    """F(2, 3) on K tiles of d phases: windows K × 4 × d × in holds the input rows t - d, t, t + d, t + 2d of
+    every output pair; out K × 2 × d × out_channels receives rows t and t + d.
+
+    With inputs x0..x3 and transformed weights w0..w3 (``_winograd_weights``), m1 = (x1 + x2)·w1 and
+    m2 = (x2 - x1)·w2 serve both outputs: y(t) = (x0 - x2)·w0 + m1 + m2 and y(t + d) = m1 - m2 - (x1 - x3)·w3,
+    exactly x0·g0 + x1·g1 + x2·g2 and x1·g0 + x2·g1 + x3·g2.
+    """
+    x0, x1, x2, x3 = windows.unbind(1)
+
+    def rows(x: Tensor) -> Tensor:
+        return x.reshape(-1, x.shape[-1])
+
+    both = rows(x1 + x2) @ weights[1] if bias is None else torch.addmm(bias, rows(x1 + x2), weights[1])
+    difference = rows(x2 - x1) @ weights[2]
+    first = torch.add(both, difference).addmm_(rows(x0 - x2), weights[0])
+    second = both.sub_(difference).addmm_(rows(x1 - x3), weights[3], alpha=-1)
+    out[:, 0] = first.view(out[:, 0].shape)
+    out[:, 1] = second.view(out[:, 1].shape)
+
+
+def _winograd_rows(
+    buffer: Tensor, rows: int, weights: Sequence[Tensor], dilation: int, out: Tensor, bias: Optional[Tensor] = None
+) -> None:  # fmt: skip
+    """A kernel-3 temporal convolution of a padded buffer's body rows by Winograd's F(2, 3) -> ``out`` (rows × out
+    channels, possibly a column slice).
+
+    Output rows go in tiles of 2·d: rows t and t + d (t = 2dk + phase) need input rows t - d ... t + 2d, which
+    ``unfold`` reads from the buffer in place. Four products of half the rows replace three of all the rows (two
+    thirds of the multiplications); the extra additions touch each input and output element a few times, little
+    beside the products' C·(out channels) multiply-adds per row. Rows past the last whole tile go through one
+    tile of a zero-extended copy: its zeros reach only outputs past ``rows``.
+    """
+    tile = 2 * dilation
+    whole = rows // tile * tile
+    if whole:
+        windows = buffer[GAP - dilation : GAP + whole + dilation].unfold(0, 2 * tile, tile)  # K × in × 4d
+        tiles_out = out[:whole].unflatten(0, (-1, 2, dilation))
+        _winograd_tiles(windows.transpose(1, 2).unflatten(1, (4, dilation)), weights, tiles_out, bias)
+    if whole < rows:
+        source = buffer[GAP + whole - dilation : GAP + rows + dilation]  # inside the buffer: dilation ≤ GAP
+        last = buffer.new_zeros(2 * tile, buffer.shape[1])
+        last[: source.shape[0]] = source
+        last_out = out.new_empty(1, 2, dilation, out.shape[1])
+        _winograd_tiles(last.view(1, 4, dilation, -1), weights, last_out, bias)
+        out[whole:] = last_out.view(tile, -1)[: rows - whole]
+
+
 def _masked_group_norm_relu_(y: Tensor, chunk: PackedChunk, groups: int, weight: Tensor, bias: Tensor, eps: float) -> None:
     """In place on ``y`` (body rows × C, possibly a column slice): GroupNorm over real rows, affine, ReLU, tails 0.
 
@@ -186,14 +244,15 @@ class _AggregateWeights:
             return tensor.to(dtype).contiguous()
 
         def taps(conv: nn.Conv1d, basis: Optional[Tensor] = None) -> List[Tensor]:
-            """Each tap of a convolution as an (in or basis rows) × out matrix.
+            """Each tap of a convolution as an (in or basis rows) × out float64 matrix.
 
-            Unfolded taps are transposed views of out × in copies (a matrix product takes them without a copy).
+            Unfolded taps are transposed views of out × in tensors, and stay so when cast (``Tensor.to`` keeps the
+            strides): a matrix product takes them without a copy.
             """
-            per_tap = conv.weight.detach().permute(2, 0, 1).to(dtype).contiguous()  # k × out × in
+            per_tap = conv.weight.detach().double().permute(2, 0, 1)  # k × out × in
             if basis is None:
                 return [tap.t() for tap in per_tap]
-            return [(basis.double() @ tap.double().t()).to(dtype) for tap in conv.weight.detach().permute(2, 0, 1)]
+            return [basis.double() @ tap.t() for tap in per_tap]
 
         branches = (block.conv_1, block.conv_2, block.conv_3)
         inner = block.conv_1[0].out_channels
@@ -202,10 +261,8 @@ class _AggregateWeights:
         if max(self.dilations) > GAP or block.conv_5[0].padding[0] != 1:
             raise ValueError("the packed layout assumes dilations up to 4 and conv_5 of padding 1")
         branch_taps = [taps(branch[0], basis) for branch in branches]
-        middle = [tap[1] for tap in branch_taps] + taps(block.conv_4[0], basis)
-        self.mid = torch.cat([tap.t() for tap in middle]).t() if basis is None else torch.cat(middle, 1)
-        self.mid_bias = cast(torch.cat([branch[0].bias for branch in branches] + [branches[0][0].bias.new_zeros(inner)]))
-        self.sides = [(tap[0], tap[2]) for tap in branch_taps]
+        local = taps(block.conv_4[0], basis)[0]  # conv_4: in × inner
+        branch_biases = [cast(branch[0].bias) for branch in branches]
         norms = [branch[1] for branch in branches]
         self.branch_groups = sum(norm.num_groups for norm in norms)
         self.branch_eps = norms[0].eps
@@ -225,42 +282,54 @@ class _AggregateWeights:
         )
 
         conv_5, norm_5 = block.conv_5[0], block.conv_5[1]
-        self.fuse = taps(conv_5)
+        fuse_taps = taps(conv_5)
         self.fuse_groups, self.fuse_eps = norm_5.num_groups, norm_5.eps
         self.fuse_norm_weight, self.fuse_norm_bias = norm_5.weight.float(), norm_5.bias.float()
 
-        # The same weights as convolution kernels (out × in × 1 × 3, channels-last) for the "conv" kernel.
-        self.branch_kernels = [_conv_kernel(tap) for tap in branch_taps]
-        self.branch_biases = [cast(branch[0].bias) for branch in branches]
-        self.local = middle[-1]  # conv_4: in × inner
-        self.fuse_kernel = _conv_kernel(self.fuse)
+        # Every kernel's form of the weights of the two stages; only the chosen ones are kept.
+        middle = [tap[1] for tap in branch_taps] + [local]  # the taps that read the unshifted rows
+        zero_bias = branch_biases[0].new_zeros(inner)
+        self.branch_weights = {
+            # "matmul": one product for the middle taps and conv_4 side by side, then the side taps (before, after)
+            "matmul": (torch.cat([tap.t() for tap in middle]).t().to(dtype), torch.cat(branch_biases + [zero_bias]),
+                       [(tap[0].to(dtype), tap[2].to(dtype)) for tap in branch_taps]),
+            "conv": ([_conv_kernel([tap.to(dtype) for tap in tap_set]) for tap_set in branch_taps], branch_biases,
+                     local.to(dtype)),
+            "winograd": ([_winograd_weights(tap_set, dtype) for tap_set in branch_taps], branch_biases, local.to(dtype)),
+        }  # fmt: skip
+        self.fuse_weights = {
+            "matmul": [tap.to(dtype) for tap in fuse_taps],
+            "conv": _conv_kernel([tap.to(dtype) for tap in fuse_taps]),
+            "winograd": _winograd_weights(fuse_taps, dtype),
+        }
         self.kernels = self._choose_kernels(kernel, dtype, basis.shape[0] if basis is not None else block.dim, block.dim)
+        self.branch_weights = self.branch_weights[self.kernels["branches"]]
+        self.fuse_weights = self.fuse_weights[self.kernels["conv_5"]]
 
     def _choose_kernels(self, kernel: Optional[str], dtype: torch.dtype, in_channels: int, channels: int) -> Dict[str, str]:
-        """The kernel of each stage: ``kernel`` when given, else the faster one here, measured once per process
-        on a buffer of ``kernel_choice.MEASURE_ROWS`` random rows (``anomaly.models.kernel_choice``). Frees the other's weights."""
+        """The kernel of each stage: ``kernel`` when given, else the fastest here, measured once per process on a
+        buffer of ``kernel_choice.MEASURE_ROWS`` random rows (``anomaly.models.kernel_choice``). Winograd's F(2, 3)
+        adds a rounding to every input (its sums and differences): at float32's 2^-24 that is float rounding, at
+        bfloat16's 2^-8 it would not be, so it runs in float32 only."""
         if kernel is not None and kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
+        if kernel == "winograd" and dtype != torch.float32:
+            raise ValueError(f"the winograd kernel runs in float32 only, not {dtype}")
+        if kernel is not None:
+            return {"branches": kernel, "conv_5": kernel}
+        names = KERNELS if dtype == torch.float32 else tuple(name for name in KERNELS if name != "winograd")
         chosen = {}
-        device = self.fuse_kernel.device
+        device = self.fuse_weights["conv"].device
         for stage, width, run in (("branches", in_channels, self._branches), ("conv_5", channels, self._fuse)):
-            if kernel is None:
-                sample = kernel_choice.measurement_input((kernel_choice.MEASURE_ROWS + 2 * GAP, width), dtype, device)
-                key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
-                candidates = {name: functools.partial(run, sample, kernel_choice.MEASURE_ROWS, name) for name in KERNELS}
-                out_channels = 4 * self.inner if stage == "branches" else channels
-                flops = 2.0 * kernel_choice.MEASURE_ROWS * width * out_channels * 3
-                chosen[stage] = kernel_choice.fastest(key, candidates, device, "matmul", flops)
-            else:
-                chosen[stage] = kernel
-        if chosen["branches"] == "conv":
-            del self.mid, self.mid_bias, self.sides
-        else:
-            del self.branch_kernels, self.branch_biases, self.local
-        if chosen["conv_5"] == "conv":
-            del self.fuse
-        else:
-            del self.fuse_kernel
+            sample = kernel_choice.measurement_input((kernel_choice.MEASURE_ROWS + 2 * GAP, width), dtype, device)
+            key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
+            weights = self.branch_weights if stage == "branches" else self.fuse_weights
+            candidates = {
+                name: functools.partial(run, sample, kernel_choice.MEASURE_ROWS, name, weights[name]) for name in names
+            }
+            out_channels = 4 * self.inner if stage == "branches" else channels
+            flops = 2.0 * kernel_choice.MEASURE_ROWS * width * out_channels * 3
+            chosen[stage] = kernel_choice.fastest(key, candidates, device, "matmul", flops)
         return chosen
 
     def __call__(self, source: Tensor, chunk: PackedChunk, timer: Timer = no_timer, name: str = "") -> Tensor:
@@ -274,7 +343,7 @@ class _AggregateWeights:
     def _forward(self, source: Tensor, chunk: PackedChunk, timer: Timer, name: str) -> Tensor:
         rows, inner = chunk.body_rows, self.inner
         with timer(f"{name}: conv_1-3 + conv_4"):
-            branches = self._branches(source, rows, self.kernels["branches"])
+            branches = self._branches(source, rows, self.kernels["branches"], self.branch_weights)
             body = branches[GAP : GAP + rows]
             _masked_group_norm_relu_(
                 body[:, : 3 * inner], chunk, self.branch_groups, self.branch_norm_weight, self.branch_norm_bias, self.branch_eps
@@ -286,36 +355,47 @@ class _AggregateWeights:
             local.add_(self._non_local(local, chunk))
             chunk.zero_tails_(body)
         with timer(f"{name}: conv_5"):
-            fused = self._fuse(branches, rows, self.kernels["conv_5"])
+            fused = self._fuse(branches, rows, self.kernels["conv_5"], self.fuse_weights)
             del branches, body, local
             _masked_group_norm_relu_(fused, chunk, self.fuse_groups, self.fuse_norm_weight, self.fuse_norm_bias, self.fuse_eps)
         return fused
 
-    def _branches(self, source: Tensor, rows: int, kernel: str) -> Tensor:
+    def _branches(self, source: Tensor, rows: int, kernel: str, weights: tuple) -> Tensor:
         """conv_1, conv_2, conv_3 (with bias) and conv_4 of ``source`` (padded, tails zero) side by side, before
-        their norms: a padded buffer (GAP + rows + GAP) × 4·inner whose border rows are zero."""
+        their norms: a padded buffer (GAP + rows + GAP) × 4·inner whose border rows are zero. ``weights``: the
+        ``kernel``'s form of them (see ``__init__``)."""
         inner = self.inner
         branches = _padded(rows, 4 * inner, source)
         body = branches[GAP : GAP + rows]
         if kernel == "matmul":
-            torch.addmm(self.mid_bias, _shifted(source, 0, rows), self.mid, out=body)
-            for index, (dilation, (before, after)) in enumerate(zip(self.dilations, self.sides)):
+            middle, middle_bias, sides = weights
+            torch.addmm(middle_bias, _shifted(source, 0, rows), middle, out=body)
+            for index, (dilation, (before, after)) in enumerate(zip(self.dilations, sides)):
                 columns = body[:, index * inner : (index + 1) * inner]
                 columns.addmm_(_shifted(source, -dilation, rows), before)
                 columns.addmm_(_shifted(source, dilation, rows), after)
-        else:
-            for index, (dilation, weight, bias) in enumerate(zip(self.dilations, self.branch_kernels, self.branch_biases)):
-                body[:, index * inner : (index + 1) * inner] = _conv_rows(source, rows, weight, dilation, bias)
-            torch.mm(_shifted(source, 0, rows), self.local, out=body[:, 3 * inner :])
+            return branches
+        per_branch, biases, local = weights
+        for index, (dilation, weight, bias) in enumerate(zip(self.dilations, per_branch, biases)):
+            columns = body[:, index * inner : (index + 1) * inner]
+            if kernel == "conv":
+                columns.copy_(_conv_rows(source, rows, weight, dilation, bias))
+            else:
+                _winograd_rows(source, rows, weight, dilation, columns, bias)
+        torch.mm(_shifted(source, 0, rows), local, out=body[:, 3 * inner :])
         return branches
 
-    def _fuse(self, branches: Tensor, rows: int, kernel: str) -> Tensor:
+    def _fuse(self, branches: Tensor, rows: int, kernel: str, weights) -> Tensor:
         """conv_5 of the padded branch buffer -> body rows × C (no bias; tails hold garbage)."""
         if kernel == "conv":
-            return _conv_rows(branches, rows, self.fuse_kernel, 1)
-        fused = _shifted(branches, -1, rows) @ self.fuse[0]
-        fused.addmm_(_shifted(branches, 0, rows), self.fuse[1])
-        fused.addmm_(_shifted(branches, 1, rows), self.fuse[2])
+            return _conv_rows(branches, rows, weights, 1)
+        if kernel == "winograd":
+            fused = branches.new_empty(rows, weights[0].shape[1])
+            _winograd_rows(branches, rows, weights, 1, fused)
+            return fused
+        fused = _shifted(branches, -1, rows) @ weights[0]
+        fused.addmm_(_shifted(branches, 0, rows), weights[1])
+        fused.addmm_(_shifted(branches, 1, rows), weights[2])
         return fused
 
     def _non_local(self, x: Tensor, chunk: PackedChunk) -> Tensor:

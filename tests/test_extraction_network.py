@@ -1,4 +1,5 @@
-"""The I3D ResNet-50: the published state_dict layout, the seeded-weights features, loading errors."""
+"""The I3D ResNet-50: the published state_dict layout, the seeded-weights features (of the module as released and of
+its inference copy), loading errors."""
 
 import json
 
@@ -10,7 +11,7 @@ from torch import nn
 from anomaly.errors import InputError
 from anomaly.extraction.network import I3DResNet50, load_i3d, spatial_max_pool, temporal_pair_max
 from anomaly.models.s3r import S3R
-from tests.conftest import shared_path
+from tests.conftest import assert_close_to_scale, shared_path
 from tests.extraction_helpers import seeded_state_dict
 
 
@@ -21,17 +22,55 @@ def test_state_dict_has_the_published_names_and_shapes():
     assert actual == expected
 
 
-def test_seeded_weights_give_the_reference_features(tmp_path):
+def channels_last(clips: torch.Tensor) -> torch.Tensor:
+    return clips.contiguous(memory_format=torch.channels_last_3d)
+
+
+# How each form is run: the module as released on default-layout clips, and the extraction pipeline's form (its
+# inference copy, on channels-last clips as Preset.normalise gives them).
+FORMS = {
+    "released": lambda network, clips: network.features(clips),
+    "inference copy": lambda network, clips: network.inference_copy().features(channels_last(clips)),
+}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_seeded_weights_give_the_reference_features(tmp_path, form):
     reference = np.load(shared_path("reference", "i3d", "i3d_r50_features_seed0.npy"))
     weights = tmp_path / "seeded.pth"
     torch.save(seeded_state_dict(), weights)
     network = load_i3d(weights)
     clips = np.random.default_rng(1).uniform(-1, 1, (2, 3, 16, 224, 224)).astype(np.float32)
     with torch.no_grad():
-        features = network.features(torch.from_numpy(clips)).numpy()
+        features = FORMS[form](network, torch.from_numpy(clips)).numpy()
     assert features.shape == (2, 2048) and features.dtype == np.float32
     # Bound relative to the feature scale: CPU kernel sets round differently.
     assert np.abs(features - reference).max() <= 1e-4 * np.abs(reference).max()
+
+
+def test_the_inference_copy_gives_the_features_of_the_module_it_copies():
+    """BatchNorm with running statistics far from 0 and 1 (as after training), so that folding them matters."""
+    network = I3DResNet50()
+    network.load_state_dict(seeded_state_dict())
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                module.running_mean.normal_(0, 0.2, generator=generator)
+                module.running_var.uniform_(0.3, 3, generator=generator)
+    released = {name: value.clone() for name, value in network.state_dict().items()}
+    clips = torch.rand(2, 3, 16, 96, 112, generator=generator) * 2 - 1  # H != W: a swapped axis would show
+
+    fast = network.eval().inference_copy()
+    with torch.no_grad():
+        expected = network.features(clips)
+        actual = fast.features(channels_last(clips))
+    assert_close_to_scale(actual, expected, name="features")
+    assert not fast.training and not any(isinstance(module, nn.BatchNorm3d) for module in fast.modules())
+    convolutions = [module for module in fast.modules() if isinstance(module, nn.Conv3d)]
+    assert all(conv.weight.is_contiguous(memory_format=torch.channels_last_3d) for conv in convolutions)
+    state = network.state_dict()  # the module copied is untouched: still the released layout and values
+    assert list(state) == list(released) and all(torch.equal(state[name], released[name]) for name in state)
 
 
 def test_weights_of_another_network_are_refused_naming_the_first_missing_key(tmp_path):

@@ -86,7 +86,9 @@ def test_a_short_clip_of_small_frames(tmp_path, preset):
     clips = torch.from_numpy(np.stack(list(reader)))
     assert reader.frames == 20
     assert clips.shape == (len(chunks), 10, 16, 224, 224, 3) and clips.dtype == torch.uint8
-    np.testing.assert_allclose(PRESETS[preset].normalise(clips).numpy(), by_hand, rtol=0, atol=1e-6)
+    normalised = PRESETS[preset].normalise(clips)
+    assert normalised.is_contiguous(memory_format=torch.channels_last_3d)  # the layout the network runs in
+    np.testing.assert_allclose(normalised.numpy(), by_hand, rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

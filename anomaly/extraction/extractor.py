@@ -143,10 +143,13 @@ def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
 
 
 class FeatureExtractor:
-    """The network on a device: uint8 clip batches B N 16 224 224 3 -> float32 features B N 2048."""
+    """The network on a device: uint8 clip batches B N 16 224 224 3 -> float32 features B N 2048.
+
+    ``network`` is left as it is: the extractor runs its ``inference_copy`` (BatchNorm folded, channels-last 3-D).
+    """
 
     def __init__(self, network: I3DResNet50, device: torch.device, precision: str = "fp32"):
-        self.network = network.to(device).eval()
+        self.network = network.inference_copy().to(device)
         self.device = device
         self.precision = precision
 

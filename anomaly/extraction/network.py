@@ -3,10 +3,14 @@
 Parameter names and shapes are those of ``i3d_r50_kinetics.pth`` (320 state_dict entries, the classifier ``fc``
 included), so the released weights load with ``strict=True``. ``features`` is the eval-mode global average pool
 of ``layer4``: clips B 3 16 224 224 (RGB, time, height, width) -> B 2048. About 32.8 GFLOP per clip.
+
+The module as loaded is the released network, for loading and saving weights; ``inference_copy`` gives the form to
+run: the same features, faster.
 """
 
+import copy
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +54,21 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + residual)
+
+
+def fold_batch_norm(conv: nn.Conv3d, norm: nn.BatchNorm3d) -> None:
+    """Make ``conv`` (bias-free, as all of I3D's are) compute eval-mode ``norm(conv(x))`` itself.
+
+    BatchNorm in eval mode is, per output channel, the affine map y -> y·s + (β − μ·s) with s = γ / sqrt(σ² + ε)
+    (running mean μ and variance σ²), so it folds into the convolution: weight O I kT kH kW scaled by s along O, bias
+    O = β − μ·s. Computed in float64 and cast once, so each folded weight carries one rounding, like the weight it
+    replaces.
+    """
+    scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)  # O
+    weight = conv.weight.double() * scale.view(-1, 1, 1, 1, 1)
+    bias = norm.bias.double() - norm.running_mean.double() * scale
+    conv.weight = nn.Parameter(weight.to(conv.weight.dtype), requires_grad=False)
+    conv.bias = nn.Parameter(bias.to(conv.weight.dtype), requires_grad=False)  # the dtype the weight keeps
 
 
 def temporal_pair_max(x: Tensor) -> Tensor:
@@ -98,6 +117,35 @@ class I3DResNet50(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         # Unused for features; kept so that the released file loads with strict=True.
         self.fc = nn.Linear(FEATURE_SIZE, num_classes)
+
+    def _conv_norm_pairs(self) -> Iterator[Tuple[nn.Module, str, str]]:
+        """(owner, convolution name, BatchNorm name) of each BatchNorm3d and the convolution whose output it takes."""
+        yield self, "conv1", "bn1"
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            for block in stage:
+                yield from ((block, f"conv{index}", f"bn{index}") for index in (1, 2, 3))
+                if block.downsample is not None:
+                    yield block.downsample, "0", "1"
+
+    def inference_copy(self) -> "I3DResNet50":
+        """An eval-only copy that computes the same ``features`` (to float32 rounding) faster, on CPU and CUDA.
+
+        - Every BatchNorm is folded into its convolution (``fold_batch_norm``) and replaced by ``nn.Identity``: one
+          pass over each activation instead of two.
+        - The convolution weights are channels-last 3-D (B C T H W stored as B T H W C), the layout of oneDNN's
+          fastest CPU convolutions and of cuDNN's tensor-core ones, so that no layer reorders its input or output.
+          Inputs should be channels-last 3-D too (``Preset.normalise`` gives that); the max-pools and the average
+          pool keep the layout.
+
+        Its state_dict is no longer the released layout (convolution biases, no BatchNorm entries): load and save
+        weights with this module, run the copy. Parameters do not require gradients.
+        """
+        fast = copy.deepcopy(self).eval().requires_grad_(False)
+        with torch.no_grad():
+            for owner, conv, norm in fast._conv_norm_pairs():
+                fold_batch_norm(getattr(owner, conv), getattr(owner, norm))
+                setattr(owner, norm, nn.Identity())
+        return fast.to(memory_format=torch.channels_last_3d)
 
     def features(self, clips: Tensor) -> Tensor:
         """clips B 3 16 224 224 -> B 2048 (call in eval mode: BatchNorm uses its running statistics)."""

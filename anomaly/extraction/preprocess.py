@@ -3,7 +3,8 @@
 A decoded frame (uint8 H W 3) is resized (``Preset.resize``, uint8), cut into crops (``crops``: uint8
 N 224 224 3 in the preset's crop order) and stacked into clips of 16 frames (``iter_clips``: uint8
 N 16 224 224 3). The pixel scaling (``Preset.normalise``) is applied to whole batches on the network's device:
-uint8 B N 16 224 224 3 -> float32 (B·N) 3 16 224 224.
+uint8 B N 16 224 224 3 -> float32 (B·N) 3 16 224 224, channels-last 3-D (the layout that
+``I3DResNet50.inference_copy`` runs in).
 
 - ``rtfm`` (default; the RTFM features): shorter side to 256 with PIL bilinear (torchvision ``Resize(256)``),
   torchvision ``TenCrop(224)`` order (top-left, top-right, bottom-left, bottom-right, centre, then the same five of
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
+import torch
 from PIL import Image
 from torch import Tensor
 
@@ -89,9 +91,10 @@ class Preset:
         )
 
     def normalise(self, clips: Tensor) -> Tensor:
-        """uint8 B N 16 224 224 3 (any device) -> float32 (B·N) 3 16 224 224, the network's input."""
+        """uint8 B N 16 224 224 3 (any device) -> float32 (B·N) 3 16 224 224, the network's input, channels-last
+        3-D: stored as (B·N) 16 224 224 3, which the clips already are, so no transposing copy is made."""
         pixels = clips.flatten(0, 1).permute(0, 4, 1, 2, 3).float()
-        return self.scale(pixels).contiguous()
+        return self.scale(pixels).contiguous(memory_format=torch.channels_last_3d)
 
 
 PRESETS = {

@@ -9,7 +9,15 @@ import torch
 from torch import nn
 
 from anomaly.errors import InputError
-from anomaly.extraction.network import I3DResNet50, load_i3d, spatial_max_pool, temporal_pair_max
+from anomaly.extraction.network import (
+    CropStem,
+    I3DResNet50,
+    cut_crops,
+    load_i3d,
+    spatial_max_pool,
+    temporal_pair_max,
+)
+from anomaly.extraction.preprocess import PRESETS
 from anomaly.models.s3r import S3R
 from tests.conftest import assert_close_to_scale, shared_path
 from tests.extraction_helpers import seeded_state_dict
@@ -72,6 +80,38 @@ def test_the_inference_copy_gives_the_features_of_the_module_it_copies():
     state = network.state_dict()  # the module copied is untouched: still the released layout and values
     assert list(state) == list(released) and all(torch.equal(state[name], released[name]) for name in state)
 
+
+
+@pytest.mark.parametrize("preset, height, width", [
+    ("gowtham", 256, 340),  # every corner even: one frame convolution per image
+    ("rtfm", 256, 341),  # odd right corner: two column phases
+    ("rtfm", 455, 256),  # portrait 16:9, odd bottom corner
+])  # fmt: skip
+@pytest.mark.parametrize("num_crops", [10, 5, 1])
+def test_the_shared_stem_is_the_stem_of_each_crop(preset, height, width, num_crops):
+    torch.manual_seed(0)
+    conv = I3DResNet50().conv1.requires_grad_(False)
+    conv.bias = nn.Parameter(torch.rand(64), requires_grad=False)  # as after folding BatchNorm into it
+    frames = channels_last(torch.rand(2, 3, 4, height, width) * 2 - 1)  # 4 frames: the stem is per clip anyway
+    boxes = PRESETS[preset].crop_boxes(height, width, num_crops)
+    stem = CropStem(conv, boxes)
+    assert stem.pays == (num_crops > 1)  # one crop alone: its own convolution is less work
+    with torch.no_grad():
+        assert_close_to_scale(stem(frames), conv(cut_crops(frames, boxes)), name="stem")
+
+
+def test_crop_features_are_the_features_of_each_crop():
+    """Crops of a frame and of its flip, at even and odd corners, through the pipeline's form of the network."""
+    network = I3DResNet50()
+    network.load_state_dict(seeded_state_dict())
+    fast = network.eval().inference_copy()
+    frames = channels_last(torch.rand(1, 3, 16, 256, 300, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    boxes = [(False, 0, 0), (True, 16, 59), (False, 32, 76)]
+    with torch.no_grad():
+        features = fast.crop_features(frames, boxes)
+        expected = network.features(cut_crops(frames, boxes).contiguous())
+    assert features.shape == (1, 3, 2048)
+    assert_close_to_scale(features.view(3, 2048), expected, name="features")
 
 def test_weights_of_another_network_are_refused_naming_the_first_missing_key(tmp_path):
     weights = tmp_path / "s3r.pth"

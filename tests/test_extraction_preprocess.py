@@ -7,6 +7,8 @@ import torch
 from PIL import Image
 
 from anomaly.errors import InputError
+from anomaly.extraction import preprocess
+from anomaly.extraction.network import cut_crops
 from anomaly.extraction.preprocess import PRESETS, ClipReader
 from tests.conftest import shared_path
 from tests.extraction_helpers import make_video
@@ -41,10 +43,23 @@ BY_HAND = {"rtfm": rtfm_by_hand, "gowtham": gowtham_by_hand}
 CENTRE = {"rtfm": 4, "gowtham": 2}
 
 
+def pipeline_crops(preset: str, clips: torch.Tensor, num_crops: int) -> torch.Tensor:
+    """The crops the network sees of uint8 clips B 16 h w 3: (B·N) 3 16 224 224, cut on the device."""
+    boxes = PRESETS[preset].crop_boxes(clips.shape[2], clips.shape[3], num_crops)
+    return cut_crops(PRESETS[preset].normalise(clips), boxes)
+
+
 def pipeline_frame(preset: str, frame: np.ndarray, num_crops: int) -> np.ndarray:
     """The pipeline's network input for one frame, as N 224 224 3."""
-    crops = torch.from_numpy(PRESETS[preset].crops(frame, num_crops))[None, :, None]  # 1 N 1 224 224 3
-    return PRESETS[preset].normalise(crops)[:, :, 0].permute(0, 2, 3, 1).numpy()
+    resized = torch.from_numpy(np.array(PRESETS[preset].resize(frame)))[None, None]  # 1 1 h w 3
+    return pipeline_crops(preset, resized, num_crops)[:, :, 0].permute(0, 2, 3, 1).numpy()
+
+
+def test_host_crops_are_the_network_crops():
+    frame = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    for preset in PRESETS:
+        scaled = PRESETS[preset].scale(torch.from_numpy(PRESETS[preset].crops(frame, 10)).float()).numpy()
+        np.testing.assert_allclose(pipeline_frame(preset, frame, 10), scaled, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -82,13 +97,22 @@ def test_a_short_clip_of_small_frames(tmp_path, preset):
     by_hand = np.stack([np.stack([BY_HAND[preset](frames[index]) for index in chunk], axis=1) for chunk in chunks])
     by_hand = by_hand.reshape(-1, 16, 224, 224, 3).transpose(0, 4, 1, 2, 3)  # (T·N) 3 16 224 224
 
-    reader = ClipReader(video, PRESETS[preset], 10)
+    reader = ClipReader(video, PRESETS[preset])
     clips = torch.from_numpy(np.stack(list(reader)))
     assert reader.frames == 20
-    assert clips.shape == (len(chunks), 10, 16, 224, 224, 3) and clips.dtype == torch.uint8
-    normalised = PRESETS[preset].normalise(clips)
-    assert normalised.is_contiguous(memory_format=torch.channels_last_3d)  # the layout the network runs in
-    np.testing.assert_allclose(normalised.numpy(), by_hand, rtol=0, atol=1e-6)
+    resized = (256, 312) if preset == "rtfm" else (256, 340)  # 176 x 144: shorter side to 256, or 340 x 256
+    assert clips.shape == (len(chunks), 16, *resized, 3) and clips.dtype == torch.uint8
+    assert PRESETS[preset].normalise(clips).is_contiguous(memory_format=torch.channels_last_3d)  # the network's
+    np.testing.assert_allclose(pipeline_crops(preset, clips, 10).numpy(), by_hand, rtol=0, atol=1e-6)
+
+
+def test_a_video_whose_frames_change_size_is_refused_in_one_line(monkeypatch, tmp_path):
+    sizes = [(144, 176)] * 5 + [(288, 352)]  # the same aspect ratio resizes alike: not refused
+    sizes += [(240, 300)]
+    monkeypatch.setattr(preprocess, "decode_frames", lambda path: (np.zeros((*size, 3), np.uint8) for size in sizes))
+    with pytest.raises(InputError, match=r"changes its frame size from 176x144 to 300x240 at frame 7: the rtfm "
+                                         r"preset crops one frame size per video"):  # fmt: skip
+        list(ClipReader(tmp_path / "changing.mp4", PRESETS["rtfm"]))
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +124,13 @@ def short_videos(tmp_path_factory):
 @pytest.mark.parametrize("frames, snippets", [(1, 1), (15, 1), (16, 1), (17, 2)])
 def test_rtfm_keeps_the_tail(short_videos, frames, snippets):
     assert PRESETS["rtfm"].snippet_count(frames) == snippets
-    assert len(list(ClipReader(short_videos[frames], PRESETS["rtfm"], 1))) == snippets
+    assert len(list(ClipReader(short_videos[frames], PRESETS["rtfm"]))) == snippets
 
 
 @pytest.mark.parametrize("frames", [1, 15, 16])
 def test_gowtham_refuses_videos_of_16_frames_or_fewer(short_videos, frames):
     assert PRESETS["gowtham"].snippet_count(frames) == 0
-    reader = iter(ClipReader(short_videos[frames], PRESETS["gowtham"], 1))
+    reader = iter(ClipReader(short_videos[frames], PRESETS["gowtham"]))
     with pytest.raises(InputError, match=rf"has {frames} frames; the gowtham preset needs at least 17") as error:
         next(reader)  # refused before any clip comes out
     assert str(error.value).startswith(str(short_videos[frames]))
@@ -114,4 +138,4 @@ def test_gowtham_refuses_videos_of_16_frames_or_fewer(short_videos, frames):
 
 def test_gowtham_drops_the_tail(short_videos):
     assert PRESETS["gowtham"].snippet_count(17) == 1 and PRESETS["gowtham"].snippet_count(47) == 2
-    assert len(list(ClipReader(short_videos[17], PRESETS["gowtham"], 1))) == 1
+    assert len(list(ClipReader(short_videos[17], PRESETS["gowtham"]))) == 1

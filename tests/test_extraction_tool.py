@@ -139,3 +139,5 @@ def test_the_extraction_benchmark_names_the_machine_and_measures_every_stage():
                   "end to end, this pipeline (snippets/s)", "end to end, baseline (snippets/s)"):
         line = next(line for line in out.splitlines() if line.strip().startswith(stage))
         assert float(line.split()[-1]) > 0, line
+    line = next(line for line in out.splitlines() if line.strip().startswith("features: "))
+    assert float(line.split("= ")[1].split()[0]) <= 1e-4, line  # the pipeline's network computes the same features

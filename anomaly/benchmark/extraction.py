@@ -32,7 +32,7 @@ from torch import Tensor
 from anomaly.benchmark.detector import device_name, synchronize
 from anomaly.hardware import native_bf16
 from anomaly.extraction.extractor import FeatureExtractor, extract_features
-from anomaly.extraction.network import CLIP_LENGTH, CROP_SIZE, I3DResNet50
+from anomaly.extraction.network import CLIP_LENGTH, I3DResNet50
 from anomaly.extraction.preprocess import PRESETS
 from anomaly.extraction.video import decode_frames
 
@@ -64,6 +64,7 @@ class ExtractionBenchmarkResult:
     settings: ExtractionBenchmarkSettings
     machine: str
     rates: Dict[str, float] = field(default_factory=dict)  # label -> frames/s or snippets/s
+    feature_difference: float = float("nan")  # the pipeline's features against the published network's, relative
     notes: List[str] = field(default_factory=list)
 
 
@@ -116,6 +117,18 @@ def baseline_extract(
     return np.stack(features)
 
 
+def _difference_from_published(
+    features: np.ndarray, frames: List[np.ndarray], network: I3DResNet50, preset, num_crops: int, device: torch.device
+) -> float:  # fmt: skip
+    """max |Δ| / max |feature| between the pipeline's first snippet (N 2048) and ``published_features`` of the
+    same 16 decoded frames, cropped and scaled on the host: what the pipeline's faster network changes."""
+    crops = np.stack([preset.crops(frame, num_crops) for frame in frames], axis=1)  # N 16 224 224 3
+    clips = preset.scale(torch.from_numpy(crops).permute(0, 4, 1, 2, 3).float()).to(device)
+    with torch.no_grad():
+        expected = published_features(network, clips).cpu().numpy()
+    return float(np.abs(features - expected).max() / np.abs(expected).max())
+
+
 def published_features(network: I3DResNet50, clips: Tensor) -> Tensor:
     """clips B 3 16 224 224 -> B 2048 as pytorch-resnet3d's module computes them (its 3-D max-pools), which the
     community extractor runs: the baseline's network. The same values as ``network.features``."""
@@ -147,26 +160,29 @@ def run_extraction_benchmark(
 
         network = I3DResNet50().to(device).eval()  # the baseline runs it as it is, the pipeline its inference copy
         extractor = FeatureExtractor(network, device)
-        clips = torch.randint(0, 256, (settings.batch_size, settings.num_crops, CLIP_LENGTH, CROP_SIZE, CROP_SIZE, 3),
-                              dtype=torch.uint8)  # fmt: skip
+        height, width = preset.resize(frames[0]).shape[:2]
+        clips = torch.randint(0, 256, (settings.batch_size, CLIP_LENGTH, height, width, 3), dtype=torch.uint8)
         for precision in ("fp32", "bf16"):
             if precision == "bf16" and not native_bf16(device):
                 result.notes.append("network bf16: skipped, this CPU has no bf16 instructions (emulated: far slower)")
                 continue
             extractor.precision = precision
             log(f"network {precision}: warm-up, then {settings.repeats} forward(s) of {settings.batch_size} snippets")
-            extractor(clips[:1], preset)
-            seconds = sum(_timed(lambda: extractor(clips, preset), device) for _ in range(settings.repeats))
+            extractor(clips[:1], preset, settings.num_crops)
+            seconds = sum(_timed(lambda: extractor(clips, preset, settings.num_crops), device) for _ in range(settings.repeats))
             result.rates[f"network {precision} (snippets/s)"] = settings.batch_size * settings.repeats / seconds
         extractor.precision = "fp32"
 
         log("end to end: this pipeline")
+        extracted: List[np.ndarray] = []
         seconds = _timed(
             lambda: extract_features([video], extractor, preset, settings.num_crops, settings.batch_size,
-                                     on_video=lambda *_: None),  # fmt: skip
+                                     on_video=lambda _index, features, *_: extracted.append(features)),  # fmt: skip
             device,
         )
         result.rates["end to end, this pipeline (snippets/s)"] = snippets / seconds
+        result.feature_difference = _difference_from_published(extracted[0][0], frames[:CLIP_LENGTH], network,
+                                                               preset, settings.num_crops, device)  # fmt: skip
         log("end to end: baseline (JPEG files, PIL, float64, one snippet per forward)")
         jpegs = folder / "frames"
         jpegs.mkdir()
@@ -187,5 +203,7 @@ def format_extraction_report(result: ExtractionBenchmarkResult) -> str:
     ours = result.rates["end to end, this pipeline (snippets/s)"]
     baseline = result.rates["end to end, baseline (snippets/s)"]
     lines.append(f"  {'end to end speed-up':<{width}}  {ours / baseline:9.2f}x")
+    lines.append(f"  features: max |pipeline - published network| on the same frames = "
+                 f"{result.feature_difference:.1e} of the largest feature")  # fmt: skip
     lines += [f"  {note}" for note in result.notes]
     return "\n".join(lines)

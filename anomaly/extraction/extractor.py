@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from anomaly.engine.precision import autocast
 from anomaly.errors import InputError
-from anomaly.extraction.network import FEATURE_SIZE, I3DResNet50, load_i3d
+from anomaly.extraction.network import I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
 from anomaly.extraction.video import probe
 from anomaly.files import check_writable_folder, ensure_folder, save_npy, save_text
@@ -143,7 +143,7 @@ def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
 
 
 class FeatureExtractor:
-    """The network on a device: uint8 clip batches B N 16 224 224 3 -> float32 features B N 2048.
+    """The network on a device: uint8 clip batches B 16 h w 3 (resized frames) -> float32 features B N 2048.
 
     ``network`` is left as it is: the extractor runs its ``inference_copy`` (BatchNorm folded, channels-last 3-D).
     """
@@ -154,12 +154,12 @@ class FeatureExtractor:
         self.precision = precision
 
     @torch.no_grad()
-    def __call__(self, clips: Union[np.ndarray, torch.Tensor], preset: Preset) -> np.ndarray:
+    def __call__(self, clips: Union[np.ndarray, torch.Tensor], preset: Preset, num_crops: int) -> np.ndarray:
         clips = torch.as_tensor(clips).to(self.device, non_blocking=True)
-        batch, num_crops = clips.shape[:2]
+        boxes = preset.crop_boxes(clips.shape[2], clips.shape[3], num_crops)
         with autocast(self.precision, self.device):
-            features = self.network.features(preset.normalise(clips))
-        return features.float().view(batch, num_crops, FEATURE_SIZE).cpu().numpy()
+            features = self.network.crop_features(preset.normalise(clips), boxes)
+        return features.float().cpu().numpy()
 
 
 @dataclass
@@ -211,7 +211,7 @@ def balanced_split(frame_counts: Sequence[int], parts: int) -> List[List[int]]:
 _END = object()
 
 
-def _produce(videos: Sequence[Path], preset: Preset, num_crops: int, batch_size: int, pin: bool,
+def _produce(videos: Sequence[Path], preset: Preset, batch_size: int, pin: bool,
              out: "queue.Queue", stop: threading.Event) -> None:
     """Worker thread: ("batch", i, clips) ... then ("done", i, frames) or ("failed", i, message) per video."""
     def put(item) -> bool:
@@ -225,7 +225,7 @@ def _produce(videos: Sequence[Path], preset: Preset, num_crops: int, batch_size:
 
     try:
         for index, video in enumerate(videos):
-            reader = ClipReader(video, preset, num_crops)
+            reader = ClipReader(video, preset)
             batch: List[np.ndarray] = []
             try:
                 for clip in reader:
@@ -268,7 +268,7 @@ def extract_features(
     stop = threading.Event()
     worker = threading.Thread(
         target=_produce,
-        args=(videos, preset, num_crops, batch_size, extractor.device.type == "cuda", batches, stop),
+        args=(videos, preset, batch_size, extractor.device.type == "cuda", batches, stop),
         name="clip-reader",
         daemon=True,
     )
@@ -281,7 +281,7 @@ def extract_features(
                 break
             kind, index, payload = item
             if kind == "batch":
-                parts.append(extractor(payload, preset))
+                parts.append(extractor(payload, preset, num_crops))
                 on_snippets(len(payload))
             elif kind == "done":
                 on_video(index, np.concatenate(parts).astype(np.float32, copy=False), payload, "")

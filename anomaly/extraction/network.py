@@ -10,7 +10,7 @@ run: the same features, faster.
 
 import copy
 from pathlib import Path
-from typing import Iterator, Tuple, Union
+from typing import Dict, Iterator, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,9 @@ FEATURE_SIZE = 2048
 CLIP_LENGTH = 16
 CROP_SIZE = 224
 GFLOP_PER_CLIP = 32.8
+# A crop of a frame: (flipped, top, left), ``flipped`` for a crop of the horizontally flipped frame, (top, left) its
+# corner in that (flipped or not) frame.
+CropBox = Tuple[bool, int, int]
 # Per stage: blocks, channels, spatial stride, and which blocks have a 3-frame temporal first convolution.
 STAGES = (
     (64, 1, (1, 1, 1)),
@@ -88,6 +91,101 @@ def spatial_max_pool(x: Tensor, pool: nn.MaxPool3d) -> Tensor:
     return pooled.reshape(batch, frames, channels, *pooled.shape[-2:]).transpose(1, 2)
 
 
+def cut_crops(frames: Tensor, boxes: Sequence[CropBox]) -> Tensor:
+    """frames B C T H W -> the crops (B·N) C T 224 224 of every frame (B-major), in ``frames``' memory format."""
+    crops = torch.stack(_crops(_frame_images(frames, boxes), boxes), dim=1).flatten(0, 1)
+    channels_last = frames.is_contiguous(memory_format=torch.channels_last_3d)
+    return crops.contiguous(memory_format=torch.channels_last_3d if channels_last else torch.contiguous_format)
+
+
+class CropStem:
+    """The stem convolution (I3D's 5×7×7, spatial stride 2, padding 3) of several overlapping crops of the same
+    frames, computed once where they overlap; ``pays`` says whether that is less work than crop by crop.
+
+    A crop's output at (i, j) reads the 7 × 7 window of crop pixels around (2i, 2j); for the interior outputs
+    (``lo`` ≤ i, j ≤ ``hi``: windows inside the crop) that window is the same pixels of the frame whatever the crop,
+    so one convolution over the frame (unpadded, for the crops whose corners have the same parity: stride 2) gives
+    the interior of all of them. Only the outputs whose windows cross the crop's edge (2 rows and columns at the
+    start, 1 at the end) see the crop's zero padding; they come from four thin strips of each crop convolved with
+    that padding. Ten crops of a 256 × 340 frame take a third of the arithmetic of ten separate convolutions, for
+    the same sums: each output is the same products added in the same kernel, so the features are unchanged.
+    """
+
+    def __init__(self, conv: nn.Conv3d, boxes: Sequence[CropBox]):
+        kernel, stride, padding = conv.kernel_size[1], conv.stride[1], conv.padding[1]  # square in H W
+
+        def outputs(pixels: int) -> int:
+            return (pixels + 2 * padding - kernel) // stride + 1
+
+        self.conv, self.boxes, self.stride = conv, list(boxes), stride
+        self.size = outputs(CROP_SIZE)  # outputs per crop side
+        self.lo = -(-padding // stride)  # the first output whose window lies inside the crop
+        self.hi = (CROP_SIZE + padding - kernel) // stride  # the last one
+        self.offset = stride * self.lo - padding  # where output lo's window starts in the crop
+        # Strips: the first lo outputs read crop rows [0, strip); the last ones read rows from stride·strip_first on
+        # (a multiple of the stride, so that the strip's outputs fall on the crop's grid: its first is strip_first).
+        self.strip = stride * (self.lo - 1) - padding + kernel
+        self.strip_first = (stride * (self.hi + 1) - padding) // stride
+        self.groups: Dict[Tuple[bool, int, int], List[int]] = {}
+        for index, (flipped, top, left) in enumerate(self.boxes):
+            self.groups.setdefault((flipped, top % stride, left % stride), []).append(index)
+        # Output positions computed, shared against per crop: one crop alone costs more shared (strips included).
+        shared = sum(self._span(members, 1) * self._span(members, 2) for members in self.groups.values())
+        strips = 2 * (outputs(self.strip) + outputs(CROP_SIZE - stride * self.strip_first)) * self.size
+        self.pays = shared + strips * len(self.boxes) < self.size**2 * len(self.boxes)
+
+    def _span(self, members: Sequence[int], axis: int) -> int:
+        """Outputs along ``axis`` (1: rows, 2: columns) of the convolution over the group's frame region."""
+        corners = [self.boxes[index][axis] for index in members]
+        return (max(corners) - min(corners)) // self.stride + self.hi - self.lo + 1
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        """frames B C T H W -> conv of every crop (B·N) O T' n n (B-major), channels-last 3-D."""
+        conv, stride, lo, hi, size = self.conv, self.stride, self.lo, self.hi, self.size
+        images = _frame_images(frames, self.boxes)
+        batch, crops, inner = frames.shape[0], len(self.boxes), hi - lo + 1
+        out = per_crop = None
+        for (flipped, _, _), members in self.groups.items():
+            tops = [self.boxes[index][1] for index in members]
+            lefts = [self.boxes[index][2] for index in members]
+            top, left = min(tops), min(lefts)
+            region = images[flipped][
+                ..., top + self.offset : max(tops) + self.offset + stride * (inner - 1) + conv.kernel_size[1],
+                left + self.offset : max(lefts) + self.offset + stride * (inner - 1) + conv.kernel_size[2],
+            ]  # fmt: skip
+            interior = F.conv3d(region, conv.weight, conv.bias, conv.stride, (conv.padding[0], 0, 0))
+            if out is None:
+                out = torch.empty((batch * crops, *interior.shape[1:3], size, size), dtype=interior.dtype,
+                                  device=interior.device, memory_format=torch.channels_last_3d)  # fmt: skip
+                per_crop = out.view(batch, crops, *out.shape[1:])
+            for index in members:
+                row, column = (self.boxes[index][1] - top) // stride, (self.boxes[index][2] - left) // stride
+                per_crop[:, index, ..., lo : hi + 1, lo : hi + 1] = interior[..., row : row + inner, column : column + inner]
+        whole, head, tail = slice(None), slice(0, lo), slice(hi + 1, size)
+        first_rows, end_rows = slice(0, self.strip), slice(stride * self.strip_first, CROP_SIZE)
+        tail_in_strip = slice(hi + 1 - self.strip_first, size - self.strip_first)
+        for rows, columns, taken, target in (  # a strip's crop pixels, the outputs taken from it, where they go
+            (first_rows, whole, (head, whole), (head, whole)),
+            (end_rows, whole, (tail_in_strip, whole), (tail, whole)),
+            (whole, first_rows, (whole, head), (whole, head)),
+            (whole, end_rows, (whole, tail_in_strip), (whole, tail)),
+        ):
+            strips = torch.stack([crop[..., rows, columns] for crop in _crops(images, self.boxes)], dim=1).flatten(0, 1)
+            out[(..., *target)] = conv(strips)[(..., *taken)]
+        return out
+
+
+def _frame_images(frames: Tensor, boxes: Sequence[CropBox]) -> Dict[bool, Tensor]:
+    """The frames, and their horizontal flip when a crop needs it."""
+    images = {False: frames}
+    if any(flipped for flipped, _, _ in boxes):
+        images[True] = frames.flip(-1)
+    return images
+
+
+def _crops(images: Dict[bool, Tensor], boxes: Sequence[CropBox]) -> List[Tensor]:
+    return [images[flipped][..., top : top + CROP_SIZE, left : left + CROP_SIZE] for flipped, top, left in boxes]
+
 class I3DResNet50(nn.Module):
     """I3Res50: conv1 5×7×7 (stride 2) -> max-pool 2×3×3 -> layer1 -> max-pool 2×1×1 -> layer2..4 -> average pool.
 
@@ -149,12 +247,22 @@ class I3DResNet50(nn.Module):
 
     def features(self, clips: Tensor) -> Tensor:
         """clips B 3 16 224 224 -> B 2048 (call in eval mode: BatchNorm uses its running statistics)."""
-        x = self.relu(self.bn1(self.conv1(clips)))
+        return self._from_stem(self.conv1(clips))
+
+    def crop_features(self, frames: Tensor, boxes: Sequence[CropBox]) -> Tensor:
+        """frames B 3 16 H W (H, W ≥ 224), the crops' boxes -> B N 2048: ``features`` of every crop of every clip,
+        with the stem computed once where the crops overlap (``CropStem``) when that is less work."""
+        stem = CropStem(self.conv1, boxes)
+        x = stem(frames) if stem.pays else self.conv1(cut_crops(frames, boxes))
+        return self._from_stem(x).view(frames.shape[0], len(boxes), -1)
+
+    def _from_stem(self, x: Tensor) -> Tensor:
+        """The stem convolution's output (B·N) 64 8 112 112 -> B·N 2048."""
+        x = self.relu(self.bn1(x))
         x = spatial_max_pool(temporal_pair_max(x), self.maxpool1)
         x = temporal_pair_max(self.layer1(x))  # pytorch-resnet3d's maxpool2: MaxPool3d((2, 1, 1), stride=(2, 1, 1))
         x = self.layer4(self.layer3(self.layer2(x)))
         return self.avgpool(x).flatten(1)
-
 
 def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> I3DResNet50:
     """The network with the weights of ``path`` (``i3d_r50_kinetics.pth``), in eval mode.

@@ -1,10 +1,11 @@
 """The two preprocessing recipes of ten-crop I3D features, and cutting a video into 16-frame clips.
 
-A decoded frame (uint8 H W 3) is resized (``Preset.resize``, uint8), cut into crops (``crops``: uint8
-N 224 224 3 in the preset's crop order) and stacked into clips of 16 frames (``iter_clips``: uint8
-N 16 224 224 3). The pixel scaling (``Preset.normalise``) is applied to whole batches on the network's device:
-uint8 B N 16 224 224 3 -> float32 (B·N) 3 16 224 224, channels-last 3-D (the layout that
-``I3DResNet50.inference_copy`` runs in).
+A decoded frame (uint8 H W 3) is resized (``Preset.resize``, uint8 h w 3) and stacked into clips of 16 frames
+(``ClipReader``: uint8 16 h w 3). The crops are boxes of the resized frame (``Preset.crop_boxes``: the preset's
+order, the flipped frame's after the frame's), cut on the network's device (``I3DResNet50.crop_features``, which
+shares the first convolution between overlapping crops); ``Preset.crops`` cuts them on the host, for a look at
+them. The pixel scaling (``Preset.normalise``) is applied to whole batches on the network's device: uint8
+B 16 h w 3 -> float32 B 3 16 h w, channels-last 3-D (the layout that ``I3DResNet50.inference_copy`` runs in).
 
 - ``rtfm`` (default; the RTFM features): shorter side to 256 with PIL bilinear (torchvision ``Resize(256)``),
   torchvision ``TenCrop(224)`` order (top-left, top-right, bottom-left, bottom-right, centre, then the same five of
@@ -26,7 +27,7 @@ from PIL import Image
 from torch import Tensor
 
 from anomaly.errors import InputError
-from anomaly.extraction.network import CLIP_LENGTH, CROP_SIZE
+from anomaly.extraction.network import CLIP_LENGTH, CROP_SIZE, CropBox
 from anomaly.extraction.video import decode_frames
 
 PathLike = Union[str, Path]
@@ -79,23 +80,29 @@ class Preset:
             return 0
         return -(-frames // CLIP_LENGTH) if self.keep_tail else frames // CLIP_LENGTH
 
+    def crop_boxes(self, height: int, width: int, num_crops: int) -> List[CropBox]:
+        """The crops of a resized h × w frame, in the feature files' order: (flipped, top, left) each."""
+        if num_crops not in NUM_CROPS:
+            raise ValueError(f"num_crops must be one of {NUM_CROPS}, not {num_crops}")
+        corners = self.corners(height, width)
+        if num_crops == 1:
+            corners = [corners[self.centre]]
+        return [(flipped, top, left) for flipped in (False, True)[: 2 if num_crops == 10 else 1] for top, left in corners]
+
     def crops(self, frame: np.ndarray, num_crops: int) -> np.ndarray:
         """A decoded frame uint8 H W 3 -> its crops uint8 N 224 224 3, resized first."""
         resized = self.resize(frame)
-        corners = self.corners(*resized.shape[:2])
-        if num_crops == 1:
-            corners = [corners[self.centre]]
-        images = [resized] if num_crops < 10 else [resized, resized[:, ::-1]]
-        return np.stack(
-            [image[top : top + CROP_SIZE, left : left + CROP_SIZE] for image in images for top, left in corners]
-        )
+        images = {False: resized, True: resized[:, ::-1]}
+        return np.stack([
+            images[flipped][top : top + CROP_SIZE, left : left + CROP_SIZE]
+            for flipped, top, left in self.crop_boxes(*resized.shape[:2], num_crops)
+        ])  # fmt: skip
 
-    def normalise(self, clips: Tensor) -> Tensor:
-        """uint8 B N 16 224 224 3 (any device) -> float32 (B·N) 3 16 224 224, the network's input, channels-last
-        3-D: stored as (B·N) 16 224 224 3, which the clips already are, so no transposing copy is made."""
-        pixels = clips.flatten(0, 1).permute(0, 4, 1, 2, 3).float()
+    def normalise(self, frames: Tensor) -> Tensor:
+        """uint8 B 16 h w 3 (any device) -> float32 B 3 16 h w, the network's input, channels-last 3-D: stored as
+        B 16 h w 3, which the frames already are, so no transposing copy is made."""
+        pixels = frames.permute(0, 4, 1, 2, 3).float()
         return self.scale(pixels).contiguous(memory_format=torch.channels_last_3d)
-
 
 PRESETS = {
     "rtfm": Preset(
@@ -110,30 +117,37 @@ PRESETS = {
 
 
 class ClipReader:
-    """The clips of one video, decoded and preprocessed as they are read: uint8 N 16 224 224 3 each.
+    """The clips of one video, decoded and resized as they are read: uint8 16 h w 3 each.
 
     ``frames`` counts the frames decoded so far (all of them once iteration ends). A video the preset refuses
-    (no frames; gowtham: 16 frames or fewer) raises ``InputError`` before its first clip is returned.
+    (no frames; gowtham: 16 frames or fewer) raises ``InputError`` before its first clip is returned, and so does
+    one whose frames change to a size that resizes differently (the crops are boxes of one frame size).
     """
 
-    def __init__(self, path: PathLike, preset: Preset, num_crops: int):
-        if num_crops not in NUM_CROPS:
-            raise ValueError(f"num_crops must be one of {NUM_CROPS}, not {num_crops}")
+    def __init__(self, path: PathLike, preset: Preset):
         self.path = Path(path)
         self.preset = preset
-        self.num_crops = num_crops
         self.frames = 0
 
     def __iter__(self) -> Iterator[np.ndarray]:
         clip: Optional[np.ndarray] = None
         pending: Optional[np.ndarray] = None  # a full clip, returned once the video is known to be long enough
+        shapes: Optional[Tuple[tuple, tuple]] = None  # the first frame's shape, resized and not
         for frame in decode_frames(self.path):
             if pending is not None:
                 yield pending
                 pending = None
+            resized = self.preset.resize(frame)
+            if shapes is None:
+                shapes = (frame.shape, resized.shape)
+            elif resized.shape != shapes[1]:
+                (height, width, _), _ = shapes
+                raise InputError(self.path, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
+                                            f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
+                                            "preset crops one frame size per video")  # fmt: skip
             if clip is None:
-                clip = np.empty((self.num_crops, CLIP_LENGTH, CROP_SIZE, CROP_SIZE, 3), np.uint8)
-            clip[:, self.frames % CLIP_LENGTH] = self.preset.crops(frame, self.num_crops)
+                clip = np.empty((CLIP_LENGTH, *resized.shape), np.uint8)
+            clip[self.frames % CLIP_LENGTH] = resized
             self.frames += 1
             if self.frames % CLIP_LENGTH == 0:
                 pending, clip = clip, None
@@ -150,4 +164,4 @@ class ClipReader:
         tail = self.frames % CLIP_LENGTH
         if tail and self.preset.keep_tail:
             # Loop padding: the partial clip's own frames repeated from its start until it has 16.
-            yield clip[:, np.arange(CLIP_LENGTH) % tail]
+            yield clip[np.arange(CLIP_LENGTH) % tail]

@@ -49,12 +49,14 @@ def activation_bytes_per_snippet(num_crops: int, channels: int, num_atoms: int, 
 
     While a block runs, its input (C), its four branches (C in all), their fusion (C) and, for the en-Normal
     branch, the atom coefficients (S) are alive, plus the non-local block's value/query/key (3C/8) and output (C/8) and
-    one float32 temporary of C (a reduction's cast in bf16). The non-local block holds no T × T attention (see
+    one float32 temporary of C (a reduction's cast in bf16); in float32, where the fusion may run as Winograd's
+    F(2, 3), four temporaries of half the rows (2C) more. The non-local block holds no T × T attention (see
     ``NonLocalBlock1D``), so nothing depends on the videos' lengths. Measured on a CPU at 2048 channels and 10
-    crops: 250 KB in float32 (estimate 460 KB).
+    crops: 250 KB in float32 without Winograd (estimate 460 KB; 670 KB with its temporaries).
     """
     element = torch.finfo(dtype).bits // 8
-    per_crop = (3 * channels + num_atoms + 4 * channels // 8 + GAP) * element + channels * 4
+    alive = 5 * channels if dtype == torch.float32 else 3 * channels
+    per_crop = (alive + num_atoms + 4 * channels // 8 + GAP) * element + channels * 4
     return int(1.25 * num_crops * per_crop)
 
 

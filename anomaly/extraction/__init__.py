@@ -11,7 +11,7 @@ from anomaly.extraction.extractor import (
     read_record,
     run_extraction,
 )
-from anomaly.extraction.network import FEATURE_SIZE, I3DResNet50, load_i3d
+from anomaly.extraction.network import FEATURE_SIZE, CropBox, I3DResNet50, cut_crops, load_i3d
 from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, decode_frames, probe
 
@@ -21,12 +21,14 @@ __all__ = [
     "PRECISIONS",
     "PRESETS",
     "ClipReader",
+    "CropBox",
     "ExtractionSettings",
     "FeatureExtractor",
     "I3DResNet50",
     "Preset",
     "RunSummary",
     "VideoInfo",
+    "cut_crops",
     "decode_frames",
     "feature_path",
     "list_videos",

@@ -5,7 +5,8 @@ included), so the released weights load with ``strict=True``. ``features`` is th
 of ``layer4``: clips B 3 16 224 224 (RGB, time, height, width) -> B 2048. About 32.8 GFLOP per clip.
 
 The module as loaded is the released network, for loading and saving weights; ``inference_copy`` gives the form to
-run: the same features, faster.
+run: the same features, faster. ``crop_features`` takes whole (resized) frames and the crops' boxes, cuts the crops
+itself and computes the first convolution once where the crops overlap (``CropStem``): frames B 3 16 H W -> B N 2048.
 """
 
 import copy

@@ -164,17 +164,13 @@ def _winograd_tiles(windows: Tensor, weights: Sequence[Tensor], out: Tensor, bia
 
     With inputs x0..x3 and transformed weights w0..w3 (``_winograd_weights``), m1 = (x1 + x2)·w1 and
     m2 = (x2 - x1)·w2 serve both outputs: y(t) = (x0 - x2)·w0 + m1 + m2 and y(t + d) = m1 - m2 - (x1 - x3)·w3,
-    exactly x0·g0 + x1·g1 + x2·g2 and x1·g0 + x2·g1 + x3·g2.
+    exactly x0·g0 + x1·g1 + x2·g2 and x1·g0 + x2·g1 + x3·g2. Formed in place in the products' own buffers.
     """
-    x0, x1, x2, x3 = windows.unbind(1)
-
-    def rows(x: Tensor) -> Tensor:
-        return x.reshape(-1, x.shape[-1])
-
-    both = rows(x1 + x2) @ weights[1] if bias is None else torch.addmm(bias, rows(x1 + x2), weights[1])
-    difference = rows(x2 - x1) @ weights[2]
-    first = torch.add(both, difference).addmm_(rows(x0 - x2), weights[0])
-    second = both.sub_(difference).addmm_(rows(x1 - x3), weights[3], alpha=-1)
+    x0, x1, x2, x3 = (window.reshape(-1, window.shape[-1]) for window in windows.unbind(1))
+    both = (x1 + x2) @ weights[1] if bias is None else torch.addmm(bias, x1 + x2, weights[1])
+    difference = (x2 - x1) @ weights[2]
+    first = torch.add(both, difference).addmm_(x0 - x2, weights[0])
+    second = both.sub_(difference).addmm_(x1 - x3, weights[3], alpha=-1)
     out[:, 0] = first.view(out[:, 0].shape)
     out[:, 1] = second.view(out[:, 1].shape)
 

@@ -1,4 +1,4 @@
-"""Choosing between candidate kernels for the same arithmetic by a one-time measurement.
+"""Choosing between candidate kernels for the same function by a one-time measurement.
 
 Which kernel is fastest depends on the machine: on an AVX-512 AMD EPYC (Zen 4) oneDNN's convolutions run at
 about twice MKL's sgemm rate, on an AVX2 AMD EPYC (Zen 1) sgemm runs at twice oneDNN's convolution rate. Rather

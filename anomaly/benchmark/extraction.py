@@ -3,7 +3,8 @@
 On one synthetic video (smooth moving gradients, encoded with libx264 into a temporary folder):
 
 - decode: PyAV frames/s (``decode_frames``, RGB arrays);
-- preprocess: frames/s of resizing and cropping decoded frames (``Preset.crops``, uint8);
+- preprocess: frames/s of resizing decoded frames (``Preset.resize``, uint8), the host's part of preprocessing (the
+  crops are cut and scaled on the network's device, within the network's time);
 - network: snippets/s of the I3D forward alone (``--num_crops`` clips per snippet, ``batch_size`` snippets per
   forward), fp32 and bf16 (bf16 only on CUDA or on CPUs with bf16 instructions: elsewhere it is emulated and
   orders of magnitude slower, so it is skipped and said so);
@@ -155,7 +156,7 @@ def run_extraction_benchmark(
         frames: List[np.ndarray] = []
         seconds = _timed(lambda: frames.extend(decode_frames(video)), torch.device("cpu"))
         result.rates["decode (frames/s)"] = len(frames) / seconds
-        seconds = _timed(lambda: [preset.crops(frame, settings.num_crops) for frame in frames], torch.device("cpu"))
+        seconds = _timed(lambda: [preset.resize(frame) for frame in frames], torch.device("cpu"))
         result.rates["preprocess (frames/s)"] = len(frames) / seconds
 
         network = I3DResNet50().to(device).eval()  # the baseline runs it as it is, the pipeline its inference copy

@@ -4,9 +4,10 @@ Each video gives ``<output>/<stem>_i3d.npy`` and a settings file ``<stem>_i3d.js
 the weights' SHA-256; the video's frame count, frame rate and size). A video whose settings file matches is
 skipped; one extracted with other settings is extracted again, so presets are never mixed silently.
 
-A worker thread decodes, preprocesses and batches the clips of the next videos (a bounded queue of uint8
-``B N 16 224 224 3`` batches) while the network runs on the current batch. A video that cannot be read fails
-alone: one line naming it, the others are still extracted.
+A worker thread decodes, resizes and batches the clips of the next videos (a bounded queue of uint8
+``B 16 h w 3`` batches of resized frames) while the network runs on the current batch, cutting the crops on its
+device (``I3DResNet50.crop_features``). A video that cannot be read fails alone: one line naming it, the others
+are still extracted.
 
 Under torchrun the videos are split across ranks, balanced by frame count; each rank writes its own videos'
 files, with exactly the batches one process would use, so the files do not depend on the number of processes.

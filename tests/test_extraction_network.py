@@ -81,7 +81,6 @@ def test_the_inference_copy_gives_the_features_of_the_module_it_copies():
     assert list(state) == list(released) and all(torch.equal(state[name], released[name]) for name in state)
 
 
-
 @pytest.mark.parametrize("preset, height, width", [
     ("gowtham", 256, 340),  # every corner even: one frame convolution per image
     ("rtfm", 256, 341),  # odd right corner: two column phases
@@ -112,6 +111,7 @@ def test_crop_features_are_the_features_of_each_crop():
         expected = network.features(cut_crops(frames, boxes).contiguous())
     assert features.shape == (1, 3, 2048)
     assert_close_to_scale(features.view(3, 2048), expected, name="features")
+
 
 def test_weights_of_another_network_are_refused_naming_the_first_missing_key(tmp_path):
     weights = tmp_path / "s3r.pth"

@@ -85,8 +85,6 @@ def test_float64_regular_features_beyond_float32_are_refused(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-
-
 STEM = "synthetic_s3r_i3d"
 
 
@@ -357,8 +355,6 @@ def test_a_training_state_lacking_an_entry_is_refused_in_one_line(copy, capsys, 
 # ---------------------------------------------------------------------------------------------------------------
 # 6. Evaluation memory is linear in a video's length, with the same scores as the T × T attention
 # ---------------------------------------------------------------------------------------------------------------
-
-
 
 
 def quadratic_non_local(self, x, mask=None):

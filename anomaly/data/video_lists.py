@@ -151,4 +151,3 @@ def make_video_list(
     ordered = order_video_list(video_ids, marked)
     write_video_list(ordered, output)
     return ordered, len(marked)
-

@@ -267,6 +267,7 @@ class I3DResNet50(nn.Module):
         x = self.layer4(self.layer3(self.layer2(x)))
         return self.avgpool(x).flatten(1)
 
+
 def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> I3DResNet50:
     """The network with the weights of ``path`` (``i3d_r50_kinetics.pth``), in eval mode.
 

@@ -104,6 +104,7 @@ class Preset:
         pixels = frames.permute(0, 4, 1, 2, 3).float()
         return self.scale(pixels).contiguous(memory_format=torch.channels_last_3d)
 
+
 PRESETS = {
     "rtfm": Preset(
         "rtfm", _resize_shorter_side, _ten_crop_corners, centre=4,

@@ -282,31 +282,42 @@ class _AggregateWeights:
         self.fuse_groups, self.fuse_eps = norm_5.num_groups, norm_5.eps
         self.fuse_norm_weight, self.fuse_norm_bias = norm_5.weight.float(), norm_5.bias.float()
 
-        # Every kernel's form of the weights of the two stages; only the chosen ones are kept.
+        # Every kernel's form of the weights of the two stages, formed when first asked for (``functools.cache``):
+        # a scorer is built for every evaluation, and once the kernels are chosen only their forms are needed.
         middle = [tap[1] for tap in branch_taps] + [local]  # the taps that read the unshifted rows
         zero_bias = branch_biases[0].new_zeros(inner)
-        self.branch_weights = {
+        branch_forms = {
             # "matmul": one product for the middle taps and conv_4 side by side, then the side taps (before, after)
-            "matmul": (torch.cat([tap.t() for tap in middle]).t().to(dtype), torch.cat(branch_biases + [zero_bias]),
-                       [(tap[0].to(dtype), tap[2].to(dtype)) for tap in branch_taps]),
-            "conv": ([_conv_kernel([tap.to(dtype) for tap in tap_set]) for tap_set in branch_taps], branch_biases,
-                     local.to(dtype)),
-            "winograd": ([_winograd_weights(tap_set, dtype) for tap_set in branch_taps], branch_biases, local.to(dtype)),
+            "matmul": lambda: (torch.cat([tap.t() for tap in middle]).t().to(dtype),
+                               torch.cat(branch_biases + [zero_bias]),
+                               [(tap[0].to(dtype), tap[2].to(dtype)) for tap in branch_taps]),
+            "conv": lambda: ([_conv_kernel([tap.to(dtype) for tap in tap_set]) for tap_set in branch_taps],
+                             branch_biases, local.to(dtype)),
+            "winograd": lambda: ([_winograd_weights(tap_set, dtype) for tap_set in branch_taps], branch_biases,
+                                 local.to(dtype)),
         }  # fmt: skip
-        self.fuse_weights = {
-            "matmul": [tap.to(dtype) for tap in fuse_taps],
-            "conv": _conv_kernel([tap.to(dtype) for tap in fuse_taps]),
-            "winograd": _winograd_weights(fuse_taps, dtype),
+        fuse_forms = {
+            "matmul": lambda: [tap.to(dtype) for tap in fuse_taps],
+            "conv": lambda: _conv_kernel([tap.to(dtype) for tap in fuse_taps]),
+            "winograd": lambda: _winograd_weights(fuse_taps, dtype),
         }
-        self.kernels = self._choose_kernels(kernel, dtype, basis.shape[0] if basis is not None else block.dim, block.dim)
-        self.branch_weights = self.branch_weights[self.kernels["branches"]]
-        self.fuse_weights = self.fuse_weights[self.kernels["conv_5"]]
+        forms = {
+            "branches": {name: functools.cache(form) for name, form in branch_forms.items()},
+            "conv_5": {name: functools.cache(form) for name, form in fuse_forms.items()},
+        }
+        in_channels = basis.shape[0] if basis is not None else block.dim
+        self.kernels = self._choose_kernels(kernel, dtype, in_channels, block.dim, forms, conv_5.weight.device)
+        self.branch_weights = forms["branches"][self.kernels["branches"]]()
+        self.fuse_weights = forms["conv_5"][self.kernels["conv_5"]]()
 
-    def _choose_kernels(self, kernel: Optional[str], dtype: torch.dtype, in_channels: int, channels: int) -> Dict[str, str]:
+    def _choose_kernels(
+        self, kernel: Optional[str], dtype: torch.dtype, in_channels: int, channels: int,
+        forms: Dict[str, Dict[str, Callable[[], object]]], device: torch.device,
+    ) -> Dict[str, str]:  # fmt: skip
         """The kernel of each stage: ``kernel`` when given, else the fastest here, measured once per process on a
-        buffer of ``kernel_choice.MEASURE_ROWS`` random rows (``anomaly.models.kernel_choice``). Winograd's F(2, 3)
-        adds a rounding to every input (its sums and differences): at float32's 2^-24 that is float rounding, at
-        bfloat16's 2^-8 it would not be, so it runs in float32 only."""
+        buffer of ``kernel_choice.MEASURE_ROWS`` random rows (``anomaly.models.kernel_choice``; ``forms[stage][name]()``
+        gives a candidate's weights). Winograd's F(2, 3) adds a rounding to every input (its sums and differences):
+        at float32's 2^-24 that is float rounding, at bfloat16's 2^-8 it would not be, so it runs in float32 only."""
         if kernel is not None and kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, not {kernel!r}")
         if kernel == "winograd" and dtype != torch.float32:
@@ -315,13 +326,13 @@ class _AggregateWeights:
             return {"branches": kernel, "conv_5": kernel}
         names = KERNELS if dtype == torch.float32 else tuple(name for name in KERNELS if name != "winograd")
         chosen = {}
-        device = self.fuse_weights["conv"].device
         for stage, width, run in (("branches", in_channels, self._branches), ("conv_5", channels, self._fuse)):
             sample = kernel_choice.measurement_input((kernel_choice.MEASURE_ROWS + 2 * GAP, width), dtype, device)
             key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
-            weights = self.branch_weights if stage == "branches" else self.fuse_weights
+            # Timed within this iteration (fastest runs them at once), so the loop's variables are the right ones.
             candidates = {
-                name: functools.partial(run, sample, kernel_choice.MEASURE_ROWS, name, weights[name]) for name in names
+                name: lambda name=name: run(sample, kernel_choice.MEASURE_ROWS, name, forms[stage][name]())
+                for name in names
             }
             out_channels = 4 * self.inner if stage == "branches" else channels
             flops = 2.0 * kernel_choice.MEASURE_ROWS * width * out_channels * 3

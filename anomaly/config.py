@@ -3,7 +3,7 @@ with every file path resolved.
 
 A config module sets the dataset's own values (``dataset``, ``dictionary_ratio``, ``random_state``,
 ``num_anomalous_train``, and whatever it changes of ``configs/base.py``'s defaults). The crop count and metric come
-(and whether an AUC per class is reported) from the catalog (``anomaly.data.catalog``), and every file name from ``configs.base.dataset_files``: both are
+(and whether an AUC per class is reported) from the catalog (``anomaly.data.catalog``), and every file name from ``anomaly.layout.dataset_files``: both are
 defined once, here only put together.
 """
 
@@ -16,13 +16,13 @@ from munch import Munch
 from anomaly.data.catalog import DATASETS
 from anomaly.data.synthetic import num_anomalous_training_videos
 from anomaly.errors import InputError
+from anomaly.layout import dataset_files
 
 PathLike = Union[str, Path]
 CONFIG_FIELDS = (
     "dataset",
     "backbone",
     "feature_size",
-    "quantize_size",
     "init_lr",
     "modality",
     "num_anomalous_train",
@@ -48,8 +48,6 @@ def load_dataset_config(
     follow them: a dictionary learned with ``--max_iter 50`` is the one a trainer with ``--dictionary_max_iter 50``
     reads. A config whose ``num_anomalous_train`` is None (a generated dataset) reads it from the dataset's spec file.
     """
-    from configs.base import dataset_files
-
     if dataset not in DATASETS:
         raise InputError(None, f"unknown dataset '{dataset}' (known: {', '.join(DATASETS)})")
     module_name = dataset.replace("-", "_")

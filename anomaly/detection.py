@@ -16,11 +16,13 @@ import torch
 from torch import Tensor
 
 from anomaly.data.datasets import load_dictionary
-from anomaly.data.features import FRAMES_PER_SNIPPET, load_features
+from anomaly.data.features import load_features
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.data.ground_truth import mask_to_labels, read_frame_mask
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
 from anomaly.errors import InputError
-from anomaly.extraction import FEATURE_SIZE, feature_path, list_videos, read_record, resolve_device, run_extraction
+from anomaly.extraction import FEATURE_SIZE, feature_path, list_videos, read_record, run_extraction
+from anomaly.hardware import resolve_device
 from anomaly.files import ensure_folder, save_text
 from anomaly.models.s3r import S3R
 from anomaly.plotting import plot_score_curve, true_runs
@@ -102,7 +104,7 @@ def detect_anomalies(
 ) -> int:
     """Score every video; write its CSV and PNG; log its segments above ``threshold``. Returns the number of videos
     that could not be scored (each reported in one line). Bad arguments raise ``InputError`` before any work."""
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, "detection")
     model, atoms = load_detector(checkpoint, dictionary, torch_device)
     paths = list_videos(videos)
     if ground_truth is not None and len(ground_truth) != len(paths):

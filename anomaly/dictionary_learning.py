@@ -1,6 +1,6 @@
 """Dictionaries of normal patterns for S3R's en-Normal module, one implementation for all datasets.
 
-Files, under ``<dictionary_path>/<dataset>/`` (their names are built by ``configs.base.dataset_files``):
+Files, under ``<dictionary_path>/<dataset>/`` (their names are built by ``anomaly.layout.dataset_files``):
 
 - ``<dataset>_regular_features-<C>dim.training.pickle``: ``{"feature": {video_id: float32 [N, 32, C]}}``, every
   normal training video resampled to ``quantize_size`` snippets exactly as the training loader does (the published
@@ -32,10 +32,10 @@ from anomaly.data.datasets import load_dictionary
 from anomaly.data.features import feature_file, load_features, resample_snippets
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_npy, save_pickle
+from anomaly.layout import DICTIONARY_ALGORITHM, TRAINING_SNIPPETS
 from anomaly.models.s3r import MODALITIES
 
 PathLike = Union[str, Path]
-TRANSFORM_ALGORITHM = "omp"
 TRANSFORM_NONZERO_COEFS = 2
 PARALLEL_CODING_MIN_SAMPLES = 1024
 
@@ -50,7 +50,7 @@ def build_regular_features(
     dataset: str,
     video_ids: Sequence[str],
     backbone: str = "i3d",
-    quantize_size: int = 32,
+    quantize_size: int = TRAINING_SNIPPETS,
     num_crops: Optional[int] = None,
     feature_size: Optional[int] = None,
     progress: bool = True,
@@ -254,7 +254,7 @@ def learn_task_dictionary(
         dict_init=dict_init,
         shuffle=False,
         random_state=random_state,  # the same generator continues: unused atoms are re-sampled from it
-        transform_algorithm=TRANSFORM_ALGORITHM,
+        transform_algorithm=DICTIONARY_ALGORITHM,
         transform_n_nonzero_coefs=TRANSFORM_NONZERO_COEFS,
     )
     batches = itertools.cycle(gen_batches(len(shuffled), batch_size))

@@ -10,9 +10,11 @@ import functools
 import platform
 import re
 from dataclasses import dataclass
-from typing import FrozenSet
+from typing import FrozenSet, Optional
 
 import torch
+
+from anomaly.errors import InputError
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -68,6 +70,27 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and cpu_info().native_bf16
+
+
+def default_device() -> str:
+    """The device every tool uses unless told otherwise: CUDA when present, the CPU otherwise."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_device(name: Optional[str], what: str, local_rank: int = 0) -> torch.device:
+    """The torch device of a ``--device`` option (None: :func:`default_device`), or a one-line InputError saying
+    why ``what`` (e.g. "extraction") cannot run there. A bare ``cuda`` becomes ``cuda:<local_rank>``: under
+    torchrun every process takes its own GPU."""
+    name = default_device() if name is None else name
+    problem = device_problem(name, what)
+    if problem:
+        raise InputError(None, f"--device {name}: {problem}")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        if local_rank >= torch.cuda.device_count():
+            raise InputError(None, f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        device = torch.device("cuda", local_rank)
+    return device
 
 
 def device_problem(name: str, what: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from anomaly import hardware
-from anomaly.engine.precision import resolve_precision
+from anomaly.precision import resolve_precision
 from anomaly.models import S3R, kernel_choice
 from anomaly.models.aggregate import temporal_conv
 from anomaly.models.fast_scoring import KERNELS, PackedChunk, PackedScorer
@@ -123,7 +123,7 @@ def test_the_choice_is_the_faster_candidate_measured_once_and_saved(monkeypatch)
 def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected):
     info = hardware.CpuInfo("Test CPU", "TestVendor", frozenset(flags.split()), "AVX512")
     monkeypatch.setattr(hardware, "cpu_info", lambda: info)
-    monkeypatch.setattr("anomaly.engine.precision.cpu_info", lambda: info)
+    monkeypatch.setattr("anomaly.precision.cpu_info", lambda: info)
     precision, note = resolve_precision("bf16", torch.device("cpu"))
     assert precision == expected
     if expected == "fp32":

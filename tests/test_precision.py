@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from anomaly.engine import make_optimizer, train_step
-from anomaly.engine.precision import autocast, tf32_switches
+from anomaly.precision import autocast, tf32_switches
 from anomaly.models import S3R
 
 

@@ -47,9 +47,10 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly import hardware
-from anomaly.data.features import FRAMES_PER_SNIPPET, resample_snippets
+from anomaly.data.features import resample_snippets
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.evaluator import DeviceTestSet, auto_max_snippets, evaluate
-from anomaly.engine.precision import PRECISIONS, resolve_precision, tf32_switches
+from anomaly.precision import PRECISIONS, resolve_precision, tf32_switches
 from anomaly.engine.trainer import ShuffledBatches, TrainingData, make_optimizer, train_step
 from anomaly.models import kernel_choice
 from anomaly.models.fast_scoring import PackedChunk, PackedScorer
@@ -642,7 +643,7 @@ def published_path(model: S3R, published: bool) -> None:
 def _breakdown(model: S3R, test_set: DeviceTestSet, plan, dtype: torch.dtype, precision: str, device: torch.device):
     """Milliseconds per section for a few videos of the middle chunk (at most ``BREAKDOWN_SNIPPETS`` snippets):
     one at a time through the modules (forward hooks), and packed as one chunk; each after a warm-up run."""
-    from anomaly.engine.precision import autocast
+    from anomaly.precision import autocast
 
     group, _ = plan[len(plan) // 2]
     videos, total = [], 0

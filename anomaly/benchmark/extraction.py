@@ -33,7 +33,8 @@ from torch import Tensor
 from anomaly.benchmark.detector import device_name, synchronize
 from anomaly.hardware import native_bf16
 from anomaly.extraction.extractor import FeatureExtractor, extract_features
-from anomaly.extraction.network import CLIP_LENGTH, I3DResNet50
+from anomaly.extraction.network import I3DResNet50
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.extraction.preprocess import PRESETS
 from anomaly.extraction.video import decode_frames
 
@@ -104,10 +105,10 @@ def baseline_extract(
     corners = [(slice(0, 224), slice(0, 224)), (slice(0, 224), slice(-224, None)), (slice(16, 240), slice(58, 282)),
                (slice(-224, None), slice(0, 224)), (slice(-224, None), slice(-224, None))]  # fmt: skip
     features = []
-    for start in range(0, len(frame_files) - CLIP_LENGTH + 1, CLIP_LENGTH):
+    for start in range(0, len(frame_files) - FRAMES_PER_SNIPPET + 1, FRAMES_PER_SNIPPET):
         chunk = np.stack([
             np.array(Image.open(file).convert("RGB").resize((340, 256), Image.LANCZOS)).astype(float) * 2 / 255 - 1
-            for file in frame_files[start : start + CLIP_LENGTH]
+            for file in frame_files[start : start + FRAMES_PER_SNIPPET]
         ])  # fmt: skip
         images = [chunk, chunk[:, :, ::-1]]
         crops = [image[:, rows, columns] for image in images for rows, columns in corners]
@@ -147,7 +148,7 @@ def run_extraction_benchmark(
     preset = PRESETS["gowtham"]
     snippets = preset.snippet_count(settings.frames)
     if snippets == 0:
-        raise ValueError(f"--frames must be more than {CLIP_LENGTH}, not {settings.frames}")
+        raise ValueError(f"--frames must be more than {FRAMES_PER_SNIPPET}, not {settings.frames}")
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         log(f"encoding a {settings.frames}-frame {settings.width}x{settings.height} video")
@@ -162,7 +163,7 @@ def run_extraction_benchmark(
         network = I3DResNet50().to(device).eval()  # the baseline runs it as it is, the pipeline its inference copy
         extractor = FeatureExtractor(network, device)
         height, width = preset.resize(frames[0]).shape[:2]
-        clips = torch.randint(0, 256, (settings.batch_size, CLIP_LENGTH, height, width, 3), dtype=torch.uint8)
+        clips = torch.randint(0, 256, (settings.batch_size, FRAMES_PER_SNIPPET, height, width, 3), dtype=torch.uint8)
         for precision in ("fp32", "bf16"):
             if precision == "bf16" and not native_bf16(device):
                 result.notes.append("network bf16: skipped, this CPU has no bf16 instructions (emulated: far slower)")
@@ -182,7 +183,7 @@ def run_extraction_benchmark(
             device,
         )
         result.rates["end to end, this pipeline (snippets/s)"] = snippets / seconds
-        result.feature_difference = _difference_from_published(extracted[0][0], frames[:CLIP_LENGTH], network,
+        result.feature_difference = _difference_from_published(extracted[0][0], frames[:FRAMES_PER_SNIPPET], network,
                                                                preset, settings.num_crops, device)  # fmt: skip
         log("end to end: baseline (JPEG files, PIL, float64, one snippet per forward)")
         jpegs = folder / "frames"

@@ -21,7 +21,7 @@ from tap import Tap
 import torch
 
 from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for
-from anomaly.engine.precision import PRECISIONS
+from anomaly.precision import PRECISIONS
 from anomaly.hardware import device_problem
 from anomaly.models.s3r import check_feature_size
 from anomaly.errors import InputError

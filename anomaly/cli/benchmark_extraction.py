@@ -18,7 +18,7 @@ from anomaly.benchmark.extraction import (
     format_extraction_report,
     run_extraction_benchmark,
 )
-from anomaly.extraction.extractor import resolve_device
+from anomaly.hardware import resolve_device
 
 
 class ExtractionBenchmarkArgs(Tap):
@@ -38,7 +38,7 @@ class ExtractionBenchmarkArgs(Tap):
 def main(argv=None) -> int:
     args = ExtractionBenchmarkArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(args.device, "the extraction benchmark")
         settings = ExtractionBenchmarkSettings.for_device(
             str(device), quick=args.quick, frames=args.frames, width=args.width, height=args.height,
             num_crops=args.num_crops, batch_size=args.batch_size, repeats=args.repeats,

@@ -31,6 +31,7 @@ from anomaly.dictionary_learning import (
 )
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_npy
+from anomaly.layout import TRAINING_SNIPPETS
 
 
 class DictionaryLearningArgs(Tap):
@@ -41,7 +42,7 @@ class DictionaryLearningArgs(Tap):
     batch_size: int = 32  # samples per mini-batch update (<= 0: the number of normal videos, as published)
     workers: int = 4  # parallel jobs for the final sparse coding (when C >= 1024)
     dataset: Literal[DATASET_NAMES] = "shanghaitech"
-    quantize_size: int = 32  # snippets per video in the regular-features pickle (as in training)
+    quantize_size: int = TRAINING_SNIPPETS  # snippets per video in the regular-features pickle (as in training)
     max_iter: int = 100  # mini-batch updates (scikit-learn 0.24's n_iter); also in the output file name
     root_path: Path = Path("data")  # folder of the datasets
     dictionary_path: Path = Path("dictionary")  # folder of the dictionaries

@@ -17,13 +17,14 @@ from tap import Tap
 from anomaly.cli import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.data.catalog import DATASET_NAMES
-from anomaly.engine.precision import PRECISIONS
+from anomaly.precision import PRECISIONS
 from anomaly.engine.metrics import NonFiniteScores
 from anomaly.engine.report import PLOT_VIDEOS
 from anomaly.engine.runner import Run, TrainingInterrupted
 from anomaly.engine.training_state import seed_everything
 from anomaly.errors import InputError
 from anomaly.files import check_name
+from anomaly.layout import TRAINING_SNIPPETS
 
 
 class S3RArgumentParser(Tap):
@@ -42,7 +43,7 @@ class S3RArgumentParser(Tap):
     plot_freq: int = 10  # progress-bar refresh interval, in steps
     max_epoch: int = 15000  # number of training steps
     dropout: float = 0.7  # dropout ratio
-    quantize_size: int = 32  # snippets per training video after resampling
+    quantize_size: int = TRAINING_SNIPPETS  # snippets per training video after resampling
 
     # paths
     root_path: Path = Path("data")  # folder of lists, ground truth and features

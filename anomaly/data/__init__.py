@@ -7,7 +7,6 @@ from anomaly.data.datasets import (
     load_ground_truth,
 )
 from anomaly.data.features import (
-    FRAMES_PER_SNIPPET,
     feature_file,
     load_features,
     num_snippets,
@@ -17,7 +16,6 @@ from anomaly.data.features import (
 from anomaly.data.video_lists import read_video_list, split_training_list
 
 __all__ = [
-    "FRAMES_PER_SNIPPET",
     "TestVideos",
     "TrainingVideos",
     "feature_file",

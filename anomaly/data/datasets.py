@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from anomaly.data.arrays import read_npy
 from anomaly.data.ground_truth import read_text_file
-from anomaly.data.features import FRAMES_PER_SNIPPET, feature_file, load_features, resample_snippets
+from anomaly.data.features import feature_file, load_features, resample_snippets
+from anomaly.layout import FRAMES_PER_SNIPPET, TRAINING_SNIPPETS
 from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
@@ -125,7 +126,7 @@ class TrainingVideos:
         backbone: str = "i3d",
         num_crops: Optional[int] = None,
         feature_size: Optional[int] = None,
-        quantize_size: int = 32,
+        quantize_size: int = TRAINING_SNIPPETS,
         progress: bool = False,
     ):
         self.video_ids = list(video_ids)

@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from anomaly.data.arrays import read_npy
+from anomaly.layout import TRAINING_SNIPPETS, feature_file_name
 
 PathLike = Union[str, Path]
-FRAMES_PER_SNIPPET = 16
 
 
 def feature_file(root: PathLike, dataset: str, backbone: str, subset: str, video_id: str) -> Path:
     """``<root>/<dataset>/<backbone>/<subset>/<video_id>_<backbone>.npy``, the RTFM layout."""
-    return Path(root) / dataset / backbone / subset / f"{video_id}_{backbone}.npy"
+    return Path(root) / dataset / backbone / subset / feature_file_name(video_id, backbone)
 
 
 FEATURE_AXES = (("T", "snippets"), ("N", "crops"), ("C", "channels"))
@@ -39,7 +39,7 @@ def load_features(
     return read_npy(path, "features", FEATURE_AXES, sizes={1: num_crops, 2: feature_size}, missing="feature file not found")
 
 
-def resample_snippets(features: np.ndarray, length: int = 32) -> np.ndarray:
+def resample_snippets(features: np.ndarray, length: int = TRAINING_SNIPPETS) -> np.ndarray:
     """Resample a video's time axis to ``length`` snippets: ``T N C`` -> ``N length C`` float32.
 
     Linear interpolation with half-pixel centres and no antialiasing, which is what the published loader's

@@ -31,7 +31,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import numpy as np
 
 from anomaly.data.arrays import read_npy
-from anomaly.data.features import FRAMES_PER_SNIPPET, num_snippets
+from anomaly.data.features import num_snippets
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_text
 

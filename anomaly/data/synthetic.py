@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
-from anomaly.data.features import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.data.ground_truth import write_ground_truth
 from anomaly.data.video_lists import write_video_list
 from anomaly.errors import InputError

@@ -1,7 +1,7 @@
 """Training and evaluation."""
 
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
-from anomaly.engine.precision import PRECISIONS, autocast
+from anomaly.precision import PRECISIONS, autocast
 from anomaly.engine.trainer import ShuffledBatches, TrainingData, make_optimizer, train_step
 
 __all__ = [

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from anomaly.data import FRAMES_PER_SNIPPET, TestVideos
+from anomaly.data import TestVideos
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.metrics import NonFiniteScores, snippet_label_weights, weighted_ap_stepwise, weighted_roc_auc
-from anomaly.engine.precision import autocast
+from anomaly.precision import autocast
 from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
 from anomaly.models.s3r import S3R
 

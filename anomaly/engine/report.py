@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from terminaltables import AsciiTable
 
-from anomaly.data import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.metrics import (
     frame_metrics,
     snippet_label_weights,

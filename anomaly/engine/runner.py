@@ -43,7 +43,7 @@ from anomaly.engine.report import (
     write_inference_report,
     write_training_curve,
 )
-from anomaly.engine.precision import resolve_precision
+from anomaly.precision import resolve_precision
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.engine.version_folder import VersionFolder
 from anomaly.engine.training_state import (
@@ -53,6 +53,8 @@ from anomaly.engine.training_state import (
     save_training_state,
 )
 from anomaly.errors import InputError
+from anomaly.hardware import resolve_device
+from anomaly.layout import run_stem
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
 from anomaly.models import S3R, kernel_choice
 
@@ -85,7 +87,7 @@ class RunFiles:
 
     @classmethod
     def of(cls, args: Any, modality: str) -> "RunFiles":
-        stem = f"{args.dataset}_{args.model_name}_{args.backbone}"
+        stem = run_stem(args.dataset, args.model_name, args.backbone)
         checkpoint_dir = Path(args.checkpoint_path) / args.version
         log_dir = Path(args.log_path) / args.version
         return cls(
@@ -270,14 +272,7 @@ class Run:
         self.args = args
         self.config = config
         self.feature_size = args.feature_size or config.feature_size
-        try:
-            self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        except RuntimeError:
-            self.device = None
-        if self.device is None or self.device.type not in ("cpu", "cuda"):
-            raise InputError(None, f"--device {args.device}: not a usable device (cpu, cuda, cuda:1, ...)")
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(None, f"--device {args.device}: no CUDA device is available here (use --device cpu)")
+        self.device = resolve_device(args.device, "training")
         self.precision, note = resolve_precision(args.precision, self.device)
         if note:
             print(note, file=sys.stderr)

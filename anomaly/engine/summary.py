@@ -20,6 +20,7 @@ from anomaly.data.catalog import DATASETS
 from anomaly.engine.report import CURVE_CSV_SUFFIX, read_training_curve
 from anomaly.errors import InputError
 from anomaly.files import save_text
+from anomaly.layout import dataset_of_run_stem
 from anomaly.plotting import plot_strip
 
 PathLike = Union[str, Path]
@@ -48,11 +49,11 @@ class DatasetSummary:
 
 def dataset_of_curve(path: Path) -> str:
     """The dataset a curve file belongs to, from its name ``<dataset>_<model>_<backbone>.curve.csv``."""
-    for name in sorted(DATASETS, key=len, reverse=True):
-        if path.name.startswith(f"{name}_"):
-            return name
-    raise InputError(path, f"names no known dataset (expected <dataset>_<model>_<backbone>{CURVE_CSV_SUFFIX}, "
-                           f"dataset one of {', '.join(DATASETS)})")
+    stem = path.name[: -len(CURVE_CSV_SUFFIX)] if path.name.endswith(CURVE_CSV_SUFFIX) else ""
+    dataset = dataset_of_run_stem(stem)
+    if not dataset or dataset == stem:
+        raise InputError(path, f"is not named as a run's curve (<dataset>_<model>_<backbone>{CURVE_CSV_SUFFIX})")
+    return dataset
 
 
 def curve_files(run: PathLike) -> List[Path]:
@@ -90,7 +91,7 @@ def summarize(results: Sequence[RunResult]) -> List[DatasetSummary]:
         summaries.append(DatasetSummary(
             dataset, runs[0].metric, len(values), statistics.mean(values),
             statistics.stdev(values) if len(values) > 1 else None, min(values), max(values),
-            DATASETS[dataset].published,
+            DATASETS[dataset].published if dataset in DATASETS else None,
         ))
     return summaries
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from anomaly.engine.precision import autocast, tf32_switches
+from anomaly.precision import autocast, tf32_switches
 from anomaly.losses import s3r_losses
 
 

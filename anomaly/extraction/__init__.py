@@ -6,7 +6,6 @@ from anomaly.extraction.extractor import (
     FeatureExtractor,
     RunSummary,
     feature_path,
-    resolve_device,
     list_videos,
     read_record,
     run_extraction,
@@ -35,6 +34,5 @@ __all__ = [
     "load_i3d",
     "probe",
     "read_record",
-    "resolve_device",
     "run_extraction",
 ]

@@ -30,19 +30,20 @@ import torch.distributed as dist
 from terminaltables import AsciiTable
 from tqdm import tqdm
 
-from anomaly.engine.precision import autocast
+from anomaly.precision import autocast
 from anomaly.errors import InputError
 from anomaly.extraction.network import I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
 from anomaly.extraction.video import probe
 from anomaly.files import check_writable_folder, ensure_folder, save_npy, save_text
-from anomaly.hardware import device_problem
+from anomaly.hardware import resolve_device
+from anomaly.layout import feature_file_name
 
 PathLike = Union[str, Path]
 PRECISIONS = ("fp32", "bf16")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp"}
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
-FEATURE_SUFFIX = "_i3d"
+BACKBONE = "i3d"  # the backbone part of the feature files' names (anomaly.layout.feature_file_name)
 
 
 def file_sha256(path: PathLike) -> str:
@@ -78,7 +79,7 @@ class ExtractionSettings:
 
 
 def feature_path(output: PathLike, video: PathLike) -> Path:
-    return Path(output) / f"{Path(video).stem}{FEATURE_SUFFIX}.npy"
+    return Path(output) / feature_file_name(Path(video).stem, BACKBONE)
 
 
 def settings_path(features: PathLike) -> Path:
@@ -126,21 +127,6 @@ def list_videos(paths: Sequence[PathLike]) -> List[Path]:
         if other != video:
             raise InputError(video, f"has the same name as {other}: both would be written to {feature_path('.', video).name}")
     return unique
-
-
-def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
-    """``name`` (cpu, cuda, cuda:N), by default CUDA when present; under torchrun each rank takes its own GPU."""
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    problem = device_problem(name, "extraction")
-    if problem:
-        raise InputError(None, f"--device {name}: {problem}")
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        if local_rank >= torch.cuda.device_count():
-            raise InputError(None, f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-        device = torch.device("cuda", local_rank)
-    return device
 
 
 class FeatureExtractor:
@@ -338,7 +324,7 @@ def run_extraction(
     if batch_size < 1:
         raise InputError(None, f"--batch_size must be at least 1, not {batch_size}")
     ranks = torchrun_ranks()
-    torch_device = resolve_device(device, ranks.local_rank)
+    torch_device = resolve_device(device, "extraction", ranks.local_rank)
     videos = list_videos(video_paths)
     check_writable_folder(output)
     settings = ExtractionSettings(preset, num_crops, precision, file_sha256(weights))

@@ -21,7 +21,6 @@ from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model
 
 PathLike = Union[str, Path]
 FEATURE_SIZE = 2048
-CLIP_LENGTH = 16
 CROP_SIZE = 224
 GFLOP_PER_CLIP = 32.8
 # A crop of a frame: (flipped, top, left), ``flipped`` for a crop of the horizontally flipped frame, (top, left) its

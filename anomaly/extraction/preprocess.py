@@ -27,7 +27,8 @@ from PIL import Image
 from torch import Tensor
 
 from anomaly.errors import InputError
-from anomaly.extraction.network import CLIP_LENGTH, CROP_SIZE, CropBox
+from anomaly.extraction.network import CROP_SIZE, CropBox
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.extraction.video import decode_frames
 
 PathLike = Union[str, Path]
@@ -78,7 +79,7 @@ class Preset:
         """T for a video of ``frames`` frames (0 when the preset refuses it)."""
         if frames < self.min_frames:
             return 0
-        return -(-frames // CLIP_LENGTH) if self.keep_tail else frames // CLIP_LENGTH
+        return -(-frames // FRAMES_PER_SNIPPET) if self.keep_tail else frames // FRAMES_PER_SNIPPET
 
     def crop_boxes(self, height: int, width: int, num_crops: int) -> List[CropBox]:
         """The crops of a resized h × w frame, in the feature files' order: (flipped, top, left) each."""
@@ -112,7 +113,7 @@ PRESETS = {
     ),
     "gowtham": Preset(
         "gowtham", _resize_340x256, _gowtham_corners, centre=2,
-        scale=lambda x: x * 2 / 255 - 1, keep_tail=False, min_frames=CLIP_LENGTH + 1,
+        scale=lambda x: x * 2 / 255 - 1, keep_tail=False, min_frames=FRAMES_PER_SNIPPET + 1,
     ),
 }  # fmt: skip
 
@@ -147,10 +148,10 @@ class ClipReader:
                                             f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
                                             "preset crops one frame size per video")  # fmt: skip
             if clip is None:
-                clip = np.empty((CLIP_LENGTH, *resized.shape), np.uint8)
-            clip[self.frames % CLIP_LENGTH] = resized
+                clip = np.empty((FRAMES_PER_SNIPPET, *resized.shape), np.uint8)
+            clip[self.frames % FRAMES_PER_SNIPPET] = resized
             self.frames += 1
-            if self.frames % CLIP_LENGTH == 0:
+            if self.frames % FRAMES_PER_SNIPPET == 0:
                 pending, clip = clip, None
         if self.frames < self.preset.min_frames:
             if self.frames == 0:
@@ -162,7 +163,7 @@ class ClipReader:
             )
         if pending is not None:
             yield pending
-        tail = self.frames % CLIP_LENGTH
+        tail = self.frames % FRAMES_PER_SNIPPET
         if tail and self.preset.keep_tail:
             # Loop padding: the partial clip's own frames repeated from its start until it has 16.
-            yield clip[np.arange(CLIP_LENGTH) % tail]
+            yield clip[np.arange(FRAMES_PER_SNIPPET) % tail]

@@ -66,7 +66,7 @@ def no_timer(_section: str) -> ContextManager:
 @contextlib.contextmanager
 def _matmuls_like_convolutions(device: torch.device):
     """On CUDA, let the matrix products that replace convolutions use TF32 exactly when cuDNN's convolutions
-    would (``torch.backends.cudnn.allow_tf32``, see ``anomaly.engine.precision``); elsewhere nothing."""
+    would (``torch.backends.cudnn.allow_tf32``, see ``anomaly.precision``); elsewhere nothing."""
     if device.type != "cuda":
         yield
         return

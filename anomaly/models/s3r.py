@@ -11,6 +11,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from anomaly.layout import TRAINING_SNIPPETS
 from anomaly.models.aggregate import Aggregate
 
 MODALITIES = ("taskaware", "universal", "univ-task")
@@ -164,7 +165,7 @@ class S3R(nn.Module):
         self,
         dim: int = 2048,
         batch_size: int = 32,
-        quantize_size: int = 32,
+        quantize_size: int = TRAINING_SNIPPETS,
         dropout: float = 0.7,
         modality: str = "taskaware",
     ):

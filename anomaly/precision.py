@@ -1,4 +1,4 @@
-"""Numeric precision of training and evaluation: fp32 (the published numbers), tf32 or bf16.
+"""Numeric precision of training, evaluation and extraction: fp32 (the published numbers), tf32 or bf16.
 
 bf16 runs where it is native (``anomaly.hardware.native_bf16``: a CUDA GPU with bf16, a CPU with AVX512-BF16 or
 AMX); elsewhere ``resolve_precision`` turns it into fp32 with a one-line note, bf16 being slower there.
@@ -9,14 +9,21 @@ from typing import Iterator, Tuple
 
 import torch
 
+from anomaly.errors import check_choice
 from anomaly.hardware import cpu_info, native_bf16
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    check_choice(precision, PRECISIONS, "precision")
+
+
+def dtype_of(precision: str) -> torch.dtype:
+    """The dtype of the products a precision runs: bfloat16 for bf16, float32 otherwise (tf32 is float32 storage
+    with TensorFloat-32 products)."""
+    check_precision(precision)
+    return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
 def resolve_precision(precision: str, device: torch.device) -> Tuple[str, str]:

@@ -1,0 +1,41 @@
+"""The published layout: the fixed sizes behind the features and the name of every file a dataset or run has.
+
+Defined once here, imported everywhere else; this module imports nothing heavy (no torch), so configs and option
+parsers may use it. Names are relative: lists, ground truth and features to the ``--root_path`` folder, dictionaries
+and regular features to the ``--dictionary_path`` folder, run files to the version folders.
+"""
+
+FRAMES_PER_SNIPPET = 16  # frames of video behind one snippet (one I3D clip)
+TRAINING_SNIPPETS = 32  # snippets every training video is resampled to (the published quantize_size)
+DICTIONARY_ALGORITHM = "omp"  # the sparse coding of dictionary learning; part of the dictionary's file name
+UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary is learned on
+
+
+def feature_file_name(video_id: str, backbone: str) -> str:
+    """``<video_id>_<backbone>.npy``: a video's features, as in the RTFM release and as extraction writes them."""
+    return f"{video_id}_{backbone}.npy"
+
+
+def dataset_files(dataset: str, dictionary_ratio: int, feature_size: int, dictionary_max_iter: int) -> dict:
+    """The published file names of a dataset laid out as in the RTFM feature release."""
+    iterations = f"{DICTIONARY_ALGORITHM}.{dictionary_max_iter}iters"
+    universal = UNIVERSAL_DICTIONARY_DATA
+    return dict(
+        data_file_train=f"{dataset}/{dataset}.training.csv",
+        data_file_test=f"{dataset}/{dataset}.testing.csv",
+        ann_file_test=f"{dataset}/{dataset}_ground_truth.testing.json",
+        task_dict_file=f"{dataset}/{dataset}_dictionaries.taskaware.{iterations}.{dictionary_ratio}pct.npy",
+        univ_dict_file=f"{universal}/{universal}_dictionaries.universal.{iterations}.npy",
+        tmp_dict_file=f"{dataset}/{dataset}_states.universal.npy",
+        regular_file=f"{dataset}/{dataset}_regular_features-{feature_size}dim.training.pickle",
+    )
+
+
+def run_stem(dataset: str, model_name: str, backbone: str) -> str:
+    """``<dataset>_<model>_<backbone>``: the stem of a run's checkpoint, state, score, log and curve files."""
+    return f"{dataset}_{model_name}_{backbone}"
+
+
+def dataset_of_run_stem(stem: str) -> str:
+    """The dataset of a run file's stem (``run_stem``): dataset names hold no '_' (``anomaly.data.catalog``)."""
+    return stem.partition("_")[0]

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from anomaly.data.arrays import finite_float32
 from anomaly.data.datasets import load_dictionary
-from anomaly.data.features import feature_file, load_features, resample_snippets
+from anomaly.data.features import feature_file, feature_folder, load_features, resample_snippets
 from anomaly.errors import InputError
 from anomaly.files import ensure_folder, save_npy, save_pickle
 from anomaly.layout import DICTIONARY_ALGORITHM, TRAINING_SNIPPETS
@@ -59,7 +59,7 @@ def build_regular_features(
     resampled with :func:`anomaly.data.features.resample_snippets` (the training loader's resampling)."""
     features = {}
     for video_id in tqdm(video_ids, desc=f"regular features ({dataset})", disable=not progress, ncols=100):
-        video = load_features(feature_file(root, dataset, backbone, "train", video_id), num_crops, feature_size)
+        video = load_features(feature_file(feature_folder(root, dataset, backbone, "train"), video_id, backbone), num_crops, feature_size)
         num_crops, feature_size = video.shape[1], video.shape[2]
         features[video_id] = resample_snippets(video, quantize_size)
     return features

@@ -7,6 +7,7 @@ obvious — ``--batch_size must be at least 1, not 0``.
 """
 
 import math
+import signal
 from numbers import Integral, Real
 from os import PathLike
 from typing import Any, Iterable, Optional, TypeVar, Union
@@ -25,6 +26,15 @@ class InputError(ValueError):
         self.path = None if path is None else str(path)
         self.problem = " ".join(str(problem).split())
         super().__init__(self.problem if self.path is None else f"{self.path}: {self.problem}")
+
+
+class Interrupted(Exception):
+    """The process received SIGINT or SIGTERM; a command ends with status 128 + the signal's number."""
+
+    def __init__(self, signal_number: int, what_now: str = ""):
+        self.signal_number = int(signal_number)
+        name = signal.Signals(self.signal_number).name
+        super().__init__(f"interrupted by {name}" + (f"; {what_now}" if what_now else ""))
 
 
 def _refuse(name: str, requirement: str, found: Any, fix: str, source: Union[str, PathLike, None]) -> InputError:

@@ -5,6 +5,8 @@ parsers may use it. Names are relative: lists, ground truth and features to the 
 and regular features to the ``--dictionary_path`` folder, run files to the version folders.
 """
 
+from typing import Optional
+
 FRAMES_PER_SNIPPET = 16  # frames of video behind one snippet (one I3D clip)
 TRAINING_SNIPPETS = 32  # snippets every training video is resampled to (the published quantize_size)
 DICTIONARY_ALGORITHM = "omp"  # the sparse coding of dictionary learning; part of the dictionary's file name
@@ -14,6 +16,12 @@ UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary 
 def feature_file_name(video_id: str, backbone: str) -> str:
     """``<video_id>_<backbone>.npy``: a video's features, as in the RTFM release and as extraction writes them."""
     return f"{video_id}_{backbone}.npy"
+
+
+def video_id_of_feature_file(file_name: str, backbone: str) -> Optional[str]:
+    """The video id of a feature file's name (``feature_file_name``), or None for another file."""
+    suffix = feature_file_name("", backbone)
+    return file_name[: -len(suffix)] or None if file_name.endswith(suffix) else None
 
 
 def dataset_files(dataset: str, dictionary_ratio: int, feature_size: int, dictionary_max_iter: int) -> dict:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anomaly.data.synthetic import DEFAULT_SPEC, make_synthetic_dataset
-from anomaly.cli.learn_dictionary import main as run_dictionary_learning
+from anomaly.cli.command import run_command
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -214,10 +214,10 @@ def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("workspace")
     spec = dataclasses.replace(DEFAULT_SPEC, feature_size=FEATURE_SIZE, max_length=80)
     make_synthetic_dataset(root / "data", spec=spec)
-    status = run_dictionary_learning(
+    status = run_command(
+        "learn-dictionary",
         ["--dataset", "synthetic", "--feature_size", str(FEATURE_SIZE), "--root_path", str(root / "data"),
          "--dictionary_path", str(root / "dictionary")],
-        default_dataset="synthetic",
     )
     assert status == 0
     return root
@@ -264,7 +264,7 @@ def run_failing(copy, capsys, monkeypatch, *extra, version="bad"):
     status = SCRIPT.main(cli_arguments(copy, version, "--max_epoch", "2", *extra))
     error = capsys.readouterr().err.strip().splitlines()
     assert status == 2
-    message = [line for line in error if line.startswith("error: ")]
+    message = [line for line in error if line.startswith("s3r train: ")]
     assert len(message) == 1, error
     written = [path for folder in ("logs", "checkpoint", "output") for path in (copy / folder).rglob("*") if path.is_file()]
     assert written == []

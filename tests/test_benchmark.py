@@ -281,22 +281,22 @@ def run_benchmark_tool(*args):
     ("--threads", "zero", "argument --threads: expected an integer, not 'zero'"),
     ("--device", "foo", "--device foo: not a torch device"),
     ("--device", "tpu", "--device tpu: not a torch device"),
-    ("--json", "/nonexistent/x.json", "--json /nonexistent/x.json: the folder /nonexistent does not exist"),
+    ("--json", "/nonexistent/x.json", "/nonexistent/x.json: the folder /nonexistent does not exist (--json)"),
 ])
 def test_the_benchmark_refuses_impossible_options_before_any_work(option, value, problem):
     status, stdout, stderr = run_benchmark_tool("--quick", "--device", "cpu", option, value)
     assert status == 2 and stdout == ""
-    last = stderr.rstrip("\n").split("\n")[-1]  # after argparse's usage line
-    assert ": error: " in last and problem in last
+    [line] = stderr.splitlines()
+    assert line.startswith("s3r benchmark: ") and problem in line
 
 
 def test_the_benchmark_refuses_a_cuda_device_it_does_not_have(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     status, _, stderr = run_benchmark_tool("--quick", "--device", "cuda")
-    assert status == 2 and stderr.rstrip("\n").endswith("--device cuda: no CUDA device is available here (use --device cpu)")
+    assert (status, stderr) == (2, "s3r benchmark: --device cuda: no CUDA device is available here (use --device cpu)\n")
 
 
 def test_the_benchmark_needs_enough_training_videos_for_a_batch():
     status, stdout, stderr = run_benchmark_tool("--quick", "--device", "cpu", "--train-videos", "3", "--batch-size", "4")
     assert status == 2 and stdout == "" and stderr.count("\n") == 1
-    assert stderr.startswith("benchmark: 3 resident normal training videos cannot fill a batch of 4")
+    assert stderr.startswith("s3r benchmark: 3 resident normal training videos cannot fill a batch of 4")

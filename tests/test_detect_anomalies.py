@@ -62,10 +62,10 @@ def test_a_checkpoint_for_other_features_is_refused(inputs, tmp_path):
     output = tmp_path / "out"
     status, out, err = detect(inputs, output, checkpoint=checkpoint)
     assert status == 2 and out == ""
-    assert err == f"{checkpoint}: an S3R checkpoint for 128-channel features; I3D ResNet-50 features have 2048 (use a checkpoint trained on I3D features)\n"
+    assert err == f"s3r detect: {checkpoint}: an S3R checkpoint for 128-channel features; I3D ResNet-50 features have 2048 (use a checkpoint trained on I3D features)\n"
     assert not output.exists()
 
 
 def test_ground_truth_files_must_match_the_videos(inputs, tmp_path):
     status, _, err = detect(inputs, tmp_path / "out", "--ground_truth", inputs["labels"], inputs["labels"])
-    assert status == 2 and err.startswith(f"{inputs['labels']}: 2 ground-truth files for 1 videos")
+    assert status == 2 and err.startswith(f"s3r detect: {inputs['labels']}: 2 ground-truth files for 1 videos")

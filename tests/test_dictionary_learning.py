@@ -23,7 +23,7 @@ from anomaly.dictionary_learning import (
     universal_states,
     video_means,
 )
-from anomaly.cli.learn_dictionary import main as run_dictionary_learning
+from anomaly.cli.command import run_command
 from anomaly.config import load_dataset_config
 from anomaly.errors import InputError
 from tests.conftest import REPO
@@ -58,7 +58,7 @@ def shanghaitech_files(root, dictionaries, feature_size=32, ratio=50, max_iter=1
 def run_script(*args):
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = run_dictionary_learning(list(args), default_dataset="shanghaitech")
+        status = run_command("learn-dictionary", list(args), defaults={"dataset": "shanghaitech"})
     return status, stdout.getvalue(), stderr.getvalue()
 
 
@@ -193,24 +193,24 @@ def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path)
 
 
 @pytest.mark.parametrize("option, value, problem", [
-    ("--ratio", "0", "0 < ratio <= 100"),
-    ("--ratio", "-10", "0 < ratio <= 100"),
-    ("--ratio", "101", "0 < ratio <= 100"),
-    ("--max_iter", "0", "--max_iter 0: must be at least 1"),
-    ("--quantize_size", "0", "--quantize_size 0: must be at least 1"),
+    ("--ratio", "0", "--ratio must be an integer in [1, 100], not 0; the atoms are a percentage of the normal videos"),
+    ("--ratio", "101", "--ratio must be an integer in [1, 100], not 101; the atoms are a percentage of the normal videos"),
+    ("--max_iter", "0", "--max_iter must be an integer at least 1, not 0"),
+    ("--quantize_size", "0", "--quantize_size must be an integer at least 1, not 0"),
     ("--feature_size", "0", "--feature_size must be a positive multiple of 32 (the model's GroupNorm runs 8 groups on "
                             "C / 4 channels), not 0"),
-    ("--num_anomalous", "-1", "--num_anomalous -1: must be at least 1"),
+    ("--num_anomalous", "-1", "--num_anomalous must be an integer at least 1, not -1"),
+    ("--max_iter", "many", "argument --max_iter: invalid int value: 'many' (see s3r learn-dictionary --help)"),
 ])
 def test_script_refuses_impossible_options_before_any_work(tmp_path, option, value, problem):
     write_dataset(tmp_path)
     arguments = {"--root_path": str(tmp_path), "--dictionary_path": str(tmp_path / "d"), "--num_anomalous": "2",
                  "--ratio": "50", "--feature_size": "32", option: value}
     stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as exit_:
-        run_dictionary_learning([item for pair in arguments.items() for item in pair], "shanghaitech")
-    assert exit_.value.code == 2
-    assert stderr.getvalue().rstrip("\n").split("\n")[-1].endswith(problem)
+    with contextlib.redirect_stderr(stderr):
+        status = run_command("learn-dictionary", [item for pair in arguments.items() for item in pair],
+                             defaults={"dataset": "shanghaitech"})
+    assert (status, stderr.getvalue()) == (2, f"s3r learn-dictionary: {problem}\n")
     assert not (tmp_path / "d").exists()
 
 
@@ -226,7 +226,7 @@ def test_a_dictionary_path_blocked_by_a_file_fails_before_reading_features(tmp_p
     status, _, stderr = run_script("--root_path", str(tmp_path), "--dictionary_path", str(blocker),
                                    "--num_anomalous", "2", "--ratio", "50", "--feature_size", "32")
     assert status == 2 and stderr.count("\n") == 1
-    assert stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'shanghaitech'} cannot be created")
+    assert stderr.startswith(f"s3r learn-dictionary: {blocker}: is a file, so the folder {blocker / 'shanghaitech'} cannot be created")
     assert blocker.read_text() == "keep"
 
 
@@ -238,7 +238,7 @@ def test_a_reused_regular_features_pickle_must_have_quantize_size_snippets(tmp_p
     pickle_file = shanghaitech_files(tmp_path, tmp_path / "d").regular_features
     status, _, stderr = run_script(*common)  # the default 32 snippets
     assert status == 2 and stderr.count("\n") == 1
-    assert stderr.startswith(f"{pickle_file}: regular features have 16 snippets per video, but --quantize_size is 32")
+    assert stderr.startswith(f"s3r learn-dictionary: {pickle_file}: regular features have 16 snippets per video, but --quantize_size is 32")
     assert "delete it to rebuild" in stderr
     pickle_file.unlink()
     assert run_script(*common)[0] == 0
@@ -252,7 +252,7 @@ def test_script_reports_a_missing_feature_file(tmp_path):
                                    "--num_anomalous", "2", "--ratio", "50", "--feature_size", "32")
     message = stderr.rstrip("\n").split("\n")[-1]  # after the progress bar
     assert status == 2
-    assert message.startswith(str(tmp_path / "shanghaitech" / "i3d" / "train" / "n03_i3d.npy") + ": ")
+    assert message == f"s3r learn-dictionary: {tmp_path / 'shanghaitech' / 'i3d' / 'train' / 'n03_i3d.npy'}: feature file not found"
 
 
 def test_script_reports_too_few_normal_videos(tmp_path):
@@ -260,7 +260,7 @@ def test_script_reports_too_few_normal_videos(tmp_path):
     status, _, stderr = run_script("--root_path", str(tmp_path), "--dictionary_path", str(tmp_path / "d"),
                                    "--num_anomalous", "2", "--ratio", "50", "--feature_size", "32")
     assert status == 2 and stderr.count("\n") == 1  # before any feature is read
-    assert stderr.startswith(f"{tmp_path / 'shanghaitech' / 'shanghaitech.training.csv'}: 2 normal video(s) at 50 %")
+    assert stderr.startswith(f"s3r learn-dictionary: {tmp_path / 'shanghaitech' / 'shanghaitech.training.csv'}: 2 normal video(s) at 50 %")
     assert "needs at least 3 normal videos" in stderr
     assert not (tmp_path / "d").exists()
 

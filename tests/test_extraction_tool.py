@@ -103,7 +103,7 @@ def test_bad_arguments_are_one_line_and_write_nothing(inputs, tmp_path, problem)
     status, out, err = run_tool("extract_features.py", *map(str, arguments))
     assert status == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
-    assert err.startswith(str(output if problem == "output is a file" else weights) + ": ")
+    assert err.startswith(f"s3r extract: {output if problem == 'output is a file' else weights}: ")
     assert not output.is_dir()
 
 

@@ -291,7 +291,7 @@ def test_a_list_naming_a_missing_feature_file(tmp_path):
                       "--features", str(features), "--list", str(test_list), "--output", str(tmp_path / "gt.json"))
     assert status == 2 and stdout == ""
     assert stderr.count("\n") == 1
-    assert stderr.startswith(str(features / "b_i3d.npy") + ": ")
+    assert stderr.startswith(f"s3r ground-truth: {features / 'b_i3d.npy'}: ")
     assert "not found" in stderr and str(test_list) in stderr
     assert not (tmp_path / "gt.json").exists()
 
@@ -332,7 +332,7 @@ def test_non_utf8_annotation_texts_are_one_line_errors(tmp_path):
     status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
                       "--anomalous", str(ids), "--output", str(tmp_path / "st.csv"))
     assert status == 2 and stderr.count("\n") == 1
-    assert stderr.startswith(f"{ids}: not UTF-8 text")
+    assert stderr.startswith(f"s3r video-lists: {ids}: not UTF-8 text")
     assert not (tmp_path / "st.csv").exists()
 
 
@@ -351,7 +351,7 @@ def test_listed_anomalous_ids_need_feature_files_and_a_list_needs_an_anomalous_v
     status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "shanghaitech", "--features", str(features),
                       "--anomalous", str(ids), "--output", str(output))
     assert status == 2 and stderr.count("\n") == 1
-    assert stderr.startswith(f"{ids}: 7 listed video(s) have no feature file in {features}")
+    assert stderr.startswith(f"s3r video-lists: {ids}: 7 listed video(s) have no feature file in {features}")
     assert "'90_001', '91_001', '92_001', '93_001', '94_001' and 2 more" in stderr
     assert not output.exists()
 
@@ -376,14 +376,14 @@ def test_an_output_folder_blocked_by_a_file_is_a_one_line_error(tmp_path):
     status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "ucf-crime", "--features", str(features),
                       "--output", str(blocker / "x.csv"))
     assert status == 2 and stderr.count("\n") == 1
-    assert stderr.startswith(f"{blocker}: is a file, not a folder")
+    assert stderr.startswith(f"s3r video-lists: {blocker}: is a file, not a folder")
 
     text = tmp_path / "annotations.txt"
     text.write_text("Abuse001_x264.mp4  Abuse  3  5  -1  -1\n")
     status, stdout, stderr = run_tool("make_ground_truth.py", "--dataset", "ucf-crime", "--annotations", str(text),
                       "--features", str(features), "--output", str(blocker / "deeper" / "gt.json"))
     assert status == 2 and stderr.count("\n") == 1
-    assert stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'deeper'} cannot be created")
+    assert stderr.startswith(f"s3r ground-truth: {blocker}: is a file, so the folder {blocker / 'deeper'} cannot be created")
     with pytest.raises(InputError, match="is a file"):
         write_ground_truth({"a": np.zeros(2)}, blocker / "gt.json")
     assert blocker.read_text() == "keep"

@@ -8,7 +8,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +67,12 @@ def test_a_pickle_that_would_run_a_command_is_refused_without_a_trace(tmp_path, 
     content = payload if where == "top" else {"feature": {"video": np.zeros((1, 2, 3), np.float32), "x": payload}}
     path = tmp_path / "regular.pickle"
     path.write_bytes(pickle.dumps(content))
-    with pytest.raises(InputError, match="refused: it is not plain data.*posix.system|refused: it is not plain data"):
+    with pytest.raises(InputError) as refused:
         load_regular_features(path)
+    assert str(refused.value) == (
+        f"{path}: refused: it is not plain data (refused global '{os.system.__module__}.system'); a regular-features "
+        "pickle holds only {'feature': {video_id: array}}, and loading this one could run code"
+    )
     assert not marker.exists()
 
 
@@ -94,7 +97,7 @@ def run(copy, capsys, monkeypatch, version, *extra):
     status = SCRIPT.main(cli_arguments(copy, version, *extra))
     out, err = capsys.readouterr()
     if status == 2:
-        assert err.strip().splitlines()[-1].startswith("error: "), err[-2000:]
+        assert err.strip().splitlines()[-1].startswith("s3r train: "), err[-2000:]
     return status, out, err
 
 
@@ -146,7 +149,7 @@ def test_inputs_that_overflow_the_model_give_one_line_and_no_metric(copy, capsys
 def test_a_diverging_training_stops_at_the_step_and_keeps_the_last_good_state(copy, capsys, monkeypatch):
     status, out, err = run(copy, capsys, monkeypatch, "diverge", *SHORT_RUN, "--lr", "1e30")
     assert status == 2
-    assert "error: training diverged at step " in err
+    assert "s3r train: training diverged at step " in err
     state, best = (copy / "checkpoint" / "diverge" / f"{STEM}{suffix}" for suffix in (".state", "_best.pth"))
     for saved in (state, best):  # whatever was saved is finite; NaN never became a best model or a .score row
         if saved.exists():
@@ -197,25 +200,32 @@ def test_an_earlier_run_is_refused_unless_resumed_or_overwritten(copy, capsys, m
     assert (copy / "logs" / "v" / f"{STEM}.log").read_text().count("Arguments") == 1
 
 
-def test_a_second_run_on_a_busy_version_is_refused_and_the_first_finishes_intact(copy, capsys, monkeypatch):
-    environment = dict(os.environ, OMP_NUM_THREADS="1")
-    first = subprocess.Popen(
-        [sys.executable, str(REPO / "tools" / "trainval_anomaly_detector.py"),
-         *cli_arguments(copy, "busy", "--max_epoch", "12", "--evaluate_min_step", "0", "--batch_size", "16")],
-        cwd=copy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
+def test_a_second_run_on_a_busy_version_is_refused_and_the_first_keeps_its_lock(copy, capsys, monkeypatch):
+    # The first run is a process holding the version's lock until the test closes its stdin: the test and the
+    # holder synchronise on a pipe, so the refusal does not depend on how fast anything runs.
+    version = copy / "checkpoint" / "busy"
+    holder_code = (
+        "import sys; from pathlib import Path; from anomaly.engine.version_folder import VersionFolder\n"
+        f"with VersionFolder(Path({str(version)!r}), []):\n"
+        "    print('locked', flush=True); sys.stdin.read()\n"
     )
-    lock = copy / "checkpoint" / "busy" / ".lock"
-    deadline = time.time() + 120
-    while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
-        assert first.poll() is None and time.time() < deadline, "the first run did not start"
-        time.sleep(0.01)
-    status, _, err = run(copy, capsys, monkeypatch, "busy", *SHORT_RUN)
-    assert status == 2 and f"another training is running on this version (process {first.pid}" in err
-    assert first.wait(timeout=300) == 0, first.stderr.read().decode()[-2000:]
-    state = load_checkpoint(copy / "checkpoint" / "busy" / f"{STEM}.state")
-    assert state["step"] == 12 and len(state["history"]) == 12
-    assert (copy / "logs" / "busy" / f"{STEM}.log").read_text().count("Arguments") == 1
-    assert not lock.exists()
+    first = subprocess.Popen([sys.executable, "-c", holder_code], cwd=REPO, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "locked\n"
+        status, _, err = run(copy, capsys, monkeypatch, "busy", *SHORT_RUN)
+        assert status == 2 and err.strip().splitlines()[-1] == (
+            f"s3r train: {version}: another training is running on this version (process {first.pid} holds "
+            f"{version / '.lock'}); wait for it to end, or choose another --version"
+        )
+        assert sorted(path.name for path in version.iterdir()) == [".lock"]
+        assert not (copy / "logs" / "busy").exists()
+        assert (version / ".lock").read_text() == f"{first.pid}\n"  # the refused run left the holder's lock alone
+    finally:
+        first.stdin.close()
+        assert first.wait(timeout=60) == 0
+    assert run(copy, capsys, monkeypatch, "busy", *SHORT_RUN)[0] == 0  # once the first ends, the version is free
+    assert not (version / ".lock").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,11 +235,9 @@ def test_a_second_run_on_a_busy_version_is_refused_and_the_first_finishes_intact
 
 @pytest.mark.parametrize("option,value", [("--version", "../../x"), ("--version", "/tmp/x"), ("--version", ""),
                                           ("--version", ".."), ("--model_name", "a/b"), ("--model_name", " ")])
-def test_version_and_model_name_are_plain_names(copy, capsys, option, value):
-    with pytest.raises(SystemExit) as exited:
-        SCRIPT.main(cli_arguments(copy, "ok", option, value))
-    assert exited.value.code == 2
-    assert f"{option} {value!r} is not a plain name" in capsys.readouterr().err.strip().splitlines()[-1]
+def test_version_and_model_name_are_plain_names(copy, capsys, monkeypatch, option, value):
+    assert run_failing(copy, capsys, monkeypatch, option, value).startswith(
+        f"s3r train: {option} {value!r} is not a plain name (")
 
 
 @pytest.mark.parametrize("listing,video_id", [("synthetic.testing.csv", "../train/escape"), ("synthetic.testing.csv", ".."),
@@ -445,12 +453,12 @@ def test_the_final_log_line_names_only_files_that_exist(copy, capsys, monkeypatc
 
 
 def test_the_dictionary_tool_refuses_a_malicious_regular_features_pickle(copy, capsys):
-    from anomaly.cli.learn_dictionary import main as learn_dictionary
+    from anomaly.cli.command import run_command
 
     regular = next((copy / "dictionary" / "synthetic").glob("*regular_features*.pickle"))
     marker = copy / "command-ran"
     regular.write_bytes(pickle.dumps({"feature": {"video": RunsACommand(marker)}}))
-    status = learn_dictionary(["--dataset", "synthetic", "--feature_size", str(FEATURE_SIZE), "--root_path",
+    status = run_command("learn-dictionary", ["--dataset", "synthetic", "--feature_size", str(FEATURE_SIZE), "--root_path",
                                str(copy / "data"), "--dictionary_path", str(copy / "dictionary")])
     assert status == 2 and not marker.exists()
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"{regular}: refused: it is not plain data")
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"s3r learn-dictionary: {regular}: refused: it is not plain data")

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from anomaly.cli.train import main as train
+from anomaly.cli.command import run_command
 from anomaly.engine.checkpoint import load_checkpoint
 from tests.conftest import REPO, cli_arguments
 
@@ -30,7 +30,7 @@ def runs(workspace):
     best = []
     for seed in SEEDS:
         version = f"seeds-{seed}"
-        assert train(cli_arguments(workspace, version, "--seed", str(seed), "--max_epoch", "4",
+        assert run_command("train", cli_arguments(workspace, version, "--seed", str(seed), "--max_epoch", "4",
                                    "--evaluate_min_step", "0", "--batch_size", "16")) == 0
         history = load_checkpoint(workspace / "checkpoint" / version / "synthetic_s3r_i3d.state")["history"]
         entry = max(history, key=lambda entry: entry["value"])
@@ -73,5 +73,5 @@ def test_bad_runs_are_one_line_errors(runs, capsys, tmp_path, case):
         (run / "synthetic_s3r_i3d.curve.csv").write_text("step,loss,AUC,best\n0,,0.5,\n1,2.5,,\n")
     status = TOOL.main([str(workspace / "logs" / "seeds-1"), str(run), "--output_dir", str(tmp_path / "out")])
     error = capsys.readouterr().err.strip().splitlines()
-    assert status == 2 and len(error) == 1 and error[0].startswith("error: ") and str(run) in error[0]
+    assert status == 2 and len(error) == 1 and error[0].startswith("s3r summarize: ") and str(run) in error[0]
     assert not (tmp_path / "out").exists()

@@ -154,7 +154,7 @@ def test_the_config_matches_the_default_dataset(tmp_path):
 
 
 def test_the_number_of_anomalous_training_videos_comes_from_the_generated_dataset(tmp_path):
-    from anomaly.cli.learn_dictionary import main as run_dictionary_learning
+    from anomaly.cli.command import run_command
     from anomaly.dictionary_learning import load_regular_features
 
     with pytest.raises(InputError, match="synthetic.spec.json: not found"):
@@ -167,8 +167,8 @@ def test_the_number_of_anomalous_training_videos_comes_from_the_generated_datase
 
     dictionaries = tmp_path / "dictionary"
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        status = run_dictionary_learning(["--dataset", "synthetic", "--root_path", str(tmp_path), "--dictionary_path",
-                                          str(dictionaries), "--feature_size", "32"], default_dataset="synthetic")
+        status = run_command("learn-dictionary", ["--dataset", "synthetic", "--root_path", str(tmp_path), "--dictionary_path",
+                                          str(dictionaries), "--feature_size", "32"])
     assert status == 0
     training = read_video_list(tmp_path / "synthetic" / "synthetic.training.csv")
     assert len(training) == 44
@@ -177,23 +177,31 @@ def test_the_number_of_anomalous_training_videos_comes_from_the_generated_datase
     assert list(regular) == training[40:]  # the 4 normal videos: the 40 anomalous ones come first
 
 
+@pytest.mark.parametrize("feature_size", [33, 16])
+def test_a_feature_size_the_model_cannot_take_is_refused(tmp_path, feature_size):
+    status, stdout, stderr = run_make_synthetic_dataset("--root", str(tmp_path), "--feature_size", str(feature_size))
+    assert (status, stdout) == (2, "")
+    assert stderr == (f"s3r synthetic: --feature_size must be a positive multiple of 32 (the model's GroupNorm runs 8 "
+                      f"groups on C / 4 channels), not {feature_size}\n")
+    assert not (tmp_path / "synthetic").exists()
+
+
 @pytest.mark.parametrize("sizes, problem", [
-    (dict(min_length=50, max_length=10), "max_length (10) is shorter than min_length (50)"),
-    (dict(feature_size=33), "feature_size is 33: it must be a positive multiple of 32"),
-    (dict(feature_size=16), "feature_size is 16: it must be a positive multiple of 32"),
-    (dict(num_train_anomalous=0), "num_train_anomalous is 0: a synthetic dataset needs at least one video"),
-    (dict(num_crops=0), "num_crops is 0: it must be at least 1"),
-    (dict(min_length=0), "min_length is 0: it must be at least 1"),
-    (dict(median_length=0.0), "median_length is 0.0: it must be a positive number"),
-    (dict(seed=-1), "seed is -1: it must be non-negative"),
+    (dict(min_length=50, max_length=10), "max_length must be an integer at least 50, not 10; it is below min_length"),
+    (dict(num_train_anomalous=0), "num_train_anomalous must be an integer at least 1, not 0; a synthetic dataset needs "
+                                  "at least one video of each class in each split"),
+    (dict(num_crops=0), "num_crops must be an integer at least 1, not 0"),
+    (dict(min_length=0), "min_length must be an integer at least 1, not 0"),
+    (dict(median_length=0.0), "median_length must be a finite number at least 1, not 0.0; it is a length in snippets"),
+    (dict(seed=-1), "seed must be an integer at least 0, not -1"),
 ])
 def test_impossible_sizes_are_refused_with_one_line(tmp_path, sizes, problem):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(InputError) as error:
         SyntheticSpec(**sizes)
-    assert str(error.value).startswith(problem) and "\n" not in str(error.value)
+    assert str(error.value) == problem
     arguments = [item for name, value in sizes.items() for item in (f"--{name}", str(value))]
     status, stdout, stderr = run_make_synthetic_dataset("--root", str(tmp_path), *arguments)
-    assert status == 2 and stdout == "" and stderr.startswith(problem) and stderr.count("\n") == 1
+    assert (status, stdout, stderr) == (2, "", f"s3r synthetic: {problem}\n")
     assert not (tmp_path / "synthetic").exists()
 
 
@@ -203,7 +211,7 @@ def test_a_root_that_is_a_file_is_a_one_line_error(tmp_path):
     status, stdout, stderr = run_make_synthetic_dataset("--root", str(blocker), "--feature_size", "32", "--num_train_anomalous", "1",
                                       "--num_train_normal", "1", "--num_test_anomalous", "1", "--num_test_normal", "1")
     assert status == 2 and stdout == "" and stderr.count("\n") == 1
-    assert stderr.startswith(f"{blocker}: is a file, so the folder {blocker / 'synthetic' / 'i3d' / 'train'} cannot")
+    assert stderr.startswith(f"s3r synthetic: {blocker}: is a file, so the folder {blocker / 'synthetic' / 'i3d' / 'train'} cannot")
     assert blocker.read_text() == "keep"
 
 

@@ -9,9 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from anomaly.cli.learn_dictionary import main as learn_dictionary
-from anomaly.cli.synthetic import main as make_dataset
-from anomaly.cli.train import main as train
+from anomaly.cli.command import run_command
 from anomaly.config import load_dataset_config
 from anomaly.data.synthetic import XD_VIOLENCE_SPEC, make_synthetic_dataset
 
@@ -50,14 +48,14 @@ def test_names_say_the_label_as_the_official_lists(tmp_path):
 
 def test_generate_learn_train_and_infer(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # every tool reads and writes data/, dictionary/, logs/, ... here
-    assert make_dataset(["--shape", "xd-violence", *SMALL]) == 0
-    assert learn_dictionary(["--dataset", NAME, "--feature_size", "32"]) == 0
+    assert run_command("synthetic", ["--shape", "xd-violence", *SMALL]) == 0
+    assert run_command("learn-dictionary", ["--dataset", NAME, "--feature_size", "32"]) == 0
     options = ["--dataset", NAME, "--feature_size", "32", "--version", "xd", "--batch_size", "4"]
-    assert train([*options, "--max_epoch", "3", "--evaluate_min_step", "0"]) == 0
+    assert run_command("train", [*options, "--max_epoch", "3", "--evaluate_min_step", "0"]) == 0
     assert (tmp_path / "logs" / "xd" / f"{NAME}_s3r_i3d.curve.csv").read_text().startswith("step,loss,AP,best\n")
     capsys.readouterr()
     checkpoint = f"checkpoint/xd/{NAME}_s3r_i3d_best.pth"
-    assert train([*options, "--inference", "--resume", checkpoint]) == 0
+    assert run_command("train", [*options, "--inference", "--resume", checkpoint]) == 0
     printed = capsys.readouterr().out
     assert re.search(r"\|\s+Dataset\s+\|.*\|\s+AP \(%\)\s+\|", printed)  # the published table, with AP as its metric
     output = tmp_path / "output" / NAME

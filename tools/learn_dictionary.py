@@ -10,7 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-from anomaly.cli.learn_dictionary import main  # noqa: E402
+from anomaly.cli.command import run_command  # noqa: E402
+
+
+def main(argv=None) -> int:
+    return run_command("learn-dictionary", argv, defaults={"dataset": "synthetic"})
+
 
 if __name__ == "__main__":
-    sys.exit(main(default_dataset="synthetic"))
+    sys.exit(main())

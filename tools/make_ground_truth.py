@@ -1,5 +1,4 @@
-"""Build a test split's frame-level ground-truth json from a dataset's own annotations (installed as
-``s3r-ground-truth``; runs ``anomaly.cli.ground_truth``).
+"""Build a test split's frame-level ground-truth json from a dataset's own annotations (``s3r ground-truth``).
 
     python tools/make_ground_truth.py --dataset shanghaitech --annotations test_frame_mask/ \
         --features data/shanghaitech/i3d/test --list data/shanghaitech/shanghaitech.testing.csv \
@@ -11,7 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-from anomaly.cli.ground_truth import main  # noqa: E402
+from anomaly.cli.command import run_command  # noqa: E402
+
+
+def main(argv=None) -> int:
+    return run_command("ground-truth", argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,5 +1,5 @@
 """Write a synthetic dataset in the real on-disk layout (lists, ground truth, ten-crop features) from a seed
-(installed as ``s3r-synthetic``; runs ``anomaly.cli.synthetic``).
+(``s3r synthetic``).
 
     python tools/make_synthetic_dataset.py                       # data/synthetic/, 128 channels, seed 0
     python tools/make_synthetic_dataset.py --feature_size 2048   # a full-size one
@@ -10,7 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-from anomaly.cli.synthetic import main  # noqa: E402
+from anomaly.cli.command import run_command  # noqa: E402
+
+
+def main(argv=None) -> int:
+    return run_command("synthetic", argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

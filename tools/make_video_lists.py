@@ -1,5 +1,4 @@
-"""Write a ``video-id`` csv list of every feature file of a folder, anomalous videos first (installed as
-``s3r-video- lists``; runs ``anomaly.cli.video_lists``).
+"""Write a ``video-id`` csv list of every feature file of a folder, anomalous videos first (``s3r video-lists``).
 
     python tools/make_video_lists.py --dataset ucf-crime --features data/ucf-crime/i3d/train \
         --output data/ucf-crime/ucf-crime.training.csv
@@ -12,7 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: the repository root first
 
-from anomaly.cli.video_lists import main  # noqa: E402
+from anomaly.cli.command import run_command  # noqa: E402
+
+
+def main(argv=None) -> int:
+    return run_command("video-lists", argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

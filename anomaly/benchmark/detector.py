@@ -48,6 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly import hardware
 from anomaly.data.features import resample_snippets
+from anomaly.errors import InputError
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.evaluator import DeviceTestSet, auto_max_snippets, evaluate
 from anomaly.precision import PRECISIONS, resolve_precision, tf32_switches
@@ -498,8 +499,8 @@ def check_settings(settings: BenchmarkSettings) -> None:
     for kind, count in (("normal", settings.train_videos or shape.num_train_normal),
                         ("anomalous", settings.train_videos or shape.num_train_anomalous)):
         if count < settings.batch_size:
-            raise ValueError(f"{count} resident {kind} training videos cannot fill a batch of {settings.batch_size} "
-                             "(raise --train-videos or lower --batch-size)")
+            raise InputError(None, f"{count} resident {kind} training videos cannot fill a batch of "
+                             f"{settings.batch_size} (raise --train-videos or lower --batch-size)")
 
 
 def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> BenchmarkResult:

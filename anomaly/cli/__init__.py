@@ -1,22 +1,30 @@
-"""The command-line tools, one module each with ``main(argv=None) -> int``.
+"""The command line: one ``s3r`` command whose subcommands are the project's tools (see ``anomaly.cli.command``).
 
-Installed as console commands by ``pip install -e .`` (see ``pyproject.toml``: ``s3r-train``,
-``s3r-learn-dictionary``, ...) and run from a checkout as the published scripts ``tools/<script>.py`` and
-``data/<dataset>/<dataset>_dictionary_learning.py``, which only call these. Exit status: 0 done, 2 bad input
-(one line on stderr names the file and the problem).
+Each tool is a module here with an ``Arguments`` option parser (a ``CommandArguments``) and ``run(args) -> int``.
+``COMMANDS`` names them with the one line ``s3r --help`` shows; modules are imported only when their command runs,
+so ``s3r --help`` starts at once. The published scripts (``tools/<script>.py``,
+``data/<dataset>/<dataset>_dictionary_learning.py``) run the same commands.
 """
 
-from typing import Optional
-
-from tap import Tap
-
-from anomaly.models.s3r import check_feature_size
+from dataclasses import dataclass
+from typing import Dict
 
 
-def check_feature_size_option(parser: Tap, feature_size: Optional[int]) -> None:
-    """A usage error (exit status 2) for a ``--feature_size`` the model cannot take; None means the default."""
-    if feature_size is not None:
-        try:
-            check_feature_size(feature_size)
-        except ValueError as error:
-            parser.error(f"--feature_size {error}")
+@dataclass(frozen=True)
+class Command:
+    module: str  # under anomaly.cli
+    summary: str  # the line of ``s3r --help``
+
+
+COMMANDS: Dict[str, Command] = {
+    "train": Command("train", "train S3R on a dataset, or evaluate a checkpoint (--inference)"),
+    "learn-dictionary": Command("learn_dictionary", "regular features and the task-aware dictionary of a dataset"),
+    "ground-truth": Command("ground_truth", "frame-level ground truth from a dataset's official annotations"),
+    "video-lists": Command("video_lists", "a dataset's video-id list, anomalous videos first"),
+    "synthetic": Command("synthetic", "write the synthetic dataset (ShanghaiTech- or XD-Violence-shaped)"),
+    "extract": Command("extract_features", "ten-crop I3D features of your own videos"),
+    "detect": Command("detect_anomalies", "the anomaly curve of your own videos (CSV, PNG, segments)"),
+    "summarize": Command("summarize_runs", "best value per run and mean ± std over seeds, beside the paper's"),
+    "benchmark": Command("benchmark", "how fast training and evaluation run here, against the published way"),
+    "benchmark-extraction": Command("benchmark_extraction", "how fast feature extraction runs here"),
+}

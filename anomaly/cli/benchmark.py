@@ -7,8 +7,8 @@
 Prints the CPU (or GPU) it ran on, the train-step and evaluation times, each path's achieved GFLOP/s and its
 share of a measured peak, the projected protocol time (15,000 steps + 10,001 evaluations), the peak memory and
 the ratios, where each path's time goes by kernel library, the convolution kernels chosen, a check that both
-evaluations give the same scores, and where the time of one forward goes. See anomaly/benchmark/detector.py. Impossible options (--batch-size 0, --device foo, a --json in a
-missing folder, ...) are refused before any work: one line on stderr and exit status 2.
+evaluations give the same scores, and where the time of one forward goes. See anomaly/benchmark/detector.py.
+Impossible options (--batch-size 0, --device foo, a --json in a missing folder, ...) are refused before any work.
 """
 
 import argparse
@@ -16,15 +16,12 @@ import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-from tap import Tap
-
-import torch
-
+from anomaly.cli.command import CommandArguments
 from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for
 from anomaly.precision import PRECISIONS
-from anomaly.hardware import device_problem
-from anomaly.models.s3r import check_feature_size
 from anomaly.errors import InputError
+from anomaly.hardware import default_device, resolve_device
+from anomaly.models.s3r import check_feature_size
 from anomaly.files import save_text
 
 
@@ -52,10 +49,10 @@ def channels(text: str) -> int:
     return value
 
 
-class BenchmarkArgs(Tap):
+class Arguments(CommandArguments):
     """Options spelled with dashes (--batch-size): ``underscores_to_dashes`` is always on."""
 
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"  # cpu, cuda or cuda:N
+    device: str = default_device()  # cpu, cuda or cuda:N (default: CUDA when present)
     precision: Literal[PRECISIONS] = "fp32"  # arithmetic of both paths; bf16 where native (CUDA, a CPU with AVX512-BF16/AMX), else fp32 with a one-line note
     shape: Literal[tuple(sorted(SHAPES))] = "shanghaitech"  # test-set shape
     quick: bool = False  # a small model on a few videos (seconds on a CPU)
@@ -90,22 +87,15 @@ class BenchmarkArgs(Tap):
         self.add_argument("--feature-size", type=channels)
 
     def process_args(self) -> None:
-        problem = device_problem(self.device, "the benchmark")
-        if problem:
-            self.error(f"--device {self.device}: {problem}")
+        resolve_device(self.device, "the benchmark")
         if self.json is not None:
             if self.json.is_dir():
-                self.error(f"--json {self.json}: is a folder, not a file")
+                raise InputError(self.json, "is a folder, not a file (--json)")
             if not self.json.parent.is_dir():
-                self.error(f"--json {self.json}: the folder {self.json.parent} does not exist")
+                raise InputError(self.json, f"the folder {self.json.parent} does not exist (--json)")
 
 
-def parse_args(argv=None) -> BenchmarkArgs:
-    return BenchmarkArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args: Arguments) -> int:
     settings = settings_for(
         args.device,
         quick=args.quick,
@@ -126,16 +116,8 @@ def main(argv=None) -> int:
         breakdown=False if args.no_breakdown else None,
         check=False if args.no_check else None,
     )
-    try:
-        result = run_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except ValueError as error:
-        print(f"benchmark: {error}", file=sys.stderr)
-        return 2
+    result = run_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_report(result))
     if args.json:
-        try:
-            save_text(result_json(result), args.json)
-        except InputError as error:
-            print(error, file=sys.stderr)
-            return 2
+        save_text(result_json(result), args.json)
     return 0

@@ -10,9 +10,7 @@ Prints the machine (CPU model or GPU) and the rates. See anomaly/benchmark/extra
 import sys
 from typing import Literal, Optional
 
-from tap import Tap
-
-from anomaly.errors import InputError
+from anomaly.cli.command import CommandArguments
 from anomaly.benchmark.extraction import (
     ExtractionBenchmarkSettings,
     format_extraction_report,
@@ -21,7 +19,7 @@ from anomaly.benchmark.extraction import (
 from anomaly.hardware import resolve_device
 
 
-class ExtractionBenchmarkArgs(Tap):
+class Arguments(CommandArguments):
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     quick: bool = False  # a 48-frame 320x240 video, one crop
     frames: Optional[int] = None  # frames of the test video (more than 16)
@@ -35,17 +33,12 @@ class ExtractionBenchmarkArgs(Tap):
         self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
 
 
-def main(argv=None) -> int:
-    args = ExtractionBenchmarkArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-    try:
-        device = resolve_device(args.device, "the extraction benchmark")
-        settings = ExtractionBenchmarkSettings.for_device(
-            str(device), quick=args.quick, frames=args.frames, width=args.width, height=args.height,
-            num_crops=args.num_crops, batch_size=args.batch_size, repeats=args.repeats,
-        )  # fmt: skip
-        result = run_extraction_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except (InputError, ValueError) as error:
-        print(f"benchmark_extraction: {error}", file=sys.stderr)
-        return 2
+def run(args: Arguments) -> int:
+    device = resolve_device(args.device, "the extraction benchmark")
+    settings = ExtractionBenchmarkSettings.for_device(
+        str(device), quick=args.quick, frames=args.frames, width=args.width, height=args.height,
+        num_crops=args.num_crops, batch_size=args.batch_size, repeats=args.repeats,
+    )  # fmt: skip
+    result = run_extraction_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_extraction_report(result))
     return 0

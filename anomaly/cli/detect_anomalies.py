@@ -6,22 +6,19 @@
 
 Extracts the video's ten-crop I3D features (reusing <output>/<stem>_i3d.npy when it was extracted with the same
 settings), scores every snippet as evaluation does, and writes <output>/<stem>_scores.csv (frame, time_s, score)
-and <stem>_scores.png. See anomaly/detection.py. Exit status: 0, 1 when some videos could not be read (one line
-each), 2 for bad arguments (one line naming the file).
+and <stem>_scores.png. See anomaly/detection.py. Exit status 1 when some videos could not be read (one line each;
+the others are scored).
 """
 
-import sys
 from pathlib import Path
 from typing import List, Literal, Optional
 
-from tap import Tap
-
+from anomaly.cli.command import CommandArguments
 from anomaly.detection import detect_anomalies
-from anomaly.errors import InputError
 from anomaly.extraction import PRECISIONS, PRESETS
 
 
-class DetectArgs(Tap):
+class Arguments(CommandArguments):
     videos: List[str]  # video files, folders of videos, or text files listing videos
     checkpoint: Path  # S3R weights trained on 2048-channel I3D features
     dictionary: Path  # the dictionary of normal atoms [S, 2048] the checkpoint was trained with
@@ -42,15 +39,10 @@ class DetectArgs(Tap):
         self.add_argument("--ground_truth", type=Path, nargs="+")
 
 
-def main(argv=None) -> int:
-    args = DetectArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-    try:
-        failed = detect_anomalies(
-            args.videos, args.checkpoint, args.dictionary, args.weights, args.output, preset=args.preset,
-            num_crops=args.num_crops, precision=args.precision, device=args.device, threshold=args.threshold,
-            ground_truth=args.ground_truth, batch_size=args.batch_size, progress=not args.no_progress,
-        )  # fmt: skip
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
+def run(args: Arguments) -> int:
+    failed = detect_anomalies(
+        args.videos, args.checkpoint, args.dictionary, args.weights, args.output, preset=args.preset,
+        num_crops=args.num_crops, precision=args.precision, device=args.device, threshold=args.threshold,
+        ground_truth=args.ground_truth, batch_size=args.batch_size, progress=not args.no_progress,
+    )  # fmt: skip
     return 1 if failed else 0

@@ -7,21 +7,18 @@
 ``--videos``: video files, folders (searched recursively) or text files listing videos (one a line). Writes
 ``<output>/<video stem>_i3d.npy`` and its settings ``<stem>_i3d.json``; videos already extracted with the same
 settings are skipped. Under torchrun the videos are split across the processes (one GPU each; gloo on CPU) and
-the files are the same as with one process. See anomaly/extraction/. Exit status: 0, 1 when some videos could not
-be extracted (one line each), 2 for bad arguments (one line).
+the files are the same as with one process. See anomaly/extraction/. Exit status 1 when some videos could not be
+extracted (one line each; the others are).
 """
 
-import sys
 from pathlib import Path
 from typing import List, Literal, Optional
 
-from tap import Tap
-
-from anomaly.errors import InputError
+from anomaly.cli.command import CommandArguments
 from anomaly.extraction import PRECISIONS, PRESETS, run_extraction
 
 
-class ExtractArgs(Tap):
+class Arguments(CommandArguments):
     videos: List[str]  # video files, folders of videos, or text files listing videos
     output: Path  # folder of the <stem>_i3d.npy feature files
     weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
@@ -37,16 +34,11 @@ class ExtractArgs(Tap):
         self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
 
 
-def main(argv=None) -> int:
-    args = ExtractArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-    try:
-        summary = run_extraction(
-            args.videos, args.output, args.weights, preset=args.preset, num_crops=args.num_crops,
-            precision=args.precision, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
-        )  # fmt: skip
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
+def run(args: Arguments) -> int:
+    summary = run_extraction(
+        args.videos, args.output, args.weights, preset=args.preset, num_crops=args.num_crops,
+        precision=args.precision, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+    )  # fmt: skip
     if summary.is_main:
         print(summary.table())
     return 1 if summary.count("failed") else 0

@@ -7,23 +7,19 @@
 ``--annotations``: ShanghaiTech's ``test_frame_mask/`` folder; UCF-Crime's
 ``Temporal_Anomaly_Annotation_for_Testing_Videos.txt`` or its folder of per-video ``.mat`` files; XD-Violence's
 ``annotations.txt``. ``num_frames`` of each video is 16 × T of its feature file (read from the header only).
-Bad input: a one-line ``<file>: <problem>`` message on stderr and exit status 2.
 """
 
-import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-from tap import Tap
-
+from anomaly.cli.command import CommandArguments
 from anomaly.data.catalog import ANNOTATED_DATASETS
 from anomaly.data.ground_truth import build_ground_truth, write_ground_truth
 from anomaly.data.video_lists import read_video_list
-from anomaly.errors import InputError
 from anomaly.files import ensure_folder
 
 
-class GroundTruthArgs(Tap):
+class Arguments(CommandArguments):
     dataset: Literal[ANNOTATED_DATASETS]  # dataset whose annotations --annotations holds
     annotations: Path  # mask folder, .txt file or .mat folder
     features: Path  # folder of <id>_<backbone>.npy test features
@@ -35,20 +31,11 @@ class GroundTruthArgs(Tap):
         self.add_argument("--dataset", type=str, choices=ANNOTATED_DATASETS)  # argparse's "invalid choice: 'x'" message
 
 
-def parse_args(argv=None) -> GroundTruthArgs:
-    return GroundTruthArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        ensure_folder(args.output.parent)  # a blocked output folder fails before any annotation is read
-        video_ids = read_video_list(args.list) if args.list is not None else None
-        labels = build_ground_truth(args.dataset, args.annotations, args.features, video_ids, args.backbone, args.list)
-        write_ground_truth(labels, args.output)
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
+def run(args: Arguments) -> int:
+    ensure_folder(args.output.parent)  # a blocked output folder fails before any annotation is read
+    video_ids = read_video_list(args.list) if args.list is not None else None
+    labels = build_ground_truth(args.dataset, args.annotations, args.features, video_ids, args.backbone, args.list)
+    write_ground_truth(labels, args.output)
     frames = sum(len(value) for value in labels.values())
     anomalous = sum(bool(value.any()) for value in labels.values())
     print(f"{args.output}: {len(labels)} videos ({anomalous} with anomalous frames), {frames} frames")

@@ -1,19 +1,17 @@
-"""Learn a dataset's task-aware dictionary (installed as ``s3r-learn-dictionary``; the published per-dataset
-scripts ``data/<dataset>/<dataset>_dictionary_learning.py`` and ``tools/learn_dictionary.py`` run it).
+"""Learn a dataset's task-aware dictionary (``s3r learn-dictionary``; the published per-dataset scripts
+``data/<dataset>/<dataset>_dictionary_learning.py`` and ``tools/learn_dictionary.py`` run it).
 
 Builds the regular-features pickle first when it is missing, then learns and saves the task-aware dictionary
 (and, given ``--universal_dictionary``, the universal states). File names come from the dataset's config
 (``anomaly.config.load_dataset_config``), so the dictionary written with ``--max_iter N`` is the one the trainer
-reads with ``--dictionary_max_iter N``. Bad input: one line on stderr, exit status 2.
+reads with ``--dictionary_max_iter N``.
 """
 
-import sys
 from pathlib import Path
 from typing import List, Literal, Optional
 
-from tap import Tap
-
-from anomaly.cli import check_feature_size_option
+from anomaly.cli.command import CommandArguments
+from anomaly.cli.options import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.data.catalog import DATASET_NAMES
 from anomaly.data.datasets import load_dictionary
@@ -29,12 +27,12 @@ from anomaly.dictionary_learning import (
     video_means,
     write_regular_features,
 )
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_range
 from anomaly.files import ensure_folder, save_npy
 from anomaly.layout import TRAINING_SNIPPETS
 
 
-class DictionaryLearningArgs(Tap):
+class Arguments(CommandArguments):
     """The published scripts' options (same names and defaults) plus ``ratio``, ``num_anomalous``,
     ``feature_size`` and ``universal_dictionary`` (defaults from the dataset's config)."""
 
@@ -53,31 +51,25 @@ class DictionaryLearningArgs(Tap):
     feature_size: Optional[int] = None  # channels C (default: the config's, 2048)
     universal_dictionary: Optional[Path] = None  # also cache the universal states from this [K, C'] .npy
 
-    def process_args(self) -> None:  # bad values: one usage line and exit status 2, before any work
-        if self.ratio is not None and not 0 < self.ratio <= 100:
-            self.error(f"--ratio {self.ratio}: the atoms are a percentage of the normal videos, 0 < ratio <= 100")
+    def process_args(self) -> None:
+        """Refuse impossible values before any work (exit status 2, one line)."""
+        if self.ratio is not None:
+            check_range(self.ratio, "--ratio", minimum=1, maximum=100, integer=True,
+                        fix="the atoms are a percentage of the normal videos")
         for name in ("max_iter", "quantize_size", "num_anomalous"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                self.error(f"--{name} {value}: must be at least 1")
-        check_feature_size_option(self, self.feature_size)
+            if getattr(self, name) is not None:
+                check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
+        check_feature_size_option(self.feature_size)
 
 
-def main(argv: Optional[List[str]] = None, default_dataset: str = "shanghaitech") -> int:
-    """Parse the options (``--dataset`` defaults to ``default_dataset``), learn, print the files written."""
-    parser = DictionaryLearningArgs(description=__doc__.split("\n\n")[0])
-    parser.set_defaults(dataset=default_dataset)
-    args = parser.parse_args(argv)
-    try:
-        for path in learn_dataset_dictionary(args):
-            print(f"wrote {path}")
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
+def run(args: Arguments) -> int:
+    """Learn, and print the files written."""
+    for path in learn_dataset_dictionary(args):
+        print(f"wrote {path}")
     return 0
 
 
-def learn_dataset_dictionary(args: DictionaryLearningArgs) -> List[Path]:
+def learn_dataset_dictionary(args: Arguments) -> List[Path]:
     """Learn the dictionary the options describe; returns the files written."""
     max_iter = 1 if args.debug else args.max_iter
     config = load_dataset_config(

@@ -10,18 +10,17 @@ same dataset (same sizes and seed) is already there nothing is done; a different
 --overwrite (and only if it is a synthetic dataset). The number of anomalous training videos (the first rows of
 the training list) is printed and recorded in ``<root>/<name>/<name>.spec.json``, where the synthetic config
 (``num_anomalous_train = None``) and the dictionary script read it. Impossible sizes (max_length below
-min_length, feature_size not a multiple of 32, ...) or a --root that is a file: one line on stderr, exit status 2.
+min_length, feature_size not a multiple of 32, ...) or a --root that is a file are refused in one line.
 """
 
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Literal, Optional
 
-from tap import Tap
-
+from anomaly.cli.command import CommandArguments
+from anomaly.cli.options import check_feature_size_option
+from anomaly.data.catalog import SYNTHETIC_NAMES
 from anomaly.data.synthetic import (
-    DEFAULT_NAMES,
     SHAPE_SPECS,
     SHAPES,
     SyntheticSpec,
@@ -50,7 +49,7 @@ HELP = {
 SIZE_FIELDS = tuple(field.name for field in fields(SyntheticSpec) if field.name != "shape")
 
 
-class SyntheticArgs(Tap):
+class Arguments(CommandArguments):
     root: Path = Path("data")  # datasets folder
     shape: Literal[SHAPES] = "shanghaitech"  # the real dataset imitated: names, crops, class balance, lengths
     name: Optional[str] = None  # dataset name and folder (default: the shape's, synthetic / xd-violence-synthetic)
@@ -69,30 +68,22 @@ class SyntheticArgs(Tap):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(SHAPE_SPECS[self.shape], name))
         if self.name is None:
-            self.name = DEFAULT_NAMES[self.shape]
+            self.name = SYNTHETIC_NAMES[self.shape]
+        check_feature_size_option(self.feature_size)
 
 
-def parse_args(argv=None) -> SyntheticArgs:
-    return SyntheticArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def run(args: Arguments) -> int:
     base = args.root / args.name
-    try:
-        spec = SyntheticSpec(**{field.name: getattr(args, field.name) for field in fields(SyntheticSpec)})
-        if existing_spec(args.root, args.name) == spec and not args.overwrite:
-            print(f"{base}: already there (same sizes and seed); the first {spec.num_train_anomalous} training "
-                  "videos are anomalous")
-            return 0
-        if base.exists():
-            if not args.overwrite:
-                raise InputError(base, "already exists with other sizes or seed; pass --overwrite to replace it")
-            remove_synthetic_dataset(args.root, args.name)
-        info = make_synthetic_dataset(args.root, args.name, spec, progress=True)
-    except (InputError, ValueError) as error:
-        print(error, file=sys.stderr)
-        return 2
+    spec = SyntheticSpec(**{field.name: getattr(args, field.name) for field in fields(SyntheticSpec)})
+    if existing_spec(args.root, args.name) == spec and not args.overwrite:
+        print(f"{base}: already there (same sizes and seed); the first {spec.num_train_anomalous} training "
+              "videos are anomalous")
+        return 0
+    if base.exists():
+        if not args.overwrite:
+            raise InputError(base, "already exists with other sizes or seed; pass --overwrite to replace it")
+        remove_synthetic_dataset(args.root, args.name)
+    info = make_synthetic_dataset(args.root, args.name, spec, progress=True)
     print(f"{info['base']}: {len(info['training_ids'])} training videos (the first {info['num_anomalous_train']} "
           f"anomalous), {len(info['testing_ids'])} test videos, {spec.num_crops} crops of {spec.feature_size} channels")
     return 0

@@ -1,33 +1,31 @@
 """Train S3R on a dataset, or evaluate a checkpoint (--inference --resume PATH).
 
-    python tools/trainval_anomaly_detector.py --dataset shanghaitech --version s3r-vad-0.1
-    python tools/trainval_anomaly_detector.py --dataset shanghaitech --inference --resume checkpoint/shanghaitech_s3r_i3d_best.pth
+    s3r train --dataset shanghaitech --version s3r-vad-0.1
+    s3r train --dataset shanghaitech --inference --resume checkpoint/shanghaitech_s3r_i3d_best.pth
 
-Exit status: 0 done, 1 the model scored NaN or infinity, 2 bad input (one line on stderr says what and where),
-130/143 interrupted by
-SIGINT/SIGTERM after saving the training state (continue with --resume <state file>).
+(or ``python tools/trainval_anomaly_detector.py`` with the same options). Exit status as every command's
+(``anomaly.cli.command``): 0 done; 2 bad input, including a model whose scores are NaN or infinite ("training
+diverged at step N" during training); 130/143 on SIGINT/SIGTERM, after saving the training state (continue with
+--resume <state file>).
 """
 
-import sys
 from pathlib import Path
 from typing import List, Literal, Optional
 
-from tap import Tap
-
-from anomaly.cli import check_feature_size_option
+from anomaly.cli.command import CommandArguments
+from anomaly.cli.options import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.data.catalog import DATASET_NAMES
 from anomaly.precision import PRECISIONS
-from anomaly.engine.metrics import NonFiniteScores
 from anomaly.engine.report import PLOT_VIDEOS
-from anomaly.engine.runner import Run, TrainingInterrupted
+from anomaly.engine.runner import Run
 from anomaly.engine.training_state import seed_everything
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_range
 from anomaly.files import check_name
 from anomaly.layout import TRAINING_SNIPPETS
 
 
-class S3RArgumentParser(Tap):
+class Arguments(CommandArguments):
     """The published options, same names and defaults, plus ``--precision``, ``--save_freq``, ``--device``,
     ``--dictionary_max_iter``, ``--overwrite`` and ``--plot_videos``."""
 
@@ -58,7 +56,7 @@ class S3RArgumentParser(Tap):
     evaluate_min_step: int = 5000  # ... once past this step
 
     # misc
-    seed: int = -1  # random seed (-1: the dataset config's random_state)
+    seed: int = -1  # random seed, 0 or more (-1: the dataset config's random_state)
     version: str = "vad-1.0"  # experiment name: sub-folder of logs and checkpoints
     debug: bool = False  # run 3 steps, evaluating after each
     inference: bool = False  # with --resume: evaluate only, print the table and write per-video scores
@@ -73,48 +71,30 @@ class S3RArgumentParser(Tap):
     plot_videos: Literal[PLOT_VIDEOS] = "anomalous"  # --inference: which videos get a score-curve PNG
 
     def process_args(self) -> None:
-        """Refuse impossible values here, with argparse's usage line and exit status 2."""
+        """Refuse impossible values before any work (exit status 2, one line)."""
         for name in ("version", "model_name"):  # both become file and folder names
-            try:
-                check_name(getattr(self, name), f"--{name}")
-            except InputError as error:
-                self.error(str(error))
-        if self.dictionary_max_iter is not None and self.dictionary_max_iter < 1:
-            self.error(f"--dictionary_max_iter must be at least 1, not {self.dictionary_max_iter}")
+            check_name(getattr(self, name), f"--{name}")
         for name in ("batch_size", "max_epoch", "quantize_size", "evaluate_freq", "report_k", "plot_freq"):
-            if getattr(self, name) < 1:
-                self.error(f"--{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("save_freq", "evaluate_min_step", "lr"):
-            if getattr(self, name) < 0:
-                self.error(f"--{name} cannot be negative, not {getattr(self, name)}")
-        check_feature_size_option(self, self.feature_size)
-        if not 0.0 <= self.dropout < 1.0:
-            self.error(f"--dropout must be in [0, 1), not {self.dropout}")
+            check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
+        for name in ("save_freq", "evaluate_min_step"):
+            check_range(getattr(self, name), f"--{name}", minimum=0, integer=True)
+        if self.dictionary_max_iter is not None:
+            check_range(self.dictionary_max_iter, "--dictionary_max_iter", minimum=1, integer=True)
+        check_range(self.seed, "--seed", minimum=-1, integer=True, fix="-1 takes the dataset config's seed")
+        check_range(self.lr, "--lr", minimum=0, fix="0 takes the config's init_lr")
+        check_range(self.dropout, "--dropout", minimum=0, below=1)
+        check_feature_size_option(self.feature_size)
         if self.inference and not self.resume:
-            self.error("--inference needs --resume PATH, the checkpoint to evaluate")
+            raise InputError(None, "--inference needs --resume PATH, the checkpoint to evaluate")
 
 
-def main(argv=None) -> int:
-    args = S3RArgumentParser().parse_args(argv)
-    try:
-        config = load_dataset_config(args.dataset, args.root_path, args.dictionary_path, args.feature_size,
-                                     dictionary_max_iter=args.dictionary_max_iter)
-        seed_everything(args.seed if args.seed > 0 else config.random_state)
-        run = Run(args, config)
-        if args.inference:
-            run.infer()
-        else:
-            run.train()
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except NonFiniteScores as error:  # a checkpoint whose scores overflow: an unusable input
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as interruption:
-        print(str(interruption), file=sys.stderr)
-        return 128 + interruption.signal_number
-    except KeyboardInterrupt:
-        print("interrupted outside the training steps (during them, SIGINT saves the state first)", file=sys.stderr)
-        return 130
+def run(args: Arguments) -> int:
+    config = load_dataset_config(args.dataset, args.root_path, args.dictionary_path, args.feature_size,
+                                 dictionary_max_iter=args.dictionary_max_iter)
+    seed_everything(config.random_state if args.seed == -1 else args.seed)
+    run = Run(args, config)
+    if args.inference:
+        run.infer()
+    else:
+        run.train()
     return 0

@@ -11,21 +11,17 @@ Without it UCF-Crime's normal videos are those named ``*Normal*`` and XD-Violenc
 Each group is sorted by id. The number of anomalous rows (the configs' ``num_anomalous_train``) is printed.
 An id in the ``--anomalous`` file without a feature file (in ``--features`` or a sibling split folder, so one file
 may list both splits' anomalous videos) is an error, and so is a list without any anomalous video.
-Bad input: a one-line ``<file>: <problem>`` message on stderr and exit status 2.
 """
 
-import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-from tap import Tap
-
+from anomaly.cli.command import CommandArguments
 from anomaly.data.video_lists import make_video_list
 from anomaly.data.catalog import DATASET_NAMES
-from anomaly.errors import InputError
 
 
-class VideoListArgs(Tap):
+class Arguments(CommandArguments):
     dataset: Literal[DATASET_NAMES]  # dataset of the features (how its anomalous videos are found)
     features: Path  # folder of <id>_<backbone>.npy features
     output: Path  # csv list to write
@@ -36,17 +32,7 @@ class VideoListArgs(Tap):
         self.add_argument("--dataset", type=str, choices=DATASET_NAMES)  # argparse's "invalid choice: 'x'" message
 
 
-def parse_args(argv=None) -> VideoListArgs:
-    return VideoListArgs(description=__doc__.split("\n\n")[0]).parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        video_ids, num_anomalous = make_video_list(args.dataset, args.features, args.output, args.anomalous,
-                                                   args.backbone)
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
+def run(args: Arguments) -> int:
+    video_ids, num_anomalous = make_video_list(args.dataset, args.features, args.output, args.anomalous, args.backbone)
     print(f"{args.output}: {len(video_ids)} videos, the first {num_anomalous} anomalous")
     return 0

@@ -8,6 +8,7 @@ from anomaly.data.datasets import (
 )
 from anomaly.data.features import (
     feature_file,
+    feature_folder,
     load_features,
     num_snippets,
     read_npy_shape,
@@ -19,6 +20,7 @@ __all__ = [
     "TestVideos",
     "TrainingVideos",
     "feature_file",
+    "feature_folder",
     "load_dictionary",
     "load_features",
     "load_ground_truth",

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from anomaly.data.arrays import read_npy
 from anomaly.data.ground_truth import read_text_file
-from anomaly.data.features import feature_file, load_features, resample_snippets
+from anomaly.data.features import feature_file, feature_folder, load_features, resample_snippets
 from anomaly.layout import FRAMES_PER_SNIPPET, TRAINING_SNIPPETS
 from anomaly.errors import InputError
 
@@ -104,7 +104,7 @@ def load_split(
     prepared = []
     with tqdm(video_ids, desc=description, disable=not progress) as videos:
         for video_id in videos:
-            features = load_features(feature_file(root, dataset, backbone, subset, video_id), num_crops, feature_size)
+            features = load_features(feature_file(feature_folder(root, dataset, backbone, subset), video_id, backbone), num_crops, feature_size)
             num_crops = features.shape[1]
             prepared.append(prepare(video_id, features))
     return prepared

@@ -13,9 +13,14 @@ from anomaly.layout import TRAINING_SNIPPETS, feature_file_name
 PathLike = Union[str, Path]
 
 
-def feature_file(root: PathLike, dataset: str, backbone: str, subset: str, video_id: str) -> Path:
-    """``<root>/<dataset>/<backbone>/<subset>/<video_id>_<backbone>.npy``, the RTFM layout."""
-    return Path(root) / dataset / backbone / subset / feature_file_name(video_id, backbone)
+def feature_folder(root: PathLike, dataset: str, backbone: str, subset: str) -> Path:
+    """``<root>/<dataset>/<backbone>/<subset>``: a split's feature files, the RTFM layout."""
+    return Path(root) / dataset / backbone / subset
+
+
+def feature_file(folder: PathLike, video_id: str, backbone: str) -> Path:
+    """``<folder>/<video_id>_<backbone>.npy``: the feature file of a video in a folder of them."""
+    return Path(folder) / feature_file_name(video_id, backbone)
 
 
 FEATURE_AXES = (("T", "snippets"), ("N", "crops"), ("C", "channels"))

@@ -31,13 +31,13 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import numpy as np
 
 from anomaly.data.arrays import read_npy
-from anomaly.data.features import num_snippets
-from anomaly.layout import FRAMES_PER_SNIPPET
-from anomaly.errors import InputError
+from anomaly.data.catalog import ANNOTATED_DATASETS, DATASETS
+from anomaly.data.features import feature_file, num_snippets
+from anomaly.errors import InputError, check_choice
+from anomaly.layout import FRAMES_PER_SNIPPET, feature_file_name, video_id_of_feature_file
 from anomaly.files import ensure_folder, save_text
 
 PathLike = Union[str, Path]
-DATASETS = ("shanghaitech", "ucf-crime", "xd-violence")
 Ranges = List[Tuple[int, int]]
 
 # --------------------------------------------------------------------------------------------------------------
@@ -45,18 +45,12 @@ Ranges = List[Tuple[int, int]]
 # --------------------------------------------------------------------------------------------------------------
 
 
-def feature_path(features_dir: PathLike, video_id: str, backbone: str = "i3d") -> Path:
-    """``<features_dir>/<video_id>_<backbone>.npy``."""
-    return Path(features_dir) / f"{video_id}_{backbone}.npy"
-
-
 def list_feature_videos(features_dir: PathLike, backbone: str = "i3d") -> List[str]:
     """Sorted ids of the ``<id>_<backbone>.npy`` files of a features folder."""
     features_dir = Path(features_dir)
     if not features_dir.is_dir():
         raise InputError(features_dir, "features folder not found")
-    suffix = f"_{backbone}.npy"
-    video_ids = sorted(path.name[: -len(suffix)] for path in features_dir.iterdir() if path.name.endswith(suffix))
+    video_ids = sorted(filter(None, (video_id_of_feature_file(path.name, backbone) for path in features_dir.iterdir())))
     if not video_ids:
         raise InputError(features_dir, f"no '*{suffix}' feature files in this folder")
     return video_ids
@@ -68,7 +62,7 @@ def video_num_frames(
     """``{video_id: 16 × T}`` for the listed videos, T read from each feature file's header."""
     frames = {}
     for video_id in video_ids:
-        path = feature_path(features_dir, video_id, backbone)
+        path = feature_file(features_dir, video_id, backbone)
         if not path.is_file():
             where = f" (listed in {list_file})" if list_file is not None else ""
             raise InputError(path, f"feature file of video '{video_id}' not found{where}")
@@ -94,7 +88,7 @@ def read_text_file(path: PathLike, what: str) -> str:
 
 def has_features_nearby(features_dir: Path, video_id: str, backbone: str) -> bool:
     """Whether ``video_id`` has a feature file in ``features_dir`` or a sibling folder (the other split)."""
-    name = f"{video_id}_{backbone}.npy"
+    name = feature_file_name(video_id, backbone)
     if (features_dir / name).is_file():
         return True
     parent = features_dir.resolve().parent
@@ -357,6 +351,13 @@ def _ranges_ground_truth(
 # --------------------------------------------------------------------------------------------------------------
 
 
+READERS: Dict[str, Callable[..., Dict[str, np.ndarray]]] = {  # the catalog's annotation formats
+    "frame-masks": shanghaitech_ground_truth,
+    "ucf-crime-temporal": ucf_crime_ground_truth,
+    "xd-violence": xd_violence_ground_truth,
+}
+
+
 def build_ground_truth(
     dataset: str,
     annotations: PathLike,
@@ -369,17 +370,11 @@ def build_ground_truth(
 
     ``video_ids``: the test list (default: every feature file of ``features_dir``, sorted).
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {dataset!r}")
+    check_choice(dataset, ANNOTATED_DATASETS, "--dataset", fix="the other datasets have no official annotations")
     if video_ids is None:
         video_ids = list_feature_videos(features_dir, backbone)
     num_frames = video_num_frames(features_dir, video_ids, backbone, list_file)
-    builder = {
-        "shanghaitech": shanghaitech_ground_truth,
-        "ucf-crime": ucf_crime_ground_truth,
-        "xd-violence": xd_violence_ground_truth,
-    }[dataset]
-    return builder(annotations, num_frames, features_dir, backbone)
+    return READERS[DATASETS[dataset].annotations](annotations, num_frames, features_dir, backbone)
 
 
 def ground_truth_json(labels: Dict[str, np.ndarray]) -> str:

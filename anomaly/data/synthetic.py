@@ -4,7 +4,7 @@
 ``<name>_ground_truth.testing.json`` (the published json format) and ``i3d/{train,test}/<id>_i3d.npy`` float32
 ``[T, N, C]``, and ``<name>.spec.json`` (the sizes, seed and shape, written last).
 
-Two shapes (``SyntheticSpec.shape``, presets in :data:`SHAPE_SPECS`, dataset names in :data:`DEFAULT_NAMES`):
+Two shapes (``SyntheticSpec.shape``, presets in :data:`SHAPE_SPECS`, dataset names in ``anomaly.data.catalog.SYNTHETIC_NAMES``):
 
 - ``shanghaitech`` (dataset ``synthetic``): 10 crops; ids look like ShanghaiTech's, ``<scene>_<number>``, and tell
   neither split nor label; the test list puts the anomalous videos first, as ShanghaiTech's.
@@ -32,7 +32,6 @@ How the features are made (everything from one seed):
 """
 
 import json
-import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,20 +40,20 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
+from anomaly.data.catalog import SYNTHETIC_NAMES
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.data.ground_truth import write_ground_truth
 from anomaly.data.video_lists import write_video_list
-from anomaly.errors import InputError
-from anomaly.models.s3r import check_feature_size
+from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import ensure_folder, save_npy, save_text
 
 PathLike = Union[str, Path]
-DEFAULT_NAME = "synthetic"
+DEFAULT_NAME = SYNTHETIC_NAMES["shanghaitech"]  # the dataset of the default shape
 
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """Sizes of a synthetic dataset; impossible sizes raise ValueError with a one-line message.
+    """Sizes of a synthetic dataset; impossible sizes raise a one-line InputError.
 
     The defaults keep ``make demo`` quick on 2 CPU cores and fill one training batch (32) of each class. Smaller
     counts are allowed (tests use a few videos): the trainer itself refuses a class with fewer videos than
@@ -75,25 +74,15 @@ class SyntheticSpec:
     shape: str = "shanghaitech"  # which real dataset's names, crops, balance and lengths it imitates
 
     def __post_init__(self) -> None:
-        if self.shape not in SHAPES:
-            raise ValueError(f"shape is {self.shape!r}: it must be one of {', '.join(SHAPES)}")
+        check_choice(self.shape, SHAPES, "shape")
         for name in ("num_train_anomalous", "num_train_normal", "num_test_anomalous", "num_test_normal"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} is {getattr(self, name)}: a synthetic dataset needs at least one video "
-                                 "of each class in each split")
-        try:
-            check_feature_size(self.feature_size)
-        except ValueError as error:
-            raise ValueError(f"feature_size is {self.feature_size}: it {error}") from None
-        for name in ("num_crops", "num_scenes", "min_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} is {getattr(self, name)}: it must be at least 1")
-        if self.seed < 0:
-            raise ValueError(f"seed is {self.seed}: it must be non-negative")
-        if self.max_length < self.min_length:
-            raise ValueError(f"max_length ({self.max_length}) is shorter than min_length ({self.min_length})")
-        if not (math.isfinite(self.median_length) and self.median_length > 0):
-            raise ValueError(f"median_length is {self.median_length}: it must be a positive number of snippets")
+            check_range(getattr(self, name), name, minimum=1, integer=True,
+                        fix="a synthetic dataset needs at least one video of each class in each split")
+        for name in ("feature_size", "num_crops", "num_scenes", "min_length"):
+            check_range(getattr(self, name), name, minimum=1, integer=True)
+        check_range(self.seed, "seed", minimum=0, integer=True)
+        check_range(self.max_length, "max_length", minimum=self.min_length, integer=True, fix="it is below min_length")
+        check_range(self.median_length, "median_length", minimum=1, fix="it is a length in snippets")
 
 
 SHAPES = ("shanghaitech", "xd-violence")
@@ -103,7 +92,6 @@ XD_VIOLENCE_SPEC = SyntheticSpec(
     num_test_normal=6, median_length=90.0, max_length=480,
 )
 SHAPE_SPECS = {"shanghaitech": DEFAULT_SPEC, "xd-violence": XD_VIOLENCE_SPEC}
-DEFAULT_NAMES = {"shanghaitech": DEFAULT_NAME, "xd-violence": "xd-violence-synthetic"}  # the catalog's names
 XD_VIOLENCE_CLASSES = ("B1", "B2", "B4", "B5", "B6", "G")  # fighting, shooting, riot, abuse, car accident, explosion
 XD_VIOLENCE_MOVIES = ("Bad.Boys.1995", "Brave.Heart.1995", "Deadpool.2016", "Ip.Man.2008", "John.Wick.2014",
                       "Mission.Impossible.1996", "The.Matrix.1999", "Heat.1995")

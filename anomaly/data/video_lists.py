@@ -12,13 +12,12 @@ from anomaly.data.ground_truth import (
     read_text_file,
     strip_video_extension,
 )
+from anomaly.data.catalog import DATASETS
 from anomaly.errors import InputError
 from anomaly.files import check_name, ensure_folder, save_text
 
 PathLike = Union[str, Path]
 VIDEO_ID_COLUMN = "video-id"
-UCF_CRIME_NORMAL_MARK = "Normal"  # UCF-Crime's normal videos are named Normal_Videos...
-XD_VIOLENCE_NORMAL_MARK = "label_A"  # XD-Violence's non-violent videos carry the label A
 
 
 def read_video_list(path: PathLike) -> List[str]:
@@ -109,8 +108,8 @@ def anomalous_videos(
             where = f" of {features_dir}" if features_dir is not None else ""
             raise InputError(anomalous, f"no video{where} is anomalous: {how}")
         return selected
-    if dataset in ("ucf-crime", "xd-violence"):
-        mark = UCF_CRIME_NORMAL_MARK if dataset == "ucf-crime" else XD_VIOLENCE_NORMAL_MARK
+    mark = DATASETS[dataset].normal_name_mark if dataset in DATASETS else None
+    if mark is not None:
         selected = [video_id for video_id in video_ids if mark not in video_id]
         if not selected:
             raise InputError(features_dir, f"no video is anomalous: every {dataset} video name here contains "

@@ -31,14 +31,21 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from anomaly.errors import InputError
+from anomaly.layout import FRAMES_PER_SNIPPET
+
 DEFAULT_FALSE_ALARM_THRESHOLD = 0.5
 
 
-class NonFiniteScores(ValueError):
-    """Scores holding NaN or infinity: no metric of them is meaningful."""
+class NonFiniteScores(InputError):
+    """Scores holding NaN or infinity: no metric of them is meaningful. An input error: the model's weights or its
+    inputs overflow float32 (training turns it into "training diverged")."""
+
+    def __init__(self, problem: str):
+        super().__init__(None, problem)
 
 
-def snippet_label_weights(frame_labels: Tensor, lengths: Tensor, frames_per_snippet: int = 16) -> Tuple[Tensor, Tensor]:
+def snippet_label_weights(frame_labels: Tensor, lengths: Tensor, frames_per_snippet: int = FRAMES_PER_SNIPPET) -> Tuple[Tensor, Tensor]:
     """Anomalous and normal frame counts per snippet from concatenated 0/1 frame labels.
 
     frame_labels: (Σ frames_per_snippet · lengths); lengths: V -> two float64 tensors of Σ lengths.

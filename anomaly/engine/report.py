@@ -38,6 +38,8 @@ PLOT_VIDEOS = ("anomalous", "all", "none")
 CURVE_CSV_SUFFIX = ".curve.csv"  # logs/<version>/<stem>.curve.csv, read back by anomaly.engine.summary
 CURVE_PNG_SUFFIX = ".curve.png"
 
+SCORE_COLUMNS = "| {:^6s} | {:^8s} | {:^15s} | {:^30s} | {:^30s} |"  # the published .score table
+
 # metrics.json key -> (table label, who reports it)
 METRIC_ROWS = {
     "frame_auc": ("frame AUC", "the published S3R / RTFM number (ShanghaiTech, UCF-Crime)"),
@@ -65,6 +67,66 @@ def metrics_table(dataset: str, report: Dict[str, Any]) -> str:
                              f"{report['normal_videos']} normal test videos ")
     table.justify_columns[1] = "right"
     return table.table
+
+
+def summary_table(dataset: str, model_name: str, backbone: str, metric: str, value: float) -> str:
+    title = [["Dataset", "Method", "Feature", f"{metric} (%)"]]
+    row = [[dataset, model_name.upper(), backbone.upper(), f"{value * 100.0:.3f}"]]
+    table = AsciiTable(title + row, f" Performance on {dataset} ")
+    for column in range(len(title[0])):
+        table.justify_columns[column] = "center"
+    return table.table
+
+
+def best_evaluations_table(dataset: str, metric: str, history: List[Dict[str, Any]], report_k: int) -> str:
+    """The ``report_k`` best evaluations, ascending, the best marked with '*' (the published final table)."""
+    values = np.array([entry["value"] for entry in history])
+    best = int(np.argmax(values))
+    shown = np.argsort(values, kind="stable")[-report_k:]
+    rows = [
+        [str(history[index]["step"]), f"{history[index]['value'] * 100.0:.3f}", "*" if index == best else ""]
+        for index in shown
+    ]
+    table = AsciiTable([["Step", metric, "Best"]] + rows, f" Performance on {dataset} ")
+    table.justify_columns[0], table.justify_columns[2] = "center", "center"
+    return table.table
+
+
+def score_row(entry: Dict[str, Any]) -> str:
+    return (
+        SCORE_COLUMNS.format(
+            str(entry["step"]), f"{entry['value'] * 100.0:.3f}", f"{entry['loss']:.3f}", entry["elapsed"], entry["now"]
+        )
+        + " \n"
+    )
+
+
+def score_table_closing() -> str:
+    """The line that closes the ``.score`` table at the end of a run."""
+    return "+{}+\n".format("-" * (len(SCORE_COLUMNS.format(*[""] * 5)) - 2))
+
+
+def run_description(dataset: str, version: str, description: str, metric: str, initial_value: float, lr: float) -> str:
+    """The published block that opens a run's log and ``.score`` file."""
+    return (
+        f"\n    Video Anomaly Detection\n"
+        f"        - dataset:\t {dataset}\n"
+        f"        - version:\t {version}\n"
+        f"        - description:\t {description}\n"
+        f"        - initial {metric} score: {initial_value * 100.0:.3f} %\n"
+        f"        - initial learning rate: {lr:.4f}\n"
+    )
+
+
+def score_file_header(arguments: str, environment: str, model: str, description: str, metric: str) -> str:
+    """The published ``.score`` header: arguments, environment, model, run description and the table's title."""
+    title = SCORE_COLUMNS.format("Step", metric, "Training loss", "Elapsed time", "Now")
+    return (
+        f"\n{'*' * 10}\n{arguments}\n\n\n{environment}\n{'*' * 10}\n"
+        f"\n{'=' * 10}\n{model}\n{'=' * 10}\n"
+        f"\n{description}\n"
+        f"+{'-' * (len(title) - 2)}+\n{title}\n{'-' * len(title)}\n"
+    )
 
 
 @dataclass

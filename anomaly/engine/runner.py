@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import yaml
 from munch import Munch
-from terminaltables import AsciiTable
 from tqdm import tqdm
 
 from anomaly.data import TestVideos, TrainingVideos, load_dictionary, read_video_list, split_training_list
@@ -38,7 +37,13 @@ from anomaly.engine.report import (
     CURVE_CSV_SUFFIX,
     CURVE_PNG_SUFFIX,
     InferenceFiles,
+    best_evaluations_table,
     metrics_table,
+    run_description,
+    score_file_header,
+    score_row,
+    score_table_closing,
+    summary_table,
     training_curve,
     write_inference_report,
     write_training_curve,
@@ -52,23 +57,21 @@ from anomaly.engine.training_state import (
     restore_random_states,
     save_training_state,
 )
-from anomaly.errors import InputError
+from anomaly.errors import InputError, Interrupted
 from anomaly.hardware import resolve_device
 from anomaly.layout import run_stem
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
 from anomaly.models import S3R, kernel_choice
 
 LOGGER_NAME = "AnomalyDetection"
-SCORE_COLUMNS = "| {:^6s} | {:^8s} | {:^15s} | {:^30s} | {:^30s} |"
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(Interrupted):
     """Raised after the training state was saved because the process received SIGINT or SIGTERM."""
 
     def __init__(self, signal_number: int, state_file: Path):
-        self.signal_number = signal_number
         self.state_file = state_file
-        super().__init__(f"interrupted by {signal.Signals(signal_number).name}; resume with --resume {state_file}")
+        super().__init__(signal_number, f"the training state is saved: resume with --resume {state_file}")
 
 
 @dataclass
@@ -208,38 +211,6 @@ def deferred_signals() -> Iterator[Dict[str, Optional[int]]]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-def summary_table(dataset: str, model_name: str, backbone: str, metric: str, value: float) -> str:
-    title = [["Dataset", "Method", "Feature", f"{metric} (%)"]]
-    row = [[dataset, model_name.upper(), backbone.upper(), f"{value * 100.0:.3f}"]]
-    table = AsciiTable(title + row, f" Performance on {dataset} ")
-    for column in range(len(title[0])):
-        table.justify_columns[column] = "center"
-    return table.table
-
-
-def best_evaluations_table(dataset: str, metric: str, history: List[Dict[str, Any]], report_k: int) -> str:
-    """The ``report_k`` best evaluations, ascending, the best marked with '*' (the published final table)."""
-    values = np.array([entry["value"] for entry in history])
-    best = int(np.argmax(values))
-    shown = np.argsort(values, kind="stable")[-report_k:]
-    rows = [
-        [str(history[index]["step"]), f"{history[index]['value'] * 100.0:.3f}", "*" if index == best else ""]
-        for index in shown
-    ]
-    table = AsciiTable([["Step", metric, "Best"]] + rows, f" Performance on {dataset} ")
-    table.justify_columns[0], table.justify_columns[2] = "center", "center"
-    return table.table
-
-
-def score_row(entry: Dict[str, Any]) -> str:
-    return (
-        SCORE_COLUMNS.format(
-            str(entry["step"]), f"{entry['value'] * 100.0:.3f}", f"{entry['loss']:.3f}", entry["elapsed"], entry["now"]
-        )
-        + " \n"
-    )
 
 
 @dataclass
@@ -499,8 +470,7 @@ class Run:
 
     def _finish(self, session: "TrainingSession") -> None:
         """Close the ``.score`` table and report the best evaluations."""
-        closing = "+{}+\n".format("-" * (len(SCORE_COLUMNS.format(*[""] * 5)) - 2))
-        save_text(session.header + session.rows + closing, self.files.score_file)
+        save_text(session.header + session.rows + score_table_closing(), self.files.score_file)
         logger = session.logger
         if session.history:
             table = best_evaluations_table(self.args.dataset, self.metric, session.history, self.args.report_k)
@@ -551,22 +521,10 @@ class Run:
         if args.resume:
             table = summary_table(args.dataset, args.model_name, args.backbone, self.metric, initial.value)
             logger.info(f"Summary Result on {self.metric} metric\n{table}")
-        system_info = (
-            f"\n    Video Anomaly Detection\n"
-            f"        - dataset:\t {args.dataset}\n"
-            f"        - version:\t {args.version}\n"
-            f"        - description:\t {' '.join(args.descr)}\n"
-            f"        - initial {self.metric} score: {initial.value * 100.0:.3f} %\n"
-            f"        - initial learning rate: {self.lr:.4f}\n"
-        )
+        system_info = run_description(args.dataset, args.version, " ".join(args.descr), self.metric, initial.value,
+                                      self.lr)
         logger.info(system_info)
-        title = SCORE_COLUMNS.format("Step", self.metric, "Training loss", "Elapsed time", "Now")
-        header = (
-            f"\n{'*' * 10}\n{arguments}\n\n\n{environment}\n{'*' * 10}\n"
-            f"\n{'=' * 10}\n{model}\n{'=' * 10}\n"
-            f"\n{system_info}\n"
-            f"+{'-' * (len(title) - 2)}+\n{title}\n{'-' * len(title)}\n"
-        )
+        header = score_file_header(arguments, environment, str(model), system_info, self.metric)
         return header, initial.value
 
     def _save_state(self, session: "TrainingSession", step: int) -> None:

@@ -13,7 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for ``anomaly`` and ``configs``
 
-from anomaly.cli.learn_dictionary import main  # noqa: E402
+from anomaly.cli.command import run_command  # noqa: E402
+
+
+def main(argv=None) -> int:
+    return run_command("learn-dictionary", argv, defaults={"dataset": "ucf-crime"})
+
 
 if __name__ == "__main__":
-    sys.exit(main(default_dataset="ucf-crime"))
+    sys.exit(main())

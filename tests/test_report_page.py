@@ -183,8 +183,8 @@ def test_a_missing_browser_skips_saying_what_is_missing_and_how_to_install_it(tm
     with pytest.raises(pytest.skip.Exception) as skip:
         chromium.require_browser(chromium=tmp_path / "chromium", chromedriver=tmp_path / "chromedriver")
     install = "(apt-get install chromium chromium-driver)"
-    missing = f"{tmp_path / 'chromium'} {install}; {tmp_path / 'chromedriver'} {install}"
-    assert str(skip.value) == f"browser tests need {missing}"
+    assert str(skip.value).startswith("browser tests need ")
+    assert f"{tmp_path / 'chromium'} {install}; {tmp_path / 'chromedriver'} {install}" in str(skip.value)
 
 
 def test_a_missing_browser_fails_when_the_browser_tests_are_required(tmp_path, monkeypatch):

@@ -269,3 +269,13 @@ def run_failing(copy, capsys, monkeypatch, *extra, version="bad"):
     written = [path for folder in ("logs", "checkpoint", "output") for path in (copy / folder).rglob("*") if path.is_file()]
     assert written == []
     return message[0]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium (selenium WebDriver) shared by the session's browser tests; see tests/browser.py for
+    ``open_page``, ``console_errors`` and ``screenshot_if_requested``. Skips, or fails under S3R_REQUIRE_BROWSER=1,
+    when selenium, Chromium or ChromeDriver is missing."""
+    from tests.browser import chromium_session
+
+    yield from chromium_session()

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from anomaly.data.arrays import finite_float32
 from anomaly.data.datasets import load_dictionary
 from anomaly.data.features import feature_file, feature_folder, load_features, resample_snippets
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import ensure_folder, save_npy, save_pickle
 from anomaly.layout import DICTIONARY_ALGORITHM, TRAINING_SNIPPETS
 from anomaly.models.s3r import MODALITIES
@@ -163,13 +163,13 @@ def number_of_atoms(num_videos: int, ratio: float) -> int:
 
 
 def check_ratio(ratio: float) -> None:
-    """The dictionary ratio is a percentage of the normal videos: ``0 < ratio <= 100`` (ValueError otherwise).
+    """The dictionary ratio is a percentage of the normal videos: ``0 < ratio <= 100`` (a one-line InputError
+    otherwise).
 
     Above 100 % there would be more atoms than normal videos, i.e. more components than the V features of the
     C samples: the SVD initialisation pads such a dictionary with zero atoms, which carry no normal pattern.
     """
-    if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and 0 < ratio <= 100):
-        raise ValueError(f"the dictionary ratio must be a percentage in (0, 100], not {ratio!r}")
+    check_range(ratio, "the dictionary ratio", above=0, maximum=100, fix="it is a percentage of the normal videos")
 
 
 def minimum_videos(ratio: float, atoms: int = TRANSFORM_NONZERO_COEFS) -> int:
@@ -181,6 +181,18 @@ def minimum_videos(ratio: float, atoms: int = TRANSFORM_NONZERO_COEFS) -> int:
     while number_of_atoms(videos, ratio) < atoms:
         videos += 1
     return videos
+
+
+def _svd_initialisation(samples: np.ndarray, atoms: int, random_state: np.random.RandomState) -> np.ndarray:
+    """0.24's initial dictionary: the randomized SVD of all samples (``atoms × V``), padded with zero atoms when
+    ``atoms`` exceeds its rank."""
+    from sklearn.utils.extmath import randomized_svd
+
+    _, singular_values, components = randomized_svd(samples, atoms, random_state=random_state)
+    initial = singular_values[:, np.newaxis] * components
+    if len(initial) < atoms:
+        initial = np.vstack((initial, np.zeros((atoms - len(initial), samples.shape[1]))))
+    return initial
 
 
 def learn_task_dictionary(
@@ -219,11 +231,9 @@ def learn_task_dictionary(
     """
     from sklearn.decomposition import MiniBatchDictionaryLearning
     from sklearn.utils import gen_batches
-    from sklearn.utils.extmath import randomized_svd
 
     check_ratio(ratio)
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be at least 1 (mini-batch updates), not {max_iter}")
+    check_range(max_iter, "max_iter", minimum=1, integer=True, fix="it counts mini-batch updates")
     means = np.asarray(means)
     num_videos = means.shape[0]
     atoms = number_of_atoms(num_videos, ratio)
@@ -241,10 +251,7 @@ def learn_task_dictionary(
 
     samples = np.ascontiguousarray(means.T, dtype=np.float64)  # C samples × V features
     random_state = np.random.RandomState(seed)
-    _, singular_values, components = randomized_svd(samples, atoms, random_state=random_state)
-    dict_init = singular_values[:, np.newaxis] * components
-    if len(dict_init) < atoms:
-        dict_init = np.vstack((dict_init, np.zeros((atoms - len(dict_init), samples.shape[1]))))
+    dict_init = _svd_initialisation(samples, atoms, random_state)
     shuffled = samples.copy()
     random_state.shuffle(shuffled)
 
@@ -350,8 +357,7 @@ def modality_dictionary(
     ``taskaware``: the task-aware file. ``universal``: the cached universal states (computed first when missing).
     ``univ-task``: universal states stacked above the task-aware atoms.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
+    check_choice(modality, MODALITIES, "modality")
     parts = []
     if modality in ("universal", "univ-task"):
         if tmp_dict_file is None:

@@ -57,31 +57,33 @@ def check_range(
     name: str,
     minimum: Optional[Real] = None,
     maximum: Optional[Real] = None,
+    above: Optional[Real] = None,
     below: Optional[Real] = None,
     integer: bool = False,
     fix: str = "",
     source: Union[str, PathLike, None] = None,
 ) -> Value:
-    """``value`` unchanged when it is a finite number (an integer when ``integer``) with ``minimum ≤ value``,
-    ``value ≤ maximum`` and ``value < below`` (each bound when given); else an :class:`InputError` in the style of
-    :func:`check_choice`: ``--batch_size must be an integer at least 1, not 0``."""
+    """``value`` unchanged when it is a finite number (an integer when ``integer``) within the bounds given:
+    ``minimum ≤ value``, ``value ≤ maximum`` (inclusive), ``above < value``, ``value < below`` (exclusive); else an
+    :class:`InputError` in the style of :func:`check_choice`: ``--batch_size must be an integer at least 1, not 0``."""
     number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
     if (
         number
         and (not integer or isinstance(value, Integral))
         and (minimum is None or value >= minimum)
         and (maximum is None or value <= maximum)
+        and (above is None or value > above)
         and (below is None or value < below)
     ):
         return value
-    if minimum is not None and (maximum is not None or below is not None):
-        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f"in [{minimum}, {below})"
-    elif minimum is not None:
-        bound = f"at least {minimum}"
-    elif maximum is not None:
-        bound = f"at most {maximum}"
-    elif below is not None:
-        bound = f"below {below}"
+    lower = f"[{minimum}" if minimum is not None else f"({above}" if above is not None else None
+    upper = f"{maximum}]" if maximum is not None else f"{below})" if below is not None else None
+    if lower and upper:
+        bound = f"in {lower}, {upper}"
+    elif lower:
+        bound = f"at least {minimum}" if minimum is not None else f"above {above}"
+    elif upper:
+        bound = f"at most {maximum}" if maximum is not None else f"below {below}"
     else:
         bound = ""
     kind = "an integer" if integer else "a finite number"

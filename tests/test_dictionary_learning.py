@@ -81,10 +81,14 @@ def test_minimum_videos_is_the_smallest_count_and_ends_for_any_positive_ratio(ra
 
 @pytest.mark.parametrize("ratio", [0, -5, 101, float("nan")])
 def test_a_ratio_outside_0_to_100_percent_is_refused_not_looped_on(ratio):
-    with pytest.raises(ValueError, match="ratio must be a percentage in \\(0, 100\\]"):
+    message = (f"the dictionary ratio must be a finite number in (0, 100], not {ratio!r}; it is a percentage of the "
+               "normal videos")
+    with pytest.raises(InputError) as refused:
         minimum_videos(ratio)
-    with pytest.raises(ValueError, match="ratio must be a percentage"):
+    assert str(refused.value) == message
+    with pytest.raises(InputError) as refused:
         learn_task_dictionary(normal_means(num_videos=4), ratio=ratio)
+    assert str(refused.value) == message
 
 
 def test_task_dictionary_shape_dtype_and_sparse_codes():

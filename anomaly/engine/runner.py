@@ -420,53 +420,58 @@ class Run:
             raise self._diverged(session, step, f"the weight '{non_finite}' holds NaN or inf")
 
     def _step_loop(self, session: "TrainingSession") -> None:
-        """The training steps: evaluate, keep the best checkpoint, save the state, stop cleanly on a signal."""
-        args = self.args
-        current_value = session.history[-1]["value"] if session.history else session.initial_value
-        progress_bar = tqdm(
-            total=session.max_steps,
-            initial=session.first_step - 1,
-            desc=f"{args.dataset}",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            mininterval=1.0 if sys.stderr.isatty() else 30.0,
-        )
-        with progress_bar as progress, deferred_signals() as received:
+        """The training steps: train, evaluate (keeping the best checkpoint), save the state, stop on a signal."""
+        with self._progress_bar(session) as progress, deferred_signals() as received:
             for step in range(session.first_step, session.max_steps + 1):
-                normal, anomalous = session.training.next_batch()
-                try:
-                    losses = train_step(session.model, session.optimizer, normal, anomalous, session.dictionary,
-                                         self.precision)
-                except FloatingPointError as error:  # raised before the step's update is applied
-                    raise self._diverged(session, step, str(error)) from None
-                session.losses.append(float(losses["total"]))
-                evaluate_now = args.debug or (step % args.evaluate_freq == 0 and step > args.evaluate_min_step)
-                if evaluate_now:
-                    try:
-                        entry = self._evaluation_entry(session, step, losses)
-                    except NonFiniteScores as error:
-                        raise self._diverged(session, step, str(error)) from None
-                    current_value = entry["value"]
-                    session.history.append(entry)
-                    if entry["improved"]:
-                        session.best = entry
-                        self._check_finite_weights(session, step)
-                        save_torch(session.model.state_dict(), self.files.best_checkpoint)
-                        session.rows += score_row(entry)
-                        save_text(session.header + session.rows, self.files.score_file)
-                if step % args.plot_freq == 0 or step == session.max_steps or evaluate_now:
-                    best_value = session.best["value"] if session.best else session.initial_value
-                    progress.set_postfix_str(
-                        f"lr {session.optimizer.param_groups[0]['lr']:g}, loss {float(losses['total']):.4f}, "
-                        f"{self.metric} {current_value * 100:.3f}, best {best_value * 100:.3f}",
-                        refresh=False,
-                    )
+                loss = self._train_one_step(session, step)
+                evaluated = self._evaluates_at(step)
+                if evaluated:
+                    self._evaluate_and_keep_best(session, step, loss)
+                if evaluated or step % self.args.plot_freq == 0 or step == session.max_steps:
+                    progress.set_postfix_str(self._progress_line(session, loss), refresh=False)
                 progress.update(1)
                 stopping = received["signal"] is not None
-                if stopping or step == session.max_steps or (args.save_freq and step % args.save_freq == 0):
+                if stopping or step == session.max_steps or (self.args.save_freq and step % self.args.save_freq == 0):
                     self._save_state(session, step)
                 if stopping:
                     raise TrainingInterrupted(received["signal"], self.files.training_state)
+
+    def _progress_bar(self, session: "TrainingSession") -> tqdm:
+        return tqdm(total=session.max_steps, initial=session.first_step - 1, desc=self.args.dataset, file=sys.stderr,
+                    dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+    def _progress_line(self, session: "TrainingSession", loss: float) -> str:
+        current = session.history[-1]["value"] if session.history else session.initial_value
+        best = session.best["value"] if session.best else session.initial_value
+        return (f"lr {session.optimizer.param_groups[0]['lr']:g}, loss {loss:.4f}, "
+                f"{self.metric} {current * 100:.3f}, best {best * 100:.3f}")
+
+    def _train_one_step(self, session: "TrainingSession", step: int) -> float:
+        """One optimisation step on the next batch; its loss is recorded and returned."""
+        normal, anomalous = session.training.next_batch()
+        try:
+            losses = train_step(session.model, session.optimizer, normal, anomalous, session.dictionary, self.precision)
+        except FloatingPointError as error:  # raised before the step's update is applied
+            raise self._diverged(session, step, str(error)) from None
+        session.losses.append(float(losses["total"]))
+        return session.losses[-1]
+
+    def _evaluates_at(self, step: int) -> bool:
+        return self.args.debug or (step % self.args.evaluate_freq == 0 and step > self.args.evaluate_min_step)
+
+    def _evaluate_and_keep_best(self, session: "TrainingSession", step: int, loss: float) -> None:
+        """Evaluate after ``step``; an improvement saves the best checkpoint and adds a ``.score`` row."""
+        try:
+            entry = self._evaluation_entry(session, step, loss)
+        except NonFiniteScores as error:
+            raise self._diverged(session, step, str(error)) from None
+        session.history.append(entry)
+        if entry["improved"]:
+            session.best = entry
+            self._check_finite_weights(session, step)
+            save_torch(session.model.state_dict(), self.files.best_checkpoint)
+            session.rows += score_row(entry)
+            save_text(session.header + session.rows, self.files.score_file)
 
     def _finish(self, session: "TrainingSession") -> None:
         """Close the ``.score`` table and report the best evaluations."""
@@ -487,14 +492,14 @@ class Run:
                 f"Best evaluation at step {session.best['step']} (its checkpoint was written by an earlier run)")
             logger.info(f"{best}" + (f"; {state}" if state else ""))
 
-    def _evaluation_entry(self, session: "TrainingSession", step: int, losses: Dict[str, Any]) -> Dict[str, Any]:
+    def _evaluation_entry(self, session: "TrainingSession", step: int, loss: float) -> Dict[str, Any]:
         """Evaluate after ``step``: the history entry (also a ``.score`` row when it improves on the best)."""
         value = self._evaluate(session.model, session.test_set).value
         best, start_time = session.best, session.start_time
         return {
             "step": step,
             "value": value,
-            "loss": float(losses["total"]),
+            "loss": loss,
             "elapsed": str(datetime.timedelta(seconds=time.time() - start_time)),
             "now": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
             "improved": best is None or value > best["value"],

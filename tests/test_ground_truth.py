@@ -9,7 +9,6 @@ import pytest
 
 from anomaly.data.ground_truth import (
     build_ground_truth,
-    format_ucf_crime_txt_line,
     ground_truth_json,
     read_ucf_crime_mat,
     read_ucf_crime_txt,
@@ -19,6 +18,12 @@ from anomaly.data.ground_truth import (
 from anomaly.data.video_lists import make_video_list
 from anomaly.errors import InputError
 from tests.conftest import run_tool, shared_path
+
+
+def format_ucf_crime_txt_line(video_id: str, event_class: str, ranges) -> str:
+    """One line of the official UCF-Crime test annotation file (two ranges, ``-1 -1`` padding)."""
+    numbers = [number for pair in ranges for number in pair] + [-1, -1] * (2 - len(ranges))
+    return "  ".join([f"{video_id}.mp4", event_class] + [str(number) for number in numbers])
 
 
 def shared(*parts: str) -> Path:

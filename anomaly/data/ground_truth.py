@@ -291,14 +291,6 @@ def read_ucf_crime_annotations(path: PathLike) -> Tuple[Dict[str, Ranges], Dict[
     return annotations, {video_id: path for video_id in annotations}
 
 
-def format_ucf_crime_txt_line(video_id: str, event_class: str, ranges: Ranges) -> str:
-    """One line of the official UCF-Crime test annotation file (two ranges, ``-1 -1`` padding)."""
-    if len(ranges) > 2:
-        raise ValueError(f"UCF-Crime annotates at most two events per video, '{video_id}' has {len(ranges)}")
-    numbers = [number for pair in ranges for number in pair] + [-1, -1] * (2 - len(ranges))
-    return "  ".join([f"{video_id}.mp4", event_class] + [str(number) for number in numbers])
-
-
 def ucf_crime_ground_truth(
     annotations: PathLike, num_frames: Dict[str, int], features_dir: Optional[PathLike] = None, backbone: str = "i3d"
 ) -> Dict[str, np.ndarray]:

@@ -11,6 +11,10 @@ FRAMES_PER_SNIPPET = 16  # frames of video behind one snippet (one I3D clip)
 TRAINING_SNIPPETS = 32  # snippets every training video is resampled to (the published quantize_size)
 DICTIONARY_ALGORITHM = "omp"  # the sparse coding of dictionary learning; part of the dictionary's file name
 UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary is learned on
+NUM_CROPS = (10, 5, 1)  # crops per snippet: the published ten, the first five (XD-Violence), the centre one
+PRESET_NAMES = ("rtfm", "gowtham")  # the extraction recipes (anomaly.extraction.preprocess.PRESETS)
+FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
+DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
 
 
 def feature_file_name(video_id: str, backbone: str) -> str:
@@ -22,6 +26,11 @@ def video_id_of_feature_file(file_name: str, backbone: str) -> Optional[str]:
     """The video id of a feature file's name (``feature_file_name``), or None for another file."""
     suffix = feature_file_name("", backbone)
     return file_name[: -len(suffix)] or None if file_name.endswith(suffix) else None
+
+
+def description_file_name(dataset: str) -> str:
+    """``<dataset>.dataset.json``: a dataset defined by data (``anomaly.data.description``), in its folder."""
+    return f"{dataset}.dataset.json"
 
 
 def dataset_files(dataset: str, dictionary_ratio: int, feature_size: int, dictionary_max_iter: int) -> dict:

@@ -18,10 +18,9 @@ def dictionary_file(copy):
     return next((copy / "dictionary" / "synthetic").glob("*taskaware*.npy"))
 
 
-def test_unknown_dataset_is_a_usage_error(copy, capsys):
-    assert SCRIPT.main(["--dataset", "imagenet"]) == 2
-    [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("s3r train: argument --dataset: Value for variable \"dataset\" must be one of")
+def test_an_unknown_dataset_is_refused_in_one_line(copy, capsys, monkeypatch):
+    message = run_failing(copy, capsys, monkeypatch, "--dataset", "imagenet")
+    assert message.startswith("s3r train: unknown dataset 'imagenet': neither built in (shanghaitech, ")
 
 
 def test_missing_training_list(copy, capsys, monkeypatch):

@@ -13,7 +13,6 @@ from typing import List, Literal, Optional
 from anomaly.cli.command import CommandArguments
 from anomaly.cli.options import check_feature_size_option
 from anomaly.config import load_dataset_config
-from anomaly.data.catalog import DATASET_NAMES
 from anomaly.data.datasets import load_dictionary
 from anomaly.data.video_lists import split_training_list
 from anomaly.dictionary_learning import (
@@ -39,7 +38,7 @@ class Arguments(CommandArguments):
     backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor (folder and file suffix)
     batch_size: int = 32  # samples per mini-batch update (<= 0: the number of normal videos, as published)
     workers: int = 4  # parallel jobs for the final sparse coding (when C >= 1024)
-    dataset: Literal[DATASET_NAMES] = "shanghaitech"
+    dataset: str = "shanghaitech"  # a built-in dataset or one described under --root_path (s3r make-dataset)
     quantize_size: int = TRAINING_SNIPPETS  # snippets per video in the regular-features pickle (as in training)
     max_iter: int = 100  # mini-batch updates (scikit-learn 0.24's n_iter); also in the output file name
     root_path: Path = Path("data")  # folder of the datasets

@@ -15,7 +15,6 @@ from typing import List, Literal, Optional
 from anomaly.cli.command import CommandArguments
 from anomaly.cli.options import check_feature_size_option
 from anomaly.config import load_dataset_config
-from anomaly.data.catalog import DATASET_NAMES
 from anomaly.precision import PRECISIONS
 from anomaly.engine.report import PLOT_VIDEOS
 from anomaly.engine.runner import Run
@@ -34,10 +33,10 @@ class Arguments(CommandArguments):
     feature_size: Optional[int] = None  # feature channels (default: the dataset config's, 2048 for I3D)
     gpus: int = 1  # number of GPUs (one is used)
     lr: float = 0.001  # constant learning rate (0 takes the config's init_lr)
-    batch_size: int = 32  # normal videos per batch, and as many anomalous ones
+    batch_size: Optional[int] = None  # normal videos per batch, and as many anomalous ones (default: the dataset's, 32 for the published ones)
     workers: int = 0  # kept for compatibility: videos are read once into memory
     model_name: str = "s3r"  # name used in checkpoint and log file names
-    dataset: Literal[DATASET_NAMES] = "shanghaitech"  # dataset to train
+    dataset: str = "shanghaitech"  # a built-in dataset or one described under --root_path (s3r make-dataset)
     plot_freq: int = 10  # progress-bar refresh interval, in steps
     max_epoch: int = 15000  # number of training steps
     dropout: float = 0.7  # dropout ratio
@@ -74,8 +73,10 @@ class Arguments(CommandArguments):
         """Refuse impossible values before any work (exit status 2, one line)."""
         for name in ("version", "model_name"):  # both become file and folder names
             check_name(getattr(self, name), f"--{name}")
-        for name in ("batch_size", "max_epoch", "quantize_size", "evaluate_freq", "report_k", "plot_freq"):
+        for name in ("max_epoch", "quantize_size", "evaluate_freq", "report_k", "plot_freq"):
             check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
+        if self.batch_size is not None:
+            check_range(self.batch_size, "--batch_size", minimum=1, integer=True)
         for name in ("save_freq", "evaluate_min_step"):
             check_range(getattr(self, name), f"--{name}", minimum=0, integer=True)
         if self.dictionary_max_iter is not None:
@@ -92,6 +93,8 @@ def run(args: Arguments) -> int:
     config = load_dataset_config(args.dataset, args.root_path, args.dictionary_path, args.feature_size,
                                  dictionary_max_iter=args.dictionary_max_iter)
     seed_everything(config.random_state if args.seed == -1 else args.seed)
+    if args.batch_size is None:
+        args.batch_size = config.batch_size
     run = Run(args, config)
     if args.inference:
         run.infer()

@@ -30,6 +30,7 @@ from munch import Munch
 from tqdm import tqdm
 
 from anomaly.data import TestVideos, TrainingVideos, load_dictionary, read_video_list, split_training_list
+from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.engine.checkpoint import first_non_finite_weight, load_checkpoint, load_model_weights, model_state_of
 from anomaly.engine.evaluator import DeviceTestSet, Evaluation, evaluate
 from anomaly.engine.metrics import NonFiniteScores
@@ -59,7 +60,7 @@ from anomaly.engine.training_state import (
 )
 from anomaly.errors import InputError, Interrupted
 from anomaly.hardware import resolve_device
-from anomaly.layout import run_stem
+from anomaly.layout import DETECTOR_SUFFIX, run_stem
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
 from anomaly.models import S3R, kernel_choice
 
@@ -81,6 +82,7 @@ class RunFiles:
     checkpoint_dir: Path
     log_dir: Path
     best_checkpoint: Path
+    detector: Path
     training_state: Path
     score_file: Path
     log_file: Path
@@ -97,6 +99,7 @@ class RunFiles:
             checkpoint_dir=checkpoint_dir,
             log_dir=log_dir,
             best_checkpoint=checkpoint_dir / f"{stem}_best.pth",
+            detector=checkpoint_dir / f"{stem}{DETECTOR_SUFFIX}",
             training_state=checkpoint_dir / f"{stem}.state",
             score_file=log_dir / f"{stem}.score",
             log_file=log_dir / f"{stem}.log",
@@ -250,6 +253,7 @@ class Run:
         self.lr = args.lr if args.lr else config.init_lr
         self.files = RunFiles.of(args, config.modality)
         self.metric = config.metric
+        self.feature_spec = FeatureSpec(args.backbone, config.preset, config.num_crops, self.feature_size)
 
     # ---------------------------------------------------------------- setup
     def _model(self) -> S3R:
@@ -337,7 +341,7 @@ class Run:
         files = self.files
         for folder in (files.checkpoint_dir, files.log_dir):
             check_writable_folder(folder)
-        run_files = [files.best_checkpoint, files.training_state, files.score_file, files.log_file]
+        run_files = [files.best_checkpoint, files.detector, files.training_state, files.score_file, files.log_file]
         with VersionFolder(files.checkpoint_dir, run_files) as version:
             version.check_owner(files.training_state, self.args.resume, self.args.overwrite)
             session = self._prepare(version)
@@ -470,6 +474,8 @@ class Run:
             session.best = entry
             self._check_finite_weights(session, step)
             save_torch(session.model.state_dict(), self.files.best_checkpoint)
+            save_detector(self.files.detector, session.model.state_dict(), session.dictionary, self.feature_spec,
+                          self.args.dataset, self.metric, entry["value"], step)
             session.rows += score_row(entry)
             save_text(session.header + session.rows, self.files.score_file)
 
@@ -490,6 +496,8 @@ class Run:
         else:
             best = f"Best checkpoint: {self.files.best_checkpoint}" if self.files.best_checkpoint.is_file() else (
                 f"Best evaluation at step {session.best['step']} (its checkpoint was written by an earlier run)")
+            if self.files.detector.is_file():
+                best += f"; detector (s3r detect --detector): {self.files.detector}"
             logger.info(f"{best}" + (f"; {state}" if state else ""))
 
     def _evaluation_entry(self, session: "TrainingSession", step: int, loss: float) -> Dict[str, Any]:

@@ -1,0 +1,132 @@
+"""A dataset defined by data: ``<root>/<name>/<name>.dataset.json`` declares what the catalog and a config declare
+for a built-in dataset, so that every tool taking ``--dataset`` treats it as one of them.
+
+The file is JSON, written by ``s3r make-dataset`` and readable and editable by hand::
+
+    {
+      "format": "s3r-dataset/1",
+      "name": "my-cameras",            // a plain name without '_' (run files are <dataset>_<model>_<backbone>)
+      "backbone": "i3d",               // the features' network: <root>/<name>/<backbone>/{train,test}/<id>_i3d.npy
+      "feature_size": 2048,            // channels C of the features
+      "num_crops": 1,                  // crops N per snippet (10, 5 or 1)
+      "preset": "rtfm",                // the extraction recipe of the features (rtfm, gowtham), or null
+      "frame_rate": "native",          // every decoded frame, 16 to a snippet, at each video's own rate
+      "metric": "AUC",                 // frame-level AUC, or AP
+      "num_anomalous_train": 4,        // the training list's first rows are the anomalous videos
+      "dictionary_ratio": 90,          // atoms in % of the normal training videos
+      "batch_size": 4,                 // videos per class in a training step (the trainer's default)
+      "random_state": 823              // the trainer's seed by default
+    }
+
+Every field is checked when read (one line naming the file and the field); ``check_against_features`` compares
+crops and channels with a feature file's header.
+"""
+
+import json
+import re
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+from anomaly.data.catalog import DATASETS
+from anomaly.errors import InputError, check_choice, check_range
+from anomaly.files import ensure_folder, save_text
+from anomaly.layout import FRAME_RATES, NUM_CROPS, PRESET_NAMES, description_file_name
+
+PathLike = Union[str, Path]
+DESCRIPTION_FORMAT = "s3r-dataset/1"
+METRICS = ("AUC", "AP")
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+
+
+def check_dataset_name(name: str, source: Optional[PathLike] = None) -> str:
+    """``name`` unchanged when it can name a dataset: letters, digits, '.' and '-' (no '_', no path), not starting
+    with '.' or '-'; a one-line InputError otherwise."""
+    if not isinstance(name, str) or not DATASET_NAME.fullmatch(name):
+        raise InputError(source, f"{name!r} is not a dataset name: use letters, digits, '-' and '.', starting with a "
+                         "letter or digit (no '_', which separates the parts of run file names, and no '/')")
+    return name
+
+
+@dataclass(frozen=True)
+class DatasetDescription:
+    name: str
+    num_crops: int
+    feature_size: int
+    metric: str
+    num_anomalous_train: int
+    dictionary_ratio: float
+    batch_size: int
+    backbone: str = "i3d"
+    preset: Optional[str] = None
+    frame_rate: str = "native"
+    random_state: int = 823
+
+    def check(self, source: Optional[PathLike] = None) -> "DatasetDescription":
+        """Every field within its range (one line naming ``source`` otherwise); returns itself."""
+        check_dataset_name(self.name, source)
+        if self.name in DATASETS:
+            raise InputError(source, f"'{self.name}' is a built-in dataset; a described dataset needs another name")
+        check_choice(self.num_crops, NUM_CROPS, "num_crops", source=source)
+        check_range(self.feature_size, "feature_size", minimum=1, integer=True, source=source)
+        check_choice(self.metric, METRICS, "metric", source=source)
+        check_range(self.num_anomalous_train, "num_anomalous_train", minimum=1, integer=True, source=source)
+        check_range(self.dictionary_ratio, "dictionary_ratio", above=0, maximum=100, source=source)
+        check_range(self.batch_size, "batch_size", minimum=1, integer=True, source=source)
+        check_dataset_name(self.backbone, source)
+        if self.preset is not None:
+            check_choice(self.preset, PRESET_NAMES, "preset", fix="or null for features not made by s3r extract",
+                         source=source)
+        check_choice(self.frame_rate, FRAME_RATES, "frame_rate", source=source)
+        check_range(self.random_state, "random_state", minimum=0, integer=True, source=source)
+        return self
+
+    def as_json(self) -> str:
+        return json.dumps({"format": DESCRIPTION_FORMAT, **asdict(self)}, indent=2) + "\n"
+
+
+def description_path(root: PathLike, name: str) -> Path:
+    return Path(root) / name / description_file_name(name)
+
+
+def write_description(description: DatasetDescription, root: PathLike) -> Path:
+    path = description_path(root, description.name)
+    text = description.check(path).as_json()
+    ensure_folder(path.parent)
+    save_text(text, path)
+    return path
+
+
+def read_description(root: PathLike, name: str) -> DatasetDescription:
+    """The description of the dataset ``name`` under ``root``, every field checked."""
+    path = description_path(root, check_dataset_name(name))
+    if not path.is_file():
+        raise InputError(None, f"unknown dataset '{name}': neither built in ({', '.join(DATASETS)}) nor described by "
+                         f"{path} (s3r make-dataset writes one)")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(path, f"not a readable dataset description ({' '.join(str(error).split())})") from None
+    return _description_from(content, path, name)
+
+
+def _description_from(content: Any, path: Path, name: str) -> DatasetDescription:
+    if not isinstance(content, dict) or content.get("format") != DESCRIPTION_FORMAT:
+        raise InputError(path, f"not a dataset description: expected a JSON object with \"format\": "
+                         f"\"{DESCRIPTION_FORMAT}\"")
+    known = {field.name: field for field in fields(DatasetDescription)}
+    unknown = sorted(set(content) - set(known) - {"format"})
+    if unknown:
+        raise InputError(path, f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(known)}")
+    required = [field.name for field in known.values() if field.default is MISSING]
+    missing = [field for field in required if field not in content]
+    if missing:
+        raise InputError(path, f"missing field(s) {', '.join(missing)}")
+    values: Dict[str, Any] = {key: value for key, value in content.items() if key != "format"}
+    for key, value in values.items():
+        if isinstance(value, (dict, list)):
+            raise InputError(path, f"{key} must be a single value, not {type(value).__name__}")
+    description = DatasetDescription(**values).check(path)
+    if description.name != name:
+        raise InputError(path, f"describes the dataset '{description.name}', not '{name}' (its folder's name)")
+    return description

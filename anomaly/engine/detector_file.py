@@ -1,0 +1,144 @@
+"""A trained detector in one self-describing file: the S3R weights, the dictionary, the features they were trained
+on, and the dataset's name, so that scoring a video needs nothing else.
+
+Training writes ``checkpoint/<version>/<dataset>_<model>_<backbone>.detector.pth`` beside the best checkpoint,
+whenever that is written. The file is a plain dict of tensors, strings and numbers (it loads with
+``torch.load(..., weights_only=True)``)::
+
+    {"format": "s3r-detector/1", "model": state_dict, "dictionary": float32 [S, C],
+     "features": {"backbone": "i3d", "preset": "rtfm" or None, "num_crops": 10, "feature_size": 2048},
+     "dataset": "shanghaitech", "metric": "AUC", "value": 0.97, "step": 1200}
+
+``preset`` is None for features that were not made from video by this project (the synthetic datasets): scoring a
+video with such a detector needs ``--preset``. The released checkpoints, plain state_dicts, become a
+``Detector`` with ``detector_from_checkpoint``.
+"""
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from anomaly.data.datasets import load_dictionary
+from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
+from anomaly.errors import InputError, check_choice
+from anomaly.files import save_torch
+from anomaly.layout import NUM_CROPS, PRESET_NAMES
+from anomaly.models.s3r import S3R
+
+PathLike = Union[str, Path]
+DETECTOR_FORMAT = "s3r-detector/1"
+FIRST_WEIGHT = "video_embedding.0.conv_1.0.weight"  # [C/4, C, 3]: gives the checkpoint's feature size
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The features a detector scores: what extraction must make for it."""
+
+    backbone: str
+    preset: Optional[str]  # rtfm, gowtham, or None (not made from video by this project)
+    num_crops: Optional[int]  # None: not recorded (a released checkpoint), given when extracting
+    feature_size: int
+
+
+@dataclass
+class Detector:
+    """An S3R in eval mode and its dictionary (1 S C), on one device, with the features it was trained on."""
+
+    model: S3R
+    dictionary: Tensor
+    features: FeatureSpec
+    dataset: Optional[str] = None  # None for a released checkpoint given with its dictionary
+
+    def with_preset(self, preset: Optional[str], num_crops: Optional[int], source: PathLike) -> "Detector":
+        """The detector with the extraction recipe given on the command line: for a file that records none, or
+        the same as it records (a different one is refused: the scores would be of other features)."""
+        recorded = self.features
+        for name, given in (("preset", preset), ("num_crops", num_crops)):
+            if given is not None and getattr(recorded, name) is not None and given != getattr(recorded, name):
+                raise InputError(source, f"was trained on features of --{name} {getattr(recorded, name)}, not "
+                                 f"{given}: leave --{name} out or give {getattr(recorded, name)}")
+        chosen = FeatureSpec(recorded.backbone, recorded.preset or preset, recorded.num_crops or num_crops,
+                             recorded.feature_size)
+        if chosen.preset is None:
+            raise InputError(source, "records no extraction preset (its features were not made from video here): "
+                             f"give --preset ({', '.join(PRESET_NAMES)})")
+        return Detector(self.model, self.dictionary, chosen, self.dataset)
+
+
+def save_detector(
+    path: PathLike, model_state: Dict[str, Tensor], dictionary: Tensor, features: FeatureSpec, dataset: str,
+    metric: str, value: float, step: int,
+) -> None:  # fmt: skip
+    """Write the detector file atomically (``anomaly.files.save_torch``)."""
+    save_torch({
+        "format": DETECTOR_FORMAT,
+        "model": {name: tensor.detach().cpu() for name, tensor in model_state.items()},
+        "dictionary": dictionary.detach().float().cpu().reshape(-1, dictionary.shape[-1]),
+        "features": asdict(features),
+        "dataset": dataset,
+        "metric": metric,
+        "value": float(value),
+        "step": int(step),
+    }, path)  # fmt: skip
+
+
+def load_detector_file(path: PathLike, device: Union[str, torch.device] = "cpu") -> Detector:
+    """A detector file (``save_detector``), every entry checked; one line naming the file otherwise."""
+    path = Path(path)
+    content = load_checkpoint(path)
+    if not isinstance(content, dict) or content.get("format") != DETECTOR_FORMAT:
+        raise InputError(path, f"not a detector file (no \"format\": \"{DETECTOR_FORMAT}\"): training writes one "
+                         "beside the best checkpoint; for a plain checkpoint give --checkpoint and --dictionary")
+    features = _feature_spec(content.get("features"), path)
+    model = _model(model_state_of(content.get("model"), path), features.feature_size, path)
+    dictionary = content.get("dictionary")
+    if not isinstance(dictionary, Tensor) or dictionary.dim() != 2 or dictionary.shape[1] != features.feature_size:
+        raise InputError(path, f"its dictionary must be a [S, {features.feature_size}] tensor")
+    if not bool(torch.isfinite(dictionary).all()):
+        raise InputError(path, "NaN or inf in its dictionary")
+    dataset = content.get("dataset")
+    return Detector(model.to(device).eval(), dictionary.float().unsqueeze(0).to(device), features,
+                    dataset if isinstance(dataset, str) else None)
+
+
+def detector_from_checkpoint(
+    checkpoint: PathLike, dictionary: PathLike, feature_size: int, device: Union[str, torch.device] = "cpu",
+    backbone: str = "i3d",
+) -> Detector:  # fmt: skip
+    """A released checkpoint (a plain state_dict of S3R) and its dictionary file, for ``feature_size``-channel
+    features; the extraction recipe is not recorded (``Detector.with_preset`` sets it)."""
+    checkpoint = Path(checkpoint)
+    model = _model(model_state_of(load_checkpoint(checkpoint), checkpoint), feature_size, checkpoint)
+    atoms = torch.from_numpy(np.ascontiguousarray(load_dictionary(dictionary, feature_size)))
+    features = FeatureSpec(backbone, None, None, feature_size)
+    return Detector(model.to(device).eval(), atoms.unsqueeze(0).to(device), features)
+
+
+def _model(state: Dict[str, Tensor], feature_size: int, path: Path) -> S3R:
+    first = state.get(FIRST_WEIGHT)
+    if isinstance(first, Tensor) and first.dim() == 3 and first.shape[1] != feature_size:
+        raise InputError(path, f"an S3R checkpoint for {first.shape[1]}-channel features; the features here have "
+                         f"{feature_size} (use a checkpoint trained on such features)")
+    model = S3R(feature_size)
+    load_model_weights(model, state, path, f"S3R for {feature_size}-channel features")
+    return model
+
+
+def _feature_spec(entry: Any, path: Path) -> FeatureSpec:
+    if not isinstance(entry, dict):
+        raise InputError(path, "its \"features\" entry is missing: not a detector file of this project")
+    try:
+        spec = FeatureSpec(**entry)
+    except TypeError:
+        raise InputError(path, f"its \"features\" entry must hold exactly {', '.join(FeatureSpec.__annotations__)}") \
+            from None
+    if spec.preset is not None:
+        check_choice(spec.preset, PRESET_NAMES, "preset", source=path)
+    check_choice(spec.num_crops, NUM_CROPS, "num_crops", source=path)
+    if not isinstance(spec.feature_size, int) or spec.feature_size < 1:
+        raise InputError(path, f"its feature_size must be a positive integer, not {spec.feature_size!r}")
+    return spec

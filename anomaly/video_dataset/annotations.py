@@ -1,0 +1,168 @@
+"""Where the anomalies of a user's test videos are: three forms, read into frame labels of the decoded frames.
+
+- a CSV with the header ``video,start,end`` in seconds: frame i, shown at time t_i (its presentation time
+  relative to the first frame's), is anomalous when ``start <= t_i < end``;
+- a CSV with the header ``video,start_frame,end_frame``: 0-based frame indices, the end inclusive (UCF-Crime's
+  convention);
+- a folder of ``<stem>.npy`` 0/1 frame masks, one value per frame (ShanghaiTech's ``test_frame_mask``).
+
+``video`` is the video file's stem; a video may have several rows, and overlapping rows are merged. A test video
+without any row (or mask) is normal. An interval that runs past the video's end is cut there; one whose end is not
+after its start, or that starts after the video's last frame, is refused in one line naming the file and row.
+"""
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import numpy as np
+
+from anomaly.data.ground_truth import read_frame_mask, read_text_file
+from anomaly.errors import InputError
+
+PathLike = Union[str, Path]
+SECONDS_HEADER = ("video", "start", "end")
+FRAMES_HEADER = ("video", "start_frame", "end_frame")
+
+
+@dataclass(frozen=True)
+class Interval:
+    start: float  # seconds, or the first frame
+    end: float  # seconds (exclusive), or the last frame (inclusive)
+    row: int  # the CSV line, for messages
+
+
+@dataclass
+class Annotations:
+    """The anomalous intervals (or masks) of some videos, by stem, as read from ``source``."""
+
+    source: Path
+    form: str  # "seconds", "frames" or "masks"
+    intervals: Dict[str, List[Interval]] = field(default_factory=dict)
+    masks: Dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def videos(self) -> List[str]:
+        return sorted(set(self.intervals) | set(self.masks))
+
+    def check_videos(self, test_stems: Sequence[str]) -> None:
+        """Every annotated video must be a test video (a typo would otherwise leave an anomaly unlabelled)."""
+        known = set(test_stems)
+        for stem in self.videos:
+            if stem not in known:
+                where = (f"line {self.intervals[stem][0].row}: " if stem in self.intervals else "")
+                raise InputError(self.masks.get(stem, self.source), f"{where}video '{stem}' is not a test video "
+                                 "(no video of that name under test/)")
+
+    def frame_labels(self, stem: str, frame_times: np.ndarray) -> np.ndarray:
+        """0/1 labels (float64) of the decoded frames of the test video ``stem``, whose presentation times in
+        seconds from its first frame are ``frame_times``."""
+        num_frames = len(frame_times)
+        labels = np.zeros(num_frames)
+        if stem in self.masks:
+            return _mask_labels(read_frame_mask(self.masks[stem]), num_frames, self.masks[stem], stem)
+        for interval in self.intervals.get(stem, []):
+            if self.form == "seconds":
+                inside = (frame_times >= interval.start) & (frame_times < interval.end)
+                if interval.start > frame_times[-1]:
+                    raise self._late(interval, stem, f"starts at {interval.start:g} s, after the video's last frame "
+                                     f"(at {frame_times[-1]:.3f} s)")
+            else:
+                if interval.start >= num_frames:
+                    raise self._late(interval, stem, f"starts at frame {int(interval.start)}, after the video's last "
+                                     f"frame ({num_frames - 1})")
+                inside = np.zeros(num_frames, dtype=bool)
+                inside[int(interval.start) : int(interval.end) + 1] = True
+            labels[inside] = 1.0
+        return labels
+
+    def _late(self, interval: Interval, stem: str, problem: str) -> InputError:
+        return InputError(self.source, f"line {interval.row}: video '{stem}': the interval {problem}")
+
+
+def _mask_labels(mask: np.ndarray, num_frames: int, path: Path, stem: str) -> np.ndarray:
+    """A frame mask as labels of ``num_frames`` frames: a shorter mask is padded with its last label, a longer one
+    is cut, unless an event starts past the video's last frame."""
+    if len(mask) > num_frames:
+        starts = np.flatnonzero(np.diff(np.concatenate(([0.0], mask))) > 0)
+        late = starts[starts >= num_frames]
+        if late.size:
+            raise InputError(path, f"video '{stem}': an anomalous event starts at frame {late[0]}, after the video's "
+                             f"last frame ({num_frames - 1})")
+    if len(mask) >= num_frames:
+        return mask[:num_frames].copy()
+    return np.concatenate((mask, np.full(num_frames - len(mask), mask[-1] if len(mask) else 0.0)))
+
+
+def read_annotations(path: PathLike) -> Annotations:
+    """The annotations of ``path``: a folder of frame masks, or a CSV in seconds or in frames (by its header)."""
+    path = Path(path)
+    if path.is_dir():
+        masks = {mask.stem: mask for mask in sorted(path.glob("*.npy"))}
+        if not masks:
+            raise InputError(path, "holds no <video>.npy frame mask")
+        return Annotations(path, "masks", masks=masks)
+    rows = _csv_rows(path)
+    header = tuple(cell.strip() for cell in rows[0]) if rows else ()
+    forms = {SECONDS_HEADER: "seconds", FRAMES_HEADER: "frames"}
+    if header not in forms:
+        raise InputError(path, f"line 1 must be the header {','.join(SECONDS_HEADER)} (seconds) or "
+                         f"{','.join(FRAMES_HEADER)} (frames), not {','.join(header) or 'empty'}")
+    annotations = Annotations(path, forms[header])
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        stem, interval = _interval(row, line, annotations.form, path)
+        annotations.intervals.setdefault(stem, []).append(interval)
+    if not annotations.intervals:
+        raise InputError(path, "holds no annotation row")
+    return annotations
+
+
+def _csv_rows(path: Path) -> List[List[str]]:
+    try:
+        return list(csv.reader(read_text_file(path, "annotations file").splitlines()))
+    except csv.Error as error:
+        raise InputError(path, f"not a readable CSV file ({error})") from None
+
+
+def _interval(row: List[str], line: int, form: str, path: Path) -> Tuple[str, Interval]:
+    """One row: (stem, interval), or a one-line refusal naming the row."""
+    if len(row) != 3 or not row[0].strip():
+        raise InputError(path, f"line {line}: expected video,start,end (three fields, a video name first)")
+    stem = row[0].strip()
+    try:
+        start, end = (float(cell) if form == "seconds" else _integer(cell) for cell in row[1:])
+    except ValueError:
+        unit = "numbers of seconds" if form == "seconds" else "frame indices (integers)"
+        raise InputError(path, f"line {line}: start and end must be {unit}, not {row[1].strip()!r} and "
+                         f"{row[2].strip()!r}") from None
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0:
+        raise InputError(path, f"line {line}: start and end must be finite and start at least 0, not {start:g} and "
+                         f"{end:g}")
+    if (end <= start) if form == "seconds" else (end < start):
+        rule = "after its start" if form == "seconds" else "at or after its start (both frames are included)"
+        raise InputError(path, f"line {line}: video '{stem}': the interval ends at {end:g}, not {rule} ({start:g})")
+    return stem, Interval(start, end, line)
+
+
+def _integer(cell: str) -> int:
+    value = float(cell)
+    if not value.is_integer():
+        raise ValueError(cell)
+    return int(value)
+
+
+def aligned_labels(frame_labels: np.ndarray, keep_tail: bool, snippets: int, frames_per_snippet: int) -> np.ndarray:
+    """Labels of the decoded frames aligned with a video's features: ``frames_per_snippet × snippets`` of them.
+
+    ``keep_tail`` (rtfm): the last partial snippet was loop-padded, so its padded frames take the label of the
+    video's last real frame. Otherwise (gowtham) the tail shorter than a snippet was dropped, and so are its labels.
+    """
+    num_frames = frames_per_snippet * snippets
+    if keep_tail:
+        padding = max(num_frames - len(frame_labels), 0)
+        return np.concatenate((frame_labels, np.full(padding, frame_labels[-1])))[:num_frames]
+    return frame_labels[:num_frames].copy()

@@ -22,13 +22,15 @@ import itertools
 import math
 import pickle
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
+from munch import Munch
 from tqdm import tqdm
 
 from anomaly.data.arrays import finite_float32
 from anomaly.data.datasets import load_dictionary
+from anomaly.data.video_lists import split_training_list
 from anomaly.data.features import feature_file, feature_folder, load_features, resample_snippets
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import ensure_folder, save_npy, save_pickle
@@ -386,3 +388,56 @@ def load_modality_dictionary(config, feature_size: Optional[int] = None) -> np.n
         univ_dict_file=files.get("universal_dictionary"),
         feature_size=feature_size,
     )
+
+
+def learn_dataset_dictionary(
+    config: Munch,
+    root: PathLike,
+    backbone: str = "i3d",
+    quantize_size: int = TRAINING_SNIPPETS,
+    batch_size: int = 32,
+    seed: Optional[int] = 42,
+    workers: int = 4,
+    debug: bool = False,
+    universal_dictionary: Optional[PathLike] = None,
+) -> List[Path]:
+    """Learn the task-aware dictionary of a dataset's config (``anomaly.config.load_dataset_config``, whose
+    ``dictionary_max_iter`` is the number of updates) from its normal training videos under ``root``; returns the
+    files written. The regular-features pickle is built first, or reused when it holds these videos. ``debug``:
+    at most ``2 × batch_size`` videos and no pickle. With ``universal_dictionary``, the universal states too."""
+    ratio, files = config.dictionary_ratio, config.files
+    normal_ids = split_training_list(files.training_list, config.num_anomalous_train)["normal"]
+    if debug:
+        normal_ids = normal_ids[: 2 * max(batch_size, 1)]
+    if number_of_atoms(len(normal_ids), ratio) < TRANSFORM_NONZERO_COEFS:  # fail before reading any features
+        raise InputError(
+            files.training_list,
+            f"{len(normal_ids)} normal video(s) at {ratio} % give {number_of_atoms(len(normal_ids), ratio)} "
+            f"atom(s); dictionary learning needs at least {minimum_videos(ratio)} normal videos",
+        )
+    universal = None if universal_dictionary is None else load_dictionary(universal_dictionary)
+    ensure_folder(files.task_dictionary.parent)  # a blocked output fails before any feature is read
+
+    written = []
+    regular_file = files.regular_features
+    if regular_file.is_file() and not debug:
+        regular = load_regular_features(regular_file, config.feature_size, quantize_size)
+        if list(regular) != list(normal_ids):
+            raise InputError(regular_file, f"its videos are not the normal videos of {files.training_list}; delete "
+                             "it to rebuild it")
+    else:
+        regular = build_regular_features(root, config.dataset, normal_ids, backbone, quantize_size,
+                                         feature_size=config.feature_size)
+        if not debug:
+            written.append(write_regular_features(regular, regular_file))
+    dictionary = learn_task_dictionary(
+        video_means(regular), ratio, max_iter=config.dictionary_max_iter, batch_size=batch_size, seed=seed,
+        n_jobs=workers if workers > 0 else None, source=files.training_list if debug else regular_file, progress=True,
+    )
+    save_npy(dictionary, files.task_dictionary)
+    written.append(files.task_dictionary)
+    if universal is not None:
+        states = universal_states(regular.values(), universal, source=universal_dictionary)
+        save_npy(states, files.universal_states)
+        written.append(files.universal_states)
+    return written

@@ -8,26 +8,13 @@ reads with ``--dictionary_max_iter N``.
 """
 
 from pathlib import Path
-from typing import List, Literal, Optional
+from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
 from anomaly.cli.options import check_feature_size_option
 from anomaly.config import load_dataset_config
-from anomaly.data.datasets import load_dictionary
-from anomaly.data.video_lists import split_training_list
-from anomaly.dictionary_learning import (
-    TRANSFORM_NONZERO_COEFS,
-    build_regular_features,
-    learn_task_dictionary,
-    load_regular_features,
-    minimum_videos,
-    number_of_atoms,
-    universal_states,
-    video_means,
-    write_regular_features,
-)
-from anomaly.errors import InputError, check_range
-from anomaly.files import ensure_folder, save_npy
+from anomaly.dictionary_learning import learn_dataset_dictionary
+from anomaly.errors import check_range
 from anomaly.layout import TRAINING_SNIPPETS
 
 
@@ -63,52 +50,15 @@ class Arguments(CommandArguments):
 
 def run(args: Arguments) -> int:
     """Learn, and print the files written."""
-    for path in learn_dataset_dictionary(args):
-        print(f"wrote {path}")
-    return 0
-
-
-def learn_dataset_dictionary(args: Arguments) -> List[Path]:
-    """Learn the dictionary the options describe; returns the files written."""
     max_iter = 1 if args.debug else args.max_iter
     config = load_dataset_config(
         args.dataset, args.root_path, args.dictionary_path, feature_size=args.feature_size,
         dictionary_ratio=args.ratio, dictionary_max_iter=max_iter, num_anomalous_train=args.num_anomalous,
     )
-    ratio, files = config.dictionary_ratio, config.files
-    normal_ids = split_training_list(files.training_list, config.num_anomalous_train)["normal"]
-    if args.debug:
-        normal_ids = normal_ids[: 2 * max(args.batch_size, 1)]
-    if number_of_atoms(len(normal_ids), ratio) < TRANSFORM_NONZERO_COEFS:  # fail before reading any features
-        raise InputError(
-            files.training_list,
-            f"{len(normal_ids)} normal video(s) at {ratio} % give {number_of_atoms(len(normal_ids), ratio)} "
-            f"atom(s); dictionary learning needs at least {minimum_videos(ratio)} normal videos",
-        )
-    universal = None if args.universal_dictionary is None else load_dictionary(args.universal_dictionary)
-    ensure_folder(files.task_dictionary.parent)  # a blocked output fails before any feature is read
-
-    written = []
-    regular_file = files.regular_features
-    if regular_file.is_file() and not args.debug:
-        regular = load_regular_features(regular_file, config.feature_size, args.quantize_size)
-        if list(regular) != list(normal_ids):
-            raise InputError(regular_file, f"its videos are not the normal videos of {files.training_list}; delete "
-                             "it to rebuild it")
-    else:
-        regular = build_regular_features(args.root_path, args.dataset, normal_ids, args.backbone,
-                                         args.quantize_size, feature_size=config.feature_size)
-        if not args.debug:
-            written.append(write_regular_features(regular, regular_file))
-    dictionary = learn_task_dictionary(
-        video_means(regular), ratio, max_iter=max_iter, batch_size=args.batch_size, seed=args.seed,
-        n_jobs=args.workers if args.workers > 0 else None,
-        source=files.training_list if args.debug else regular_file, progress=True,
+    written = learn_dataset_dictionary(
+        config, args.root_path, backbone=args.backbone, quantize_size=args.quantize_size, batch_size=args.batch_size,
+        seed=args.seed, workers=args.workers, debug=args.debug, universal_dictionary=args.universal_dictionary,
     )
-    save_npy(dictionary, files.task_dictionary)
-    written.append(files.task_dictionary)
-    if universal is not None:
-        states = universal_states(regular.values(), universal, source=args.universal_dictionary)
-        save_npy(states, files.universal_states)
-        written.append(files.universal_states)
-    return written
+    for path in written:
+        print(f"wrote {path}")
+    return 0

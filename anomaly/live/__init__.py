@@ -1,0 +1,1 @@
+"""Live detection: a stream's snippets scored as they arrive, causally, with alerts and a report when it ends."""

@@ -10,6 +10,7 @@ from anomaly.errors import InputError
 from anomaly.extraction import preprocess
 from anomaly.extraction.network import cut_crops
 from anomaly.extraction.preprocess import PRESETS, ClipReader
+from anomaly.extraction.video import UPRIGHT
 from tests.conftest import shared_path
 from tests.extraction_helpers import make_video
 
@@ -106,10 +107,23 @@ def test_a_short_clip_of_small_frames(tmp_path, preset):
     np.testing.assert_allclose(pipeline_crops(preset, clips, 10).numpy(), by_hand, rtol=0, atol=1e-6)
 
 
+class FramesOfSizes:
+    """Stands for ``VideoDecoder``: black upright frames of the given (H, W) sizes."""
+
+    sizes: list = []
+
+    def __init__(self, path):
+        self.orientation = UPRIGHT
+
+    def __iter__(self):
+        return (np.zeros((*size, 3), np.uint8) for size in self.sizes)
+
+
 def test_a_video_whose_frames_change_size_is_refused_in_one_line(monkeypatch, tmp_path):
     sizes = [(144, 176)] * 5 + [(288, 352)]  # the same aspect ratio resizes alike: not refused
     sizes += [(240, 300)]
-    monkeypatch.setattr(preprocess, "decode_frames", lambda path: (np.zeros((*size, 3), np.uint8) for size in sizes))
+    monkeypatch.setattr(FramesOfSizes, "sizes", sizes)
+    monkeypatch.setattr(preprocess, "VideoDecoder", FramesOfSizes)
     with pytest.raises(InputError, match=r"changes its frame size from 176x144 to 300x240 at frame 7: the rtfm "
                                          r"preset crops one frame size per video"):  # fmt: skip
         list(ClipReader(tmp_path / "changing.mp4", PRESETS["rtfm"]))

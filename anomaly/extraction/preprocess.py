@@ -28,8 +28,8 @@ from torch import Tensor
 
 from anomaly.errors import InputError
 from anomaly.extraction.network import CROP_SIZE, CropBox
+from anomaly.extraction.video import UPRIGHT, Orientation, VideoDecoder
 from anomaly.layout import FRAMES_PER_SNIPPET
-from anomaly.extraction.video import decode_frames
 
 PathLike = Union[str, Path]
 NUM_CROPS = (10, 5, 1)
@@ -119,29 +119,34 @@ PRESETS = {
 
 
 class ClipReader:
-    """The clips of one video, decoded and resized as they are read: uint8 16 h w 3 each.
+    """The clips of one video, decoded (upright) and resized as they are read: uint8 16 h w 3 each.
 
-    ``frames`` counts the frames decoded so far (all of them once iteration ends). A video the preset refuses
-    (no frames; gowtham: 16 frames or fewer) raises ``InputError`` before its first clip is returned, and so does
-    one whose frames change to a size that resizes differently (the crops are boxes of one frame size).
+    ``frames`` counts the frames decoded so far (all of them once iteration ends); ``orientation`` is how the frames
+    were turned upright, ``size`` the upright frames' (width, height). A video the preset refuses (no frames;
+    gowtham: 16 frames or fewer) raises ``InputError`` before its first clip is returned, and so does one whose
+    frames change to a size that resizes differently (the crops are boxes of one frame size).
     """
 
     def __init__(self, path: PathLike, preset: Preset):
         self.path = Path(path)
         self.preset = preset
         self.frames = 0
+        self.orientation: Orientation = UPRIGHT
+        self.size: Optional[Tuple[int, int]] = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         clip: Optional[np.ndarray] = None
         pending: Optional[np.ndarray] = None  # a full clip, returned once the video is known to be long enough
         shapes: Optional[Tuple[tuple, tuple]] = None  # the first frame's shape, resized and not
-        for frame in decode_frames(self.path):
+        decoder = VideoDecoder(self.path)
+        for frame in decoder:
             if pending is not None:
                 yield pending
                 pending = None
             resized = self.preset.resize(frame)
             if shapes is None:
                 shapes = (frame.shape, resized.shape)
+                self.orientation, self.size = decoder.orientation, (frame.shape[1], frame.shape[0])
             elif resized.shape != shapes[1]:
                 (height, width, _), _ = shapes
                 raise InputError(self.path, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
@@ -159,7 +164,7 @@ class ClipReader:
             raise InputError(
                 self.path,
                 f"has {self.frames} frames; the {self.preset.name} preset needs at least {self.preset.min_frames} "
-                "(it drops the tail shorter than 16 frames; use --preset rtfm for short videos)",
+                f"(it drops the tail shorter than {FRAMES_PER_SNIPPET} frames; use --preset rtfm for short videos)",
             )
         if pending is not None:
             yield pending

@@ -1,6 +1,14 @@
-"""Decoding videos with PyAV, one RGB frame at a time: uint8 H W 3 arrays, never the whole video in memory."""
+"""Decoding videos with PyAV, one RGB frame at a time: uint8 H W 3 arrays, upright, never the whole video in memory.
 
+Frames come out as a player shows them, as FFmpeg's command line decodes them by default (its ``autorotate``): a
+stream whose display matrix turns or mirrors the stored frames (a phone held upright stores its frames sideways
+with a 90° matrix) is decoded into upright frames. Only turns by multiples of 90°, with or without a mirror, exist
+in practice; another angle is refused in one line.
+"""
+
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -12,7 +20,6 @@ from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
 
-
 @dataclass(frozen=True)
 class VideoInfo:
     """What the container says, before decoding: ``frames`` is its count or an estimate (0 when unknown)."""
@@ -22,6 +29,58 @@ class VideoInfo:
     fps: Optional[float]
     width: int
     height: int
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How a stream's display matrix turns its stored frames upright: ``rotation``, the matrix's angle in degrees
+    clockwise (the turn FFmpeg's command line applies; ``ffprobe`` prints it counter-clockwise, negated), and
+    ``mirrored`` when the matrix also flips them (then it is that turn followed by a flip upside down). ``apply``
+    does it to an H W 3 frame as a transposition and flips (views, no copy)."""
+
+    rotation: int = 0
+    mirrored: bool = False
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_columns: bool = False
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        if self.transpose:
+            frame = frame.transpose(1, 0, 2)
+        if self.flip_rows:
+            frame = frame[::-1]
+        if self.flip_columns:
+            frame = frame[:, ::-1]
+        return frame
+
+
+UPRIGHT = Orientation()
+
+
+def orientation_of(matrix: Optional[bytes], path: Path) -> Orientation:
+    """The :class:`Orientation` of a display matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``: 9 int32, the 2 × 2
+    part in 16.16 fixed point), or a one-line InputError for an angle that is not a multiple of 90°.
+
+    The matrix maps a stored pixel (x, y) (y downwards) to its displayed place (x', y') = (m0 x + m3 y, m1 x + m4 y);
+    turning by multiples of 90° with or without a mirror, each of x' and y' is ± one of x and y. x' taken from y
+    means the frame is transposed; a negative sign reverses that axis of the result. FFmpeg's command line applies
+    the same eight transforms (``transpose``, ``hflip``, ``vflip`` filters chosen from the same matrix).
+    """
+    if matrix is None:
+        return UPRIGHT
+    m0, m1, _, m3, m4 = struct.unpack("=9i", bytes(matrix))[:5]
+    largest = max(abs(m0), abs(m1), abs(m3), abs(m4))
+    if largest == 0:
+        return UPRIGHT  # an empty matrix says nothing
+    signs = [0 if abs(value) < 0.01 * largest else int(math.copysign(1, value)) for value in (m0, m1, m3, m4)]
+    s0, s1, s3, s4 = signs
+    rotation = round(math.degrees(math.atan2(m1, m0))) % 360
+    if not ((s1 == s3 == 0 and s0 and s4) or (s0 == s4 == 0 and s1 and s3)):
+        raise InputError(path, f"its display matrix turns the frames by {rotation}°: only turns by multiples of "
+                               "90° are applied (re-encode it upright)")  # fmt: skip
+    transpose = s0 == 0
+    x_sign, y_sign = (s3, s1) if transpose else (s0, s4)
+    return Orientation(rotation, m0 * m4 - m1 * m3 < 0, transpose, y_sign < 0, x_sign < 0)
 
 
 def _open(path: Path) -> "av.container.InputContainer":
@@ -39,7 +98,9 @@ def _open(path: Path) -> "av.container.InputContainer":
     return container
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return "out of memory"
     return " ".join(str(getattr(error, "strerror", None) or error).split()) or type(error).__name__
 
 
@@ -58,18 +119,32 @@ def probe(path: PathLike) -> VideoInfo:
         return VideoInfo(path, frames, fps, stream.codec_context.width, stream.codec_context.height)
 
 
-def decode_frames(path: PathLike) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream as RGB uint8 H W 3, in display order.
+class VideoDecoder:
+    """Every frame of the first video stream, upright (see the module docstring), as RGB uint8 H W 3, in display
+    order. ``orientation`` is the first frame's (once one is decoded). An error part way raises ``InputError``
+    naming the video: the frames so far are not passed off as the whole video."""
 
-    A video that stops decoding part way raises ``InputError`` naming it (the frames so far are not returned as a
-    complete video).
-    """
-    path = Path(path)
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
-        try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
-        except av.FFmpegError as error:
-            raise InputError(path, f"decoding failed part way ({_reason(error)})") from None
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self.orientation: Optional[Orientation] = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with _open(self.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
+            try:
+                for frame in container.decode(stream):
+                    side_data = frame.side_data
+                    orientation = orientation_of(
+                        side_data["DISPLAYMATRIX"] if "DISPLAYMATRIX" in side_data else None, self.path
+                    )
+                    if self.orientation is None:
+                        self.orientation = orientation
+                    yield orientation.apply(frame.to_ndarray(format="rgb24"))
+            except (av.FFmpegError, MemoryError) as error:
+                raise InputError(self.path, f"decoding failed part way ({_reason(error)})") from None
+
+
+def decode_frames(path: PathLike) -> Iterator[np.ndarray]:
+    """The frames of :class:`VideoDecoder`: upright RGB uint8 H W 3, in display order."""
+    return iter(VideoDecoder(path))

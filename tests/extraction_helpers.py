@@ -12,9 +12,10 @@ from anomaly.extraction.network import I3DResNet50
 
 
 def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, codec: str = "libx264", seed: int = 0,
-               turn: Optional[Tuple[int, bool]] = None) -> Path:
-    """A video of smooth random colour gradients (so that lossy codecs keep it close to what was drawn); ``turn``:
-    its display matrix (see ``write_frames``)."""
+               options: Optional[dict] = None, turn: Optional[Tuple[int, bool]] = None) -> Path:
+    """A video of smooth random colour gradients (so that lossy codecs keep it close to what was drawn).
+    ``options``: the container's (e.g. ``{"movflags": "faststart"}``: an MP4 with its index first); ``turn``: its
+    display matrix (see ``write_frames``)."""
     rng = np.random.default_rng(seed)
     rows, columns = np.mgrid[0:height, 0:width]
     images = []
@@ -22,15 +23,15 @@ def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, 
         a, b, c = rng.uniform(0, 255, 3)
         images.append(np.stack([(a + rows) % 256, (b + columns) % 256, (c + rows + columns) % 256], axis=2))
     pixel_format = "rgb8" if codec == "gif" else "yuv420p"
-    return write_frames(path, [image.astype(np.uint8) for image in images], codec, pixel_format, fps, turn)
+    return write_frames(path, [image.astype(np.uint8) for image in images], codec, pixel_format, fps, turn, options)
 
 
 def write_frames(path: Path, frames: List[np.ndarray], codec: str, pixel_format: str, fps: int = 25,
-                 turn: Optional[Tuple[int, bool]] = None) -> Path:
+                 turn: Optional[Tuple[int, bool]] = None, options: Optional[dict] = None) -> Path:
     """Encode RGB uint8 frames H W 3. ``turn`` = (degrees counter-clockwise, mirrored): a display matrix that turns
     the stored frames by that angle, then mirrors them left to right (PyAV's ``set_display_rotation``)."""
     height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
         if turn is not None:
@@ -40,6 +41,13 @@ def write_frames(path: Path, frames: List[np.ndarray], codec: str, pixel_format:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def cut_in_half(video: Path, path: Path) -> Path:
+    """The first half of ``video``'s bytes, as a download that broke off leaves it."""
+    data = video.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
     return path
 
 

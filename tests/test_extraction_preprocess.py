@@ -10,7 +10,7 @@ from anomaly.errors import InputError
 from anomaly.extraction import preprocess
 from anomaly.extraction.network import cut_crops
 from anomaly.extraction.preprocess import PRESETS, ClipReader
-from anomaly.extraction.video import UPRIGHT
+from anomaly.extraction.video import UPRIGHT, VideoInfo
 from tests.conftest import shared_path
 from tests.extraction_helpers import make_video
 
@@ -124,6 +124,7 @@ def test_a_video_whose_frames_change_size_is_refused_in_one_line(monkeypatch, tm
     sizes += [(240, 300)]
     monkeypatch.setattr(FramesOfSizes, "sizes", sizes)
     monkeypatch.setattr(preprocess, "VideoDecoder", FramesOfSizes)
+    monkeypatch.setattr(preprocess, "probe", lambda path: VideoInfo(path, 0, None, 176, 144))
     with pytest.raises(InputError, match=r"changes its frame size from 176x144 to 300x240 at frame 7: the rtfm "
                                          r"preset crops one frame size per video"):  # fmt: skip
         list(ClipReader(tmp_path / "changing.mp4", PRESETS["rtfm"]))

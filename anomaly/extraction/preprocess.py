@@ -28,7 +28,7 @@ from torch import Tensor
 
 from anomaly.errors import InputError
 from anomaly.extraction.network import CROP_SIZE, CropBox
-from anomaly.extraction.video import UPRIGHT, Orientation, VideoDecoder
+from anomaly.extraction.video import UPRIGHT, DecodingStopped, Orientation, VideoDecoder, incomplete, probe
 from anomaly.layout import FRAMES_PER_SNIPPET
 
 PathLike = Union[str, Path]
@@ -122,40 +122,33 @@ class ClipReader:
     """The clips of one video, decoded (upright) and resized as they are read: uint8 16 h w 3 each.
 
     ``frames`` counts the frames decoded so far (all of them once iteration ends); ``orientation`` is how the frames
-    were turned upright, ``size`` the upright frames' (width, height). A video the preset refuses (no frames;
-    gowtham: 16 frames or fewer) raises ``InputError`` before its first clip is returned, and so does one whose
-    frames change to a size that resizes differently (the crops are boxes of one frame size).
+    were turned upright, ``size`` the upright frames' (width, height). Raises ``InputError`` naming the video for a
+    video the preset refuses (no frames; gowtham: 16 frames or fewer) before its first clip is returned; for a frame
+    that resizes to another size than the first (the crops are boxes of one frame size); and for a partial video
+    (``anomaly.extraction.video.incomplete``: decoding failed part way, or fewer frames than the container declares)
+    once its frames are read. With ``accept_partial`` a partial video gives the clips of the frames that decode, and
+    ``partial`` says what is missing.
     """
 
-    def __init__(self, path: PathLike, preset: Preset):
+    def __init__(self, path: PathLike, preset: Preset, accept_partial: bool = False):
         self.path = Path(path)
         self.preset = preset
+        self.accept_partial = accept_partial
         self.frames = 0
         self.orientation: Orientation = UPRIGHT
         self.size: Optional[Tuple[int, int]] = None
+        self.partial = ""
 
     def __iter__(self) -> Iterator[np.ndarray]:
         clip: Optional[np.ndarray] = None
         pending: Optional[np.ndarray] = None  # a full clip, returned once the video is known to be long enough
-        shapes: Optional[Tuple[tuple, tuple]] = None  # the first frame's shape, resized and not
-        decoder = VideoDecoder(self.path)
-        for frame in decoder:
+        for resized in self._resized_frames():
             if pending is not None:
                 yield pending
                 pending = None
-            resized = self.preset.resize(frame)
-            if shapes is None:
-                shapes = (frame.shape, resized.shape)
-                self.orientation, self.size = decoder.orientation, (frame.shape[1], frame.shape[0])
-            elif resized.shape != shapes[1]:
-                (height, width, _), _ = shapes
-                raise InputError(self.path, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
-                                            f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
-                                            "preset crops one frame size per video")  # fmt: skip
             if clip is None:
                 clip = np.empty((FRAMES_PER_SNIPPET, *resized.shape), np.uint8)
-            clip[self.frames % FRAMES_PER_SNIPPET] = resized
-            self.frames += 1
+            clip[(self.frames - 1) % FRAMES_PER_SNIPPET] = resized
             if self.frames % FRAMES_PER_SNIPPET == 0:
                 pending, clip = clip, None
         if self.frames < self.preset.min_frames:
@@ -172,3 +165,29 @@ class ClipReader:
         if tail and self.preset.keep_tail:
             # Loop padding: the partial clip's own frames repeated from its start until it has 16.
             yield clip[np.arange(FRAMES_PER_SNIPPET) % tail]
+
+    def _resized_frames(self) -> Iterator[np.ndarray]:
+        """Every frame upright and resized, counted in ``frames``; then the partial-video check."""
+        declared = probe(self.path)
+        decoder = VideoDecoder(self.path)
+        stopped = ""
+        resized_shape: Optional[tuple] = None
+        try:
+            for frame in decoder:
+                resized = self.preset.resize(frame)
+                if resized_shape is None:
+                    self.orientation, self.size = decoder.orientation, (frame.shape[1], frame.shape[0])
+                    resized_shape = resized.shape
+                elif resized.shape != resized_shape:
+                    (width, height) = self.size
+                    raise InputError(self.path, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
+                                                f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
+                                                "preset crops one frame size per video")  # fmt: skip
+                self.frames += 1
+                yield resized
+        except DecodingStopped as error:
+            stopped = error.reason
+        problem = incomplete(declared, self.frames, stopped)
+        if problem and not self.accept_partial:
+            raise InputError(self.path, f"{problem}; --accept_partial extracts the frames that decode")
+        self.partial = problem

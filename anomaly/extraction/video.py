@@ -4,6 +4,9 @@ Frames come out as a player shows them, as FFmpeg's command line decodes them by
 stream whose display matrix turns or mirrors the stored frames (a phone held upright stores its frames sideways
 with a 90° matrix) is decoded into upright frames. Only turns by multiples of 90°, with or without a mirror, exist
 in practice; another angle is refused in one line.
+
+``probe`` says what the container declares before decoding: an exact frame count (MP4, MOV, AVI, GIF index their
+frames) or a duration (Matroska, WebM, FLV), from which ``incomplete`` tells a video cut short from a whole one.
 """
 
 import math
@@ -20,15 +23,28 @@ from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
 
+# A duration-derived frame count is an estimate: duration × average rate is off by a frame at each end (whether the
+# last frame's display time is counted), by more when the rate varies (FFmpeg averages the first frames) or when only
+# the container's duration is known (an audio track may outlast the video). So a video is partial when it decodes
+# fewer frames than such an estimate by more than this share of it, or by more than DURATION_SLACK_FRAMES frames,
+# whichever is larger. A declared count is exact (the container's index of stored frames): any shortfall is partial.
+DURATION_SLACK_SHARE = 0.05
+DURATION_SLACK_FRAMES = 2
+
+
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says, before decoding: ``frames`` is its count or an estimate (0 when unknown)."""
+    """What the container says, before decoding. ``frames``: its count of stored frames when ``counted``, else an
+    estimate from ``duration`` × ``fps`` (0 when neither is known). ``width`` × ``height``: the stored frames'
+    size."""
 
     path: Path
     frames: int
     fps: Optional[float]
     width: int
     height: int
+    counted: bool = False
+    duration: Optional[float] = None  # seconds of video the container declares, when it declares no count
 
 
 @dataclass(frozen=True)
@@ -104,25 +120,65 @@ def _reason(error: BaseException) -> str:
     return " ".join(str(getattr(error, "strerror", None) or error).split()) or type(error).__name__
 
 
+def _duration(container: "av.container.InputContainer", stream: "av.video.VideoStream") -> Optional[float]:
+    """Seconds of video the file declares: the stream's own duration, else its Matroska ``DURATION`` tag, else the
+    container's (which covers every stream)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")  # HH:MM:SS.fraction
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        pass
+    return container.duration / av.time_base if container.duration else None
+
+
 def probe(path: PathLike) -> VideoInfo:
-    """Frame count (exact when the container records it, else duration × rate), frame rate and size."""
+    """Frame count (exact when the container records it, else duration × rate), frame rate and stored size."""
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
-        frames = int(stream.frames or 0)
-        if not frames and fps and stream.duration is not None and stream.time_base is not None:
-            frames = int(round(float(stream.duration * stream.time_base) * fps))
-        elif not frames and fps and container.duration:
-            frames = int(round(container.duration / av.time_base * fps))
-        return VideoInfo(path, frames, fps, stream.codec_context.width, stream.codec_context.height)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if stream.frames:
+            return VideoInfo(path, int(stream.frames), fps, width, height, counted=True)
+        duration = _duration(container, stream)
+        frames = int(round(duration * fps)) if duration and fps else 0
+        return VideoInfo(path, frames, fps, width, height, duration=duration if frames else None)
+
+
+def incomplete(info: VideoInfo, decoded: int, stopped: str = "") -> str:
+    """Why a video of which ``decoded`` frames could be decoded is partial ('' when it is whole): decoding stopped
+    with the error ``stopped``, or fewer frames than ``info`` declares (see DURATION_SLACK_SHARE)."""
+    if info.counted:
+        declared = f" of the {info.frames} frames its container declares"
+    elif info.frames:
+        declared = (f" of the about {info.frames} frames its duration declares ({info.duration:.2f} s at "
+                    f"{info.fps:g} frames/s)")  # fmt: skip
+    else:
+        declared = ""
+    if stopped:
+        return f"decoding failed after {decoded}{declared or ' frames'} ({stopped})"
+    slack = 0 if info.counted else max(DURATION_SLACK_FRAMES, DURATION_SLACK_SHARE * info.frames)
+    if info.frames - decoded > slack:
+        return f"only {decoded}{declared} could be decoded (a file cut short, or corrupt)"
+    return ""
+
+
+class DecodingStopped(InputError):
+    """Decoding failed part way; ``reason`` is FFmpeg's word for it."""
+
+    def __init__(self, path: Path, frames: int, reason: str):
+        super().__init__(path, f"decoding failed after {frames} frames ({reason})")
+        self.reason = reason
 
 
 class VideoDecoder:
     """Every frame of the first video stream, upright (see the module docstring), as RGB uint8 H W 3, in display
-    order. ``orientation`` is the first frame's (once one is decoded). An error part way raises ``InputError``
-    naming the video: the frames so far are not passed off as the whole video."""
+    order. ``orientation`` is the first frame's (once one is decoded). An error part way raises
+    :class:`DecodingStopped`: the frames so far are not passed off as the whole video."""
 
     def __init__(self, path: PathLike):
         self.path = Path(path)
@@ -132,6 +188,7 @@ class VideoDecoder:
         with _open(self.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
+            decoded = 0
             try:
                 for frame in container.decode(stream):
                     side_data = frame.side_data
@@ -140,9 +197,11 @@ class VideoDecoder:
                     )
                     if self.orientation is None:
                         self.orientation = orientation
-                    yield orientation.apply(frame.to_ndarray(format="rgb24"))
+                    pixels = frame.to_ndarray(format="rgb24")
+                    decoded += 1
+                    yield orientation.apply(pixels)
             except (av.FFmpegError, MemoryError) as error:
-                raise InputError(self.path, f"decoding failed part way ({_reason(error)})") from None
+                raise DecodingStopped(self.path, decoded, _reason(error)) from None
 
 
 def decode_frames(path: PathLike) -> Iterator[np.ndarray]:

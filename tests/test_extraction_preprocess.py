@@ -1,5 +1,7 @@
 """The two preprocessing recipes, computed here by hand with PIL and numpy, against the pipeline's tensors."""
 
+import dataclasses
+
 import av
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from PIL import Image
 from anomaly.errors import InputError
 from anomaly.extraction import preprocess
 from anomaly.extraction.network import cut_crops
-from anomaly.extraction.preprocess import PRESETS, ClipReader
+from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, PRESETS, ClipReader
 from anomaly.extraction.video import UPRIGHT, VideoInfo
 from tests.conftest import shared_path
 from tests.extraction_helpers import make_video
@@ -128,6 +130,28 @@ def test_a_video_whose_frames_change_size_is_refused_in_one_line(monkeypatch, tm
     with pytest.raises(InputError, match=r"changes its frame size from 176x144 to 300x240 at frame 7: the rtfm "
                                          r"preset crops one frame size per video"):  # fmt: skip
         list(ClipReader(tmp_path / "changing.mp4", PRESETS["rtfm"]))
+
+
+def test_a_frame_that_would_resize_beyond_the_bound_is_refused_before_resizing(tmp_path):
+    """2048 × 2: the shorter side to 256 would make the longer 262,144 pixels, 3 GiB a clip."""
+    video = make_video(tmp_path / "wide.mp4", 2, 2048, 2)
+
+    def resize(frame):
+        raise AssertionError("resized")
+
+    with pytest.raises(InputError) as error:
+        list(ClipReader(video, dataclasses.replace(PRESETS["rtfm"], resize=resize)))
+    assert str(error.value) == (f"{video}: its 2048x2 frames would resize to 262144x256 (rtfm preset), beyond the "
+                                "262,144 pixels a resized frame may have (1024x256: an aspect ratio up to 4:1)")  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [(256, 1024), (1024, 256), (2, 2)])
+def test_frames_up_to_the_bound_are_resized(size):
+    """4:1 either way is the largest accepted; a 2 × 2 frame grows to 256 × 256."""
+    height, width = PRESETS["rtfm"].resized_size(*size)
+    assert height * width <= MAX_RESIZED_PIXELS
+    frame = np.zeros((*size, 3), np.uint8)
+    assert PRESETS["rtfm"].resize(frame).shape == (height, width, 3)
 
 
 @pytest.fixture(scope="module")

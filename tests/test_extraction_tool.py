@@ -89,6 +89,40 @@ def test_other_settings_extract_again(first_run, inputs, tmp_path):
     assert json.loads((output / "small_i3d.json").read_text())["settings"]["preset"] == "gowtham"
 
 
+def copy_of(first_run, tmp_path):
+    output = tmp_path / "features"
+    shutil.copytree(first_run["output"], output)
+    return output
+
+
+def test_a_list_file_with_a_byte_order_mark_keeps_its_first_video(first_run, inputs, tmp_path):
+    """Windows editors begin UTF-8 files with U+FEFF; it is not part of the first name."""
+    output = copy_of(first_run, tmp_path)
+    listing = inputs["folder"] / "windows.txt"
+    listing.write_bytes("small.mp4\r\nlarge.avi\r\n".encode("utf-8-sig"))
+    status, out, err = extract(inputs, output, listing)
+    assert status == 0 and err == ""
+    assert "| 0                | 2       | 0      | 0        |" in out
+
+
+def test_no_video_in_the_paths_is_one_line(inputs, tmp_path):
+    folder, output = tmp_path / "empty", tmp_path / "features"
+    (folder / "x.mp4").mkdir(parents=True)  # a folder named like a video
+    (folder / "notes.txt").write_text("small.mp4\n")  # a list inside a folder is not read
+    status, out, err = extract(inputs, output, folder)
+    assert status == 2 and out == ""
+    assert err.startswith(f"{folder}: no videos found: folders are searched for .3gp .avi ") and err.count("\n") == 1
+    assert not output.exists()
+
+
+def test_an_animated_gif_in_a_folder_is_a_video(inputs, tmp_path):
+    folder, output = tmp_path / "gifs", tmp_path / "features"
+    folder.mkdir()
+    make_video(folder / "animated.gif", 8, 64, 48, codec="gif")
+    status, out, _ = extract(inputs, output, folder)
+    assert status == 0 and load_features(output / "animated_i3d.npy").shape == (1, 1, 2048)
+
+
 @pytest.mark.parametrize("problem", ["missing weights", "weights of another network", "output is a file"])
 def test_bad_arguments_are_one_line_and_write_nothing(inputs, tmp_path, problem):
     output, weights = tmp_path / "features", inputs["weights"]

@@ -41,7 +41,9 @@ from anomaly.layout import feature_file_name
 
 PathLike = Union[str, Path]
 PRECISIONS = ("fp32", "bf16")
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp"}
+VIDEO_SUFFIXES = {
+    ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp", ".gif",
+}  # fmt: skip
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 BACKBONE = "i3d"  # the backbone part of the feature files' names (anomaly.layout.feature_file_name)
 
@@ -104,15 +106,15 @@ def extracted_record(features: PathLike, settings: ExtractionSettings) -> Option
 
 def list_videos(paths: Sequence[PathLike]) -> List[Path]:
     """Videos named by files, folders (searched recursively for video suffixes) or text files (one path a line,
-    relative to the text file's folder; blank lines and ``#`` comments ignored). Missing paths are kept: they fail
-    as videos, in one line each."""
+    relative to the text file's folder; blank lines and ``#`` comments ignored; a UTF-8 byte-order mark dropped).
+    Missing paths are kept: they fail as videos, in one line each. No video at all is a one-line InputError."""
     videos: List[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             videos += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             try:
-                lines = path.read_text().splitlines()
+                lines = path.read_text(encoding="utf-8-sig").splitlines()
             except (OSError, UnicodeDecodeError) as error:
                 raise InputError(path, f"the video list cannot be read ({error})") from None
             for line in (line.strip() for line in lines):
@@ -120,6 +122,10 @@ def list_videos(paths: Sequence[PathLike]) -> List[Path]:
                     videos.append(path.parent / line if not Path(line).is_absolute() else Path(line))
         else:
             videos.append(path)
+    if not videos:
+        raise InputError(", ".join(map(str, paths)), "no videos found: folders are searched for "
+                         f"{' '.join(sorted(VIDEO_SUFFIXES))} files, list files ({' '.join(sorted(LIST_SUFFIXES))}) "
+                         "name one video a line")  # fmt: skip
     unique = list(dict.fromkeys(videos))
     stems: Dict[str, Path] = {}
     for video in unique:

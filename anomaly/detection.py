@@ -21,7 +21,7 @@ from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.data.ground_truth import mask_to_labels, read_frame_mask
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
 from anomaly.errors import InputError
-from anomaly.extraction import FEATURE_SIZE, feature_path, list_videos, read_record, run_extraction
+from anomaly.extraction import FEATURE_SIZE, features_of, list_videos, run_extraction
 from anomaly.hardware import resolve_device
 from anomaly.files import ensure_folder, save_text
 from anomaly.models.s3r import S3R
@@ -123,9 +123,8 @@ def detect_anomalies(
         if result.status == "failed":
             failed += 1
             continue
-        features_file = feature_path(output, result.video)
-        record = read_record(features_file)
-        features = load_features(features_file, num_crops=num_crops, feature_size=FEATURE_SIZE)
+        record = result.record
+        features = load_features(features_of(output, result.video), num_crops=num_crops, feature_size=FEATURE_SIZE)
         scores = frame_scores(snippet_scores(model, atoms, features), record["frames"])
         fps = record.get("fps")
         stem = result.video.stem

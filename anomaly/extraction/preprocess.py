@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_choice
 from anomaly.extraction.network import CROP_SIZE, CropBox
 from anomaly.extraction.video import UPRIGHT, DecodingStopped, Orientation, VideoDecoder, incomplete, probe
 from anomaly.layout import FRAMES_PER_SNIPPET
@@ -94,8 +94,7 @@ class Preset:
 
     def crop_boxes(self, height: int, width: int, num_crops: int) -> List[CropBox]:
         """The crops of a resized h × w frame, in the feature files' order: (flipped, top, left) each."""
-        if num_crops not in NUM_CROPS:
-            raise ValueError(f"num_crops must be one of {NUM_CROPS}, not {num_crops}")
+        check_choice(num_crops, NUM_CROPS, "--num_crops")
         corners = self.corners(height, width)
         if num_crops == 1:
             corners = [corners[self.centre]]

@@ -91,8 +91,9 @@ def test_a_second_run_skips_what_is_done(first_run, inputs):
 def test_other_settings_extract_again(first_run, inputs, tmp_path):
     output = tmp_path / "features"
     shutil.copytree(first_run["output"], output)
-    status, out, _ = extract(inputs, output, inputs["small"], extra=("--preset", "gowtham"))
+    status, out, err = extract(inputs, output, inputs["small"], extra=("--preset", "gowtham"))
     assert status == 0
+    assert err == f"{inputs['small']}: extracting again: its features were made with preset 'rtfm' (now 'gowtham')\n"
     assert load_features(output / "small_i3d.npy").shape == (1, 1, 2048)  # floor(17 / 16)
     assert json.loads((output / "small_i3d.json").read_text())["settings"]["preset"] == "gowtham"
 

@@ -5,8 +5,16 @@ see ``anomaly.extraction``), ``<stem>_scores.csv`` (frame, time_s, score: one ro
 ``<stem>_scores.png`` (score over time, threshold line, ground truth shaded). Snippet scores are
 ``S3R.snippet_scores`` in eval mode, the evaluation's scoring: features 1 N T C -> 1 T 1. Frame f takes the score of
 snippet f // 16; with the gowtham preset the frames of the dropped tail (fewer than 16) take the last snippet's.
+
+Every argument is checked before anything is written: the threshold, the checkpoint and dictionary, the extraction's
+arguments (``anomaly.extraction.plan_extraction``) and each ground-truth mask against its video's length wherever
+that is known beforehand (cached features, or a count the container declares). Cached features are reused only when
+whole and of the video in front of them, every value read (``cached_features`` with ``read_values``); otherwise
+they are extracted again. A video that fails (decoding, a mask past its end found only once decoded, a write) is
+one line; the others are scored.
 """
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -17,13 +25,13 @@ from torch import Tensor
 
 from anomaly.data.datasets import load_dictionary
 from anomaly.data.features import load_features
-from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.data.ground_truth import mask_to_labels, read_frame_mask
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
-from anomaly.errors import InputError
-from anomaly.extraction import FEATURE_SIZE, feature_path, list_videos, read_record, run_extraction
+from anomaly.errors import InputError, check_range
+from anomaly.extraction import FEATURE_SIZE, ExtractionPlan, VideoResult, features_of, plan_extraction, run_plan
+from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
-from anomaly.files import ensure_folder, save_text
+from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.models.s3r import S3R
 from anomaly.plotting import plot_score_curve, true_runs
 
@@ -86,6 +94,33 @@ def scores_csv(scores: np.ndarray, fps: Optional[float]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def check_masks(
+    plan: ExtractionPlan, ground_truth: Optional[Sequence[PathLike]]
+) -> List[Optional[np.ndarray]]:
+    """One frame mask per video of ``plan`` (None without ``ground_truth``), each checked against its video's length
+    where that is known before extraction (``ExtractionPlan.known_frames``); a one-line InputError otherwise."""
+    if ground_truth is None:
+        return [None] * len(plan.videos)
+    if len(ground_truth) != len(plan.videos):
+        raise InputError(
+            ground_truth[0] if ground_truth else None,
+            f"{len(ground_truth)} ground-truth files for {len(plan.videos)} videos: give one per video, in the same "
+            "order",
+        )
+    masks = [read_frame_mask(path) for path in ground_truth]
+    for index, (mask, label_file) in enumerate(zip(masks, ground_truth)):
+        known = plan.known_frames(index)
+        if known is not None:
+            mask_labels(mask, known[0], known[1], label_file, plan.videos[index])
+    return masks
+
+
+def mask_labels(mask: np.ndarray, frames: int, counted: str, label_file: PathLike, video: Path) -> np.ndarray:
+    """``mask`` padded or cut to the ``frames`` of ``video`` (``counted``: how they were counted), or a one-line
+    InputError naming ``label_file`` when an anomalous event starts past the video's end."""
+    return mask_to_labels(mask, frames, label_file, video.stem, length=f"{video} has {frames} {counted}")
+
+
 def detect_anomalies(
     videos: Sequence[PathLike],
     checkpoint: PathLike,
@@ -101,45 +136,50 @@ def detect_anomalies(
     batch_size: int = 4,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    accept_partial: bool = False,
 ) -> int:
     """Score every video; write its CSV and PNG; log its segments above ``threshold``. Returns the number of videos
-    that could not be scored (each reported in one line). Bad arguments raise ``InputError`` before any work."""
+    that could not be scored (each reported in one line on stderr). Bad arguments raise ``InputError`` before
+    anything is written."""
+    check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
     torch_device = resolve_device(device, "detection")
     model, atoms = load_detector(checkpoint, dictionary, torch_device)
-    paths = list_videos(videos)
-    if ground_truth is not None and len(ground_truth) != len(paths):
-        raise InputError(
-            ground_truth[0] if ground_truth else None,
-            f"{len(ground_truth)} ground-truth files for {len(paths)} videos: give one per video, in the same order",
-        )
-    masks = [read_frame_mask(path) for path in ground_truth] if ground_truth is not None else [None] * len(paths)
-    output = ensure_folder(output)
-    summary = run_extraction(
-        paths, output, weights, preset=preset, num_crops=num_crops, precision=precision,
-        device=str(torch_device), batch_size=batch_size, progress=progress,
-    )  # fmt: skip
-    failed = 0
-    for result, mask, label_file in zip(summary.results, masks, ground_truth or [None] * len(paths)):
+    plan = plan_extraction(videos, output, weights, preset, num_crops, precision, str(torch_device), batch_size,
+                           accept_partial, read_values=True)  # fmt: skip
+    masks = check_masks(plan, ground_truth)
+    summary = run_plan(plan, progress)
+    failed = summary.count("failed")  # each said in its line by the extraction
+    for result, mask, label_file in zip(summary.results, masks, ground_truth or [None] * len(masks)):
         if result.status == "failed":
-            failed += 1
             continue
-        features_file = feature_path(output, result.video)
-        record = read_record(features_file)
-        features = load_features(features_file, num_crops=num_crops, feature_size=FEATURE_SIZE)
-        scores = frame_scores(snippet_scores(model, atoms, features), record["frames"])
-        fps = record.get("fps")
-        stem = result.video.stem
-        save_text(scores_csv(scores, fps), output / f"{stem}_scores.csv")
-        labels = None if mask is None else mask_to_labels(mask, len(scores), label_file, stem)
-        x = np.arange(len(scores)) / fps if fps else np.arange(len(scores))
-        plot_score_curve(
-            output / f"{stem}_scores.png", x, scores, x_label="time (s)" if fps else "frame",
-            threshold=threshold, ground_truth=labels, title=result.video.name,
-        )  # fmt: skip
-        segments = segments_above(scores, threshold)
-        if segments:
-            log(f"{result.video}: {len(segments)} segment(s) above {threshold:g}: "
-                + ", ".join(segment.describe(fps) for segment in segments))  # fmt: skip
-        else:
-            log(f"{result.video}: no segment above {threshold:g} (max score {scores.max():.3f})")
+        try:
+            log(score_video(result, plan, model, atoms, threshold, mask, label_file))
+        except InputError as error:
+            print(f"{result.video}: not scored: {error}", file=sys.stderr, flush=True)
+            failed += 1
     return failed
+
+
+def score_video(result: VideoResult, plan: ExtractionPlan, model: S3R, atoms: Tensor, threshold: float,
+                mask: Optional[np.ndarray], label_file: Optional[PathLike]) -> str:
+    """Score one extracted (or skipped) video, write its CSV and PNG; the line that names its segments."""
+    record = result.record
+    features = load_features(features_of(plan.output, result.video), plan.settings.num_crops, FEATURE_SIZE)
+    labels = None if mask is None else mask_labels(mask, record["frames"], "decoded frames", label_file, result.video)
+    scores = frame_scores(snippet_scores(model, atoms, features), record["frames"])
+    fps = record.get("fps")
+    stem = result.video.stem
+    csv_file, picture = plan.output / f"{stem}_scores.csv", plan.output / f"{stem}_scores.png"
+    for path in (csv_file, picture):
+        remove_temporaries(path)
+    save_text(scores_csv(scores, fps), csv_file)
+    x = np.arange(len(scores)) / fps if fps else np.arange(len(scores))
+    plot_score_curve(
+        picture, x, scores, x_label="time (s)" if fps else "frame",
+        threshold=threshold, ground_truth=labels, title=result.video.name,
+    )  # fmt: skip
+    segments = segments_above(scores, threshold)
+    if segments:
+        return (f"{result.video}: {len(segments)} segment(s) above {threshold:g}: "
+                + ", ".join(segment.describe(fps) for segment in segments))  # fmt: skip
+    return f"{result.video}: no segment above {threshold:g} (max score {scores.max():.3f})"

@@ -18,6 +18,7 @@ from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
 TEMPORARY_SUFFIX = ".tmp"  # atomic_write's temporary files: .<name>.<random>.tmp next to <name>
+TEMPORARY_RANDOM = 8  # characters of <random>: what tempfile.mkstemp puts between its prefix and suffix
 
 
 def atomic_write(path: PathLike, write: Callable[[Any], None], mode: str = "wb") -> None:
@@ -52,6 +53,23 @@ def remove_temporaries(path: PathLike) -> None:
     path = Path(path)
     for leftover in path.parent.glob(f".{glob_escape(path.name)}.*{TEMPORARY_SUFFIX}"):
         leftover.unlink(missing_ok=True)
+
+
+def name_problem(path: PathLike) -> str:
+    """Why the file system would refuse the names :func:`atomic_write` gives ``path`` (its temporary name, the
+    longer, is ``.<name>.<random>.tmp``), or '' when it takes them or cannot say. Asks the nearest existing folder,
+    so ``path``'s own folder need not exist yet: lets a tool refuse a name before computing what it would hold."""
+    path = Path(path)
+    longest = len(os.fsencode(f".{path.name}.")) + TEMPORARY_RANDOM + len(TEMPORARY_SUFFIX)
+    folder = next((folder for folder in path.parents if folder.is_dir()), None)
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX") if folder is not None else None
+    except (OSError, ValueError):
+        limit = None
+    if limit is None or longest <= limit:
+        return ""
+    return (f"the file name {path.name} is too long for the file system ({longest} bytes with the temporary name of "
+            f"its atomic write; at most {limit})")
 
 
 def _umask() -> int:

@@ -2,6 +2,7 @@
 ../shared/reference/i3d/README.md (the rule is restated here so that tests without ../shared still have weights)."""
 
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import av
 import numpy as np
@@ -10,20 +11,43 @@ import torch
 from anomaly.extraction.network import I3DResNet50
 
 
-def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, codec: str = "libx264", seed: int = 0) -> Path:
-    """A video of smooth random colour gradients (so that lossy codecs keep it close to what was drawn)."""
+def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, codec: str = "libx264", seed: int = 0,
+               options: Optional[dict] = None, turn: Optional[Tuple[int, bool]] = None) -> Path:
+    """A video of smooth random colour gradients (so that lossy codecs keep it close to what was drawn).
+    ``options``: the container's (e.g. ``{"movflags": "faststart"}``: an MP4 with its index first); ``turn``: its
+    display matrix (see ``write_frames``)."""
     rng = np.random.default_rng(seed)
     rows, columns = np.mgrid[0:height, 0:width]
-    with av.open(str(path), "w") as container:
+    images = []
+    for _ in range(frames):
+        a, b, c = rng.uniform(0, 255, 3)
+        images.append(np.stack([(a + rows) % 256, (b + columns) % 256, (c + rows + columns) % 256], axis=2))
+    pixel_format = "rgb8" if codec == "gif" else "yuv420p"
+    return write_frames(path, [image.astype(np.uint8) for image in images], codec, pixel_format, fps, turn, options)
+
+
+def write_frames(path: Path, frames: List[np.ndarray], codec: str, pixel_format: str, fps: int = 25,
+                 turn: Optional[Tuple[int, bool]] = None, options: Optional[dict] = None) -> Path:
+    """Encode RGB uint8 frames H W 3. ``turn`` = (degrees counter-clockwise, mirrored): a display matrix that turns
+    the stored frames by that angle, then mirrors them left to right (PyAV's ``set_display_rotation``)."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w", options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for _ in range(frames):
-            a, b, c = rng.uniform(0, 255, 3)
-            image = np.stack([(a + rows) % 256, (b + columns) % 256, (c + rows + columns) % 256], axis=2)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")):
+        stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
+        if turn is not None:
+            stream.set_display_rotation(turn[0], hflip=turn[1])
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def cut_in_half(video: Path, path: Path) -> Path:
+    """The first half of ``video``'s bytes, as a download that broke off leaves it."""
+    data = video.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
     return path
 
 

@@ -1,4 +1,5 @@
-"""tools/detect_anomalies.py on a short video with a small S3R checkpoint (seeded I3D weights, centre crop)."""
+"""tools/detect_anomalies.py on short videos with a small S3R checkpoint (seeded I3D weights, centre crop): the
+curve, reusing only whole cached features, and every argument refused before anything is written."""
 
 import csv
 
@@ -18,7 +19,12 @@ def inputs(tmp_path_factory):
     torch.save(seeded_state_dict(), weights)
     torch.manual_seed(0)
     checkpoint = folder / "s3r.pth"
-    torch.save(S3R(2048).state_dict(), checkpoint)
+    state = S3R(2048).state_dict()
+    # The seeded I3D features are large and would saturate an untrained S3R's scores at 0; a last layer of zeros
+    # scores every snippet sigmoid(0) = 0.5.
+    state["video_classifier.6.weight"].zero_()
+    state["video_classifier.6.bias"].zero_()
+    torch.save(state, checkpoint)
     dictionary = folder / "dictionary.npy"
     np.save(dictionary, np.random.default_rng(0).random((8, 2048), dtype=np.float32))
     labels = folder / "street.npy"
@@ -27,8 +33,8 @@ def inputs(tmp_path_factory):
     return dict(folder=folder, weights=weights, checkpoint=checkpoint, dictionary=dictionary, labels=labels, video=video)
 
 
-def detect(inputs, output, *extra, checkpoint=None):
-    arguments = (inputs["video"], "--checkpoint", checkpoint or inputs["checkpoint"],
+def detect(inputs, output, *extra, checkpoint=None, videos=None):
+    arguments = (*(videos or [inputs["video"]]), "--checkpoint", checkpoint or inputs["checkpoint"],
                  "--dictionary", inputs["dictionary"], "--weights", inputs["weights"], "--output", output,
                  "--num_crops", "1", "--no_progress", *extra)  # fmt: skip
     return run_tool("detect_anomalies.py", *map(str, arguments))
@@ -36,23 +42,22 @@ def detect(inputs, output, *extra, checkpoint=None):
 
 def test_a_curve_per_frame_a_picture_and_the_segments(inputs, tmp_path):
     output = tmp_path / "out"
-    # The seeded I3D features are large, so the untrained S3R's scores may be 0: every frame is above -1.
-    status, out, err = detect(inputs, output, "--threshold", "-1", "--ground_truth", inputs["labels"])
+    status, out, err = detect(inputs, output, "--threshold", "0.25", "--ground_truth", inputs["labels"])
     assert status == 0, err
     with open(output / "street_scores.csv") as file:
         rows = list(csv.DictReader(file))
     assert [int(row["frame"]) for row in rows] == list(range(8))  # one row per frame
     assert [float(row["time_s"]) for row in rows] == pytest.approx([frame / 20 for frame in range(8)])
     scores = [float(row["score"]) for row in rows]
-    assert all(0 <= score <= 1 for score in scores) and len(set(scores)) == 1  # one snippet covers the 8 frames
+    assert scores == [0.5] * 8  # one snippet covers the 8 frames
     picture = (output / "street_scores.png").read_bytes()
     assert picture.startswith(b"\x89PNG") and len(picture) > 1000
-    assert out.strip() == f"{inputs['video']}: 1 segment(s) above -1: 0.00-0.40 s (peak {scores[0]:.3f})"
+    assert out.strip() == f"{inputs['video']}: 1 segment(s) above 0.25: 0.00-0.40 s (peak 0.500)"
 
     # Run again: the features are reused (not rewritten), the scores are the same.
     features = output / "street_i3d.npy"
     written = features.stat().st_mtime_ns
-    status, again, _ = detect(inputs, output, "--threshold", "-1")
+    status, again, _ = detect(inputs, output, "--threshold", "0.25")
     assert status == 0 and again == out and features.stat().st_mtime_ns == written
 
 
@@ -69,3 +74,70 @@ def test_a_checkpoint_for_other_features_is_refused(inputs, tmp_path):
 def test_ground_truth_files_must_match_the_videos(inputs, tmp_path):
     status, _, err = detect(inputs, tmp_path / "out", "--ground_truth", inputs["labels"], inputs["labels"])
     assert status == 2 and err.startswith(f"s3r detect: {inputs['labels']}: 2 ground-truth files for 1 videos")
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-0.1", "1.5"])
+def test_the_threshold_is_a_score(inputs, tmp_path, threshold):
+    output = tmp_path / "out"
+    status, out, err = detect(inputs, output, "--threshold", threshold)
+    assert status == 2 and out == ""
+    assert err == (f"s3r detect: --threshold must be a finite number in [0, 1], not {float(threshold)!r}; scores "
+                   "are probabilities\n")
+    assert not output.exists()
+
+
+def test_bad_weights_are_refused_before_the_output_folder_is_made(inputs, tmp_path):
+    output, weights = tmp_path / "out", tmp_path / "missing.pth"
+    arguments = (inputs["video"], "--checkpoint", inputs["checkpoint"], "--dictionary", inputs["dictionary"],
+                 "--weights", weights, "--output", output, "--num_crops", "1", "--no_progress")  # fmt: skip
+    status, out, err = run_tool("detect_anomalies.py", *map(str, arguments))
+    assert status == 2 and err.startswith(f"s3r detect: {weights}: weights file not found") and err.count("\n") == 1
+    assert not output.exists()
+
+
+def test_a_mask_past_the_end_is_refused_before_anything_is_written(inputs, tmp_path):
+    """The MP4 declares its 8 frames: the mask's event at frame 10 is refused before extracting."""
+    output, mask = tmp_path / "out", tmp_path / "late.npy"
+    np.save(mask, np.array([0] * 10 + [1, 1]))
+    status, out, err = detect(inputs, output, "--ground_truth", mask)
+    assert status == 2 and out == ""
+    assert err == (f"s3r detect: {mask}: video 'street': an anomalous event starts at frame 10, past the video's end "
+                   f"({inputs['video']} has 8 frames, as its container declares)\n")  # fmt: skip
+    assert not output.exists()
+
+
+def test_a_mask_past_the_end_of_a_video_that_declares_no_count_fails_that_video(inputs, tmp_path):
+    """Matroska declares a duration, not a count: the frames are known once decoded; the video fails alone, with
+    no CSV, and the other is scored."""
+    video = make_video(tmp_path / "yard.mkv", 8, 176, 144, fps=20)
+    output, mask = tmp_path / "out", tmp_path / "late.npy"
+    np.save(mask, np.array([0] * 10 + [1, 1]))
+    status, out, err = detect(inputs, output, "--ground_truth", inputs["labels"], mask, "--threshold", "0.25",
+                              videos=[inputs["video"], video])  # fmt: skip
+    assert status == 1
+    assert err == (f"{video}: not scored: {mask}: video 'yard': an anomalous event starts at frame 10, past the "
+                   f"video's end ({video} has 8 decoded frames)\n")  # fmt: skip
+    assert out.startswith(f"{inputs['video']}: 1 segment(s) above 0.25")
+    assert (output / "street_scores.csv").exists() and not (output / "yard_scores.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "NaN inside"])
+def test_a_corrupt_cached_feature_file_is_extracted_again(inputs, tmp_path, damage):
+    """Two videos; the second run finds one's features damaged: that one is extracted again, both scored. Detection
+    reads every cached value (a NaN in a file of the right size is found too)."""
+    other, output = make_video(tmp_path / "yard.mp4", 8, 176, 144, fps=20, seed=5), tmp_path / "out"
+    status, first, _ = detect(inputs, output, videos=[inputs["video"], other])
+    assert status == 0
+    features = output / "yard_i3d.npy"
+    whole = features.read_bytes()
+    if damage == "cut in half":
+        features.write_bytes(whole[: len(whole) // 2])
+        problem = "not a readable .npy file ("
+    else:
+        features.write_bytes(whole[:-4] + np.float32(np.nan).tobytes())
+        problem = "NaN or inf in features: every value must be finite"
+    status, again, err = detect(inputs, output, videos=[inputs["video"], other])
+    assert status == 0 and again == first
+    assert err.startswith(f"{other}: extracting again: its feature file is unreadable: {features}: {problem}")
+    assert err.count("\n") == 1
+    assert features.read_bytes() == whole

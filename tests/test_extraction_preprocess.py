@@ -1,5 +1,7 @@
 """The two preprocessing recipes, computed here by hand with PIL and numpy, against the pipeline's tensors."""
 
+import dataclasses
+
 import av
 import numpy as np
 import pytest
@@ -9,7 +11,8 @@ from PIL import Image
 from anomaly.errors import InputError
 from anomaly.extraction import preprocess
 from anomaly.extraction.network import cut_crops
-from anomaly.extraction.preprocess import PRESETS, ClipReader
+from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, PRESETS, ClipReader
+from anomaly.extraction.video import UPRIGHT, VideoInfo
 from tests.conftest import shared_path
 from tests.extraction_helpers import make_video
 
@@ -106,13 +109,49 @@ def test_a_short_clip_of_small_frames(tmp_path, preset):
     np.testing.assert_allclose(pipeline_crops(preset, clips, 10).numpy(), by_hand, rtol=0, atol=1e-6)
 
 
+class FramesOfSizes:
+    """Stands for ``VideoDecoder``: black upright frames of the given (H, W) sizes."""
+
+    sizes: list = []
+
+    def __init__(self, path):
+        self.orientation = UPRIGHT
+
+    def __iter__(self):
+        return (np.zeros((*size, 3), np.uint8) for size in self.sizes)
+
+
 def test_a_video_whose_frames_change_size_is_refused_in_one_line(monkeypatch, tmp_path):
     sizes = [(144, 176)] * 5 + [(288, 352)]  # the same aspect ratio resizes alike: not refused
     sizes += [(240, 300)]
-    monkeypatch.setattr(preprocess, "decode_frames", lambda path: (np.zeros((*size, 3), np.uint8) for size in sizes))
+    monkeypatch.setattr(FramesOfSizes, "sizes", sizes)
+    monkeypatch.setattr(preprocess, "VideoDecoder", FramesOfSizes)
+    monkeypatch.setattr(preprocess, "probe", lambda path: VideoInfo(path, 0, None, 176, 144))
     with pytest.raises(InputError, match=r"changes its frame size from 176x144 to 300x240 at frame 7: the rtfm "
                                          r"preset crops one frame size per video"):  # fmt: skip
         list(ClipReader(tmp_path / "changing.mp4", PRESETS["rtfm"]))
+
+
+def test_a_frame_that_would_resize_beyond_the_bound_is_refused_before_resizing(tmp_path):
+    """2048 × 2: the shorter side to 256 would make the longer 262,144 pixels, 3 GiB a clip."""
+    video = make_video(tmp_path / "wide.mp4", 2, 2048, 2)
+
+    def resize(frame):
+        raise AssertionError("resized")
+
+    with pytest.raises(InputError) as error:
+        list(ClipReader(video, dataclasses.replace(PRESETS["rtfm"], resize=resize)))
+    assert str(error.value) == (f"{video}: its 2048x2 frames would resize to 262144x256 (rtfm preset), beyond the "
+                                "262,144 pixels a resized frame may have (1024x256: an aspect ratio up to 4:1)")  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [(256, 1024), (1024, 256), (2, 2)])
+def test_frames_up_to_the_bound_are_resized(size):
+    """4:1 either way is the largest accepted; a 2 × 2 frame grows to 256 × 256."""
+    height, width = PRESETS["rtfm"].resized_size(*size)
+    assert height * width <= MAX_RESIZED_PIXELS
+    frame = np.zeros((*size, 3), np.uint8)
+    assert PRESETS["rtfm"].resize(frame).shape == (height, width, 3)
 
 
 @pytest.fixture(scope="module")

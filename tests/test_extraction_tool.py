@@ -1,8 +1,11 @@
 """tools/extract_features.py end to end on short encoded videos (centre crop only, seeded weights): files the
-feature reader accepts, skipping, re-extraction under other settings, per-video failures, bad arguments, torchrun."""
+feature reader accepts, skipping only what is done, extracting again what is not (other settings, another video
+under the same name, a cut feature file), per-video failures (unreadable, partial, too wide, a name too long),
+leftovers of killed writes, turned and animated videos, bad arguments, torchrun."""
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -15,7 +18,8 @@ from anomaly.data import load_features
 from anomaly.models.s3r import S3R
 from tests.conftest import REPO
 from tests.conftest import run_tool
-from tests.extraction_helpers import make_audio_only, make_video, seeded_state_dict
+from anomaly.extraction import VideoDecoder
+from tests.extraction_helpers import cut_in_half, make_audio_only, make_video, seeded_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def first_run(inputs, tmp_path_factory):
     return dict(output=output, status=status, out=out, err=err)
 
 
-def test_features_are_written_for_the_readable_videos(first_run):
+def test_features_are_written_for_the_readable_videos(first_run, inputs):
     output = first_run["output"]
     assert first_run["status"] == 1
     small = load_features(output / "small_i3d.npy", num_crops=1, feature_size=2048)
@@ -58,6 +62,10 @@ def test_features_are_written_for_the_readable_videos(first_run):
     record = json.loads((output / "large_i3d.json").read_text())
     assert record["settings"]["preset"] == "rtfm" and record["settings"]["num_crops"] == 1
     assert (record["frames"], record["fps"], record["width"], record["height"]) == (8, 30.0, 320, 240)
+    assert (record["rotation"], record["mirrored"], record["partial"]) == (0, False, None)
+    video = inputs["large"].stat()
+    assert record["video_file"] == {"size": video.st_size, "mtime_ns": video.st_mtime_ns}  # what identifies it
+    assert record["shape"] == [1, 1, 2048] and record["snippets"] == 1
     assert sorted(path.name for path in output.iterdir()) == [
         "large_i3d.json", "large_i3d.npy", "small_i3d.json", "small_i3d.npy"]  # fmt: skip
     assert "| 2                | 0       | 3      | 3        |" in first_run["out"]
@@ -83,10 +91,187 @@ def test_a_second_run_skips_what_is_done(first_run, inputs):
 def test_other_settings_extract_again(first_run, inputs, tmp_path):
     output = tmp_path / "features"
     shutil.copytree(first_run["output"], output)
-    status, out, _ = extract(inputs, output, inputs["small"], extra=("--preset", "gowtham"))
+    status, out, err = extract(inputs, output, inputs["small"], extra=("--preset", "gowtham"))
     assert status == 0
+    assert err == f"{inputs['small']}: extracting again: its features were made with preset 'rtfm' (now 'gowtham')\n"
     assert load_features(output / "small_i3d.npy").shape == (1, 1, 2048)  # floor(17 / 16)
     assert json.loads((output / "small_i3d.json").read_text())["settings"]["preset"] == "gowtham"
+
+
+def copy_of(first_run, tmp_path):
+    output = tmp_path / "features"
+    shutil.copytree(first_run["output"], output)
+    return output
+
+
+def test_a_video_replaced_under_the_same_name_is_extracted_again(inputs, tmp_path):
+    """17 frames, then another video of 8 under the same name, then the same file modified."""
+    video, output = make_video(tmp_path / "clip.mp4", 17, 176, 144, seed=1), tmp_path / "features"
+    assert extract(inputs, output, video)[0] == 0
+    size = video.stat().st_size
+    make_video(video, 8, 176, 144, seed=2)
+    status, out, err = extract(inputs, output, video)
+    assert status == 0
+    assert err == (f"{video}: extracting again: the video is not the one its features were made from "
+                   f"({video.stat().st_size} bytes, {size} then)\n")  # fmt: skip
+    record = json.loads((output / "clip_i3d.json").read_text())
+    assert (record["frames"], record["shape"]) == (8, [1, 1, 2048])
+    assert load_features(output / "clip_i3d.npy").shape == (1, 1, 2048)
+
+    os.utime(video, ns=(video.stat().st_atime_ns, video.stat().st_mtime_ns + 10**9))
+    status, out, err = extract(inputs, output, video)
+    assert status == 0 and err == f"{video}: extracting again: the video was modified since its features were made\n"
+    assert "| 1                | 0       | 0      | 1        |" in out
+
+
+def test_a_cut_feature_file_is_extracted_again(first_run, inputs, tmp_path):
+    output = copy_of(first_run, tmp_path)
+    features = output / "small_i3d.npy"
+    features.write_bytes(features.read_bytes()[: features.stat().st_size // 2])
+    status, out, err = extract(inputs, output, inputs["small"], inputs["large"])
+    assert status == 0
+    assert err.startswith(f"{inputs['small']}: extracting again: its feature file is unreadable: {features}: not a "
+                          "readable .npy file (")  # fmt: skip
+    assert len(err.splitlines()) == 1
+    assert "| 1                | 1       | 0      | 2        |" in out
+    np.testing.assert_array_equal(np.load(features), np.load(first_run["output"] / "small_i3d.npy"))
+
+
+def test_features_without_their_settings_file_are_extracted_again(first_run, inputs, tmp_path):
+    output = copy_of(first_run, tmp_path)
+    (output / "large_i3d.json").unlink()
+    status, _, err = extract(inputs, output, inputs["large"])
+    assert status == 0
+    assert err == (f"{inputs['large']}: extracting again: its feature file {output / 'large_i3d.npy'} has no settings "
+                   "file large_i3d.json beside it\n")  # fmt: skip
+
+
+def test_leftovers_of_killed_writes_are_removed(first_run, inputs, tmp_path):
+    output = copy_of(first_run, tmp_path)
+    leftovers = [output / ".small_i3d.npy.k1ll3d0x.tmp", output / ".small_i3d.json.abcd1234.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a write")
+    status, out, err = extract(inputs, output, inputs["small"])
+    assert status == 0 and err == "" and "| 0                | 1       |" in out
+    assert not any(leftover.exists() for leftover in leftovers)
+
+
+def test_a_list_file_with_a_byte_order_mark_keeps_its_first_video(first_run, inputs, tmp_path):
+    """Windows editors begin UTF-8 files with U+FEFF; it is not part of the first name."""
+    output = copy_of(first_run, tmp_path)
+    listing = inputs["folder"] / "windows.txt"
+    listing.write_bytes("small.mp4\r\nlarge.avi\r\n".encode("utf-8-sig"))
+    status, out, err = extract(inputs, output, listing)
+    assert status == 0 and err == ""
+    assert "| 0                | 2       | 0      | 0        |" in out
+
+
+def test_no_video_in_the_paths_is_one_line(inputs, tmp_path):
+    folder, output = tmp_path / "empty", tmp_path / "features"
+    (folder / "x.mp4").mkdir(parents=True)  # a folder named like a video
+    (folder / "notes.txt").write_text("small.mp4\n")  # a list inside a folder is not read
+    status, out, err = extract(inputs, output, folder)
+    assert status == 2 and out == ""
+    assert err.startswith(f"s3r extract: {folder}: no videos found: folders are searched for .3gp .avi ") and err.count("\n") == 1
+    assert not output.exists()
+
+
+def test_an_animated_gif_in_a_folder_is_a_video(inputs, tmp_path):
+    folder, output = tmp_path / "gifs", tmp_path / "features"
+    folder.mkdir()
+    make_video(folder / "animated.gif", 8, 64, 48, codec="gif")
+    status, out, _ = extract(inputs, output, folder)
+    assert status == 0 and load_features(output / "animated_i3d.npy").shape == (1, 1, 2048)
+
+
+@pytest.fixture(scope="module")
+def hostile(inputs, tmp_path_factory):
+    """A folder of videos a user may well have: fine ones (one of them a phone's, stored sideways), two downloads
+    that broke off, a 2048 × 2 strip, and a name as long as the file system allows."""
+    folder, whole = tmp_path_factory.mktemp("hostile"), tmp_path_factory.mktemp("whole")
+    name_max = os.pathconf(folder, "PC_NAME_MAX")
+    videos = dict(
+        fine=make_video(folder / "fine.mp4", 8, 176, 144),
+        phone=make_video(folder / "phone.mp4", 8, 176, 144, turn=(-90, False)),  # 90° clockwise to show
+        cut_mp4=cut_in_half(make_video(whole / "index_first.mp4", 40, 176, 144, options={"movflags": "faststart"},
+                                       seed=3), folder / "index_first.mp4"),
+        cut_mkv=cut_in_half(make_video(whole / "matroska.mkv", 40, 176, 144, seed=4), folder / "matroska.mkv"),
+        wide=make_video(folder / "wide.mp4", 2, 2048, 2),
+        long=make_video(folder / ("n" * (name_max - len(".mp4")) + ".mp4"), 8, 176, 144),
+    )  # fmt: skip
+    (folder / "not_a_video.mp4").mkdir()
+    decoded = {kind: sum(1 for _ in VideoDecoder(videos[kind])) for kind in ("cut_mp4", "cut_mkv")}
+    output = tmp_path_factory.mktemp("hostile_features")
+    status, out, err = extract(inputs, output, folder)
+    return dict(videos=videos, decoded=decoded, name_max=name_max, output=output, status=status, out=out, err=err)
+
+
+def partial_problem(hostile, kind: str) -> str:
+    frames = hostile["decoded"][kind]
+    if kind == "cut_mp4":
+        return f"only {frames} of the 40 frames its container declares could be decoded (a file cut short, or corrupt)"
+    return (f"only {frames} of the about 40 frames its duration declares (1.60 s at 25 frames/s) could be decoded "
+            "(a file cut short, or corrupt)")  # fmt: skip
+
+
+def test_each_problem_video_fails_alone_in_one_line(hostile):
+    videos, lines = hostile["videos"], hostile["err"].splitlines()
+    long_features = videos["long"].stem + "_i3d.npy"
+    assert hostile["status"] == 1
+    assert sorted(lines) == sorted([
+        f"{videos['long']}: not extracted: the file name {long_features} is too long for the file system "
+        f"({len(long_features) + 14} bytes with the temporary name of its atomic write; at most {hostile['name_max']})",
+        f"{videos['cut_mp4']}: {partial_problem(hostile, 'cut_mp4')}; --accept_partial extracts the frames that decode",
+        f"{videos['cut_mkv']}: {partial_problem(hostile, 'cut_mkv')}; --accept_partial extracts the frames that decode",
+        f"{videos['wide']}: its 2048x2 frames would resize to 262144x256 (rtfm preset), beyond the 262,144 pixels a "
+        "resized frame may have (1024x256: an aspect ratio up to 4:1)",
+    ])  # fmt: skip
+    assert "| 2                | 0       | 4      | 2        |" in hostile["out"]
+    assert sorted(path.name for path in hostile["output"].iterdir()) == [
+        "fine_i3d.json", "fine_i3d.npy", "phone_i3d.json", "phone_i3d.npy"]
+
+
+def test_memory_does_not_follow_the_input_size(hostile, inputs, tmp_path):
+    """Under a 4 GiB address-space limit the 2048 × 2 strip (3 GiB a clip, were it resized) is refused in its line
+    and the other video is extracted."""
+    videos, output = hostile["videos"], tmp_path / "features"
+    command = [sys.executable, str(REPO / "tools" / "extract_features.py"), "--videos", str(videos["wide"]),
+               str(videos["fine"]), "--output", str(output), "--weights", str(inputs["weights"]), "--num_crops", "1",
+               "--no_progress", "--device", "cpu"]  # fmt: skip
+    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+
+    def limit_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300,
+                              preexec_fn=limit_address_space)  # fmt: skip
+    assert finished.returncode == 1, finished.stderr[-2000:]
+    assert finished.stderr.splitlines() == [line for line in hostile["err"].splitlines() if "2048x2" in line]
+    assert (output / "fine_i3d.npy").is_file() and not (output / "wide_i3d.npy").exists()
+
+
+def test_a_phone_video_is_extracted_upright_and_its_turn_recorded(hostile):
+    record = json.loads((hostile["output"] / "phone_i3d.json").read_text())
+    assert (record["rotation"], record["mirrored"], record["width"], record["height"]) == (90, False, 144, 176)
+    fine = np.load(hostile["output"] / "fine_i3d.npy")
+    assert not np.allclose(np.load(hostile["output"] / "phone_i3d.npy"), fine)  # the same pictures, turned
+
+
+def test_accept_partial_extracts_what_decodes_and_says_so(hostile, inputs, tmp_path):
+    output = tmp_path / "features"
+    shutil.copytree(hostile["output"], output)
+    videos = hostile["videos"]
+    status, out, err = extract(inputs, output, videos["cut_mp4"], videos["cut_mkv"], videos["fine"],
+                               extra=("--accept_partial",))  # fmt: skip
+    assert status == 0
+    assert err.splitlines() == [
+        f"{videos[kind]}: {partial_problem(hostile, kind)}; extracted the {hostile['decoded'][kind]} frames that "
+        "decode (--accept_partial)" for kind in ("cut_mp4", "cut_mkv")
+    ]  # fmt: skip
+    for kind, stem in (("cut_mp4", "index_first"), ("cut_mkv", "matroska")):
+        record = json.loads((output / f"{stem}_i3d.json").read_text())
+        assert record["frames"] == hostile["decoded"][kind] and record["partial"] == partial_problem(hostile, kind)
+        assert load_features(output / f"{stem}_i3d.npy").shape == (-(-record["frames"] // 16), 1, 2048)
 
 
 @pytest.mark.parametrize("problem", ["missing weights", "weights of another network", "output is a file"])

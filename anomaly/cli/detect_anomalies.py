@@ -4,10 +4,10 @@
         --dictionary dictionary/shanghaitech/shanghaitech_dictionaries.taskaware.omp.100iters.90pct.npy \
         --weights pretrained/i3d_r50_kinetics.pth --output output/street
 
-Extracts the video's ten-crop I3D features (reusing <output>/<stem>_i3d.npy when it was extracted with the same
-settings), scores every snippet as evaluation does, and writes <output>/<stem>_scores.csv (frame, time_s, score)
-and <stem>_scores.png. See anomaly/detection.py. Exit status 1 when some videos could not be read (one line each;
-the others are scored).
+Extracts the video's ten-crop I3D features (reusing <output>/<stem>_i3d.npy when it is whole and was extracted from
+the same video file with the same settings), scores every snippet as evaluation does, and writes
+<output>/<stem>_scores.csv (frame, time_s, score) and <stem>_scores.png. See anomaly/detection.py. Exit status 1
+when some videos could not be read or scored (one line each; the others are).
 """
 
 from pathlib import Path
@@ -28,9 +28,10 @@ class Arguments(CommandArguments):
     num_crops: Literal[10, 5, 1] = 10  # crops per snippet
     precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
-    threshold: float = 0.5  # score above which frames are reported as anomalous
+    threshold: float = 0.5  # score in [0, 1] above which frames are reported as anomalous
     ground_truth: Optional[List[Path]] = None  # per video, in order: .npy of 0/1 per frame, shaded in the PNG
     batch_size: int = 4  # snippets per I3D forward pass
+    accept_partial: bool = False  # score the frames that decode of a partial video (cut short), saying so
     no_progress: bool = False  # no progress bars
 
     def configure(self) -> None:
@@ -44,5 +45,6 @@ def run(args: Arguments) -> int:
         args.videos, args.checkpoint, args.dictionary, args.weights, args.output, preset=args.preset,
         num_crops=args.num_crops, precision=args.precision, device=args.device, threshold=args.threshold,
         ground_truth=args.ground_truth, batch_size=args.batch_size, progress=not args.no_progress,
+        accept_partial=args.accept_partial,
     )  # fmt: skip
     return 1 if failed else 0

@@ -5,8 +5,10 @@
     torchrun --nproc_per_node 4 tools/extract_features.py --videos list.txt --output features/ --weights ...
 
 ``--videos``: video files, folders (searched recursively) or text files listing videos (one a line). Writes
-``<output>/<video stem>_i3d.npy`` and its settings ``<stem>_i3d.json``; videos already extracted with the same
-settings are skipped. Under torchrun the videos are split across the processes (one GPU each; gloo on CPU) and
+``<output>/<video stem>_i3d.npy`` and its settings ``<stem>_i3d.json``; a video is skipped when its features are
+whole and were made from the same video file with the same settings, and extracted again (said in one line)
+otherwise. A partial video (decoding fails part way, or fewer frames than its container declares) fails unless
+``--accept_partial``. Under torchrun the videos are split across the processes (one GPU each; gloo on CPU) and
 the files are the same as with one process. See anomaly/extraction/. Exit status 1 when some videos could not be
 extracted (one line each; the others are).
 """
@@ -27,6 +29,7 @@ class Arguments(CommandArguments):
     precision: Literal[PRECISIONS] = "fp32"  # network arithmetic
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     batch_size: int = 4  # snippets per forward pass (each of --num_crops clips)
+    accept_partial: bool = False  # extract the frames that decode of a partial video (cut short), saying so
     no_progress: bool = False  # no progress bars
 
     def configure(self) -> None:
@@ -38,6 +41,7 @@ def run(args: Arguments) -> int:
     summary = run_extraction(
         args.videos, args.output, args.weights, preset=args.preset, num_crops=args.num_crops,
         precision=args.precision, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
+        accept_partial=args.accept_partial,
     )  # fmt: skip
     if summary.is_main:
         print(summary.table())

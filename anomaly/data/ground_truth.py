@@ -162,8 +162,9 @@ def read_frame_mask(path: PathLike) -> np.ndarray:
     return mask.astype(np.float64)
 
 
-def mask_to_labels(mask: np.ndarray, num_frames: int, source: PathLike, video_id: str) -> np.ndarray:
-    """Pad a frame mask with its last label up to ``num_frames`` (or cut it there, as for ranges)."""
+def mask_to_labels(mask: np.ndarray, num_frames: int, source: PathLike, video_id: str, length: str = "") -> np.ndarray:
+    """Pad a frame mask with its last label up to ``num_frames`` (or cut it there, as for ranges). ``length``: where
+    ``num_frames`` comes from, for the error (default: 16 × T of the video's features)."""
     if len(mask) >= num_frames:
         starts = np.flatnonzero(np.diff(np.concatenate(([0.0], mask))) > 0)
         late = starts[starts >= num_frames]
@@ -171,7 +172,7 @@ def mask_to_labels(mask: np.ndarray, num_frames: int, source: PathLike, video_id
             raise InputError(
                 source,
                 f"video '{video_id}': an anomalous event starts at frame {late[0]}, past the video's end "
-                f"(num_frames = {num_frames} = 16 x T of its features)",
+                f"({length or f'num_frames = {num_frames} = 16 x T of its features'})",
             )
         return mask[:num_frames].copy()
     return np.concatenate((mask, np.full(num_frames - len(mask), mask[-1])))

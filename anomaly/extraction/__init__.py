@@ -2,37 +2,46 @@
 
 from anomaly.extraction.extractor import (
     PRECISIONS,
+    ExtractionPlan,
     ExtractionSettings,
     FeatureExtractor,
     RunSummary,
-    feature_path,
+    VideoResult,
+    features_of,
     list_videos,
-    read_record,
+    plan_extraction,
     run_extraction,
+    run_plan,
 )
 from anomaly.extraction.network import FEATURE_SIZE, CropBox, I3DResNet50, cut_crops, load_i3d
-from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
-from anomaly.extraction.video import VideoInfo, decode_frames, probe
+from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, NUM_CROPS, PRESETS, ClipReader, Preset
+from anomaly.extraction.video import Orientation, VideoDecoder, VideoInfo, decode_frames, probe
 
 __all__ = [
     "FEATURE_SIZE",
+    "MAX_RESIZED_PIXELS",
     "NUM_CROPS",
     "PRECISIONS",
     "PRESETS",
     "ClipReader",
     "CropBox",
+    "ExtractionPlan",
     "ExtractionSettings",
     "FeatureExtractor",
     "I3DResNet50",
+    "Orientation",
     "Preset",
     "RunSummary",
+    "VideoDecoder",
     "VideoInfo",
+    "VideoResult",
     "cut_crops",
     "decode_frames",
-    "feature_path",
+    "features_of",
     "list_videos",
     "load_i3d",
+    "plan_extraction",
     "probe",
-    "read_record",
     "run_extraction",
+    "run_plan",
 ]

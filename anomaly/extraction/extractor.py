@@ -1,13 +1,21 @@
 """Extracting ten-crop I3D features of many videos: float32 ``T N 2048`` per video, written atomically.
 
 Each video gives ``<output>/<stem>_i3d.npy`` and a settings file ``<stem>_i3d.json`` (preset, crops, precision,
-the weights' SHA-256; the video's frame count, frame rate and size). A video whose settings file matches is
-skipped; one extracted with other settings is extracted again, so presets are never mixed silently.
+the weights' SHA-256; the video file's size and modification time; the frames decoded, frame rate, upright size and
+the turn that made them upright; the features' shape). A video is skipped only when its features are done: both
+files there, the settings the same, the video the same file (size and modification time: a content hash would read
+every video again on every run), and the feature file whole (its header holds the recorded shape and the file
+holds all the data that header announces). Otherwise it is extracted again, said in one line, so presets are never
+mixed and a replaced video or a half-written file is never taken for done.
+
+A run is planned, then extracted, then gathered (``run_extraction``): ``plan_extraction`` checks every argument and
+decides each video's fate while writing nothing; ``run_plan`` removes what killed writes left, extracts, writes and
+collects the results of every process.
 
 A worker thread decodes, resizes and batches the clips of the next videos (a bounded queue of uint8
 ``B 16 h w 3`` batches of resized frames) while the network runs on the current batch, cutting the crops on its
-device (``I3DResNet50.crop_features``). A video that cannot be read fails alone: one line naming it, the others
-are still extracted.
+device (``I3DResNet50.crop_features``). A video that cannot be read or written fails alone: one line naming it,
+the others are still extracted.
 
 Under torchrun the videos are split across ranks, balanced by frame count; each rank writes its own videos'
 files, with exactly the batches one process would use, so the files do not depend on the number of processes.
@@ -20,7 +28,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -30,18 +38,21 @@ import torch.distributed as dist
 from terminaltables import AsciiTable
 from tqdm import tqdm
 
-from anomaly.precision import autocast
-from anomaly.errors import InputError
-from anomaly.extraction.network import I3DResNet50, load_i3d
+from anomaly.data.features import load_features, read_npy_shape
+from anomaly.errors import InputError, check_choice, check_range
+from anomaly.extraction.network import FEATURE_SIZE, I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
-from anomaly.extraction.video import probe
-from anomaly.files import check_writable_folder, ensure_folder, save_npy, save_text
+from anomaly.extraction.video import VideoInfo, probe
+from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import feature_file_name
+from anomaly.precision import autocast
 
 PathLike = Union[str, Path]
 PRECISIONS = ("fp32", "bf16")
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp"}
+VIDEO_SUFFIXES = {
+    ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp", ".gif",
+}  # fmt: skip
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 BACKBONE = "i3d"  # the backbone part of the feature files' names (anomaly.layout.feature_file_name)
 
@@ -70,15 +81,13 @@ class ExtractionSettings:
     weights_sha256: str = ""
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {self.preset!r}")
-        if self.num_crops not in NUM_CROPS:
-            raise ValueError(f"num_crops must be one of {NUM_CROPS}, not {self.num_crops}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        check_choice(self.preset, PRESETS, "--preset")
+        check_choice(self.num_crops, NUM_CROPS, "--num_crops")
+        check_choice(self.precision, PRECISIONS, "--precision")
 
 
-def feature_path(output: PathLike, video: PathLike) -> Path:
+def features_of(output: PathLike, video: PathLike) -> Path:
+    """``<output>/<video stem>_i3d.npy``: where a video's features go (``anomaly.layout.feature_file_name``)."""
     return Path(output) / feature_file_name(Path(video).stem, BACKBONE)
 
 
@@ -86,33 +95,85 @@ def settings_path(features: PathLike) -> Path:
     return Path(features).with_suffix(".json")
 
 
-def read_record(features: PathLike) -> Optional[dict]:
-    """The settings file beside a feature file, or None when either is missing or unreadable."""
-    features = Path(features)
+def video_identity(video: PathLike) -> Optional[dict]:
+    """What tells a video file from another under the same name: its size and modification time (None when it
+    cannot be read: it then fails as a video)."""
     try:
-        record = json.loads(settings_path(features).read_text())
+        status = os.stat(video)
     except (OSError, ValueError):
         return None
-    return record if features.is_file() and isinstance(record, dict) else None
+    return {"size": status.st_size, "mtime_ns": status.st_mtime_ns}
 
 
-def extracted_record(features: PathLike, settings: ExtractionSettings) -> Optional[dict]:
-    """The settings file of features already extracted with ``settings`` (to be skipped), else None."""
-    record = read_record(features)
-    return record if record is not None and record.get("settings") == asdict(settings) else None
+def _changed_settings(recorded: object, settings: ExtractionSettings) -> str:
+    if not isinstance(recorded, dict):
+        return "its settings file records no settings"
+    now = asdict(settings)
+    changes = [
+        "other weights" if key == "weights_sha256" else f"{key} {recorded.get(key)!r} (now {value!r})"
+        for key, value in now.items() if recorded.get(key) != value
+    ]  # fmt: skip
+    return "its features were made with " + ", ".join(changes)
+
+
+def _changed_video(recorded: object, identity: dict) -> str:
+    if not isinstance(recorded, dict):
+        return "its settings file does not identify the video (made by an earlier version)"
+    if recorded.get("size") != identity["size"]:
+        return (f"the video is not the one its features were made from ({identity['size']} bytes, "
+                f"{recorded.get('size')} then)")  # fmt: skip
+    return "the video was modified since its features were made"
+
+
+def cached_features(
+    features: Path, video: Path, settings: ExtractionSettings, read_values: bool = False
+) -> Tuple[Optional[dict], str]:
+    """(the settings file's record, '') when ``features`` are done: whole, of ``video`` as it is now, made with
+    ``settings``; else (None, why they are extracted again), '' when there is nothing to redo (no file yet, or a
+    video that cannot be read and fails on its own). ``read_values``: read every value (finite float32, the
+    recorded crops and channels) instead of the header alone."""
+    record_file = settings_path(features)
+    identity = video_identity(video)
+    if identity is None or not (features.exists() or record_file.exists()):
+        return None, ""
+    if not features.exists():
+        return None, f"its settings file {record_file} has no feature file {features.name} beside it"
+    try:
+        record = json.loads(record_file.read_text())
+    except FileNotFoundError:
+        return None, f"its feature file {features} has no settings file {record_file.name} beside it"
+    except (OSError, ValueError) as error:
+        return None, f"its settings file {record_file} is unreadable ({' '.join(str(error).split())})"
+    if not isinstance(record, dict):
+        return None, f"{record_file} is not a settings file of this tool"
+    if record.get("settings") != asdict(settings):
+        return None, _changed_settings(record.get("settings"), settings)
+    if record.get("video_file") != identity:
+        return None, _changed_video(record.get("video_file"), identity)
+    try:
+        if read_values:
+            shape = load_features(features, settings.num_crops, FEATURE_SIZE).shape
+        else:
+            shape = read_npy_shape(features)
+    except InputError as error:
+        return None, f"its feature file is unreadable: {error}"
+    if list(shape) != record.get("shape"):
+        return None, (f"its feature file {features} has shape {list(shape)}, not the {record.get('shape')} its "
+                      "settings file records")  # fmt: skip
+    return record, ""
 
 
 def list_videos(paths: Sequence[PathLike]) -> List[Path]:
     """Videos named by files, folders (searched recursively for video suffixes) or text files (one path a line,
-    relative to the text file's folder; blank lines and ``#`` comments ignored). Missing paths are kept: they fail
-    as videos, in one line each."""
+    relative to the text file's folder; blank lines and ``#`` comments ignored; a UTF-8 byte-order mark dropped).
+    Missing paths are kept: they fail as videos, in one line each. No video at all is a one-line InputError."""
     videos: List[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
             videos += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             try:
-                lines = path.read_text().splitlines()
+                lines = path.read_text(encoding="utf-8-sig").splitlines()
             except (OSError, UnicodeDecodeError) as error:
                 raise InputError(path, f"the video list cannot be read ({error})") from None
             for line in (line.strip() for line in lines):
@@ -120,12 +181,17 @@ def list_videos(paths: Sequence[PathLike]) -> List[Path]:
                     videos.append(path.parent / line if not Path(line).is_absolute() else Path(line))
         else:
             videos.append(path)
+    if not videos:
+        raise InputError(", ".join(map(str, paths)), "no videos found: folders are searched for "
+                         f"{' '.join(sorted(VIDEO_SUFFIXES))} files, list files ({' '.join(sorted(LIST_SUFFIXES))}) "
+                         "name one video a line")  # fmt: skip
     unique = list(dict.fromkeys(videos))
     stems: Dict[str, Path] = {}
     for video in unique:
         other = stems.setdefault(video.stem, video)
         if other != video:
-            raise InputError(video, f"has the same name as {other}: both would be written to {feature_path('.', video).name}")
+            raise InputError(video, f"has the same name as {other}: both would be written to "
+                                    f"{features_of('.', video).name}")  # fmt: skip
     return unique
 
 
@@ -154,7 +220,9 @@ class VideoResult:
     video: Path
     status: str  # "extracted", "skipped" or "failed"
     snippets: int = 0
-    error: str = ""
+    error: str = ""  # failed: the one line that says why
+    note: str = ""  # extracted: the one line said about it (a partial video extracted with accept_partial)
+    record: Optional[dict] = None  # the settings file written or found (extracted, skipped)
 
 
 @dataclass
@@ -198,9 +266,9 @@ def balanced_split(frame_counts: Sequence[int], parts: int) -> List[List[int]]:
 _END = object()
 
 
-def _produce(videos: Sequence[Path], preset: Preset, batch_size: int, pin: bool,
+def _produce(videos: Sequence[Path], preset: Preset, batch_size: int, pin: bool, accept_partial: bool,
              out: "queue.Queue", stop: threading.Event) -> None:
-    """Worker thread: ("batch", i, clips) ... then ("done", i, frames) or ("failed", i, message) per video."""
+    """Worker thread: ("batch", i, clips) ... then ("done", i, its ClipReader) or ("failed", i, message) per video."""
     def put(item) -> bool:
         while not stop.is_set():
             try:
@@ -212,7 +280,7 @@ def _produce(videos: Sequence[Path], preset: Preset, batch_size: int, pin: bool,
 
     try:
         for index, video in enumerate(videos):
-            reader = ClipReader(video, preset)
+            reader = ClipReader(video, preset, accept_partial)
             batch: List[np.ndarray] = []
             try:
                 for clip in reader:
@@ -223,7 +291,7 @@ def _produce(videos: Sequence[Path], preset: Preset, batch_size: int, pin: bool,
                         batch = []
                 if batch and not put(("batch", index, _stack(batch, pin))):
                     return
-                if not put(("done", index, reader.frames)):
+                if not put(("done", index, reader)):
                     return
             except InputError as error:
                 if not put(("failed", index, str(error))):
@@ -245,17 +313,18 @@ def extract_features(
     preset: Preset,
     num_crops: int,
     batch_size: int,
-    on_video: Callable[[int, Optional[np.ndarray], int, str], None],
+    on_video: Callable[[int, Optional[np.ndarray], Optional[ClipReader], str], None],
     on_snippets: Callable[[int], None] = lambda count: None,
     prefetch: int = 2,
+    accept_partial: bool = False,
 ) -> None:
-    """Run the pipeline over ``videos``; ``on_video(index, features T N 2048 or None, frames, error)`` is called
-    once per video, in order, ``on_snippets(count)`` after each batch."""
+    """Run the pipeline over ``videos``; ``on_video(index, features T N 2048 or None, its ClipReader or None,
+    error)`` is called once per video, in order, ``on_snippets(count)`` after each batch."""
     batches: "queue.Queue" = queue.Queue(maxsize=prefetch)
     stop = threading.Event()
     worker = threading.Thread(
         target=_produce,
-        args=(videos, preset, batch_size, extractor.device.type == "cuda", batches, stop),
+        args=(videos, preset, batch_size, extractor.device.type == "cuda", accept_partial, batches, stop),
         name="clip-reader",
         daemon=True,
     )
@@ -275,7 +344,7 @@ def extract_features(
                 parts = []
             elif kind == "failed":
                 parts = []
-                on_video(index, None, 0, payload)
+                on_video(index, None, None, payload)
             else:
                 raise payload
     finally:
@@ -304,6 +373,194 @@ def start_distributed(ranks: Ranks, device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
+@dataclass
+class ExtractionPlan:
+    """What a run will do, decided with every argument checked and nothing written (:func:`plan_extraction`)."""
+
+    videos: List[Path]
+    output: Path
+    settings: ExtractionSettings
+    network: I3DResNet50
+    device: torch.device
+    ranks: Ranks
+    batch_size: int
+    accept_partial: bool
+    decided: Dict[int, VideoResult]  # videos not to extract: skipped (done), or failed already (a refused name)
+    todo: Dict[int, Optional[VideoInfo]]  # videos to extract: what their containers declare (None: unreadable)
+    identities: Dict[int, Optional[dict]]  # video_identity of every video, taken before decoding
+    lines: List[str]  # one per video extracted again (why) or failed already, said when the run starts
+
+    @property
+    def preset(self) -> Preset:
+        return PRESETS[self.settings.preset]
+
+    def share(self) -> List[int]:
+        """The videos this process extracts: under torchrun a share balanced by declared frame counts."""
+        todo = sorted(self.todo)
+        frames = [self.todo[index].frames if self.todo[index] else 0 for index in todo]
+        return [todo[i] for i in balanced_split(frames, self.ranks.world_size)[self.ranks.rank]]
+
+    def known_frames(self, index: int) -> Optional[Tuple[int, str]]:
+        """The frame count of video ``index`` known before extracting it, and where it comes from: a skipped video's
+        settings file, or a count its container declares (which a whole video decodes exactly); else None."""
+        decided = self.decided.get(index)
+        if decided is not None and decided.record is not None:
+            return decided.record["frames"], "decoded frames"
+        info = self.todo.get(index)
+        return (info.frames, "frames, as its container declares") if info is not None and info.counted else None
+
+
+def plan_extraction(
+    video_paths: Sequence[PathLike],
+    output: PathLike,
+    weights: PathLike,
+    preset: str = "rtfm",
+    num_crops: int = 10,
+    precision: str = "fp32",
+    device: Optional[str] = None,
+    batch_size: int = 4,
+    accept_partial: bool = False,
+    read_values: bool = False,
+) -> ExtractionPlan:
+    """Check every argument (one-line ``InputError``) and decide what each video needs, writing nothing: skipped
+    when its features are done (:func:`cached_features`; ``read_values`` reads them whole), failed when the file
+    system would refuse its files' names, else to be extracted (again, with the reason as a line to say)."""
+    check_range(batch_size, "--batch_size", minimum=1, integer=True)
+    settings = ExtractionSettings(preset, num_crops, precision)  # checks the choices before any file is read
+    ranks = torchrun_ranks()
+    torch_device = resolve_device(device, "extraction", ranks.local_rank)
+    videos = list_videos(video_paths)
+    check_writable_folder(output)
+    settings = replace(settings, weights_sha256=file_sha256(weights))
+    network = load_i3d(weights)
+    plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, batch_size, accept_partial,
+                          decided={}, todo={}, identities={}, lines=[])  # fmt: skip
+    for index, video in enumerate(videos):
+        target = features_of(output, video)
+        plan.identities[index] = video_identity(video)
+        refused = next(filter(None, map(name_problem, (target, settings_path(target)))), "")
+        if refused:  # before looking for the files: the system refuses even to look for names too long
+            plan.decided[index] = VideoResult(video, "failed", error=f"{video}: not extracted: {refused}")
+            plan.lines.append(plan.decided[index].error)
+            continue
+        record, again = cached_features(target, video, settings, read_values)
+        if record is not None:
+            plan.decided[index] = VideoResult(video, "skipped", record["snippets"], record=record)
+        else:
+            plan.todo[index] = _probe_or_none(video)
+            if again:
+                plan.lines.append(f"{video}: extracting again: {again}")
+    return plan
+
+
+def _probe_or_none(video: Path) -> Optional[VideoInfo]:
+    try:
+        return probe(video)
+    except InputError:
+        return None  # fails again, with its message, on the rank that gets it
+
+
+def run_plan(
+    plan: ExtractionPlan,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> RunSummary:
+    """Extract what ``plan`` says into its output folder (under torchrun, this process's share) and gather the
+    results of every process: every rank returns the summary of all. A video that fails is one line."""
+    started = time.perf_counter()
+    ensure_folder(plan.output)  # created only now that the arguments are known to be good
+    if plan.device.type == "cuda":
+        torch.cuda.set_device(plan.device)
+    start_distributed(plan.ranks, plan.device)
+    if plan.ranks.rank == 0:
+        for line in plan.lines:
+            log(line)
+        for video in plan.videos:  # what writes killed half-way left; no process writes before the barrier
+            remove_temporaries(features_of(plan.output, video))
+            remove_temporaries(settings_path(features_of(plan.output, video)))
+    if plan.ranks.world_size > 1:
+        dist.barrier()  # every rank has decided what to skip before any rank writes a file
+    mine = plan.share()
+    results = _extract(plan, mine, progress and plan.ranks.rank == 0, log)
+    return _gather(plan, mine, results, time.perf_counter() - started)
+
+
+def _extract(plan: ExtractionPlan, mine: List[int], show: bool, log: Callable[[str], None]) -> Dict[int, VideoResult]:
+    """Extract the videos ``mine`` (indices into ``plan.videos``) with progress bars; their results."""
+    expected = sum(plan.preset.snippet_count(plan.todo[index].frames if plan.todo[index] else 0) for index in mine)
+    video_bar = tqdm(total=len(mine), desc="videos", unit="video", position=0, disable=not show, file=sys.stderr)
+    snippet_bar = tqdm(total=expected, desc="snippets", unit="snippet", position=1, disable=not show,
+                       file=sys.stderr, dynamic_ncols=True)  # fmt: skip
+    say = (lambda line: tqdm.write(line, file=sys.stderr)) if show else log
+    results: Dict[int, VideoResult] = {}
+
+    def on_video(position: int, features: Optional[np.ndarray], reader: Optional[ClipReader], error: str) -> None:
+        index = mine[position]
+        if features is None:
+            results[index] = VideoResult(plan.videos[index], "failed", error=error)
+        else:
+            results[index] = _write(plan, index, features, reader)
+        if results[index].error or results[index].note:
+            say(results[index].error or results[index].note)
+        video_bar.update(1)
+
+    extractor = FeatureExtractor(plan.network, plan.device, plan.settings.precision)
+    try:
+        extract_features([plan.videos[index] for index in mine], extractor, plan.preset, plan.settings.num_crops,
+                         plan.batch_size, on_video, snippet_bar.update, accept_partial=plan.accept_partial)  # fmt: skip
+    finally:
+        snippet_bar.close()
+        video_bar.close()
+    return results
+
+
+def _write(plan: ExtractionPlan, index: int, features: np.ndarray, reader: ClipReader) -> VideoResult:
+    """Write a video's features and, last, its settings file; a write that fails fails this video alone."""
+    video = plan.videos[index]
+    target = features_of(plan.output, video)
+    info = plan.todo[index]
+    width, height = reader.size
+    record = {
+        "settings": asdict(plan.settings),
+        "video": str(video),
+        "video_file": plan.identities[index],
+        "frames": reader.frames,
+        "fps": info.fps if info is not None else None,
+        "width": width,
+        "height": height,
+        "rotation": reader.orientation.rotation,
+        "mirrored": reader.orientation.mirrored,
+        "partial": reader.partial or None,
+        "snippets": int(features.shape[0]),
+        "shape": list(features.shape),
+    }
+    try:
+        # The old settings go first: features newer than their settings file are never taken as matching.
+        settings_path(target).unlink(missing_ok=True)
+        save_npy(features, target)
+        save_text(json.dumps(record, indent=1) + "\n", settings_path(target))
+    except (InputError, OSError) as error:
+        reason = error if isinstance(error, InputError) else error.strerror or error
+        return VideoResult(video, "failed", error=f"{video}: not extracted: {reason}")
+    note = f"{video}: {reader.partial}; extracted the {reader.frames} frames that decode (--accept_partial)"
+    return VideoResult(video, "extracted", int(features.shape[0]), note=note if reader.partial else "", record=record)
+
+
+def _gather(plan: ExtractionPlan, mine: List[int], results: Dict[int, VideoResult], seconds: float) -> RunSummary:
+    """Every video's result, in order, from every process (under torchrun each rank has only its own)."""
+    results = {**plan.decided, **results}
+    summary = RunSummary(seconds=seconds, rank=plan.ranks.rank)
+    if plan.ranks.world_size > 1:
+        gathered: List[Optional[Tuple[Dict[int, VideoResult], float]]] = [None] * plan.ranks.world_size
+        dist.all_gather_object(gathered, ({index: results[index] for index in mine}, seconds))
+        for part, part_seconds in gathered:
+            results.update(part)
+            summary.seconds = max(summary.seconds, part_seconds)
+        dist.destroy_process_group()
+    summary.results = [results[index] for index in sorted(results)]
+    return summary
+
+
 def run_extraction(
     video_paths: Sequence[PathLike],
     output: PathLike,
@@ -315,92 +572,15 @@ def run_extraction(
     batch_size: int = 4,
     progress: bool = True,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    accept_partial: bool = False,
 ) -> RunSummary:
-    """Extract the features of every video not yet extracted with these settings into ``output``.
+    """Extract the features of every video not yet done with these settings into ``output``: plan, extract, gather.
 
-    Bad arguments (weights, output folder, device) raise ``InputError`` before any work; a video that fails is
-    logged in one line and counted in the summary. Under torchrun every rank returns the summary of all ranks.
+    Bad arguments (weights, output folder, device, no videos) raise ``InputError`` before anything is written; a
+    video that fails is logged in one line and counted in the summary. Under torchrun every rank returns the summary
+    of all ranks. ``accept_partial``: extract what decodes of a partial video (said in one line) instead of failing
+    it.
     """
-    if batch_size < 1:
-        raise InputError(None, f"--batch_size must be at least 1, not {batch_size}")
-    ranks = torchrun_ranks()
-    torch_device = resolve_device(device, "extraction", ranks.local_rank)
-    videos = list_videos(video_paths)
-    check_writable_folder(output)
-    settings = ExtractionSettings(preset, num_crops, precision, file_sha256(weights))
-    network = load_i3d(weights)
-    output = ensure_folder(output)  # created only once the arguments are known to be good
-    if torch_device.type == "cuda":
-        torch.cuda.set_device(torch_device)
-    start_distributed(ranks, torch_device)
-    extractor = FeatureExtractor(network, torch_device, precision)
-    started = time.perf_counter()
-
-    results: Dict[int, VideoResult] = {}
-    todo = []
-    for index, video in enumerate(videos):
-        record = extracted_record(feature_path(output, video), settings)
-        if record is not None:
-            results[index] = VideoResult(video, "skipped", record["snippets"])
-        else:
-            todo.append(index)
-    infos = {}
-    for index in todo:
-        try:
-            infos[index] = probe(videos[index])
-        except InputError:
-            infos[index] = None  # fails again, with its message, on the rank that gets it
-    frame_counts = [infos[index].frames if infos[index] else 0 for index in todo]
-    mine = [todo[i] for i in balanced_split(frame_counts, ranks.world_size)[ranks.rank]]
-    if ranks.world_size > 1:
-        dist.barrier()  # every rank has decided what to skip before any rank writes a file
-    my_videos = [videos[index] for index in mine]
-    expected = {index: PRESETS[preset].snippet_count(count) for index, count in zip(todo, frame_counts)}
-
-    show = progress and ranks.rank == 0
-    video_bar = tqdm(total=len(mine), desc="videos", unit="video", position=0, disable=not show, file=sys.stderr)
-    snippet_bar = tqdm(total=sum(expected[i] for i in mine), desc="snippets", unit="snippet", position=1,
-                       disable=not show, file=sys.stderr, dynamic_ncols=True)
-
-    def on_video(position: int, features: Optional[np.ndarray], frames: int, error: str) -> None:
-        index = mine[position]
-        video = videos[index]
-        if features is None:
-            results[index] = VideoResult(video, "failed", error=error)
-            tqdm.write(error, file=sys.stderr) if show else log(error)
-        else:
-            target = feature_path(output, video)
-            info = infos[index]
-            record = {
-                "settings": asdict(settings),
-                "video": str(video),
-                "frames": frames,
-                "fps": info.fps,
-                "width": info.width,
-                "height": info.height,
-                "snippets": int(features.shape[0]),
-                "shape": list(features.shape),
-            }
-            # The old settings go first: features newer than their settings file are never taken as matching.
-            settings_path(target).unlink(missing_ok=True)
-            save_npy(features, target)
-            save_text(json.dumps(record, indent=1) + "\n", settings_path(target))
-            results[index] = VideoResult(video, "extracted", int(features.shape[0]))
-        video_bar.update(1)
-
-    try:
-        extract_features(my_videos, extractor, PRESETS[preset], num_crops, batch_size, on_video, snippet_bar.update)
-    finally:
-        snippet_bar.close()
-        video_bar.close()
-
-    summary = RunSummary(seconds=time.perf_counter() - started, rank=ranks.rank)
-    if ranks.world_size > 1:
-        gathered: List[Optional[Tuple[Dict[int, VideoResult], float]]] = [None] * ranks.world_size
-        dist.all_gather_object(gathered, ({index: results[index] for index in mine}, summary.seconds))
-        for part, seconds in gathered:
-            results.update(part)
-            summary.seconds = max(summary.seconds, seconds)
-        dist.destroy_process_group()
-    summary.results = [results[index] for index in sorted(results)]
-    return summary
+    plan = plan_extraction(video_paths, output, weights, preset, num_crops, precision, device, batch_size,
+                           accept_partial)  # fmt: skip
+    return run_plan(plan, progress, log)

@@ -15,6 +15,12 @@ B 16 h w 3 -> float32 B 3 16 h w, channels-last 3-D (the layout that ``I3DResNet
   the tail shorter than 16 dropped: T = floor(frames / 16), and only videos of more than 16 frames.
 
 ``num_crops`` 10 is the published layout, 5 the first five crops (XD-Violence), 1 the centre crop.
+
+Memory does not grow with the input's size: frames are decoded and resized one at a time, and a frame whose resized
+size would exceed MAX_RESIZED_PIXELS (1024 × 256: a 4:1 frame at 256 on its shorter side) is refused, before it is
+resized, in one line naming the video. A clip of resized frames is then at most 16 × 1024 × 256 × 3 bytes (12.6 MB),
+less than its ten 224 × 224 crops (24 MB); without the bound a 2048 × 2 video would resize to 262,144 × 256 (3 GiB
+a clip). Only rtfm can exceed it (it keeps the aspect ratio); gowtham always resizes to 340 × 256.
 """
 
 from dataclasses import dataclass
@@ -26,26 +32,30 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_choice
 from anomaly.extraction.network import CROP_SIZE, CropBox
+from anomaly.extraction.video import UPRIGHT, DecodingStopped, Orientation, VideoDecoder, incomplete, probe
 from anomaly.layout import FRAMES_PER_SNIPPET
-from anomaly.extraction.video import decode_frames
 
 PathLike = Union[str, Path]
 NUM_CROPS = (10, 5, 1)
+MAX_RESIZED_PIXELS = 1024 * 256  # the largest resized frame accepted (see the module docstring)
+SHORTER_SIDE = 256  # rtfm's resized shorter side (torchvision Resize(256))
 
 
-def _resize_shorter_side(frame: np.ndarray, size: int = 256) -> np.ndarray:
-    """torchvision ``Resize(size)`` on a PIL image: the longer side becomes int(size · long / short)."""
-    height, width = frame.shape[:2]
+def _shorter_side_size(height: int, width: int) -> Tuple[int, int]:
+    """torchvision ``Resize(256)``'s (h, w): the longer side becomes int(256 · long / short)."""
     if width <= height:
-        target = (size, int(size * height / width))
-    else:
-        target = (int(size * width / height), size)
-    image = Image.fromarray(frame)
-    if image.size == target:  # torchvision returns the image untouched then
+        return int(SHORTER_SIDE * height / width), SHORTER_SIDE
+    return SHORTER_SIDE, int(SHORTER_SIDE * width / height)
+
+
+def _resize_shorter_side(frame: np.ndarray) -> np.ndarray:
+    """torchvision ``Resize(256)`` on a PIL image, PIL bilinear."""
+    height, width = _shorter_side_size(*frame.shape[:2])
+    if frame.shape[:2] == (height, width):  # torchvision returns the image untouched then
         return frame
-    return np.asarray(image.resize(target, Image.BILINEAR))
+    return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
 
 
 def _resize_340x256(frame: np.ndarray) -> np.ndarray:
@@ -69,6 +79,7 @@ def _gowtham_corners(height: int, width: int) -> List[Tuple[int, int]]:
 class Preset:
     name: str
     resize: Callable[[np.ndarray], np.ndarray]  # uint8 H W 3 -> uint8 h w 3
+    resized_size: Callable[[int, int], Tuple[int, int]]  # (H, W) -> (h, w), computed without resizing
     corners: Callable[[int, int], List[Tuple[int, int]]]  # (h, w) of the resized frame -> five (top, left)
     centre: int  # index of the centre crop among the five
     scale: Callable[[Tensor], Tensor]  # float pixel values 0-255 -> network input
@@ -83,8 +94,7 @@ class Preset:
 
     def crop_boxes(self, height: int, width: int, num_crops: int) -> List[CropBox]:
         """The crops of a resized h × w frame, in the feature files' order: (flipped, top, left) each."""
-        if num_crops not in NUM_CROPS:
-            raise ValueError(f"num_crops must be one of {NUM_CROPS}, not {num_crops}")
+        check_choice(num_crops, NUM_CROPS, "--num_crops")
         corners = self.corners(height, width)
         if num_crops == 1:
             corners = [corners[self.centre]]
@@ -108,49 +118,47 @@ class Preset:
 
 PRESETS = {
     "rtfm": Preset(
-        "rtfm", _resize_shorter_side, _ten_crop_corners, centre=4,
+        "rtfm", _resize_shorter_side, _shorter_side_size, _ten_crop_corners, centre=4,
         scale=lambda x: (x - 114.75) / 57.375, keep_tail=True, min_frames=1,
     ),
     "gowtham": Preset(
-        "gowtham", _resize_340x256, _gowtham_corners, centre=2,
+        "gowtham", _resize_340x256, lambda height, width: (256, 340), _gowtham_corners, centre=2,
         scale=lambda x: x * 2 / 255 - 1, keep_tail=False, min_frames=FRAMES_PER_SNIPPET + 1,
     ),
 }  # fmt: skip
 
 
 class ClipReader:
-    """The clips of one video, decoded and resized as they are read: uint8 16 h w 3 each.
+    """The clips of one video, decoded (upright) and resized as they are read: uint8 16 h w 3 each.
 
-    ``frames`` counts the frames decoded so far (all of them once iteration ends). A video the preset refuses
-    (no frames; gowtham: 16 frames or fewer) raises ``InputError`` before its first clip is returned, and so does
-    one whose frames change to a size that resizes differently (the crops are boxes of one frame size).
+    ``frames`` counts the frames decoded so far (all of them once iteration ends); ``orientation`` is how the frames
+    were turned upright, ``size`` the upright frames' (width, height). Raises ``InputError`` naming the video for a
+    video the preset refuses (no frames; gowtham: 16 frames or fewer) before its first clip is returned; for a frame
+    that would resize beyond MAX_RESIZED_PIXELS, or to another size than the first (the crops are boxes of one frame
+    size), before resizing it; and for a partial video (``anomaly.extraction.video.incomplete``: decoding failed
+    part way, or fewer frames than the container declares) once its frames are read. With ``accept_partial`` a
+    partial video gives the clips of the frames that decode, and ``partial`` says what is missing.
     """
 
-    def __init__(self, path: PathLike, preset: Preset):
+    def __init__(self, path: PathLike, preset: Preset, accept_partial: bool = False):
         self.path = Path(path)
         self.preset = preset
+        self.accept_partial = accept_partial
         self.frames = 0
+        self.orientation: Orientation = UPRIGHT
+        self.size: Optional[Tuple[int, int]] = None
+        self.partial = ""
 
     def __iter__(self) -> Iterator[np.ndarray]:
         clip: Optional[np.ndarray] = None
         pending: Optional[np.ndarray] = None  # a full clip, returned once the video is known to be long enough
-        shapes: Optional[Tuple[tuple, tuple]] = None  # the first frame's shape, resized and not
-        for frame in decode_frames(self.path):
+        for resized in self._resized_frames():
             if pending is not None:
                 yield pending
                 pending = None
-            resized = self.preset.resize(frame)
-            if shapes is None:
-                shapes = (frame.shape, resized.shape)
-            elif resized.shape != shapes[1]:
-                (height, width, _), _ = shapes
-                raise InputError(self.path, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
-                                            f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
-                                            "preset crops one frame size per video")  # fmt: skip
             if clip is None:
                 clip = np.empty((FRAMES_PER_SNIPPET, *resized.shape), np.uint8)
-            clip[self.frames % FRAMES_PER_SNIPPET] = resized
-            self.frames += 1
+            clip[(self.frames - 1) % FRAMES_PER_SNIPPET] = resized
             if self.frames % FRAMES_PER_SNIPPET == 0:
                 pending, clip = clip, None
         if self.frames < self.preset.min_frames:
@@ -159,7 +167,7 @@ class ClipReader:
             raise InputError(
                 self.path,
                 f"has {self.frames} frames; the {self.preset.name} preset needs at least {self.preset.min_frames} "
-                "(it drops the tail shorter than 16 frames; use --preset rtfm for short videos)",
+                f"(it drops the tail shorter than {FRAMES_PER_SNIPPET} frames; use --preset rtfm for short videos)",
             )
         if pending is not None:
             yield pending
@@ -167,3 +175,40 @@ class ClipReader:
         if tail and self.preset.keep_tail:
             # Loop padding: the partial clip's own frames repeated from its start until it has 16.
             yield clip[np.arange(FRAMES_PER_SNIPPET) % tail]
+
+    def _resized_frames(self) -> Iterator[np.ndarray]:
+        """Every frame upright and resized, counted in ``frames``; then the partial-video check."""
+        declared = probe(self.path)
+        decoder = VideoDecoder(self.path)
+        stopped = ""
+        resized_size: Optional[Tuple[int, int]] = None
+        try:
+            for frame in decoder:
+                if resized_size is None:
+                    self.orientation, self.size = decoder.orientation, (frame.shape[1], frame.shape[0])
+                    resized_size = self._check_size(frame.shape[:2])
+                elif self.preset.resized_size(*frame.shape[:2]) != resized_size:
+                    (width, height) = self.size
+                    raise InputError(self.path, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
+                                                f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
+                                                "preset crops one frame size per video")  # fmt: skip
+                self.frames += 1
+                yield self.preset.resize(frame)
+        except DecodingStopped as error:
+            stopped = error.reason
+        problem = incomplete(declared, self.frames, stopped)
+        if problem and not self.accept_partial:
+            raise InputError(self.path, f"{problem}; --accept_partial extracts the frames that decode")
+        self.partial = problem
+
+    def _check_size(self, shape: Tuple[int, int]) -> Tuple[int, int]:
+        """The resized (h, w) of frames of ``shape`` (H, W), or a one-line InputError when it exceeds the bound."""
+        height, width = self.preset.resized_size(*shape)
+        if height * width > MAX_RESIZED_PIXELS:
+            raise InputError(
+                self.path,
+                f"its {shape[1]}x{shape[0]} frames would resize to {width}x{height} ({self.preset.name} preset), "
+                f"beyond the {MAX_RESIZED_PIXELS:,} pixels a resized frame may have (1024x256: an aspect ratio up "
+                "to 4:1)",
+            )
+        return height, width

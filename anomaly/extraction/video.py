@@ -1,6 +1,17 @@
-"""Decoding videos with PyAV, one RGB frame at a time: uint8 H W 3 arrays, never the whole video in memory."""
+"""Decoding videos with PyAV, one RGB frame at a time: uint8 H W 3 arrays, upright, never the whole video in memory.
 
+Frames come out as a player shows them, as FFmpeg's command line decodes them by default (its ``autorotate``): a
+stream whose display matrix turns or mirrors the stored frames (a phone held upright stores its frames sideways
+with a 90° matrix) is decoded into upright frames. Only turns by multiples of 90°, with or without a mirror, exist
+in practice; another angle is refused in one line.
+
+``probe`` says what the container declares before decoding: an exact frame count (MP4, MOV, AVI, GIF index their
+frames) or a duration (Matroska, WebM, FLV), from which ``incomplete`` tells a video cut short from a whole one.
+"""
+
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -12,16 +23,80 @@ from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
 
+# A duration-derived frame count is an estimate: duration × average rate is off by a frame at each end (whether the
+# last frame's display time is counted), by more when the rate varies (FFmpeg averages the first frames) or when only
+# the container's duration is known (an audio track may outlast the video). So a video is partial when it decodes
+# fewer frames than such an estimate by more than this share of it, or by more than DURATION_SLACK_FRAMES frames,
+# whichever is larger. A declared count is exact (the container's index of stored frames): any shortfall is partial.
+DURATION_SLACK_SHARE = 0.05
+DURATION_SLACK_FRAMES = 2
+
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says, before decoding: ``frames`` is its count or an estimate (0 when unknown)."""
+    """What the container says, before decoding. ``frames``: its count of stored frames when ``counted``, else an
+    estimate from ``duration`` × ``fps`` (0 when neither is known). ``width`` × ``height``: the stored frames'
+    size."""
 
     path: Path
     frames: int
     fps: Optional[float]
     width: int
     height: int
+    counted: bool = False
+    duration: Optional[float] = None  # seconds of video the container declares, when it declares no count
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How a stream's display matrix turns its stored frames upright: ``rotation``, the matrix's angle in degrees
+    clockwise (the turn FFmpeg's command line applies; ``ffprobe`` prints it counter-clockwise, negated), and
+    ``mirrored`` when the matrix also flips them (then it is that turn followed by a flip upside down). ``apply``
+    does it to an H W 3 frame as a transposition and flips (views, no copy)."""
+
+    rotation: int = 0
+    mirrored: bool = False
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_columns: bool = False
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        if self.transpose:
+            frame = frame.transpose(1, 0, 2)
+        if self.flip_rows:
+            frame = frame[::-1]
+        if self.flip_columns:
+            frame = frame[:, ::-1]
+        return frame
+
+
+UPRIGHT = Orientation()
+
+
+def orientation_of(matrix: Optional[bytes], path: Path) -> Orientation:
+    """The :class:`Orientation` of a display matrix (FFmpeg's ``AV_FRAME_DATA_DISPLAYMATRIX``: 9 int32, the 2 × 2
+    part in 16.16 fixed point), or a one-line InputError for an angle that is not a multiple of 90°.
+
+    The matrix maps a stored pixel (x, y) (y downwards) to its displayed place (x', y') = (m0 x + m3 y, m1 x + m4 y);
+    turning by multiples of 90° with or without a mirror, each of x' and y' is ± one of x and y. x' taken from y
+    means the frame is transposed; a negative sign reverses that axis of the result. FFmpeg's command line applies
+    the same eight transforms (``transpose``, ``hflip``, ``vflip`` filters chosen from the same matrix).
+    """
+    if matrix is None:
+        return UPRIGHT
+    m0, m1, _, m3, m4 = struct.unpack("=9i", bytes(matrix))[:5]
+    largest = max(abs(m0), abs(m1), abs(m3), abs(m4))
+    if largest == 0:
+        return UPRIGHT  # an empty matrix says nothing
+    signs = [0 if abs(value) < 0.01 * largest else int(math.copysign(1, value)) for value in (m0, m1, m3, m4)]
+    s0, s1, s3, s4 = signs
+    rotation = round(math.degrees(math.atan2(m1, m0))) % 360
+    if not ((s1 == s3 == 0 and s0 and s4) or (s0 == s4 == 0 and s1 and s3)):
+        raise InputError(path, f"its display matrix turns the frames by {rotation}°: only turns by multiples of "
+                               "90° are applied (re-encode it upright)")  # fmt: skip
+    transpose = s0 == 0
+    x_sign, y_sign = (s3, s1) if transpose else (s0, s4)
+    return Orientation(rotation, m0 * m4 - m1 * m3 < 0, transpose, y_sign < 0, x_sign < 0)
 
 
 def _open(path: Path) -> "av.container.InputContainer":
@@ -39,37 +114,96 @@ def _open(path: Path) -> "av.container.InputContainer":
     return container
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return "out of memory"
     return " ".join(str(getattr(error, "strerror", None) or error).split()) or type(error).__name__
 
 
+def _duration(container: "av.container.InputContainer", stream: "av.video.VideoStream") -> Optional[float]:
+    """Seconds of video the file declares: the stream's own duration, else its Matroska ``DURATION`` tag, else the
+    container's (which covers every stream)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION", "")  # HH:MM:SS.fraction
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        pass
+    return container.duration / av.time_base if container.duration else None
+
+
 def probe(path: PathLike) -> VideoInfo:
-    """Frame count (exact when the container records it, else duration × rate), frame rate and size."""
+    """Frame count (exact when the container records it, else duration × rate), frame rate and stored size."""
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
-        frames = int(stream.frames or 0)
-        if not frames and fps and stream.duration is not None and stream.time_base is not None:
-            frames = int(round(float(stream.duration * stream.time_base) * fps))
-        elif not frames and fps and container.duration:
-            frames = int(round(container.duration / av.time_base * fps))
-        return VideoInfo(path, frames, fps, stream.codec_context.width, stream.codec_context.height)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if stream.frames:
+            return VideoInfo(path, int(stream.frames), fps, width, height, counted=True)
+        duration = _duration(container, stream)
+        frames = int(round(duration * fps)) if duration and fps else 0
+        return VideoInfo(path, frames, fps, width, height, duration=duration if frames else None)
+
+
+def incomplete(info: VideoInfo, decoded: int, stopped: str = "") -> str:
+    """Why a video of which ``decoded`` frames could be decoded is partial ('' when it is whole): decoding stopped
+    with the error ``stopped``, or fewer frames than ``info`` declares (see DURATION_SLACK_SHARE)."""
+    if info.counted:
+        declared = f" of the {info.frames} frames its container declares"
+    elif info.frames:
+        declared = (f" of the about {info.frames} frames its duration declares ({info.duration:.2f} s at "
+                    f"{info.fps:g} frames/s)")  # fmt: skip
+    else:
+        declared = ""
+    if stopped:
+        return f"decoding failed after {decoded}{declared or ' frames'} ({stopped})"
+    slack = 0 if info.counted else max(DURATION_SLACK_FRAMES, DURATION_SLACK_SHARE * info.frames)
+    if info.frames - decoded > slack:
+        return f"only {decoded}{declared} could be decoded (a file cut short, or corrupt)"
+    return ""
+
+
+class DecodingStopped(InputError):
+    """Decoding failed part way; ``reason`` is FFmpeg's word for it."""
+
+    def __init__(self, path: Path, frames: int, reason: str):
+        super().__init__(path, f"decoding failed after {frames} frames ({reason})")
+        self.reason = reason
+
+
+class VideoDecoder:
+    """Every frame of the first video stream, upright (see the module docstring), as RGB uint8 H W 3, in display
+    order. ``orientation`` is the first frame's (once one is decoded). An error part way raises
+    :class:`DecodingStopped`: the frames so far are not passed off as the whole video."""
+
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self.orientation: Optional[Orientation] = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        with _open(self.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
+            decoded = 0
+            try:
+                for frame in container.decode(stream):
+                    side_data = frame.side_data
+                    orientation = orientation_of(
+                        side_data["DISPLAYMATRIX"] if "DISPLAYMATRIX" in side_data else None, self.path
+                    )
+                    if self.orientation is None:
+                        self.orientation = orientation
+                    pixels = frame.to_ndarray(format="rgb24")
+                    decoded += 1
+                    yield orientation.apply(pixels)
+            except (av.FFmpegError, MemoryError) as error:
+                raise DecodingStopped(self.path, decoded, _reason(error)) from None
 
 
 def decode_frames(path: PathLike) -> Iterator[np.ndarray]:
-    """Every frame of the first video stream as RGB uint8 H W 3, in display order.
-
-    A video that stops decoding part way raises ``InputError`` naming it (the frames so far are not returned as a
-    complete video).
-    """
-    path = Path(path)
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
-        try:
-            for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
-        except av.FFmpegError as error:
-            raise InputError(path, f"decoding failed part way ({_reason(error)})") from None
+    """The frames of :class:`VideoDecoder`: upright RGB uint8 H W 3, in display order."""
+    return iter(VideoDecoder(path))

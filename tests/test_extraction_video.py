@@ -1,0 +1,118 @@
+"""Decoding: frames turned upright as a player shows them, and partial videos told from whole ones."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anomaly.errors import InputError
+from anomaly.extraction.preprocess import PRESETS, ClipReader
+from anomaly.extraction.video import VideoDecoder, VideoInfo, incomplete, probe
+from tests.extraction_helpers import cut_in_half, make_video, write_frames
+
+
+def stored_frames(count: int = 3) -> list:
+    """Frames of 48 rows × 64 columns, each corner a different colour, so that every turn and mirror shows."""
+    frames = []
+    for index in range(count):
+        frame = np.full((48, 64, 3), 40 * index, np.uint8)
+        frame[:8, :8] = (255, 0, 0)
+        frame[:8, -8:] = (0, 255, 0)
+        frame[-8:, :8] = (0, 0, 255)
+        frames.append(frame)
+    return frames
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270])
+def test_frames_are_shown_as_the_display_matrix_says(tmp_path, degrees, mirrored):
+    """A lossless video whose display matrix turns its stored frames ``degrees`` counter-clockwise (a phone's
+    sideways frames: 270, i.e. 90 clockwise), then mirrors them: decoding gives the frames so turned and mirrored."""
+    frames = stored_frames()
+    video = write_frames(tmp_path / "phone.mkv", frames, "ffv1", "bgr0", turn=(degrees, mirrored))
+    decoder = VideoDecoder(video)
+    decoded = list(decoder)
+    expected = [np.rot90(frame, degrees // 90) for frame in frames]  # np.rot90 turns counter-clockwise
+    expected = [frame[:, ::-1] if mirrored else frame for frame in expected]
+    assert len(decoded) == 3
+    for actual, wanted in zip(decoded, expected):
+        np.testing.assert_array_equal(actual, wanted)
+    # Recorded as FFmpeg names the matrix: its clockwise angle (a mirror is that turn and a flip upside down).
+    assert decoder.orientation.rotation == ((degrees + 180) if mirrored else -degrees) % 360
+    assert decoder.orientation.mirrored == mirrored
+
+
+def test_a_turn_that_is_not_a_multiple_of_90_degrees_is_refused(tmp_path):
+    video = write_frames(tmp_path / "tilted.mkv", stored_frames(1), "ffv1", "bgr0", turn=(30, False))
+    with pytest.raises(InputError) as error:
+        list(VideoDecoder(video))
+    assert str(error.value) == (f"{video}: its display matrix turns the frames by 330°: only turns by multiples of "
+                                "90° are applied (re-encode it upright)")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cut_videos(tmp_path_factory):
+    """40-frame videos, whole and cut in half: an MP4 with its index first (it declares 40 frames) and a Matroska
+    file (it declares 1.6 s at 25 frames/s)."""
+    folder = tmp_path_factory.mktemp("cut")
+    whole_mp4 = make_video(folder / "whole.mp4", 40, 176, 144, options={"movflags": "faststart"})
+    whole_mkv = make_video(folder / "whole.mkv", 40, 176, 144)
+    return dict(whole_mp4=whole_mp4, whole_mkv=whole_mkv, mp4=cut_in_half(whole_mp4, folder / "cut.mp4"),
+                mkv=cut_in_half(whole_mkv, folder / "cut.mkv"))  # fmt: skip
+
+
+def decoded_count(video: Path) -> int:
+    return sum(1 for _ in VideoDecoder(video))
+
+
+def test_what_containers_declare(cut_videos):
+    mp4, mkv = probe(cut_videos["mp4"]), probe(cut_videos["mkv"])
+    assert (mp4.frames, mp4.counted) == (40, True)  # the index, written first, survives the cut
+    assert (mkv.frames, mkv.counted, mkv.duration, mkv.fps) == (40, False, 1.6, 25.0)
+    assert decoded_count(cut_videos["mp4"]) < 40 and decoded_count(cut_videos["mkv"]) < 40
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv"])
+def test_a_video_cut_short_is_refused_naming_both_counts_and_the_flag(cut_videos, kind):
+    video = cut_videos[kind]
+    frames = decoded_count(video)
+    declared = ("of the 40 frames its container declares" if kind == "mp4" else
+                "of the about 40 frames its duration declares (1.60 s at 25 frames/s)")  # fmt: skip
+    with pytest.raises(InputError) as error:
+        list(ClipReader(video, PRESETS["rtfm"]))
+    assert str(error.value) == (f"{video}: only {frames} {declared} could be decoded (a file cut short, or corrupt); "
+                                "--accept_partial extracts the frames that decode")  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mkv"])
+def test_accept_partial_gives_the_clips_of_the_frames_that_decode(cut_videos, kind):
+    reader = ClipReader(cut_videos[kind], PRESETS["rtfm"], accept_partial=True)
+    clips = list(reader)
+    assert reader.frames == decoded_count(cut_videos[kind])
+    assert len(clips) == PRESETS["rtfm"].snippet_count(reader.frames)
+    assert reader.partial.startswith(f"only {reader.frames} of the ")
+
+
+@pytest.mark.parametrize("kind", ["whole_mp4", "whole_mkv"])
+def test_whole_videos_are_not_partial(cut_videos, kind):
+    reader = ClipReader(cut_videos[kind], PRESETS["rtfm"])
+    assert len(list(reader)) == 3 and reader.frames == 40 and reader.partial == ""
+
+
+def test_a_declared_count_is_exact_and_a_duration_has_slack():
+    """Counted: one frame short is partial. From a duration (±1 frame at each end, rates averaged, audio outlasting
+    the video): up to 5 % of the estimate or 2 frames, whichever is more, is not."""
+    counted = VideoInfo(Path("a.mp4"), 40, 25.0, 176, 144, counted=True)
+    assert incomplete(counted, 40) == "" and incomplete(counted, 41) == ""
+    assert incomplete(counted, 39) == (
+        "only 39 of the 40 frames its container declares could be decoded (a file cut short, or corrupt)")
+    short = VideoInfo(Path("a.mkv"), 40, 25.0, 176, 144, duration=1.6)
+    assert incomplete(short, 38) == ""
+    assert incomplete(short, 37).startswith("only 37 of the about 40 frames its duration declares")
+    long = VideoInfo(Path("b.mkv"), 1000, 25.0, 176, 144, duration=40.0)
+    assert incomplete(long, 950) == "" and incomplete(long, 949) != ""
+    unknown = VideoInfo(Path("c.webm"), 0, None, 176, 144)
+    assert incomplete(unknown, 1) == ""
+    assert incomplete(unknown, 7, stopped="Invalid data") == "decoding failed after 7 frames (Invalid data)"
+    assert incomplete(counted, 7, stopped="Invalid data") == (
+        "decoding failed after 7 of the 40 frames its container declares (Invalid data)")

@@ -17,49 +17,77 @@ one line; the others are scored.
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from anomaly.data.datasets import load_dictionary
 from anomaly.data.features import load_features
 from anomaly.data.ground_truth import mask_to_labels, read_frame_mask
-from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
+from anomaly.engine.detector_file import Detector, detector_from_checkpoint, load_detector_file
 from anomaly.errors import InputError, check_range
-from anomaly.extraction import FEATURE_SIZE, ExtractionPlan, VideoResult, features_of, plan_extraction, run_plan
+from anomaly.extraction import (
+    BACKBONE,
+    FEATURE_SIZE,
+    ExtractionPlan,
+    VideoResult,
+    features_of,
+    plan_extraction,
+    recorded_recipe,
+    run_plan,
+    settings_path,
+)
 from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import FRAMES_PER_SNIPPET
-from anomaly.models.s3r import S3R
 from anomaly.plotting import plot_score_curve, true_runs
 
 PathLike = Union[str, Path]
-FIRST_WEIGHT = "video_embedding.0.conv_1.0.weight"  # [C/4, C, 3]: gives the checkpoint's feature size
+RELEASED_PRESET, RELEASED_NUM_CROPS = "rtfm", 10  # how the released checkpoints' features were made
 
 
-def load_detector(checkpoint: PathLike, dictionary: PathLike, device: torch.device) -> Tuple[S3R, Tensor]:
-    """S3R for 2048-channel I3D features in eval mode, and its dictionary 1 S 2048, on ``device``."""
-    checkpoint = Path(checkpoint)
-    state = model_state_of(load_checkpoint(checkpoint), checkpoint)
-    if FIRST_WEIGHT in state and state[FIRST_WEIGHT].dim() == 3 and state[FIRST_WEIGHT].shape[1] != FEATURE_SIZE:
-        raise InputError(
-            checkpoint,
-            f"an S3R checkpoint for {state[FIRST_WEIGHT].shape[1]}-channel features; I3D ResNet-50 features have "
-            f"{FEATURE_SIZE} (use a checkpoint trained on I3D features)",
-        )
-    model = S3R(FEATURE_SIZE)
-    load_model_weights(model, state, checkpoint, f"S3R for {FEATURE_SIZE}-channel features")
-    atoms = torch.from_numpy(load_dictionary(dictionary, FEATURE_SIZE))
-    return model.to(device).eval(), atoms.unsqueeze(0).to(device)
+def load_video_detector(
+    detector: Optional[PathLike], checkpoint: Optional[PathLike], dictionary: Optional[PathLike],
+    preset: Optional[str], num_crops: Optional[int], device: torch.device,
+) -> Detector:  # fmt: skip
+    """The detector that scores videos: a detector file (``--detector``, which records its features' preset and
+    crops), or a released checkpoint with its dictionary (``--checkpoint``/``--dictionary``; ``rtfm`` and ten crops
+    unless given). Either way it must score the 2048-channel features of I3D ResNet-50 that extraction makes."""
+    if (detector is None) == (checkpoint is None) or (checkpoint is None) != (dictionary is None):
+        raise InputError(None, "give --detector FILE, or --checkpoint FILE and --dictionary FILE (a released "
+                         "checkpoint): one of the two")
+    if detector is not None:
+        loaded, source = load_detector_file(detector, device), detector
+    else:
+        loaded = detector_from_checkpoint(checkpoint, dictionary, FEATURE_SIZE, device, backbone=BACKBONE)
+        source, preset, num_crops = checkpoint, preset or RELEASED_PRESET, num_crops or RELEASED_NUM_CROPS
+    features = loaded.features
+    if (features.backbone, features.feature_size) != (BACKBONE, FEATURE_SIZE):
+        raise InputError(source, f"was trained on {features.feature_size}-channel {features.backbone} features; "
+                         f"videos are scored with {FEATURE_SIZE}-channel {BACKBONE} features (train on features made "
+                         "by s3r extract)")
+    return loaded.with_preset(preset, num_crops, source)
+
+
+def check_cached_recipe(plan: ExtractionPlan) -> None:
+    """Features cached in the output folder with another preset or crop count than the detector's are refused (not
+    replaced: they may be another detector's), in one line naming them."""
+    for video in plan.videos:
+        recipe = recorded_recipe(features_of(plan.output, video))
+        wanted = (plan.settings.preset, plan.settings.num_crops)
+        if recipe is not None and recipe != wanted:
+            raise InputError(settings_path(features_of(plan.output, video)),
+                             f"features of {video.name} made with --preset {recipe[0]} --num_crops {recipe[1]}, but "
+                             f"the detector scores --preset {wanted[0]} --num_crops {wanted[1]}: give another "
+                             "--output or remove them")
 
 
 @torch.no_grad()
-def snippet_scores(model: S3R, dictionary: Tensor, features: np.ndarray) -> np.ndarray:
+def snippet_scores(detector: Detector, features: np.ndarray) -> np.ndarray:
     """features T N C -> scores T (float64)."""
+    dictionary = detector.dictionary
     video = torch.from_numpy(features).to(dictionary.device).permute(1, 0, 2).unsqueeze(0)  # 1 N T C
-    return model.snippet_scores(video, dictionary)[0, :, 0].double().cpu().numpy()
+    return detector.model.snippet_scores(video, dictionary)[0, :, 0].double().cpu().numpy()
 
 
 def frame_scores(scores: np.ndarray, num_frames: int) -> np.ndarray:
@@ -123,12 +151,13 @@ def mask_labels(mask: np.ndarray, frames: int, counted: str, label_file: PathLik
 
 def detect_anomalies(
     videos: Sequence[PathLike],
-    checkpoint: PathLike,
-    dictionary: PathLike,
     weights: PathLike,
     output: PathLike,
-    preset: str = "rtfm",
-    num_crops: int = 10,
+    detector: Optional[PathLike] = None,
+    checkpoint: Optional[PathLike] = None,
+    dictionary: Optional[PathLike] = None,
+    preset: Optional[str] = None,
+    num_crops: Optional[int] = None,
     precision: str = "fp32",
     device: Optional[str] = None,
     threshold: float = 0.5,
@@ -138,14 +167,15 @@ def detect_anomalies(
     log: Callable[[str], None] = print,
     accept_partial: bool = False,
 ) -> int:
-    """Score every video; write its CSV and PNG; log its segments above ``threshold``. Returns the number of videos
-    that could not be scored (each reported in one line on stderr). Bad arguments raise ``InputError`` before
-    anything is written."""
+    """Score every video with the detector (``load_video_detector``); write its CSV and PNG; log its segments above
+    ``threshold``. Returns the number of videos that could not be scored (each reported in one line on stderr). Bad
+    arguments raise ``InputError`` before anything is written."""
     check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
     torch_device = resolve_device(device, "detection")
-    model, atoms = load_detector(checkpoint, dictionary, torch_device)
-    plan = plan_extraction(videos, output, weights, preset, num_crops, precision, str(torch_device), batch_size,
-                           accept_partial, read_values=True)  # fmt: skip
+    scorer = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
+    plan = plan_extraction(videos, output, weights, scorer.features.preset, scorer.features.num_crops, precision,
+                           str(torch_device), batch_size, accept_partial, read_values=True)  # fmt: skip
+    check_cached_recipe(plan)
     masks = check_masks(plan, ground_truth)
     summary = run_plan(plan, progress)
     failed = summary.count("failed")  # each said in its line by the extraction
@@ -153,20 +183,20 @@ def detect_anomalies(
         if result.status == "failed":
             continue
         try:
-            log(score_video(result, plan, model, atoms, threshold, mask, label_file))
+            log(score_video(result, plan, scorer, threshold, mask, label_file))
         except InputError as error:
             print(f"{result.video}: not scored: {error}", file=sys.stderr, flush=True)
             failed += 1
     return failed
 
 
-def score_video(result: VideoResult, plan: ExtractionPlan, model: S3R, atoms: Tensor, threshold: float,
+def score_video(result: VideoResult, plan: ExtractionPlan, detector: Detector, threshold: float,
                 mask: Optional[np.ndarray], label_file: Optional[PathLike]) -> str:
     """Score one extracted (or skipped) video, write its CSV and PNG; the line that names its segments."""
     record = result.record
     features = load_features(features_of(plan.output, result.video), plan.settings.num_crops, FEATURE_SIZE)
     labels = None if mask is None else mask_labels(mask, record["frames"], "decoded frames", label_file, result.video)
-    scores = frame_scores(snippet_scores(model, atoms, features), record["frames"])
+    scores = frame_scores(snippet_scores(detector, features), record["frames"])
     fps = record.get("fps")
     stem = result.video.stem
     csv_file, picture = plan.output / f"{stem}_scores.csv", plan.output / f"{stem}_scores.png"

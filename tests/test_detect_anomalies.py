@@ -2,11 +2,13 @@
 curve, reusing only whole cached features, and every argument refused before anything is written."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.models.s3r import S3R
 from tests.conftest import run_tool
 from tests.extraction_helpers import make_video, seeded_state_dict
@@ -67,7 +69,8 @@ def test_a_checkpoint_for_other_features_is_refused(inputs, tmp_path):
     output = tmp_path / "out"
     status, out, err = detect(inputs, output, checkpoint=checkpoint)
     assert status == 2 and out == ""
-    assert err == f"s3r detect: {checkpoint}: an S3R checkpoint for 128-channel features; I3D ResNet-50 features have 2048 (use a checkpoint trained on I3D features)\n"
+    assert err == (f"s3r detect: {checkpoint}: an S3R checkpoint for 128-channel features; the features here have "
+                   "2048 (use a checkpoint trained on such features)\n")
     assert not output.exists()
 
 
@@ -141,3 +144,74 @@ def test_a_corrupt_cached_feature_file_is_extracted_again(inputs, tmp_path, dama
     assert err.startswith(f"{other}: extracting again: its feature file is unreadable: {features}: {problem}")
     assert err.count("\n") == 1
     assert features.read_bytes() == whole
+
+
+def write_detector(inputs, path, preset="gowtham", num_crops=1, feature_size=2048):
+    """A detector file of the fixture's checkpoint and dictionary, recording how its features were made."""
+    state = torch.load(inputs["checkpoint"], weights_only=True) if feature_size == 2048 else S3R(feature_size).state_dict()
+    atoms = torch.from_numpy(np.load(inputs["dictionary"]))[:, :feature_size]
+    save_detector(path, state, atoms, FeatureSpec("i3d", preset, num_crops, feature_size), "my-cameras", "AUC", 0.9, 7)
+    return path
+
+
+def detect_with(inputs, output, detector, *extra):
+    arguments = (inputs["video"], "--detector", detector, "--weights", inputs["weights"], "--output", output,
+                 "--no_progress", *extra)  # fmt: skip
+    return run_tool("detect_anomalies.py", *map(str, arguments))
+
+
+def test_a_detector_file_needs_nothing_else_and_extracts_as_it_records(inputs, tmp_path):
+    detector = write_detector(inputs, tmp_path / "mine.detector.pth", preset="rtfm")
+    status, out, err = detect_with(inputs, tmp_path / "out", detector, "--threshold", "0.25")
+    assert status == 0, err
+    assert out.strip() == f"{inputs['video']}: 1 segment(s) above 0.25: 0.00-0.40 s (peak 0.500)"
+    settings = json.loads((tmp_path / "out" / "street_i3d.json").read_text())["settings"]
+    assert (settings["preset"], settings["num_crops"]) == ("rtfm", 1)
+
+
+def test_cached_features_of_another_recipe_are_refused_not_replaced(inputs, tmp_path):
+    output = tmp_path / "out"
+    assert detect(inputs, output)[0] == 0  # rtfm, one crop, from the released checkpoint
+    before = (output / "street_i3d.npy").read_bytes()
+    detector = write_detector(inputs, tmp_path / "mine.detector.pth", preset="gowtham")
+    status, out, err = detect_with(inputs, output, detector)
+    assert (status, out) == (2, "")
+    assert err == (f"s3r detect: {output / 'street_i3d.json'}: features of street.mp4 made with --preset rtfm "
+                   "--num_crops 1, but the detector scores --preset gowtham --num_crops 1: give another --output or "
+                   "remove them\n")
+    assert (output / "street_i3d.npy").read_bytes() == before
+
+
+@pytest.mark.parametrize("make, extra, problem", [
+    ("2048", ("--preset", "rtfm"), "{detector}: was trained on features of --preset gowtham, not rtfm: leave --preset "
+                                   "out or give gowtham"),
+    ("32", (), "{detector}: was trained on 32-channel i3d features; videos are scored with 2048-channel i3d features "
+               "(train on features made by s3r extract)"),
+    ("none", (), "{detector}: records no extraction preset (its features were not made from video here): give "
+                 "--preset (rtfm, gowtham)"),
+    ("text", (), "{detector}: not a readable checkpoint: truncated, corrupt or not a PyTorch file"),
+    ("dict", (), "{detector}: not a detector file (no \"format\": \"s3r-detector/1\"): training writes one beside the "
+                 "best checkpoint; for a plain checkpoint give --checkpoint and --dictionary"),
+])
+def test_a_detector_that_cannot_score_these_videos_is_refused(inputs, tmp_path, make, extra, problem):
+    detector = tmp_path / "bad.detector.pth"
+    if make == "2048":
+        write_detector(inputs, detector)
+    elif make == "32":
+        write_detector(inputs, detector, feature_size=32)
+    elif make == "none":
+        write_detector(inputs, detector, preset=None)
+    elif make == "text":
+        detector.write_text("not a detector")
+    else:
+        torch.save(S3R(64).state_dict(), detector)
+    status, out, err = detect_with(inputs, tmp_path / "out", detector, *extra)
+    assert (status, out, err) == (2, "", f"s3r detect: {problem.format(detector=detector)}\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_detector_or_a_checkpoint_with_its_dictionary_must_be_given(inputs, tmp_path):
+    arguments = (inputs["video"], "--weights", inputs["weights"], "--output", tmp_path / "out")
+    status, out, err = run_tool("detect_anomalies.py", *map(str, arguments))
+    assert (status, err) == (2, "s3r detect: give --detector FILE, or --checkpoint FILE and --dictionary FILE (a "
+                                "released checkpoint): one of the two\n")

@@ -17,6 +17,7 @@ from anomaly.benchmark.extraction import (
     run_extraction_benchmark,
 )
 from anomaly.hardware import resolve_device
+from anomaly.layout import NUM_CROPS
 
 
 class Arguments(CommandArguments):
@@ -25,12 +26,12 @@ class Arguments(CommandArguments):
     frames: Optional[int] = None  # frames of the test video (more than 16)
     width: Optional[int] = None  # its width (even)
     height: Optional[int] = None  # its height (even)
-    num_crops: Optional[Literal[10, 5, 1]] = None  # crops per snippet
+    num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet
     batch_size: Optional[int] = None  # snippets per forward
     repeats: Optional[int] = None  # timed forwards per precision
 
     def configure(self) -> None:
-        self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
+        self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
 
 
 def run(args: Arguments) -> int:

@@ -1,8 +1,13 @@
 """Score videos with a trained S3R: an anomaly curve per video (CSV and PNG) and the segments above a threshold.
 
+    s3r detect street.mp4 --detector checkpoint/mine/my-cameras_s3r_i3d.detector.pth \
+        --weights pretrained/i3d_r50_kinetics.pth --output output/street
     python tools/detect_anomalies.py street.mp4 --checkpoint checkpoint/shanghaitech_s3r_i3d_best.pth \
         --dictionary dictionary/shanghaitech/shanghaitech_dictionaries.taskaware.omp.100iters.90pct.npy \
         --weights pretrained/i3d_r50_kinetics.pth --output output/street
+
+The detector is a detector file (written by training: weights, dictionary and the features' preset and crops), or
+a released checkpoint with its dictionary (``rtfm`` and ten crops unless ``--preset``/``--num_crops`` say otherwise).
 
 Extracts the video's ten-crop I3D features (reusing <output>/<stem>_i3d.npy when it is whole and was extracted from
 the same video file with the same settings), scores every snippet as evaluation does, and writes
@@ -15,17 +20,19 @@ from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
 from anomaly.detection import detect_anomalies
-from anomaly.extraction import PRECISIONS, PRESETS
+from anomaly.extraction import PRECISIONS
+from anomaly.layout import NUM_CROPS, PRESET_NAMES
 
 
 class Arguments(CommandArguments):
     videos: List[str]  # video files, folders of videos, or text files listing videos
-    checkpoint: Path  # S3R weights trained on 2048-channel I3D features
-    dictionary: Path  # the dictionary of normal atoms [S, 2048] the checkpoint was trained with
     weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
+    detector: Optional[Path] = None  # a detector file written by training (<run>.detector.pth)
+    checkpoint: Optional[Path] = None  # or: S3R weights trained on 2048-channel I3D features (a released checkpoint)
+    dictionary: Optional[Path] = None  # with --checkpoint: its dictionary of normal atoms [S, 2048]
     output: Path = Path("output/detections")  # folder of the features, CSVs and PNGs
-    preset: Literal[tuple(PRESETS)] = "rtfm"  # preprocessing recipe (the one the checkpoint's features used)
-    num_crops: Literal[10, 5, 1] = 10  # crops per snippet
+    preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
+    num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
     precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     threshold: float = 0.5  # score in [0, 1] above which frames are reported as anomalous
@@ -36,13 +43,14 @@ class Arguments(CommandArguments):
 
     def configure(self) -> None:
         self.add_argument("videos", nargs="+")
-        self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
+        self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
         self.add_argument("--ground_truth", type=Path, nargs="+")
 
 
 def run(args: Arguments) -> int:
     failed = detect_anomalies(
-        args.videos, args.checkpoint, args.dictionary, args.weights, args.output, preset=args.preset,
+        args.videos, args.weights, args.output, detector=args.detector, checkpoint=args.checkpoint,
+        dictionary=args.dictionary, preset=args.preset,
         num_crops=args.num_crops, precision=args.precision, device=args.device, threshold=args.threshold,
         ground_truth=args.ground_truth, batch_size=args.batch_size, progress=not args.no_progress,
         accept_partial=args.accept_partial,

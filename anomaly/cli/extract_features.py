@@ -17,15 +17,16 @@ from pathlib import Path
 from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.extraction import PRECISIONS, PRESETS, run_extraction
+from anomaly.extraction import PRECISIONS, run_extraction
+from anomaly.layout import NUM_CROPS, PRESET_NAMES
 
 
 class Arguments(CommandArguments):
     videos: List[str]  # video files, folders of videos, or text files listing videos
     output: Path  # folder of the <stem>_i3d.npy feature files
     weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
-    preset: Literal[tuple(PRESETS)] = "rtfm"  # preprocessing recipe: rtfm (published features) or gowtham
-    num_crops: Literal[10, 5, 1] = 10  # 10: ten-crop; 5: the first five (XD-Violence); 1: centre crop
+    preset: Literal[PRESET_NAMES] = "rtfm"  # preprocessing recipe: rtfm (published features) or gowtham
+    num_crops: Literal[NUM_CROPS] = 10  # 10: ten-crop; 5: the first five (XD-Violence); 1: centre crop
     precision: Literal[PRECISIONS] = "fp32"  # network arithmetic
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     batch_size: int = 4  # snippets per forward pass (each of --num_crops clips)
@@ -34,7 +35,7 @@ class Arguments(CommandArguments):
 
     def configure(self) -> None:
         self.add_argument("--videos", nargs="+")
-        self.add_argument("--num_crops", type=int, choices=(10, 5, 1))
+        self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
 
 
 def run(args: Arguments) -> int:

@@ -1,6 +1,7 @@
 """Ten-crop I3D ResNet-50 features of videos: the network, decoding, the two preprocessing recipes, the pipeline."""
 
 from anomaly.extraction.extractor import (
+    BACKBONE,
     PRECISIONS,
     ExtractionPlan,
     ExtractionSettings,
@@ -10,17 +11,19 @@ from anomaly.extraction.extractor import (
     features_of,
     list_videos,
     plan_extraction,
+    recorded_recipe,
     run_extraction,
     run_plan,
+    settings_path,
 )
 from anomaly.extraction.network import FEATURE_SIZE, CropBox, I3DResNet50, cut_crops, load_i3d
-from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, NUM_CROPS, PRESETS, ClipReader, Preset
+from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, PRESETS, ClipReader, Preset
 from anomaly.extraction.video import Orientation, VideoDecoder, VideoInfo, decode_frames, probe
 
 __all__ = [
+    "BACKBONE",
     "FEATURE_SIZE",
     "MAX_RESIZED_PIXELS",
-    "NUM_CROPS",
     "PRECISIONS",
     "PRESETS",
     "ClipReader",
@@ -42,6 +45,8 @@ __all__ = [
     "load_i3d",
     "plan_extraction",
     "probe",
+    "recorded_recipe",
     "run_extraction",
     "run_plan",
+    "settings_path",
 ]

@@ -41,11 +41,11 @@ from tqdm import tqdm
 from anomaly.data.features import load_features, read_npy_shape
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.extraction.network import FEATURE_SIZE, I3DResNet50, load_i3d
-from anomaly.extraction.preprocess import NUM_CROPS, PRESETS, ClipReader, Preset
+from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
-from anomaly.layout import feature_file_name
+from anomaly.layout import NUM_CROPS, feature_file_name
 from anomaly.precision import autocast
 
 PathLike = Union[str, Path]
@@ -93,6 +93,15 @@ def features_of(output: PathLike, video: PathLike) -> Path:
 
 def settings_path(features: PathLike) -> Path:
     return Path(features).with_suffix(".json")
+
+
+def recorded_recipe(features: PathLike) -> Optional[Tuple[str, int]]:
+    """(preset, crops) that the settings file beside ``features`` records, or None without a readable one."""
+    try:
+        settings = json.loads(settings_path(features).read_text())["settings"]
+        return settings["preset"], settings["num_crops"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def video_identity(video: PathLike) -> Optional[dict]:

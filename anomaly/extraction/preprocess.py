@@ -35,10 +35,9 @@ from torch import Tensor
 from anomaly.errors import InputError, check_choice
 from anomaly.extraction.network import CROP_SIZE, CropBox
 from anomaly.extraction.video import UPRIGHT, DecodingStopped, Orientation, VideoDecoder, incomplete, probe
-from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET, NUM_CROPS, PRESET_NAMES
 
 PathLike = Union[str, Path]
-NUM_CROPS = (10, 5, 1)
 MAX_RESIZED_PIXELS = 1024 * 256  # the largest resized frame accepted (see the module docstring)
 SHORTER_SIDE = 256  # rtfm's resized shorter side (torchvision Resize(256))
 
@@ -126,6 +125,7 @@ PRESETS = {
         scale=lambda x: x * 2 / 255 - 1, keep_tail=False, min_frames=FRAMES_PER_SNIPPET + 1,
     ),
 }  # fmt: skip
+assert tuple(PRESETS) == PRESET_NAMES, "anomaly.layout.PRESET_NAMES names these presets"
 
 
 class ClipReader:

@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, TypeVar, Union
 
 import av
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
+T = TypeVar("T")
 
 # A duration-derived frame count is an estimate: duration × average rate is off by a frame at each end (whether the
 # last frame's display time is counted), by more when the rate varies (FFmpeg averages the first frames) or when only
@@ -185,21 +186,38 @@ class VideoDecoder:
         self.orientation: Optional[Orientation] = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        return self._decoded(self._upright)
+
+    def _upright(self, frame: "av.VideoFrame") -> np.ndarray:
+        side_data = frame.side_data
+        orientation = orientation_of(side_data["DISPLAYMATRIX"] if "DISPLAYMATRIX" in side_data else None, self.path)
+        if self.orientation is None:
+            self.orientation = orientation
+        return orientation.apply(frame.to_ndarray(format="rgb24"))
+
+    def frame_times(self) -> np.ndarray:
+        """The presentation time of every frame, in seconds from the first frame's (float64), decoded as
+        ``__iter__`` decodes them (so there are as many): frame i is shown at ``frame_times()[i]``. A stream
+        without timestamps takes its nominal rate."""
+        times = list(self._decoded(lambda frame: frame.time))
+        if times and all(time is not None for time in times):
+            return np.asarray(times, dtype=np.float64) - times[0]
+        with _open(self.path) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+        return np.arange(len(times)) / float(rate) if rate else np.arange(len(times), dtype=np.float64)
+
+    def _decoded(self, convert: Callable[["av.VideoFrame"], T]) -> Iterator[T]:
+        """``convert`` of every decoded frame, in display order; a failure part way is :class:`DecodingStopped`."""
         with _open(self.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
             decoded = 0
             try:
                 for frame in container.decode(stream):
-                    side_data = frame.side_data
-                    orientation = orientation_of(
-                        side_data["DISPLAYMATRIX"] if "DISPLAYMATRIX" in side_data else None, self.path
-                    )
-                    if self.orientation is None:
-                        self.orientation = orientation
-                    pixels = frame.to_ndarray(format="rgb24")
+                    converted = convert(frame)
                     decoded += 1
-                    yield orientation.apply(pixels)
+                    yield converted
             except (av.FFmpegError, MemoryError) as error:
                 raise DecodingStopped(self.path, decoded, _reason(error)) from None
 

@@ -142,9 +142,10 @@ def _interval(row: List[str], line: int, form: str, path: Path) -> Tuple[str, In
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0:
         raise InputError(path, f"line {line}: start and end must be finite and start at least 0, not {start:g} and "
                          f"{end:g}")
-    if (end <= start) if form == "seconds" else (end < start):
-        rule = "after its start" if form == "seconds" else "at or after its start (both frames are included)"
-        raise InputError(path, f"line {line}: video '{stem}': the interval ends at {end:g}, not {rule} ({start:g})")
+    if (end <= start) if form == "seconds" else (end < start):  # a frame range includes both its ends
+        relation = "not after" if form == "seconds" else "before"
+        raise InputError(path, f"line {line}: video '{stem}': the interval ends at {end:g}, {relation} its start "
+                         f"({start:g})")
     return stem, Interval(start, end, line)
 
 

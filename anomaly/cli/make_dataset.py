@@ -1,0 +1,51 @@
+"""Make a trainable dataset from folders of your videos: features, lists, ground truth, description, dictionary.
+
+    s3r make-dataset my-cameras --videos clips/ --annotations incidents.csv --weights pretrained/i3d_r50_kinetics.pth
+    s3r train --dataset my-cameras --version my-cameras
+
+``--videos``: ``train/normal/**``, ``train/anomalous/**`` (video-level labels) and ``test/**``. ``--annotations``:
+the anomalous intervals of the test videos, a CSV ``video,start,end`` in seconds, a CSV
+``video,start_frame,end_frame`` (0-based, end included) or a folder of ``<video>.npy`` 0/1 frame masks. A rerun
+continues where a stopped one ended. See anomaly/video_dataset/. Exit status 1 when some videos could not be
+extracted (one line each; the dataset is written once they are fixed or removed).
+"""
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from anomaly.cli.command import CommandArguments
+from anomaly.extraction import PRECISIONS
+from anomaly.layout import NUM_CROPS, PRESET_NAMES
+from anomaly.video_dataset.builder import make_dataset
+
+
+class Arguments(CommandArguments):
+    name: str  # the dataset's name: letters, digits, '-' and '.' (its folder under --root_path)
+    videos: Path  # folder with train/normal, train/anomalous and test
+    weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
+    annotations: Optional[Path] = None  # the test videos' anomalies: a seconds or frames CSV, or a folder of masks
+    preset: Literal[PRESET_NAMES] = "rtfm"  # preprocessing recipe of the features
+    num_crops: Literal[NUM_CROPS] = 10  # crops per snippet (1: the centre crop, ten times less work)
+    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
+    precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
+    batch_size: Optional[int] = None  # training videos per class in a step (default: the smaller class, up to 32)
+    extract_batch_size: int = 4  # snippets per I3D forward pass
+    root_path: Path = Path("data")  # the datasets' folder
+    dictionary_path: Path = Path("dictionary")  # the dictionaries' folder
+    dictionary_ratio: float = 90  # dictionary atoms in %% of the normal training videos
+    accept_partial: bool = False  # extract the frames that decode of a partial video (cut short), saying so
+    no_progress: bool = False  # no progress bars
+
+    def configure(self) -> None:
+        self.add_argument("name")
+        self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
+
+
+def run(args: Arguments) -> int:
+    failed = make_dataset(
+        args.name, args.videos, args.weights, args.annotations, preset=args.preset, num_crops=args.num_crops,
+        device=args.device, precision=args.precision, extract_batch_size=args.extract_batch_size,
+        batch_size=args.batch_size, root_path=args.root_path, dictionary_path=args.dictionary_path,
+        dictionary_ratio=args.dictionary_ratio, accept_partial=args.accept_partial, progress=not args.no_progress,
+    )  # fmt: skip
+    return 1 if failed else 0

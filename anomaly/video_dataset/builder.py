@@ -1,0 +1,226 @@
+"""From folders of videos to a dataset every tool takes as ``--dataset NAME`` (``s3r make-dataset``).
+
+Layout of the videos folder: ``train/normal/**`` and ``train/anomalous/**`` (video-level labels: the weak
+supervision), and ``test/**`` (videos anywhere below; their frame labels come from the annotations alone, a test
+video without annotations is normal). Written under ``<root>/<NAME>/``, as for the published datasets:
+
+- ``i3d/train/`` and ``i3d/test/``: the features (``anomaly.extraction``: resumable, split under torchrun);
+- ``<NAME>.training.csv`` (anomalous videos first) and ``<NAME>.testing.csv``;
+- ``<NAME>_ground_truth.testing.json``: frame labels aligned with the features, ``num_frames = 16 × T`` under the
+  preset's rule (``anomaly.video_dataset.annotations.aligned_labels``);
+- ``<NAME>.dataset.json``: the description (``anomaly.data.description``);
+
+and the dictionary under ``<dictionary root>/<NAME>/``. Every check that needs no decoding runs before anything is
+written; lists, ground truth and description are written only once every video is extracted and every label is
+known, so a run that stops (killed, or refused) leaves nothing that a rerun would misread: the rerun continues.
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from anomaly.config import load_dataset_config
+from anomaly.data.catalog import DATASETS
+from anomaly.data.description import DatasetDescription, check_dataset_name, description_path, write_description
+from anomaly.data.features import feature_folder
+from anomaly.data.ground_truth import write_ground_truth
+from anomaly.data.video_lists import order_video_list, write_video_list
+from anomaly.dictionary_learning import TRANSFORM_NONZERO_COEFS, learn_dataset_dictionary, minimum_videos, number_of_atoms
+from anomaly.errors import InputError, check_range
+from anomaly.extraction import (
+    BACKBONE,
+    FEATURE_SIZE,
+    ExtractionPlan,
+    Preset,
+    features_of,
+    list_videos,
+    plan_extraction,
+    recorded_recipe,
+    run_plan,
+)
+from anomaly.extraction.video import VideoDecoder
+from anomaly.layout import FRAMES_PER_SNIPPET, dataset_files
+from anomaly.video_dataset.annotations import Annotations, aligned_labels, read_annotations
+
+PathLike = Union[str, Path]
+MAX_BATCH_SIZE = 32  # the published batch: a larger dataset trains with it, a smaller one with what it has
+
+
+@dataclass
+class VideoFolders:
+    """The videos of the three groups, each sorted; stems are unique across all of them."""
+
+    normal: List[Path]
+    anomalous: List[Path]
+    test: List[Path]
+
+    @classmethod
+    def scan(cls, videos: PathLike) -> "VideoFolders":
+        videos = Path(videos)
+        if not videos.is_dir():
+            raise InputError(videos, "not a folder of videos (it needs train/normal, train/anomalous and test)")
+        groups = {}
+        for name, folder in (("normal", videos / "train" / "normal"), ("anomalous", videos / "train" / "anomalous"),
+                             ("test", videos / "test")):  # fmt: skip
+            if not folder.is_dir():
+                raise InputError(folder, f"missing: the {name} videos go there (train/normal, train/anomalous, test)")
+            try:
+                groups[name] = list_videos([folder])
+            except InputError as error:
+                raise InputError(None, f"{error} (a dataset needs {name} videos there)") from None
+        folders = cls(**groups)
+        folders.check_unique_stems()
+        return folders
+
+    def check_unique_stems(self) -> None:
+        seen: Dict[str, Path] = {}
+        for video in self.normal + self.anomalous + self.test:
+            other = seen.setdefault(video.stem, video)
+            if other != video:
+                raise InputError(video, f"has the same name as {other}: a video's name (its stem) is its id in the "
+                                 "lists, the annotations and the feature files; rename one of them")
+
+
+def training_batch_size(folders: VideoFolders, batch_size: Optional[int]) -> int:
+    """The trainer's batch (videos per class): ``batch_size`` when the smaller class fills it, by default as many as
+    the smaller class holds, up to the published 32."""
+    fewest = min(len(folders.normal), len(folders.anomalous))
+    if batch_size is None:
+        return min(MAX_BATCH_SIZE, fewest)
+    check_range(batch_size, "--batch_size", minimum=1, integer=True)
+    if batch_size > fewest:
+        smaller = "normal" if len(folders.normal) <= len(folders.anomalous) else "anomalous"
+        raise InputError(None, f"--batch_size {batch_size} needs {batch_size} training videos of each class, but "
+                         f"train/{smaller} has {fewest}: --batch_size {fewest} or less would work (or add videos)")
+    return batch_size
+
+
+def check_dictionary_size(folders: VideoFolders, ratio: float, videos: Path) -> None:
+    atoms = number_of_atoms(len(folders.normal), ratio)
+    if atoms < TRANSFORM_NONZERO_COEFS:
+        raise InputError(videos / "train" / "normal", f"{len(folders.normal)} normal video(s) at --dictionary_ratio "
+                         f"{ratio:g} give {atoms} dictionary atom(s), fewer than the {TRANSFORM_NONZERO_COEFS} the "
+                         f"sparse codes need: add normal videos (at least {minimum_videos(ratio)}) or raise "
+                         "--dictionary_ratio")
+
+
+def check_same_recipe(root: Path, name: str, plans: Sequence[ExtractionPlan]) -> None:
+    """Features already there (a rerun) must have been made with the same preset and crops: never mixed."""
+    for plan in plans:
+        wanted = (plan.settings.preset, plan.settings.num_crops)
+        for video in plan.videos:
+            recipe = recorded_recipe(features_of(plan.output, video))
+            if recipe is not None and recipe != wanted:
+                raise InputError(features_of(plan.output, video).with_suffix(".json"),
+                                 f"features of dataset '{name}' were made with --preset {recipe[0]} --num_crops "
+                                 f"{recipe[1]}, not --preset {wanted[0]} --num_crops {wanted[1]}: rerun with those, "
+                                 f"or make the dataset under another name")
+
+
+def video_ground_truth(video: Path, annotations: Optional[Annotations], preset: Preset, frames: int) -> np.ndarray:
+    """The frame labels of a test video aligned with its features: 16 × T of them, T as ``preset`` makes it from
+    the video's ``frames`` decoded frames (loop-padded tail: labelled as the last frame; dropped tail: not there)."""
+    if annotations is None:
+        labels = np.zeros(frames)
+    else:
+        times = VideoDecoder(video).frame_times()
+        if len(times) != frames:
+            raise InputError(video, f"decodes {len(times)} frames now, {frames} when it was extracted: remove its "
+                             "features to extract it again")
+        labels = annotations.frame_labels(video.stem, times)
+    return aligned_labels(labels, preset.keep_tail, preset.snippet_count(frames), FRAMES_PER_SNIPPET)
+
+
+def check_both_classes(labels: Dict[str, np.ndarray], source: Optional[PathLike]) -> None:
+    anomalous = int(sum(label.sum() for label in labels.values()))
+    total = sum(len(label) for label in labels.values())
+    if anomalous == 0 or anomalous == total:
+        kind = "no anomalous" if anomalous == 0 else "no normal"
+        fix = "annotate the anomalous intervals of the test videos (--annotations)" if anomalous == 0 else \
+            "add normal test videos, or annotate only the anomalous intervals"
+        raise InputError(source, f"the test videos have {kind} frame among their {total} frames: frame-level AUC "
+                         f"needs both; {fix}")
+
+
+def make_dataset(
+    name: str,
+    videos: PathLike,
+    weights: PathLike,
+    annotations: Optional[PathLike] = None,
+    preset: str = "rtfm",
+    num_crops: int = 10,
+    device: Optional[str] = None,
+    precision: str = "fp32",
+    extract_batch_size: int = 4,
+    batch_size: Optional[int] = None,
+    root_path: PathLike = "data",
+    dictionary_path: PathLike = "dictionary",
+    dictionary_ratio: float = 90,
+    accept_partial: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> int:
+    """Make the dataset ``name`` from the folder ``videos`` (see the module docstring). Returns the number of videos
+    that could not be extracted (each said in one line): then nothing but features is written, and a rerun after
+    fixing or removing them continues. Bad input raises a one-line ``InputError`` first."""
+    root, videos = Path(root_path), Path(videos)
+    check_dataset_name(name)
+    if name in DATASETS:
+        raise InputError(None, f"'{name}' is a built-in dataset: choose another name for yours")
+    check_range(dictionary_ratio, "--dictionary_ratio", above=0, maximum=100)
+    folders = VideoFolders.scan(videos)
+    train_batch = training_batch_size(folders, batch_size)
+    check_dictionary_size(folders, dictionary_ratio, videos)
+    read = read_annotations(annotations) if annotations is not None else None
+    if read is not None:
+        read.check_videos([video.stem for video in folders.test])
+    plans = [
+        plan_extraction(group, feature_folder(root, name, BACKBONE, subset), weights, preset, num_crops, precision,
+                        device, extract_batch_size, accept_partial)
+        for group, subset in ((folders.anomalous + folders.normal, "train"), (folders.test, "test"))
+    ]
+    check_same_recipe(root, name, plans)
+    summaries = [run_plan(plan, progress, log) for plan in plans]
+    if not all(summary.is_main for summary in summaries):
+        return 0  # under torchrun the first process writes the rest
+    failed = [result for summary in summaries for result in summary.results if result.status == "failed"]
+    if failed:
+        log(f"{len(failed)} video(s) could not be extracted (said above): fix or remove them and run again; the "
+            "dataset's lists, ground truth and description are written once every video is extracted")
+        return len(failed)
+    records = {result.video: result.record for summary in summaries for result in summary.results}
+    labels = {video.stem: video_ground_truth(video, read, plans[1].preset, records[video]["frames"])
+              for video in plans[1].videos}
+    check_both_classes(labels, annotations)
+    return _write_dataset(name, folders, labels, root, Path(dictionary_path), preset, num_crops, train_batch,
+                          dictionary_ratio, log)
+
+
+def _write_dataset(
+    name: str, folders: VideoFolders, labels: Dict[str, np.ndarray], root: Path, dictionaries: Path, preset: str,
+    num_crops: int, batch_size: int, ratio: float, log: Callable[[str], None],
+) -> int:  # fmt: skip
+    """Lists, ground truth and description (that last: a dataset is described once it is whole), then the
+    dictionary; says the command that trains it."""
+    files = dataset_files(name, ratio, FEATURE_SIZE, 1)
+    anomalous = [video.stem for video in folders.anomalous]
+    write_video_list(order_video_list(anomalous + [video.stem for video in folders.normal], anomalous),
+                     root / files["data_file_train"])
+    write_video_list(sorted(labels), root / files["data_file_test"])
+    write_ground_truth({stem: labels[stem] for stem in sorted(labels)}, root / files["ann_file_test"])
+    description = DatasetDescription(name, num_crops, FEATURE_SIZE, "AUC", len(anomalous), ratio, batch_size,
+                                     backbone=BACKBONE, preset=preset)
+    write_description(description, root)
+    config = load_dataset_config(name, root, dictionaries)
+    config.files.regular_features.unlink(missing_ok=True)  # derived from the features: rebuilt for these videos
+    for path in learn_dataset_dictionary(config, root, backbone=BACKBONE):
+        log(f"wrote {path}")
+    log(f"dataset '{name}': {len(folders.anomalous)} anomalous and {len(folders.normal)} normal training videos, "
+        f"{len(labels)} test videos; described by {description_path(root, name)}")
+    options = "" if root == Path("data") else f" --root_path {root}"
+    options += "" if dictionaries == Path("dictionary") else f" --dictionary_path {dictionaries}"
+    print(f"s3r train --dataset {name}{options} --version {name}")
+    return 0

@@ -21,7 +21,6 @@ from anomaly.models import S3R
 from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
 from tests.conftest import (
     FORWARD_REL,
-    GRADIENT_REL,
     assert_close_to_scale,
     assert_same_evaluation,
     run_tool,
@@ -178,39 +177,51 @@ def test_device_test_set_from_tensors_matches_the_loader_layout(test_set):
 
 @pytest.mark.parity
 def test_folding_the_dictionary_changes_nothing_but_rounding():
-    """S3R.fold_dictionary (the default) against the published order of operations: outputs and gradients.
+    """S3R.fold_dictionary (the default) against the published order of operations: the same function.
 
-    Outputs within FORWARD_REL of their scale, gradients within GRADIENT_REL of theirs; gradients whose true value
-    is zero (biases before a training-mode BatchNorm or a softmax) are float noise on both sides, bounded by
-    GRADIENT_REL of the largest gradient of the model (see assert_close_to_scale).
+    In float32, as models train and evaluate: training-mode outputs and eval scores within FORWARD_REL of their
+    scale. Gradients are compared in float64. A gradient element is a sum over videos, crops and snippets whose terms
+    can cancel: the macro branch's non-local key bias sums terms of total magnitude up to 100 into values of 0.07 to
+    0.43, so its float32 rounding is relative to those terms, not to the tensor's scale that assert_close_to_scale
+    bounds (on an AVX2 CPU each float32 order lies 2 to 3e-5 from the float64 gradient there, more than 1e-4 of the
+    scale 0.43; which order lies nearer depends on the kernels). In float64 rounding is 2^-29 times smaller and a
+    difference of the function itself stands out: the two orders agree within 1e-9 of the largest gradient (sums of
+    K <= 10^4 terms round by about K·2^-52 of their terms, amplified by the chain of layers; measured 1e-14), the
+    bound test_kernels holds the convolution kernels' gradients to.
     """
     torch.manual_seed(0)
     model = trained_like_batchnorm(S3R(64, batch_size=2))
-    video = torch.rand(4, 3, 32, 64)
-    dictionary = torch.rand(6, 64).expand(4, -1, -1)
     model.conv_kernel = "conv"  # one convolution kernel for both orders: only folding differs (kernels: test_kernels)
+    video, dictionary = torch.rand(4, 3, 32, 64), torch.rand(6, 64)
     results = {}
     for fold in (False, True):
         model.fold_dictionary = fold
-        model.zero_grad()
         torch.manual_seed(1)  # the same dropout masks
-        outputs = model(video, dictionary)
-        sum(value.float().sum() for value in outputs.values()).backward()
-        results[fold] = (outputs, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
-    (published, published_grads), (folded, folded_grads) = results[False], results[True]
-    assert folded.keys() == published.keys()
-    for name in published:
-        assert_close_to_scale(folded[name], published[name], name=name)
-    assert folded_grads.keys() == published_grads.keys()
-    largest = max(float(gradient.abs().max()) for gradient in published_grads.values())
-    for name, expected in published_grads.items():
-        assert_close_to_scale(folded_grads[name], expected, rel=GRADIENT_REL, noise_scale=largest, name=name)
-    model.eval()
+        results[fold] = model(video, dictionary.expand(4, -1, -1))
+    assert results[True].keys() == results[False].keys()
+    for name, expected in results[False].items():
+        assert_close_to_scale(results[True][name], expected, name=name)
+
+    model.double()
+    gradients = {}
+    for fold in (False, True):
+        model.fold_dictionary = fold
+        model.zero_grad()
+        torch.manual_seed(1)
+        outputs = model(video.double(), dictionary.double().expand(4, -1, -1))
+        sum(value.sum() for value in outputs.values()).backward()
+        gradients[fold] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    assert gradients[True].keys() == gradients[False].keys()
+    largest = max(float(gradient.abs().max()) for gradient in gradients[False].values())
+    for name, expected in gradients[False].items():
+        torch.testing.assert_close(gradients[True][name], expected, rtol=0, atol=1e-9 * largest, msg=name)
+
+    model.float().eval()
     with torch.no_grad():
         scores = {}
         for fold in (False, True):
             model.fold_dictionary = fold
-            scores[fold] = model.snippet_scores(video[:1, :, :7], dictionary[:1])
+            scores[fold] = model.snippet_scores(video[:1, :, :7], dictionary.unsqueeze(0))
     assert_close_to_scale(scores[True], scores[False], name="eval scores")
 
 

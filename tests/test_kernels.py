@@ -9,6 +9,7 @@ that of all the gradients, not of each: a gradient whose true value is zero (a b
 BatchNorm) holds only rounding noise of the terms it sums, in float32 as large as 1e-4.
 """
 
+import os
 import time
 
 import pytest
@@ -134,7 +135,15 @@ def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected
     assert resolve_precision("fp32", torch.device("cpu")) == ("fp32", "")
 
 
-def test_cpu_info_names_this_cpu():
+def test_cpu_info_names_this_cpu_and_the_kernels_pytorch_runs():
+    """The kernel level reported is the one ATen dispatches to: never one whose instructions the CPU lacks, and the
+    one ATEN_CPU_CAPABILITY asks for when the CPU has it."""
     info = hardware.cpu_info()
-    assert info.model and info.capability in ("DEFAULT", "AVX2", "AVX512", "SVE256", "ZVECTOR", "NO AVX")
     assert info.model in info.describe() and hardware.blas_library() in info.describe()
+    assert info.capability == torch.backends.cpu.get_cpu_capability()
+    needs = {"AVX2": "avx2", "AVX512": "avx512f"}  # /proc/cpuinfo flags (Linux)
+    if info.flags and info.capability in needs:
+        assert needs[info.capability] in info.flags
+    requested = os.environ.get("ATEN_CPU_CAPABILITY", "").upper()
+    if requested == "DEFAULT" or needs.get(requested) in info.flags:
+        assert info.capability == requested

@@ -30,15 +30,12 @@ Features are uniform in [0, 1); weights are the Xavier initialisation, with the 
 given non-zero values so that every branch contributes to the scores.
 """
 
-import contextlib
 import copy
 import json
 import math
-import resource
-import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -47,6 +44,7 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly import hardware
+from anomaly.measuring import PeakMemory, SectionTimer, best_time, device_name, run_times, synchronize
 from anomaly.data.features import resample_snippets
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.evaluator import DeviceTestSet, auto_max_snippets, evaluate
@@ -148,58 +146,6 @@ def settings_for(device: str, quick: bool = False, **overrides) -> BenchmarkSett
 
 
 # ----------------------------------------------------------------------------------------------- measuring
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"{hardware.cpu_info().describe()}, {threads} thread{'' if threads == 1 else 's'}"
-
-
-class PeakMemory:
-    """Peak memory of a phase: CUDA's peak allocated bytes, or on a CPU the process's peak resident set size.
-
-    On Linux the resident peak (VmHWM) is reset at the start of each phase (``/proc/self/clear_refs``); elsewhere
-    the CPU figure is the process's peak so far (``getrusage``), which never goes down.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.kind = "peak allocated (CUDA)" if device.type == "cuda" else "peak resident set (process)"
-        self.resettable = device.type == "cuda" or self._reset_rss()
-        if not self.resettable:
-            self.kind = "peak resident set since start (process; cannot be reset here)"
-
-    @staticmethod
-    def _reset_rss() -> bool:
-        try:
-            with open("/proc/self/clear_refs", "w") as handle:
-                handle.write("5")
-            return True
-        except OSError:
-            return False
-
-    def reset(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        elif self.resettable:
-            self._reset_rss()
-
-    def peak(self) -> int:
-        if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device)
-        with contextlib.suppress(OSError):
-            with open("/proc/self/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) * 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 @dataclass
 class Measurement:
     times_ms: List[float]
@@ -268,15 +214,9 @@ def measure(
     for _ in range(max(1, warmup)):
         run()
     flops, libraries = counted_run(run, device, dtype)
-    synchronize(device)
     memory.reset()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return Measurement(times, memory.peak(), flops, libraries)
+    times = run_times(run, device, repeats, warmup=0)
+    return Measurement([seconds * 1000 for seconds in times], memory.peak(), flops, libraries)
 
 
 PEAK_CHANNELS = 2048
@@ -306,55 +246,8 @@ def measure_peak(device: torch.device, precision: str, rows: int) -> Dict[str, f
     with torch.no_grad(), tf32_switches(precision, device):
         for name, make in ((f"convolution {channels}->{channels} x3", convolution), (f"matrix product {channels}^2", product)):
             run, flops = make(rows)
-            run()  # first-call costs
-            synchronize(device)
-            best = math.inf
-            for _ in range(3):
-                start = time.perf_counter()
-                run()
-                synchronize(device)
-                best = min(best, time.perf_counter() - start)
-            rates[f"{name} ({rows:,} rows)"] = flops / best / 1e9
+            rates[f"{name} ({rows:,} rows)"] = flops / best_time(run, device, repeats=3) / 1e9
     return rates
-
-
-class SectionTimer:
-    """Accumulated wall time per labelled section (device synchronised at both ends of each)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.totals: Dict[str, float] = defaultdict(float)
-
-    @contextlib.contextmanager
-    def __call__(self, label: str) -> Iterator[None]:
-        synchronize(self.device)
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            synchronize(self.device)
-            self.totals[label] += time.perf_counter() - start
-
-    @contextlib.contextmanager
-    def modules(self, labels: Dict[torch.nn.Module, str]) -> Iterator[None]:
-        """Time the forward passes of ``labels``' modules (hooks) while the block runs."""
-        starts: Dict[int, float] = {}
-
-        def before(module, _inputs):
-            synchronize(self.device)
-            starts[id(module)] = time.perf_counter()
-
-        def after(module, _inputs, _output):
-            synchronize(self.device)
-            self.totals[labels[module]] += time.perf_counter() - starts.pop(id(module))
-
-        handles = [module.register_forward_pre_hook(before) for module in labels]
-        handles += [module.register_forward_hook(after) for module in labels]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
 
 
 BREAKDOWN_SNIPPETS = 256

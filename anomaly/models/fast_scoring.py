@@ -44,24 +44,18 @@ others the matmul setting, as the modules would.
 import contextlib
 import functools
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from anomaly.measuring import Timer, no_timer
 from anomaly.models import kernel_choice
 from anomaly.models.aggregate import Aggregate
 
 KERNELS = ("matmul", "conv", "winograd")  # how the temporal convolutions run (see the module docstring)
 GAP = 4  # the largest dilation of Aggregate's convolutions: zero rows kept around every sequence
-
-Timer = Callable[[str], ContextManager]  # timer("section") times the enclosed work (see tools/benchmark.py)
-
-
-def no_timer(_section: str) -> ContextManager:
-    return contextlib.nullcontext()
-
 
 @contextlib.contextmanager
 def _matmuls_like_convolutions(device: torch.device):

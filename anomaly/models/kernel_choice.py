@@ -11,10 +11,11 @@ more than ``MARGIN`` (on the machines above the winner is twice as fast). A trai
 choices (``state_dict``), so that a resumed run computes with the same kernels as the run it continues.
 """
 
-import time
 from typing import Callable, Dict, Mapping, Tuple
 
 import torch
+
+from anomaly.measuring import best_time
 
 MIN_FLOPS = 5e8
 MARGIN = 0.15
@@ -22,11 +23,6 @@ MEASURE_ROWS = 256  # snippets (rows) of the inputs on which candidate kernels a
 
 _chosen: Dict[str, str] = {}
 _timings: Dict[str, Dict[str, float]] = {}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measurement_input(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -52,17 +48,7 @@ def fastest(
         _timings[key] = {}
         _chosen[key] = default
     if key not in _chosen:
-        times = {}
-        for name, run in candidates.items():
-            run()
-            _synchronize(device)
-            best = float("inf")
-            for _ in range(repeats):
-                start = time.perf_counter()
-                run()
-                _synchronize(device)
-                best = min(best, time.perf_counter() - start)
-            times[name] = best
+        times = {name: best_time(run, device, repeats) for name, run in candidates.items()}
         _timings[key] = times
         best = min(times, key=times.get)
         _chosen[key] = best if times[default] > (1 + MARGIN) * times[best] else default

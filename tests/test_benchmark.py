@@ -6,7 +6,6 @@ import re
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from anomaly.engine import DeviceTestSet, evaluate
 from anomaly.benchmark.detector import SHAPES, subsample, synthetic_test_set
@@ -15,7 +14,6 @@ from anomaly.engine.evaluator import (
     activation_bytes_per_snippet,
     auto_max_snippets,
     plan_chunks,
-    score_test_set,
 )
 from anomaly.models import S3R
 from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
@@ -86,26 +84,6 @@ def test_benchmark_shapes_have_the_published_sizes():
 def test_packed_evaluation_equals_one_at_a_time_for_any_chunking(model, test_set, max_snippets):
     alone = evaluate(model, test_set, one_at_a_time=True)
     assert_same_evaluation(evaluate(model, test_set, max_snippets=max_snippets), alone)
-
-
-class ModulesOnly(nn.Module):
-    """An S3R seen only through ``snippet_scores``: the evaluator runs it module by module with a mask."""
-
-    def __init__(self, inner: S3R):
-        super().__init__()
-        self.inner = inner
-
-    def snippet_scores(self, video, dictionary, mask=None):
-        return self.inner.snippet_scores(video, dictionary, mask)
-
-
-@pytest.mark.parity
-def test_masked_module_path_equals_one_at_a_time(model, test_set):
-    alone = score_test_set(model, test_set, one_at_a_time=True)
-    masked = score_test_set(ModulesOnly(model).eval(), test_set, max_snippets=64)
-    assert len(masked) == len(alone)
-    for index, (expected, actual) in enumerate(zip(alone, masked)):
-        assert_close_to_scale(actual, expected, name=f"video {index}")
 
 
 def test_bf16_evaluation_is_close_to_fp32(model, test_set):

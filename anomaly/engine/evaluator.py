@@ -5,7 +5,7 @@ Two paths that give the same scores (to float rounding, about 1e-7):
 - batched (default): videos sorted by length and grouped into chunks of similar lengths holding at most
   ``max_snippets`` padded snippet positions each, scored together by ``anomaly.models.fast_scoring.PackedScorer``
   (padding never reaches a video's numbers: its GroupNorm statistics, convolution borders, non-local division
-  by T and time means see only its own snippets; memory is linear in their lengths). Models other than ``S3R`` are run module by module with a mask.
+  by T and time means see only its own snippets; memory is linear in their lengths).
 Test features are copied to the device once (``DeviceTestSet``) and kept there.
 
 Snippet scores (crop average) are compared with frame labels, each snippet standing for 16 frames: ROC AUC,
@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from anomaly.data import TestVideos
 from anomaly.layout import FRAMES_PER_SNIPPET
@@ -155,10 +155,6 @@ class DeviceTestSet:
     def channels(self) -> int:
         return self.videos[0].shape[2]
 
-    def chunks(self, max_snippets: int, overhead: Optional[int] = None) -> List[List[int]]:
-        """Groups of video indices (ascending length), each within ``max_snippets`` padded positions."""
-        return [group for group, _ in self.plan(max_snippets, overhead)]
-
     def plan(self, max_snippets: int, overhead: Optional[int] = None) -> List[Tuple[List[int], PackedChunk]]:
         """The chunks (see ``plan_chunks``) with their packed layouts, computed once per setting."""
         overhead = CHUNK_OVERHEAD.get(self.device.type, 64) if overhead is None else overhead
@@ -172,11 +168,11 @@ class DeviceTestSet:
         return self._plans[key]
 
 
-def _score_one_at_a_time(model: nn.Module, test_set: DeviceTestSet) -> List[Tensor]:
+def _score_one_at_a_time(model: S3R, test_set: DeviceTestSet) -> List[Tensor]:
     return [model.snippet_scores(video.unsqueeze(0), test_set.dictionary)[0] for video in test_set.videos]
 
 
-def _score_packed(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
+def _score_packed(model: S3R, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
     scorer = PackedScorer(model, test_set.dictionary[0], dtype)
     scores: List[Optional[Tensor]] = [None] * len(test_set.videos)
     for group, chunk in test_set.plan(max_snippets):
@@ -186,7 +182,7 @@ def _score_packed(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, 
     return scores
 
 
-def _score_packed_within_memory(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
+def _score_packed_within_memory(model: S3R, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
     """``_score_packed``, halving the chunks when the GPU runs out of memory (down to one video per chunk)."""
     smallest = int(test_set.lengths.max()) + GAP
     while True:
@@ -199,26 +195,9 @@ def _score_packed_within_memory(model: nn.Module, test_set: DeviceTestSet, max_s
             max_snippets = max(smallest, max_snippets // 2)
 
 
-def _score_masked_modules(model: nn.Module, test_set: DeviceTestSet, max_snippets: int) -> List[Tensor]:
-    """Any model with ``snippet_scores(video, dictionary, mask)``: padded chunks run module by module."""
-    scores: List[Optional[Tensor]] = [None] * len(test_set.videos)
-    for group in test_set.chunks(max_snippets):
-        lengths = test_set.lengths[group].to(test_set.device)
-        longest = int(test_set.lengths[group].max())
-        first = test_set.videos[group[0]]
-        batch = first.new_zeros((len(group), first.shape[0], longest, first.shape[2]))
-        for row, index in enumerate(group):
-            batch[row, :, : test_set.videos[index].shape[1]] = test_set.videos[index]
-        mask = torch.arange(longest, device=test_set.device).unsqueeze(0) < lengths.unsqueeze(1)
-        group_scores = model.snippet_scores(batch, test_set.dictionary.expand(len(group), -1, -1), mask)
-        for row, index in enumerate(group):
-            scores[index] = group_scores[row, : test_set.videos[index].shape[1]]
-    return scores
-
-
 @torch.no_grad()
 def score_test_set(
-    model: nn.Module,
+    model: S3R,
     test_set: DeviceTestSet,
     one_at_a_time: bool = False,
     max_snippets: Optional[int] = DEFAULT_MAX_SNIPPETS,
@@ -234,10 +213,7 @@ def score_test_set(
                 scores = _score_one_at_a_time(model, test_set)
             else:
                 limit = auto_max_snippets(test_set, dtype) if max_snippets is None else max_snippets
-                if isinstance(model, S3R):
-                    scores = _score_packed_within_memory(model, test_set, limit, dtype)
-                else:
-                    scores = _score_masked_modules(model, test_set, limit)
+                scores = _score_packed_within_memory(model, test_set, limit, dtype)
     finally:
         model.train(was_training)
     return [score.float() for score in scores]
@@ -259,7 +235,7 @@ def check_finite_scores(scores: Sequence[Tensor], video_ids: Sequence[str], metr
 
 
 def evaluate(
-    model: nn.Module,
+    model: S3R,
     test_set: DeviceTestSet,
     one_at_a_time: bool = False,
     max_snippets: Optional[int] = DEFAULT_MAX_SNIPPETS,

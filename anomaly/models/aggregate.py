@@ -1,10 +1,4 @@
-"""RTFM's multi-scale temporal block (``Aggregate``) and its 1-D non-local block.
-
-Both accept an optional boolean ``mask`` of shape ``B T`` marking real snippets. With it, a batch of videos
-padded to a common length gives every video exactly the numbers it would get alone: padded positions are zeroed
-before each convolution (so borders see the same zeros as a lone video's padding), GroupNorm statistics and the
-non-local sums run over real snippets only, and the non-local block divides by each video's own length.
-"""
+"""RTFM's multi-scale temporal block (``Aggregate``) and its 1-D non-local block."""
 
 from typing import Optional
 
@@ -13,24 +7,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anomaly.models import kernel_choice
-
-
-def masked_group_norm(x: Tensor, norm: nn.GroupNorm, mask: Tensor) -> Tensor:
-    """GroupNorm of ``x`` (B C T) whose statistics use only the positions where ``mask`` (B T) is true.
-
-    Computed in float32 whatever ``x``'s dtype (bf16 under autocast), returned in ``x``'s dtype.
-    """
-    dtype = x.dtype
-    x = x.to(torch.promote_types(dtype, torch.float32))
-    batch, channels, length = x.shape
-    groups = norm.num_groups
-    weights = mask.to(x.dtype).view(batch, 1, 1, length)
-    grouped = x.view(batch, groups, channels // groups, length)
-    count = weights.sum(dim=-1, keepdim=True) * (channels // groups)
-    mean = (grouped * weights).sum(dim=(-2, -1), keepdim=True) / count
-    variance = (((grouped - mean) ** 2) * weights).sum(dim=(-2, -1), keepdim=True) / count
-    normalised = ((grouped - mean) / torch.sqrt(variance + norm.eps)).view(batch, channels, length)
-    return (normalised * norm.weight.to(x.dtype).view(1, -1, 1) + norm.bias.to(x.dtype).view(1, -1, 1)).to(dtype)
 
 
 def conv1d_as_matmul(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
@@ -100,21 +76,17 @@ def folded_weight(conv: nn.Conv1d, basis: Tensor) -> Tensor:
     return torch.einsum("ock,sc->osk", conv.weight, basis.to(conv.weight.dtype))
 
 
-def conv_norm_relu(
-    block: nn.Sequential, x: Tensor, mask: Optional[Tensor], basis: Optional[Tensor] = None, kernel: str = "conv"
-) -> Tensor:
-    """Run a ``Conv1d [+ GroupNorm] + ReLU`` block on ``x`` (B C T), masking padded snippets when ``mask`` is given.
+def conv_norm_relu(block: nn.Sequential, x: Tensor, basis: Optional[Tensor] = None, kernel: str = "conv") -> Tensor:
+    """Run a ``Conv1d [+ GroupNorm] + ReLU`` block on ``x`` (B C T).
 
     With ``basis`` (K × C), ``x`` holds coefficients (B K T) of the block's real input basisᵀ·x (``folded_weight``).
     ``kernel`` runs the convolution (see ``temporal_conv``).
     """
-    if mask is None and basis is None and kernel == "conv":
+    if basis is None and kernel == "conv":
         return block(x)  # the published call (module hooks see it)
-    if mask is not None:
-        x = x * mask.unsqueeze(1).to(x.dtype)
     out = temporal_conv(block[0], x, kernel, None if basis is None else folded_weight(block[0], basis))
     for layer in block[1:]:
-        out = masked_group_norm(out, layer, mask) if isinstance(layer, nn.GroupNorm) and mask is not None else layer(out)
+        out = layer(out)
     return out
 
 
@@ -141,18 +113,13 @@ class NonLocalBlock1D(nn.Module):
         self.query = nn.Conv1d(self.in_channels, self.inter_channels, kernel_size=1)
         self.key = nn.Conv1d(self.in_channels, self.inter_channels, kernel_size=1)
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """x: B C T, mask: B T (optional) -> B C T."""
+    def forward(self, x: Tensor) -> Tensor:
+        """x: B C T -> B C T."""
         length = x.shape[-1]
         value = self.value(x).transpose(1, 2)  # B T D
         query = self.query(x).transpose(1, 2)  # B T D
         key = self.key(x)  # B D T
-        if mask is None:
-            out = query @ ((key @ value) / length)  # B T D
-        else:
-            weights = mask.to(x.dtype)
-            key = key * weights.unsqueeze(1)
-            out = query @ ((key @ value) / weights.sum(dim=1).view(-1, 1, 1))
+        out = query @ ((key @ value) / length)  # B T D
         out = out.transpose(1, 2)  # B D T
         return self.alter(out) + x
 
@@ -187,8 +154,8 @@ class Aggregate(nn.Module):
             nn.ReLU(),
         )
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None, basis: Optional[Tensor] = None, kernel: str = "conv") -> Tensor:
-        """x: B T C, mask: B T (optional) -> B T C.
+    def forward(self, x: Tensor, basis: Optional[Tensor] = None, kernel: str = "conv") -> Tensor:
+        """x: B T C -> B T C.
 
         With ``basis`` (K × C, K < C), ``x`` is given as coefficients B T K of the input x·basis: the four first
         convolutions then take K input channels instead of C (the same function, less work), see ``folded_weight``.
@@ -199,7 +166,7 @@ class Aggregate(nn.Module):
         else:
             first = x.transpose(1, 2)  # B K T
             residual = (x @ basis.to(x.dtype)).transpose(1, 2)
-        branches = [conv_norm_relu(conv, first, mask, basis, kernel) for conv in (self.conv_1, self.conv_2, self.conv_3)]
-        branches.append(self.non_local(conv_norm_relu(self.conv_4, first, mask, basis, kernel), mask))
-        fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), mask, kernel=kernel)
+        branches = [conv_norm_relu(conv, first, basis, kernel) for conv in (self.conv_1, self.conv_2, self.conv_3)]
+        branches.append(self.non_local(conv_norm_relu(self.conv_4, first, basis, kernel)))
+        fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), kernel=kernel)
         return (fused + residual).transpose(1, 2)

@@ -5,7 +5,7 @@ Parameter names are those of the released checkpoints (they are the file format)
 ``*_best.pth`` loads with ``strict=True``.
 """
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 from einops import rearrange
@@ -15,15 +15,6 @@ from anomaly.layout import TRAINING_SNIPPETS
 from anomaly.models.aggregate import Aggregate
 
 MODALITIES = ("taskaware", "universal", "univ-task")
-
-
-def masked_time_mean(x: Tensor, mask: Optional[Tensor]) -> Tensor:
-    """Mean over the last (time) axis of ``x`` (B C T), counting only snippets where ``mask`` (B T) is true."""
-    if mask is None:
-        return x.mean(dim=-1)
-    compute = torch.promote_types(x.dtype, torch.float32)  # float32 under bf16 autocast
-    weights = mask.to(compute).unsqueeze(1)
-    return ((x.to(compute) * weights).sum(dim=-1) / weights.sum(dim=-1)).to(x.dtype)
 
 
 class enNormalModule(nn.Module):  # noqa: N801 - the class name appears in published model descriptions
@@ -76,8 +67,8 @@ class ChannelGate(nn.Module):
             nn.Linear(gate_channels // reduction_ratio, gate_channels),
         )
 
-    def forward(self, video: Tensor, macro: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        residual = masked_time_mean(video, mask) - masked_time_mean(macro, mask)  # (B N) C
+    def forward(self, video: Tensor, macro: Tensor) -> Tensor:
+        residual = video.mean(dim=-1) - macro.mean(dim=-1)  # (B N) C
         return torch.sigmoid(self.mlp(residual)).unsqueeze(2)
 
 
@@ -88,8 +79,8 @@ class ChannelAttention(nn.Module):
         super().__init__()
         self.channel_gate = ChannelGate(dim_input, reduction)
 
-    def forward(self, video: Tensor, macro: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        scale = self.channel_gate(video, macro, mask)
+    def forward(self, video: Tensor, macro: Tensor) -> Tuple[Tensor, Tensor]:
+        scale = self.channel_gate(video, macro)
         return video * scale, macro * (1.0 - scale)
 
 
@@ -100,8 +91,8 @@ class deNormal(nn.Module):  # noqa: N801
         super().__init__()
         self.channel_attention = ChannelAttention(dim_input, reduction)
 
-    def forward(self, video: Tensor, macro: Tensor, mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        video, macro = self.channel_attention(video.transpose(1, 2), macro.transpose(1, 2), mask)
+    def forward(self, video: Tensor, macro: Tensor) -> Tuple[Tensor, Tensor]:
+        video, macro = self.channel_attention(video.transpose(1, 2), macro.transpose(1, 2))
         return video.transpose(1, 2), macro.transpose(1, 2)
 
 
@@ -112,8 +103,8 @@ class GlobalStatistics(nn.Module):
         super().__init__()
         self.mlp = mlp
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        return torch.sigmoid(self.mlp(masked_time_mean(x, mask)))
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.mlp(x.mean(dim=-1)))
 
 
 def check_feature_size(feature_size: int) -> None:
@@ -201,13 +192,12 @@ class S3R(nn.Module):
         # (the benchmark's one-at-a-time path); "matmul". Results differ by float rounding only.
         self.conv_kernel = "auto"
 
-    def embed(self, video: Tensor, dictionary: Tensor, mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """video B N T C, dictionary B S C (or S C), mask B T -> de-Normal embeddings (B·N) T C and attention."""
+    def embed(self, video: Tensor, dictionary: Tensor) -> Dict[str, Tensor]:
+        """video B N T C, dictionary B S C (or S C) -> de-Normal embeddings (B·N) T C and attention."""
         batch, num_crops = video.shape[:2]
         if dictionary.dim() == 2:
             dictionary = dictionary.unsqueeze(0).expand(batch, -1, -1)
         video = rearrange(video, "b n t c -> (b n) t c")
-        crop_mask = None if mask is None else mask.repeat_interleave(num_crops, dim=0)
         kernel = self.conv_kernel
         if self._folds(dictionary):
             # The en-Normal reconstruction is attention · values with one dictionary for the whole batch: the macro
@@ -216,14 +206,14 @@ class S3R(nn.Module):
             affinity = module.attention(video, dictionary)  # B (N T) S
             values = module.value_embedding(dictionary[0])  # S C
             coefficients = rearrange(affinity, "b (n t) s -> (b n) t s", n=num_crops)
-            x_video = self.video_embedding[1](self.video_embedding[0](video, crop_mask, kernel=kernel))
-            x_macro = self.macro_embedding[1](self.macro_embedding[0](coefficients, crop_mask, values, kernel))
+            x_video = self.video_embedding[1](self.video_embedding[0](video, kernel=kernel))
+            x_macro = self.macro_embedding[1](self.macro_embedding[0](coefficients, values, kernel))
             memory_attn = affinity.transpose(1, 2)
         else:
             macro, memory_attn = self.en_normal(video, dictionary)
-            x_video = self.video_embedding[1](self.video_embedding[0](video, crop_mask, kernel=kernel))
-            x_macro = self.macro_embedding[1](self.macro_embedding[0](macro, crop_mask, kernel=kernel))
-        x_video, x_macro = self.de_normal(x_video, x_macro, crop_mask)
+            x_video = self.video_embedding[1](self.video_embedding[0](video, kernel=kernel))
+            x_macro = self.macro_embedding[1](self.macro_embedding[0](macro, kernel=kernel))
+        x_video, x_macro = self.de_normal(x_video, x_macro)
         return {"x_video": x_video, "x_macro": x_macro, "memory_attn": memory_attn}
 
     def _folds(self, dictionary: Tensor) -> bool:
@@ -232,9 +222,9 @@ class S3R(nn.Module):
             return False
         return dictionary.shape[0] == 1 or dictionary.stride(0) == 0  # a batch of 1, or one expanded
 
-    def snippet_scores(self, video: Tensor, dictionary: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """Crop-averaged anomaly score of every snippet: video B N T C -> B T 1 (padded snippets are meaningless)."""
-        x_video = self.embed(video, dictionary, mask)["x_video"]
+    def snippet_scores(self, video: Tensor, dictionary: Tensor) -> Tensor:
+        """Crop-averaged anomaly score of every snippet: video B N T C -> B T 1."""
+        x_video = self.embed(video, dictionary)["x_video"]
         return self._crop_mean(self.video_classifier(x_video), video.shape[1])
 
     @staticmethod

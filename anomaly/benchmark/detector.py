@@ -4,13 +4,13 @@ The published protocol is 15,000 training steps of 2 × 32 videos (10 crops × 3
 evaluation of the whole test split before training and after every step past 5,000 (10,001 evaluations).
 This module builds synthetic inputs of those sizes in one process on one device and measures, for both paths:
 
-- one at a time (the published computation): the model with ``fold_dictionary = False`` (the en-Normal
-  reconstruction formed in full, as published) and ``conv_kernel = "conv"`` (``F.conv1d``); a training step whose batch is made on the host per step (each
+- one at a time (the published computation): ``S3R.published_computation()`` of the same weights (the en-Normal
+  reconstruction formed in full, as published, and ``F.conv1d``); a training step whose batch is made on the host per step (each
   video resampled to 32 snippets from its full length, stacked, copied to the device: the published loader's
   work without the disk), and an evaluation that scores one video at a time (``evaluate(...,
   one_at_a_time=True)``);
-- fast: the model as it runs by default (``fold_dictionary = True``: the dictionary folded into the macro
-  branch, about 23 % fewer FLOPs a step; ``conv_kernel = "auto"``: each convolution by the kernel measured
+- fast: the model as it runs by default (``fold_dictionary=True``: the dictionary folded into the macro
+  branch, about 23 % fewer FLOPs a step; ``conv_kernel="auto"``: each convolution by the kernel measured
   faster here); a training step on training data resident on the device
   (``TrainingData``), and the batched, packed evaluation (``evaluate``) in chunks of similar lengths;
 
@@ -50,7 +50,6 @@ from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.evaluator import DeviceTestSet, auto_max_snippets, evaluate
 from anomaly.precision import PRECISIONS, resolve_precision, tf32_switches
 from anomaly.engine.trainer import ShuffledBatches, TrainingData, make_optimizer, train_step
-from anomaly.models import kernel_choice
 from anomaly.models.fast_scoring import PackedChunk, PackedScorer
 from anomaly.models.s3r import S3R, check_feature_size
 
@@ -416,6 +415,7 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     log(f"building a test set of {len(lengths)} videos ({sum(lengths):,} snippets) on {device} ...")
     test_set = synthetic_test_set(lengths, settings.num_crops, settings.feature_size, num_atoms, device, settings.seed)
     model = benchmark_model(settings, device)
+    published = model.published_computation()
     max_snippets = settings.max_snippets or auto_max_snippets(test_set, dtype)
     plan = test_set.plan(max_snippets)
     result = BenchmarkResult(
@@ -439,9 +439,9 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
 
     def evaluation(one_at_a_time: bool):
         def run():
-            published_path(model, one_at_a_time)
             evaluations[one_at_a_time] = evaluate(
-                model, test_set, one_at_a_time=one_at_a_time, max_snippets=max_snippets, precision=settings.precision
+                published if one_at_a_time else model, test_set, one_at_a_time=one_at_a_time,
+                max_snippets=max_snippets, precision=settings.precision,
             )
 
         return run
@@ -465,7 +465,9 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
 
     if settings.breakdown:
         log("timing the parts of one forward ...")
-        result.breakdown, result.breakdown_snippets = _breakdown(model, test_set, plan, dtype, settings.precision, device)
+        result.breakdown, result.breakdown_snippets = _breakdown(
+            model, published, test_set, plan, dtype, settings.precision, device
+        )
     del test_set, evaluations, plan
 
     # Training.
@@ -480,9 +482,7 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     dictionary = torch.rand((num_atoms, settings.feature_size), device=device)
     initial_state = copy.deepcopy(model.state_dict())
     log("timing training steps, batches made on the host per step ...")
-    published_path(model, True)
-    one_train = _time_training(model, host.next_batch, dictionary, settings, device, memory)
-    published_path(model, False)
+    one_train = _time_training(published, host.next_batch, dictionary, settings, device, memory)
     del host
 
     normal_count = settings.train_videos or shape.num_train_normal
@@ -511,7 +511,7 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
         result.times_ms[name] = {"one": one.times_ms, "fast": fast.times_ms}
         result.libraries[f"{name}, one at a time"] = one.libraries
         result.libraries[f"{name}, fast"] = fast.libraries
-    result.kernels = kernel_choice.measured()
+    result.kernels = model.kernel_choice.measured()
     protocol = {
         path: (PROTOCOL_STEPS * train.ms * train_scale + PROTOCOL_EVALUATIONS * evaluation.ms * eval_scale) / 3.6e6
         for path, train, evaluation in (("one", one_train, one_eval), ("fast", fast_train, fast_eval))
@@ -527,15 +527,12 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     return result
 
 
-def published_path(model: S3R, published: bool) -> None:
-    """Set ``model`` to compute as published (the en-Normal reconstruction in full, F.conv1d) or as by default."""
-    model.fold_dictionary = not published
-    model.conv_kernel = "conv" if published else "auto"
-
-
-def _breakdown(model: S3R, test_set: DeviceTestSet, plan, dtype: torch.dtype, precision: str, device: torch.device):
+def _breakdown(
+    model: S3R, published: S3R, test_set: DeviceTestSet, plan, dtype: torch.dtype, precision: str, device: torch.device
+):  # fmt: skip
     """Milliseconds per section for a few videos of the middle chunk (at most ``BREAKDOWN_SNIPPETS`` snippets):
-    one at a time through the modules (forward hooks), and packed as one chunk; each after a warm-up run."""
+    one at a time through the modules of ``published`` (forward hooks), and packed as one chunk by ``model``'s
+    scorer; each after a warm-up run."""
     from anomaly.precision import autocast
 
     group, _ = plan[len(plan) // 2]
@@ -547,17 +544,16 @@ def _breakdown(model: S3R, test_set: DeviceTestSet, plan, dtype: torch.dtype, pr
         total += int(test_set.lengths[index])
     chunk = PackedChunk.plan([video.shape[1] for video in videos], videos[0].shape[0], device)
     model.eval()
+    published.eval()
     one, fast = SectionTimer(device), SectionTimer(device)
     with torch.no_grad(), autocast(precision, device):
         scorer = PackedScorer(model, test_set.dictionary[0], dtype)
-        published_path(model, True)  # the published computation, module by module
         for video in videos:  # warm-up
-            model.snippet_scores(video.unsqueeze(0), test_set.dictionary)
+            published.snippet_scores(video.unsqueeze(0), test_set.dictionary)
         scorer(videos, chunk)
-        with one("total"), one.modules(module_sections(model)):
+        with one("total"), one.modules(module_sections(published)):
             for video in videos:
-                model.snippet_scores(video.unsqueeze(0), test_set.dictionary)
-        published_path(model, False)
+                published.snippet_scores(video.unsqueeze(0), test_set.dictionary)
         with fast("total"):
             scorer(videos, chunk, timer=fast)
     breakdown = {}

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from anomaly.models import kernel_choice
+from anomaly.errors import check_choice
+from anomaly.models.kernel_choice import MEASURE_ROWS, KernelChoice, measurement_input
 
 
 def conv1d_as_matmul(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding: int, dilation: int) -> Tensor:
@@ -27,32 +28,35 @@ def conv1d_as_matmul(x: Tensor, weight: Tensor, bias: Optional[Tensor], padding:
 CONV_KERNELS = ("conv", "matmul", "auto")  # F.conv1d as published, conv1d_as_matmul, the faster here (measured)
 
 
-def temporal_conv(conv: nn.Conv1d, x: Tensor, kernel: str = "conv", weight: Optional[Tensor] = None) -> Tensor:
+def temporal_conv(
+    conv: nn.Conv1d, x: Tensor, kernel: str = "conv", weight: Optional[Tensor] = None,
+    choice: Optional[KernelChoice] = None,
+) -> Tensor:  # fmt: skip
     """``conv`` (stride 1) on x (B C T) with ``kernel`` (``CONV_KERNELS``), optionally with another ``weight``.
 
-    "auto" times both kernels, forward and (when gradients are on) backward, once per process and shape on
-    inputs of ``kernel_choice.MEASURE_ROWS`` snippets (``anomaly.models.kernel_choice``), and runs the faster.
+    "auto" runs the faster of "conv" and "matmul", which ``choice`` measures, forward and (when gradients are on)
+    backward, once per shape on inputs of ``kernel_choice.MEASURE_ROWS`` snippets.
     """
+    check_choice(kernel, CONV_KERNELS, "kernel")
     weight = conv.weight if weight is None else weight
     padding, dilation = conv.padding[0], conv.dilation[0]
     if kernel == "auto":
-        kernel = _faster_kernel(conv, x, weight)
+        if choice is None:
+            raise ValueError("the 'auto' kernel needs a KernelChoice to measure with")
+        kernel = _faster_kernel(choice, conv, x, weight)
     if kernel == "conv":
         return F.conv1d(x, weight, conv.bias, 1, padding, dilation)
-    if kernel == "matmul":
-        return conv1d_as_matmul(x, weight, conv.bias, padding, dilation)
-    raise ValueError(f"kernel must be one of {', '.join(CONV_KERNELS)}, not {kernel!r}")
+    return conv1d_as_matmul(x, weight, conv.bias, padding, dilation)
 
 
-def _faster_kernel(conv: nn.Conv1d, x: Tensor, weight: Tensor) -> str:
+def _faster_kernel(choice: KernelChoice, conv: nn.Conv1d, x: Tensor, weight: Tensor) -> str:
     device = x.device
     autocast = torch.is_autocast_enabled(device.type)
     dtype = torch.get_autocast_dtype(device.type) if autocast else x.dtype
     grad = torch.is_grad_enabled()
     key = f"module conv1d weight={tuple(weight.shape)} bias={conv.bias is not None} {dtype} autocast={autocast} grad={grad}"
-    length = min(x.shape[2], kernel_choice.MEASURE_ROWS)
-    sample = kernel_choice.measurement_input((max(1, kernel_choice.MEASURE_ROWS // length), x.shape[1], length),
-                                             x.dtype, device).requires_grad_(grad)
+    length = min(x.shape[2], MEASURE_ROWS)
+    sample = measurement_input((max(1, MEASURE_ROWS // length), x.shape[1], length), x.dtype, device).requires_grad_(grad)
     parameters = weight.detach().requires_grad_(grad), None if conv.bias is None else conv.bias.detach().requires_grad_(grad)
 
     def run(kernel: str):
@@ -67,7 +71,7 @@ def _faster_kernel(conv: nn.Conv1d, x: Tensor, weight: Tensor) -> str:
         return step
 
     flops = 2.0 * sample.shape[0] * length * weight.numel() * (3 if grad else 1)  # backward: twice the forward
-    return kernel_choice.fastest(key, {name: run(name) for name in ("conv", "matmul")}, device, "conv", flops)
+    return choice.fastest(key, {name: run(name) for name in ("conv", "matmul")}, device, "conv", flops)
 
 
 def folded_weight(conv: nn.Conv1d, basis: Tensor) -> Tensor:
@@ -76,15 +80,18 @@ def folded_weight(conv: nn.Conv1d, basis: Tensor) -> Tensor:
     return torch.einsum("ock,sc->osk", conv.weight, basis.to(conv.weight.dtype))
 
 
-def conv_norm_relu(block: nn.Sequential, x: Tensor, basis: Optional[Tensor] = None, kernel: str = "conv") -> Tensor:
+def conv_norm_relu(
+    block: nn.Sequential, x: Tensor, basis: Optional[Tensor] = None, kernel: str = "conv",
+    choice: Optional[KernelChoice] = None,
+) -> Tensor:  # fmt: skip
     """Run a ``Conv1d [+ GroupNorm] + ReLU`` block on ``x`` (B C T).
 
     With ``basis`` (K × C), ``x`` holds coefficients (B K T) of the block's real input basisᵀ·x (``folded_weight``).
-    ``kernel`` runs the convolution (see ``temporal_conv``).
+    ``kernel`` and ``choice`` run the convolution (see ``temporal_conv``).
     """
     if basis is None and kernel == "conv":
         return block(x)  # the published call (module hooks see it)
-    out = temporal_conv(block[0], x, kernel, None if basis is None else folded_weight(block[0], basis))
+    out = temporal_conv(block[0], x, kernel, None if basis is None else folded_weight(block[0], basis), choice)
     for layer in block[1:]:
         out = layer(out)
     return out
@@ -154,19 +161,22 @@ class Aggregate(nn.Module):
             nn.ReLU(),
         )
 
-    def forward(self, x: Tensor, basis: Optional[Tensor] = None, kernel: str = "conv") -> Tensor:
+    def forward(
+        self, x: Tensor, basis: Optional[Tensor] = None, kernel: str = "conv", choice: Optional[KernelChoice] = None
+    ) -> Tensor:
         """x: B T C -> B T C.
 
         With ``basis`` (K × C, K < C), ``x`` is given as coefficients B T K of the input x·basis: the four first
         convolutions then take K input channels instead of C (the same function, less work), see ``folded_weight``.
-        ``kernel`` runs the convolutions (``CONV_KERNELS``; "conv": ``F.conv1d``, as published).
+        ``kernel`` runs the convolutions (``CONV_KERNELS``; "conv": ``F.conv1d``, as published; "auto": the faster,
+        measured by ``choice``).
         """
         if basis is None:
             residual = first = x.transpose(1, 2)  # B C T
         else:
             first = x.transpose(1, 2)  # B K T
             residual = (x @ basis.to(x.dtype)).transpose(1, 2)
-        branches = [conv_norm_relu(conv, first, basis, kernel) for conv in (self.conv_1, self.conv_2, self.conv_3)]
-        branches.append(self.non_local(conv_norm_relu(self.conv_4, first, basis, kernel)))
-        fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), kernel=kernel)
+        branches = [conv_norm_relu(conv, first, basis, kernel, choice) for conv in (self.conv_1, self.conv_2, self.conv_3)]
+        branches.append(self.non_local(conv_norm_relu(self.conv_4, first, basis, kernel, choice)))
+        fused = conv_norm_relu(self.conv_5, torch.cat(branches, dim=1), kernel=kernel, choice=choice)
         return (fused + residual).transpose(1, 2)

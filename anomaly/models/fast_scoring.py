@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anomaly.measuring import Timer, no_timer
-from anomaly.models import kernel_choice
+from anomaly.models.kernel_choice import MEASURE_ROWS, KernelChoice, measurement_input
 from anomaly.models.aggregate import Aggregate
 
 KERNELS = ("matmul", "conv", "winograd")  # how the temporal convolutions run (see the module docstring)
@@ -229,7 +229,10 @@ class _AggregateWeights:
     convolutions take a directly: W ← basisᵀ-folded weights (K × out).
     """
 
-    def __init__(self, block: Aggregate, dtype: torch.dtype, basis: Optional[Tensor] = None, kernel: Optional[str] = None):
+    def __init__(
+        self, block: Aggregate, dtype: torch.dtype, choice: KernelChoice, basis: Optional[Tensor] = None,
+        kernel: Optional[str] = None,
+    ):  # fmt: skip
         def cast(tensor: Tensor) -> Tensor:
             return tensor.to(dtype).contiguous()
 
@@ -300,12 +303,12 @@ class _AggregateWeights:
             "conv_5": {name: functools.cache(form) for name, form in fuse_forms.items()},
         }
         in_channels = basis.shape[0] if basis is not None else block.dim
-        self.kernels = self._choose_kernels(kernel, dtype, in_channels, block.dim, forms, conv_5.weight.device)
+        self.kernels = self._choose_kernels(kernel, choice, dtype, in_channels, block.dim, forms, conv_5.weight.device)
         self.branch_weights = forms["branches"][self.kernels["branches"]]()
         self.fuse_weights = forms["conv_5"][self.kernels["conv_5"]]()
 
     def _choose_kernels(
-        self, kernel: Optional[str], dtype: torch.dtype, in_channels: int, channels: int,
+        self, kernel: Optional[str], choice: KernelChoice, dtype: torch.dtype, in_channels: int, channels: int,
         forms: Dict[str, Dict[str, Callable[[], object]]], device: torch.device,
     ) -> Dict[str, str]:  # fmt: skip
         """The kernel of each stage: ``kernel`` when given, else the fastest here, measured once per process on a
@@ -321,16 +324,16 @@ class _AggregateWeights:
         names = KERNELS if dtype == torch.float32 else tuple(name for name in KERNELS if name != "winograd")
         chosen = {}
         for stage, width, run in (("branches", in_channels, self._branches), ("conv_5", channels, self._fuse)):
-            sample = kernel_choice.measurement_input((kernel_choice.MEASURE_ROWS + 2 * GAP, width), dtype, device)
+            sample = measurement_input((MEASURE_ROWS + 2 * GAP, width), dtype, device)
             key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
             # Timed within this iteration (fastest runs them at once), so the loop's variables are the right ones.
             candidates = {
-                name: lambda name=name: run(sample, kernel_choice.MEASURE_ROWS, name, forms[stage][name]())
+                name: lambda name=name: run(sample, MEASURE_ROWS, name, forms[stage][name]())
                 for name in names
             }
             out_channels = 4 * self.inner if stage == "branches" else channels
-            flops = 2.0 * kernel_choice.MEASURE_ROWS * width * out_channels * 3
-            chosen[stage] = kernel_choice.fastest(key, candidates, device, "matmul", flops)
+            flops = 2.0 * MEASURE_ROWS * width * out_channels * 3
+            chosen[stage] = choice.fastest(key, candidates, device, "matmul", flops)
         return chosen
 
     def __call__(self, source: Tensor, chunk: PackedChunk, timer: Timer = no_timer, name: str = "") -> Tensor:
@@ -438,9 +441,9 @@ class PackedScorer:
             # Folding pays when there are fewer atoms than channels; otherwise the macro branch gets A·V itself.
             self.fold = dictionary.shape[0] < dictionary.shape[1]
             self.values_matrix = None if self.fold else values.to(dtype)
-            self.video_block = _AggregateWeights(model.video_embedding[0], dtype, kernel=kernel)
+            self.video_block = _AggregateWeights(model.video_embedding[0], dtype, model.kernel_choice, kernel=kernel)
             self.macro_block = _AggregateWeights(
-                model.macro_embedding[0], dtype, basis=values if self.fold else None, kernel=kernel
+                model.macro_embedding[0], dtype, model.kernel_choice, basis=values if self.fold else None, kernel=kernel
             )
             gate = model.de_normal.channel_attention.channel_gate.mlp
             self.gate = [(layer.weight.float().t().contiguous(), layer.bias.float()) for layer in (gate[1], gate[3])]

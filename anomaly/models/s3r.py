@@ -5,14 +5,16 @@ Parameter names are those of the released checkpoints (they are the file format)
 ``*_best.pth`` loads with ``strict=True``.
 """
 
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from anomaly.errors import check_choice
 from anomaly.layout import TRAINING_SNIPPETS
-from anomaly.models.aggregate import Aggregate
+from anomaly.models.aggregate import CONV_KERNELS, Aggregate
+from anomaly.models.kernel_choice import KernelChoice
 
 MODALITIES = ("taskaware", "universal", "univ-task")
 
@@ -150,6 +152,16 @@ class S3R(nn.Module):
     crop; the magnitude-based top-k selection of RTFM picks ``k = min(quantize_size // 10, T)`` snippets per video.
     ``modality`` (one of :data:`MODALITIES`) names the kind of dictionary the model is given; the architecture is
     the same for all, so it is only checked (the published constructor takes it).
+
+    How it computes (not parameters: results differ by float rounding only):
+    - ``fold_dictionary``: run the macro branch's first convolutions on the S attention weights instead of the
+      C-channel reconstruction (the same function, about a fifth less work); False: the published order.
+    - ``conv_kernel``: how the Aggregate blocks' temporal convolutions run (``CONV_KERNELS``): "auto" the faster of
+      ``F.conv1d`` and one matrix product over shifted copies, measured by ``kernel_choice`` once per shape;
+      "conv": ``F.conv1d``, as published; "matmul".
+    - ``kernel_choice``: the measured choices (a new one when None), which the packed scorer consults too and a
+      training state saves.
+    :meth:`published_computation` gives the same model computing as published.
     """
 
     def __init__(
@@ -159,16 +171,25 @@ class S3R(nn.Module):
         quantize_size: int = TRAINING_SNIPPETS,
         dropout: float = 0.7,
         modality: str = "taskaware",
+        fold_dictionary: bool = True,
+        conv_kernel: str = "auto",
+        kernel_choice: Optional[KernelChoice] = None,
     ):
         super().__init__()
-        if modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
+        check_choice(modality, MODALITIES, "modality")
+        check_choice(conv_kernel, CONV_KERNELS, "conv_kernel")
         check_feature_size(dim)
         self.dim = dim
         self.batch_size = batch_size
+        self.quantize_size = quantize_size
+        self.dropout = dropout
+        self.modality = modality
         # The published k = quantize_size // 10 (3), at least 1 so that a short quantize_size still selects; the
         # same k for the anomalous and the normal half.
         self.k = max(quantize_size // 10, 1)
+        self.fold_dictionary = fold_dictionary
+        self.conv_kernel = conv_kernel
+        self.kernel_choice = KernelChoice() if kernel_choice is None else kernel_choice
 
         # Construction order follows the published model so that a seed gives the same initial weights.
         self.video_embedding = nn.Sequential(Aggregate(dim), nn.Dropout(dropout))
@@ -183,14 +204,17 @@ class S3R(nn.Module):
         self.macro_classifier = GlobalStatistics(mlp=nn.Sequential(*_classifier_layers(dim, dropout)))
         self.drop_out = nn.Dropout(dropout)
         self.apply(xavier_init)
-        # Not a parameter: compute the macro branch's first convolutions on the S attention weights instead of
-        # the C-channel reconstruction (same function, about a fifth less work). False: the published order of
-        # operations (the benchmark's one-at-a-time path). Results differ by float rounding only.
-        self.fold_dictionary = True
-        # How the Aggregate blocks' temporal convolutions run: "auto" (the default) the faster of F.conv1d and one
-        # matrix product over shifted copies, measured once per process and shape; "conv": F.conv1d, as published
-        # (the benchmark's one-at-a-time path); "matmul". Results differ by float rounding only.
-        self.conv_kernel = "auto"
+
+    def published_computation(self) -> "S3R":
+        """This model computing as the published code does: no dictionary folding, ``F.conv1d`` (the benchmark's
+        one-at-a-time path). It holds the same parameter and buffer tensors, shared, not copied: training or loading
+        one changes both. Move or convert the model (``.to``) before taking it: a conversion replaces the buffers of
+        the module it is applied to only."""
+        with torch.device("meta"):  # no memory and no random draws for weights about to be replaced
+            published = S3R(self.dim, self.batch_size, self.quantize_size, self.dropout, self.modality,
+                            fold_dictionary=False, conv_kernel="conv", kernel_choice=self.kernel_choice)  # fmt: skip
+        published.load_state_dict(self.state_dict(keep_vars=True), assign=True)
+        return published.train(self.training)
 
     def embed(self, video: Tensor, dictionary: Tensor) -> Dict[str, Tensor]:
         """video B N T C, dictionary B S C (or S C) -> de-Normal embeddings (B·N) T C and attention."""
@@ -198,7 +222,7 @@ class S3R(nn.Module):
         if dictionary.dim() == 2:
             dictionary = dictionary.unsqueeze(0).expand(batch, -1, -1)
         video = rearrange(video, "b n t c -> (b n) t c")
-        kernel = self.conv_kernel
+        kernel, choice = self.conv_kernel, self.kernel_choice
         if self._folds(dictionary):
             # The en-Normal reconstruction is attention · values with one dictionary for the whole batch: the macro
             # branch takes the attention as coefficients of the values (see Aggregate.forward's ``basis``).
@@ -206,13 +230,13 @@ class S3R(nn.Module):
             affinity = module.attention(video, dictionary)  # B (N T) S
             values = module.value_embedding(dictionary[0])  # S C
             coefficients = rearrange(affinity, "b (n t) s -> (b n) t s", n=num_crops)
-            x_video = self.video_embedding[1](self.video_embedding[0](video, kernel=kernel))
-            x_macro = self.macro_embedding[1](self.macro_embedding[0](coefficients, values, kernel))
+            x_video = self.video_embedding[1](self.video_embedding[0](video, kernel=kernel, choice=choice))
+            x_macro = self.macro_embedding[1](self.macro_embedding[0](coefficients, values, kernel, choice))
             memory_attn = affinity.transpose(1, 2)
         else:
             macro, memory_attn = self.en_normal(video, dictionary)
-            x_video = self.video_embedding[1](self.video_embedding[0](video, kernel=kernel))
-            x_macro = self.macro_embedding[1](self.macro_embedding[0](macro, kernel=kernel))
+            x_video = self.video_embedding[1](self.video_embedding[0](video, kernel=kernel, choice=choice))
+            x_macro = self.macro_embedding[1](self.macro_embedding[0](macro, kernel=kernel, choice=choice))
         x_video, x_macro = self.de_normal(x_video, x_macro)
         return {"x_video": x_video, "x_macro": x_macro, "memory_attn": memory_attn}
 

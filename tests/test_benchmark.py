@@ -16,7 +16,8 @@ from anomaly.engine.evaluator import (
     plan_chunks,
 )
 from anomaly.models import S3R
-from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
+from anomaly.models.packing import GAP, PackedChunk
+from anomaly.models.s3r import PackedScorer
 from tests.conftest import (
     FORWARD_REL,
     assert_close_to_scale,

@@ -20,7 +20,8 @@ from anomaly.precision import resolve_precision
 from anomaly.models import S3R
 from anomaly.models.kernel_choice import MIN_FLOPS, KernelChoice
 from anomaly.models.aggregate import temporal_conv
-from anomaly.models.fast_scoring import KERNELS, PackedChunk, PackedScorer
+from anomaly.models.packing import KERNELS, PackedChunk
+from anomaly.models.s3r import PackedScorer
 
 
 def trained_like(dim: int = 64, **computation) -> S3R:

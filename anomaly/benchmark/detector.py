@@ -50,8 +50,8 @@ from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.evaluator import DeviceTestSet, auto_max_snippets, evaluate
 from anomaly.precision import PRECISIONS, resolve_precision, tf32_switches
 from anomaly.engine.trainer import ShuffledBatches, TrainingData, make_optimizer, train_step
-from anomaly.models.fast_scoring import PackedChunk, PackedScorer
-from anomaly.models.s3r import S3R, check_feature_size
+from anomaly.models.packing import PackedChunk
+from anomaly.models.s3r import S3R, PackedScorer, check_feature_size
 
 PROTOCOL_STEPS = 15_000
 PROTOCOL_EVALUATIONS = 1 + (15_000 - 5_000)  # the initial one, then every step past 5,000

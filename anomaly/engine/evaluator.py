@@ -3,7 +3,7 @@
 Two paths that give the same scores (to float rounding, about 1e-7):
 - ``one_at_a_time``: each video alone (batch of 1, the dictionary as a batch of 1), as published;
 - batched (default): videos sorted by length and grouped into chunks of similar lengths holding at most
-  ``max_snippets`` padded snippet positions each, scored together by ``anomaly.models.fast_scoring.PackedScorer``
+  ``max_snippets`` padded snippet positions each, scored together by ``anomaly.models.s3r.PackedScorer``
   (padding never reaches a video's numbers: its GroupNorm statistics, convolution borders, non-local division
   by T and time means see only its own snippets; memory is linear in their lengths).
 Test features are copied to the device once (``DeviceTestSet``) and kept there.
@@ -23,8 +23,8 @@ from anomaly.data import TestVideos
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.metrics import NonFiniteScores, snippet_label_weights, weighted_ap_stepwise, weighted_roc_auc
 from anomaly.precision import autocast
-from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
-from anomaly.models.s3r import S3R
+from anomaly.models.packing import GAP, PackedChunk
+from anomaly.models.s3r import S3R, PackedScorer
 
 DEFAULT_MAX_SNIPPETS = None  # chosen per device by auto_max_snippets
 CPU_MAX_SNIPPETS = 2048  # on CPU larger chunks gain nothing and cost memory

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anomaly.engine import DeviceTestSet, evaluate
-from anomaly.benchmark.detector import SHAPES, subsample, synthetic_test_set
+from anomaly.benchmark.inputs import SHAPES, subsample, synthetic_test_set
 from anomaly.engine.evaluator import (
     CUDA_MAX_SNIPPETS,
     activation_bytes_per_snippet,

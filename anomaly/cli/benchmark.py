@@ -18,11 +18,11 @@ from typing import Literal, Optional
 
 from tap import Tap
 
-import torch
-
-from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for
+from anomaly.benchmark.detector import run_benchmark, settings_for
+from anomaly.benchmark.inputs import SHAPES
+from anomaly.benchmark.report import format_report, result_json
 from anomaly.precision import PRECISIONS
-from anomaly.hardware import device_problem
+from anomaly.hardware import resolve_device
 from anomaly.models.s3r import check_feature_size
 from anomaly.errors import InputError
 from anomaly.files import save_text
@@ -55,7 +55,7 @@ def channels(text: str) -> int:
 class BenchmarkArgs(Tap):
     """Options spelled with dashes (--batch-size): ``underscores_to_dashes`` is always on."""
 
-    device: str = "cuda" if torch.cuda.is_available() else "cpu"  # cpu, cuda or cuda:N
+    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     precision: Literal[PRECISIONS] = "fp32"  # arithmetic of both paths; bf16 where native (CUDA, a CPU with AVX512-BF16/AMX), else fp32 with a one-line note
     shape: Literal[tuple(sorted(SHAPES))] = "shanghaitech"  # test-set shape
     quick: bool = False  # a small model on a few videos (seconds on a CPU)
@@ -90,9 +90,10 @@ class BenchmarkArgs(Tap):
         self.add_argument("--feature-size", type=channels)
 
     def process_args(self) -> None:
-        problem = device_problem(self.device, "the benchmark")
-        if problem:
-            self.error(f"--device {self.device}: {problem}")
+        try:
+            self.device = str(resolve_device(self.device, "the benchmark"))
+        except InputError as error:
+            self.error(str(error))
         if self.json is not None:
             if self.json.is_dir():
                 self.error(f"--json {self.json}: is a folder, not a file")

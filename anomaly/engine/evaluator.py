@@ -22,7 +22,7 @@ from torch import Tensor
 from anomaly.data import TestVideos
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.metrics import NonFiniteScores, snippet_label_weights, weighted_ap_stepwise, weighted_roc_auc
-from anomaly.precision import autocast
+from anomaly.precision import autocast, dtype_of
 from anomaly.models.packing import GAP, PackedChunk
 from anomaly.models.s3r import S3R, PackedScorer
 
@@ -203,8 +203,12 @@ def score_test_set(
     max_snippets: Optional[int] = DEFAULT_MAX_SNIPPETS,
     precision: str = "fp32",
 ) -> List[Tensor]:
-    """Every test video's snippet scores (T × 1, float32, on the device) in csv order; the model's mode is kept."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    """Every test video's snippet scores (T × 1, float32, on the device) in csv order; the model's mode is kept.
+
+    Batched: by ``model``'s packed form (``PackedScorer``: it folds the dictionary as the model does, with the
+    kernels ``model.kernel_choice`` measures); ``one_at_a_time``: by ``model.snippet_scores``.
+    """
+    dtype = dtype_of(precision)
     was_training = model.training
     model.eval()
     try:

@@ -1,14 +1,26 @@
 """The published layout: the fixed sizes behind the features and the name of every file a dataset or run has.
 
-Defined once here, imported everywhere else; this module imports nothing heavy (no torch), so configs and option
-parsers may use it. Names are relative: lists, ground truth and features to the ``--root_path`` folder, dictionaries
-and regular features to the ``--dictionary_path`` folder, run files to the version folders.
+Defined once here, imported everywhere else; this module imports nothing heavy (no torch), so configs, option
+parsers and the data layer may use it, the model's feature-size rule too (``check_feature_size``). Names are
+relative: lists, ground truth and features to the ``--root_path`` folder, dictionaries and regular features to the
+``--dictionary_path`` folder, run files to the version folders.
 """
 
 FRAMES_PER_SNIPPET = 16  # frames of video behind one snippet (one I3D clip)
 TRAINING_SNIPPETS = 32  # snippets every training video is resampled to (the published quantize_size)
 DICTIONARY_ALGORITHM = "omp"  # the sparse coding of dictionary learning; part of the dictionary's file name
 UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary is learned on
+
+
+def check_feature_size(feature_size: int) -> None:
+    """S3R needs ``C`` to be a positive multiple of 32: its temporal block (``anomaly.models.aggregate.Aggregate``)
+    normalises ``C / 4`` channels in 8 groups.
+
+    The one place this rule is checked; raises ValueError with a message that option parsers show as it is.
+    """
+    if isinstance(feature_size, bool) or not isinstance(feature_size, int) or feature_size < 32 or feature_size % 32:
+        raise ValueError(f"must be a positive multiple of 32 (the model's GroupNorm runs 8 groups on C / 4 "
+                         f"channels), not {feature_size}")
 
 
 def feature_file_name(video_id: str, backbone: str) -> str:

@@ -51,9 +51,10 @@ from anomaly.engine.evaluator import DeviceTestSet, Evaluation, auto_max_snippet
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.errors import check_choice, check_range
 from anomaly.hardware import resolve_device
+from anomaly.layout import check_feature_size
 from anomaly.measuring import PeakMemory, SectionTimer, best_time, device_name, run_times, synchronize
 from anomaly.models.packing import PackedChunk
-from anomaly.models.s3r import S3R, PackedScorer, check_feature_size
+from anomaly.models.s3r import S3R, PackedScorer
 from anomaly.precision import PRECISIONS, autocast, dtype_of, resolve_precision, tf32_switches
 
 PROTOCOL_STEPS = 15_000

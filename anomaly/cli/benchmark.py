@@ -23,7 +23,7 @@ from anomaly.benchmark.inputs import SHAPES
 from anomaly.benchmark.report import format_report, result_json
 from anomaly.precision import PRECISIONS
 from anomaly.hardware import resolve_device
-from anomaly.models.s3r import check_feature_size
+from anomaly.layout import check_feature_size
 from anomaly.errors import InputError
 from anomaly.files import save_text
 

@@ -41,11 +41,10 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
-from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET, check_feature_size
 from anomaly.data.ground_truth import write_ground_truth
 from anomaly.data.video_lists import write_video_list
 from anomaly.errors import InputError
-from anomaly.models.s3r import check_feature_size
 from anomaly.files import ensure_folder, save_npy, save_text
 
 PathLike = Union[str, Path]

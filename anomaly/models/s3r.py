@@ -19,7 +19,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from anomaly.errors import check_choice
-from anomaly.layout import TRAINING_SNIPPETS
+from anomaly.layout import TRAINING_SNIPPETS, check_feature_size
 from anomaly.measuring import Timer, no_timer
 from anomaly.models.aggregate import CONV_KERNELS, Aggregate, PackedAggregate
 from anomaly.models.kernel_choice import KernelChoice
@@ -178,17 +178,6 @@ class GlobalStatistics(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.sigmoid(self.mlp(x.mean(dim=-1)))
-
-
-def check_feature_size(feature_size: int) -> None:
-    """S3R needs ``C`` to be a positive multiple of 32: its temporal block (``Aggregate``) normalises ``C / 4``
-    channels in 8 groups.
-
-    The one place this rule is checked; raises ValueError with a message that option parsers show as it is.
-    """
-    if isinstance(feature_size, bool) or not isinstance(feature_size, int) or feature_size < 32 or feature_size % 32:
-        raise ValueError(f"must be a positive multiple of 32 (the model's GroupNorm runs 8 groups on C / 4 "
-                         f"channels), not {feature_size}")
 
 
 def _classifier_layers(dim: int, dropout: float) -> list:

@@ -2,7 +2,8 @@
 video alone: a change to one form only fails here, module by module (the whole scorer: test_kernels, test_benchmark).
 
 Videos of 1 to 33 snippets (3 crops) share one chunk; each module's eval-mode ``forward`` runs on each video's
-crops alone. Forward values: within FORWARD_REL of their scale (tests/conftest.py).
+crops alone. Forward values: within FORWARD_REL of their scale (tests/conftest.py). Marked parity: the packed
+forms are the evaluation's, so .ci/run checks them with the portable kernels too.
 """
 
 import pytest
@@ -47,6 +48,7 @@ def rows_of(chunk, rows, video):
     return rows.view(len(chunk.lengths), chunk.num_crops, chunk.pitch, -1)[video, :, : chunk.lengths[video]]
 
 
+@pytest.mark.parity
 def test_packed_non_local_equals_the_module(model, chunk):
     block = model.video_embedding[0].non_local
     videos = videos_of(block.in_channels)
@@ -58,6 +60,7 @@ def test_packed_non_local_equals_the_module(model, chunk):
     assert not x[chunk.tail_rows].any()
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("folded", [False, True])
 def test_packed_aggregate_equals_the_module(model, chunk, kernel, folded):
@@ -73,6 +76,7 @@ def test_packed_aggregate_equals_the_module(model, chunk, kernel, folded):
         assert_close_to_scale(rows_of(chunk, output, index), block(video, basis), name=f"video {index}")
 
 
+@pytest.mark.parity
 def test_packed_en_normal_equals_the_module(model, chunk):
     module = model.en_normal.en_normal_module
     dictionary = torch.rand(6, 64)
@@ -91,6 +95,7 @@ def test_packed_en_normal_equals_the_module(model, chunk):
         assert_close_to_scale(means[index], expected.mean(dim=1), name=name)
 
 
+@pytest.mark.parity
 def test_packed_de_normal_equals_the_module(model, chunk):
     module = model.de_normal
     videos, macros = videos_of(64), videos_of(64)
@@ -101,6 +106,7 @@ def test_packed_de_normal_equals_the_module(model, chunk):
         assert_close_to_scale(rows_of(chunk, gated, index), module(video, macro)[0], name=f"video {index}")
 
 
+@pytest.mark.parity
 def test_packed_classifier_equals_the_module(model, chunk):
     classifier = model.video_classifier
     videos = videos_of(64)

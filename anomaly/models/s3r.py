@@ -270,7 +270,7 @@ class S3R(nn.Module):
         self.dim = dim
         self.batch_size = batch_size
         self.quantize_size = quantize_size
-        self.dropout = dropout
+        self.dropout_rate = dropout
         self.modality = modality
         # The published k = quantize_size // 10 (3), at least 1 so that a short quantize_size still selects; the
         # same k for the anomalous and the normal half.
@@ -299,7 +299,7 @@ class S3R(nn.Module):
         one changes both. Move or convert the model (``.to``) before taking it: a conversion replaces the buffers of
         the module it is applied to only."""
         with torch.device("meta"):  # no memory and no random draws for weights about to be replaced
-            published = S3R(self.dim, self.batch_size, self.quantize_size, self.dropout, self.modality,
+            published = S3R(self.dim, self.batch_size, self.quantize_size, self.dropout_rate, self.modality,
                             fold_dictionary=False, conv_kernel="conv", kernel_choice=self.kernel_choice)  # fmt: skip
         published.load_state_dict(self.state_dict(keep_vars=True), assign=True)
         return published.train(self.training)

@@ -126,7 +126,7 @@ def test_a_model_measures_with_the_kernel_choice_it_is_given():
         model.eval().snippet_scores(torch.rand(1, 1, 8, 64), torch.rand(1, 6, 64))
     assert model.kernel_choice is choice
     assert any(key.startswith("module conv1d weight=(64, 64, 3)") for key in choice.state_dict())  # conv_5
-    published = model.published_computation()  # runs F.conv1d: nothing to measure, nothing changes
+    published = model.published_computation()  # F.conv1d and no folding, the same choice and weights
     assert published.kernel_choice is choice and published.conv_kernel == "conv" and not published.fold_dictionary
     assert published.video_classifier[0].weight is model.video_classifier[0].weight  # the same weights, shared
 

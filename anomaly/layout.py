@@ -1,11 +1,14 @@
 """The published layout: the fixed sizes behind the features and the name of every file a dataset or run has.
 
-Defined once here, imported everywhere else; this module imports nothing heavy (no torch), so configs and option
-parsers may use it. Names are relative: lists, ground truth and features to the ``--root_path`` folder, dictionaries
-and regular features to the ``--dictionary_path`` folder, run files to the version folders.
+Defined once here, imported everywhere else; this module imports nothing heavy (no torch), so configs, option
+parsers and the data layer may use it, the model's feature-size rule too (``check_feature_size``). Names are
+relative: lists, ground truth and features to the ``--root_path`` folder, dictionaries and regular features to the
+``--dictionary_path`` folder, run files to the version folders.
 """
 
 from typing import Optional
+
+from anomaly.errors import InputError
 
 FRAMES_PER_SNIPPET = 16  # frames of video behind one snippet (one I3D clip)
 TRAINING_SNIPPETS = 32  # snippets every training video is resampled to (the published quantize_size)
@@ -15,6 +18,16 @@ NUM_CROPS = (10, 5, 1)  # crops per snippet: the published ten, the first five (
 PRESET_NAMES = ("rtfm", "gowtham")  # the extraction recipes (anomaly.extraction.preprocess.PRESETS)
 FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
 DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
+
+
+def check_feature_size(feature_size: int, name: str = "feature_size") -> int:
+    """``feature_size`` unchanged when S3R can take it: a positive multiple of 32, since its temporal block
+    (``anomaly.models.aggregate.Aggregate``) normalises ``C / 4`` channels in 8 groups. The one place this rule is
+    checked; a one-line InputError naming ``name`` (e.g. the option) otherwise."""
+    if isinstance(feature_size, bool) or not isinstance(feature_size, int) or feature_size < 32 or feature_size % 32:
+        raise InputError(None, f"{name} must be a positive multiple of 32 (the model's GroupNorm runs 8 groups on C / 4 "
+                         f"channels), not {feature_size!r}")
+    return feature_size
 
 
 def feature_file_name(video_id: str, backbone: str) -> str:

@@ -6,22 +6,20 @@ import re
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from anomaly.engine import DeviceTestSet, evaluate
-from anomaly.benchmark.detector import SHAPES, subsample, synthetic_test_set
+from anomaly.benchmark.inputs import SHAPES, subsample, synthetic_test_set
 from anomaly.engine.evaluator import (
     CUDA_MAX_SNIPPETS,
     activation_bytes_per_snippet,
     auto_max_snippets,
     plan_chunks,
-    score_test_set,
 )
 from anomaly.models import S3R
-from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
+from anomaly.models.packing import GAP, PackedChunk
+from anomaly.models.s3r import PackedScorer
 from tests.conftest import (
     FORWARD_REL,
-    GRADIENT_REL,
     assert_close_to_scale,
     assert_same_evaluation,
     run_tool,
@@ -87,26 +85,6 @@ def test_benchmark_shapes_have_the_published_sizes():
 def test_packed_evaluation_equals_one_at_a_time_for_any_chunking(model, test_set, max_snippets):
     alone = evaluate(model, test_set, one_at_a_time=True)
     assert_same_evaluation(evaluate(model, test_set, max_snippets=max_snippets), alone)
-
-
-class ModulesOnly(nn.Module):
-    """An S3R seen only through ``snippet_scores``: the evaluator runs it module by module with a mask."""
-
-    def __init__(self, inner: S3R):
-        super().__init__()
-        self.inner = inner
-
-    def snippet_scores(self, video, dictionary, mask=None):
-        return self.inner.snippet_scores(video, dictionary, mask)
-
-
-@pytest.mark.parity
-def test_masked_module_path_equals_one_at_a_time(model, test_set):
-    alone = score_test_set(model, test_set, one_at_a_time=True)
-    masked = score_test_set(ModulesOnly(model).eval(), test_set, max_snippets=64)
-    assert len(masked) == len(alone)
-    for index, (expected, actual) in enumerate(zip(alone, masked)):
-        assert_close_to_scale(actual, expected, name=f"video {index}")
 
 
 def test_bf16_evaluation_is_close_to_fp32(model, test_set):
@@ -178,39 +156,50 @@ def test_device_test_set_from_tensors_matches_the_loader_layout(test_set):
 
 @pytest.mark.parity
 def test_folding_the_dictionary_changes_nothing_but_rounding():
-    """S3R.fold_dictionary (the default) against the published order of operations: outputs and gradients.
+    """S3R.fold_dictionary (the default) against the published order of operations: the same function.
 
-    Outputs within FORWARD_REL of their scale, gradients within GRADIENT_REL of theirs; gradients whose true value
-    is zero (biases before a training-mode BatchNorm or a softmax) are float noise on both sides, bounded by
-    GRADIENT_REL of the largest gradient of the model (see assert_close_to_scale).
+    In float32, as models train and evaluate: training-mode outputs and eval scores within FORWARD_REL of their
+    scale. Gradients are compared in float64. A gradient element is a sum over videos, crops and snippets whose terms
+    can cancel: the macro branch's non-local key bias sums terms of total magnitude up to 100 into values of 0.07 to
+    0.43, so its float32 rounding is relative to those terms, not to the tensor's scale that assert_close_to_scale
+    bounds (measured on an AMD EPYC: each float32 order lies 2 to 3e-5 from the float64 gradient there, over 1e-4 of the
+    scale 0.43; which order lies nearer depends on the kernels). In float64 rounding is 2^-29 times smaller and a
+    difference of the function itself stands out: the two orders agree within 1e-9 of the largest gradient (sums of
+    K <= 10^4 terms round by about K·2^-52 of their terms, amplified by the chain of layers; measured 1e-14), the
+    bound test_kernels holds the convolution kernels' gradients to.
     """
+    def both_orders(model):
+        return {True: model, False: model.published_computation()}
+
     torch.manual_seed(0)
-    model = trained_like_batchnorm(S3R(64, batch_size=2))
-    video = torch.rand(4, 3, 32, 64)
-    dictionary = torch.rand(6, 64).expand(4, -1, -1)
-    model.conv_kernel = "conv"  # one convolution kernel for both orders: only folding differs (kernels: test_kernels)
+    # One convolution kernel for both orders: only folding differs (the kernels: test_kernels).
+    folded = trained_like_batchnorm(S3R(64, batch_size=2, conv_kernel="conv"))
+    video, dictionary = torch.rand(4, 3, 32, 64), torch.rand(6, 64)
     results = {}
-    for fold in (False, True):
-        model.fold_dictionary = fold
-        model.zero_grad()
+    for fold, model in both_orders(folded).items():
         torch.manual_seed(1)  # the same dropout masks
-        outputs = model(video, dictionary)
-        sum(value.float().sum() for value in outputs.values()).backward()
-        results[fold] = (outputs, {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
-    (published, published_grads), (folded, folded_grads) = results[False], results[True]
-    assert folded.keys() == published.keys()
-    for name in published:
-        assert_close_to_scale(folded[name], published[name], name=name)
-    assert folded_grads.keys() == published_grads.keys()
-    largest = max(float(gradient.abs().max()) for gradient in published_grads.values())
-    for name, expected in published_grads.items():
-        assert_close_to_scale(folded_grads[name], expected, rel=GRADIENT_REL, noise_scale=largest, name=name)
-    model.eval()
+        results[fold] = model(video, dictionary.expand(4, -1, -1))
+    assert results[True].keys() == results[False].keys()
+    for name, expected in results[False].items():
+        assert_close_to_scale(results[True][name], expected, name=name)
+
+    gradients = {}
+    for fold, model in both_orders(folded.double()).items():
+        model.zero_grad()
+        torch.manual_seed(1)
+        outputs = model(video.double(), dictionary.double().expand(4, -1, -1))
+        sum(value.sum() for value in outputs.values()).backward()
+        gradients[fold] = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    assert gradients[True].keys() == gradients[False].keys()
+    largest = max(float(gradient.abs().max()) for gradient in gradients[False].values())
+    for name, expected in gradients[False].items():
+        torch.testing.assert_close(gradients[True][name], expected, rtol=0, atol=1e-9 * largest, msg=name)
+
     with torch.no_grad():
-        scores = {}
-        for fold in (False, True):
-            model.fold_dictionary = fold
-            scores[fold] = model.snippet_scores(video[:1, :, :7], dictionary[:1])
+        scores = {
+            fold: model.snippet_scores(video[:1, :, :7], dictionary.unsqueeze(0))
+            for fold, model in both_orders(folded.float().eval()).items()
+        }
     assert_close_to_scale(scores[True], scores[False], name="eval scores")
 
 
@@ -272,22 +261,21 @@ def run_benchmark_tool(*args):
 
 
 @pytest.mark.parametrize("option, value, problem", [
-    ("--batch-size", "0", "argument --batch-size: must be at least 1, not 0"),
-    ("--steps", "0", "argument --steps: must be at least 1, not 0"),
-    ("--repeats", "0", "argument --repeats: must be at least 1, not 0"),
-    ("--warmup", "-1", "argument --warmup: must be at least 0, not -1"),
-    ("--test-videos", "-3", "argument --test-videos: must be at least 0, not -3"),
-    ("--feature-size", "33", "argument --feature-size: must be a positive multiple of 32"),
-    ("--threads", "zero", "argument --threads: expected an integer, not 'zero'"),
-    ("--device", "foo", "--device foo: not a torch device"),
-    ("--device", "tpu", "--device tpu: not a torch device"),
+    ("--batch-size", "0", "--batch-size must be an integer at least 1, not 0"),
+    ("--steps", "0", "--steps must be an integer at least 1, not 0"),
+    ("--repeats", "0", "--repeats must be an integer at least 1, not 0"),
+    ("--warmup", "-1", "--warmup must be an integer at least 0, not -1"),
+    ("--test-videos", "-3", "--test-videos must be an integer at least 0, not -3"),
+    ("--feature-size", "33", "--feature-size must be a positive multiple of 32 (the model's GroupNorm runs 8 groups "
+                             "on C / 4 channels), not 33"),
+    ("--threads", "zero", "argument --threads: invalid int value: 'zero' (see s3r benchmark --help)"),
+    ("--device", "foo", "--device foo: not a torch device (cpu, cuda, cuda:1, ...)"),
+    ("--device", "tpu", "--device tpu: not a torch device (cpu, cuda, cuda:1, ...)"),
     ("--json", "/nonexistent/x.json", "/nonexistent/x.json: the folder /nonexistent does not exist (--json)"),
 ])
 def test_the_benchmark_refuses_impossible_options_before_any_work(option, value, problem):
     status, stdout, stderr = run_benchmark_tool("--quick", "--device", "cpu", option, value)
-    assert status == 2 and stdout == ""
-    [line] = stderr.splitlines()
-    assert line.startswith("s3r benchmark: ") and problem in line
+    assert (status, stdout, stderr) == (2, "", f"s3r benchmark: {problem}\n")
 
 
 def test_the_benchmark_refuses_a_cuda_device_it_does_not_have(monkeypatch):

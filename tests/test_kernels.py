@@ -9,6 +9,7 @@ that of all the gradients, not of each: a gradient whose true value is zero (a b
 BatchNorm) holds only rounding noise of the terms it sums, in float32 as large as 1e-4.
 """
 
+import os
 import time
 
 import pytest
@@ -16,14 +17,17 @@ import torch
 
 from anomaly import hardware
 from anomaly.precision import resolve_precision
-from anomaly.models import S3R, kernel_choice
+from anomaly.models import S3R
+from anomaly.models.kernel_choice import MIN_FLOPS, KernelChoice
 from anomaly.models.aggregate import temporal_conv
-from anomaly.models.fast_scoring import KERNELS, PackedChunk, PackedScorer
+from anomaly.models.packing import KERNELS, PackedChunk
+from anomaly.models.s3r import PackedScorer
 
 
-def trained_like(dim: int = 64) -> S3R:
+def trained_like(dim: int = 64, **computation) -> S3R:
+    """The same weights whatever ``computation`` (S3R's fold_dictionary, conv_kernel, kernel_choice) says."""
     torch.manual_seed(0)
-    model = S3R(dim, batch_size=2)
+    model = S3R(dim, batch_size=2, **computation)
     with torch.no_grad():  # non-zero non-local BatchNorm, so that every branch matters
         for name, tensor in model.state_dict().items():
             if "alter.1" in name and tensor.is_floating_point():
@@ -35,8 +39,7 @@ def trained_like(dim: int = 64) -> S3R:
 @pytest.mark.parametrize("num_atoms", [6, 100])  # folded into the macro branch, and not (S ≥ C)
 @pytest.mark.parametrize("lengths", [[1, 9, 4, 33], [2, 7, 5]])  # rows a multiple of 4, and odd
 def test_packed_scorer_kernels_equal_the_published_modules(kernel, num_atoms, lengths):
-    model = trained_like().eval()
-    model.conv_kernel = "conv"
+    model = trained_like(conv_kernel="conv").eval()
     videos = [torch.rand(3, length, 64) for length in lengths]
     dictionary = torch.rand(num_atoms, 64)
     scorer = PackedScorer(model, dictionary, kernel=kernel)
@@ -58,14 +61,11 @@ def test_an_unknown_kernel_is_refused():
 @pytest.mark.parametrize("fold", [False, True])
 def test_module_kernels_give_the_same_outputs_and_gradients(fold):
     """A training forward and backward with conv1d as one matrix product against F.conv1d (the published)."""
-    model = trained_like().double()
-    model.fold_dictionary = fold
     video = torch.rand(4, 3, 32, 64, dtype=torch.float64)
     dictionary = torch.rand(6, 64, dtype=torch.float64).expand(4, -1, -1)
     results = {}
     for kernel in ("conv", "matmul"):
-        model.conv_kernel = kernel
-        model.zero_grad()
+        model = trained_like(fold_dictionary=fold, conv_kernel=kernel).double()
         torch.manual_seed(1)  # the same dropout masks
         outputs = model(video, dictionary)
         sum(value.sum() for value in outputs.values()).backward()
@@ -80,20 +80,16 @@ def test_module_kernels_give_the_same_outputs_and_gradients(fold):
 
 
 def test_float32_module_kernels_agree_to_rounding():
-    model = trained_like().eval()
     video, dictionary = torch.rand(2, 3, 20, 64), torch.rand(6, 64).expand(2, -1, -1)
     scores = {}
     with torch.no_grad():
         for kernel in ("conv", "matmul", "auto"):
-            model.conv_kernel = kernel
-            scores[kernel] = model.snippet_scores(video, dictionary)
+            scores[kernel] = trained_like(conv_kernel=kernel).eval().snippet_scores(video, dictionary)
     torch.testing.assert_close(scores["matmul"], scores["conv"], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(scores["auto"], scores["conv"], rtol=1e-5, atol=1e-6)
 
 
-def test_the_choice_is_the_faster_candidate_measured_once_and_saved(monkeypatch):
-    monkeypatch.setattr(kernel_choice, "_chosen", {})
-    monkeypatch.setattr(kernel_choice, "_timings", {})
+def test_the_choice_is_the_faster_candidate_measured_once_and_saved():
     calls = []
 
     def candidate(name, seconds):
@@ -104,19 +100,35 @@ def test_the_choice_is_the_faster_candidate_measured_once_and_saved(monkeypatch)
         return run
 
     candidates = {"slow": candidate("slow", 0.03), "fast": candidate("fast", 0.0)}
-    cpu, big = torch.device("cpu"), kernel_choice.MIN_FLOPS
-    assert kernel_choice.fastest("problem", candidates, cpu, "slow", big, repeats=2) == "fast"
+    cpu, big = torch.device("cpu"), MIN_FLOPS
+    choice = KernelChoice(repeats=2)
+    assert choice.fastest("problem", candidates, cpu, "slow", big) == "fast"
     assert calls.count("slow") == 3 and calls.count("fast") == 3  # one untimed run and two timed each
-    assert kernel_choice.fastest("problem", candidates, cpu, "slow", big) == "fast" and len(calls) == 6
-    assert kernel_choice.fastest("small", candidates, cpu, "slow", big / 2) == "slow" and len(calls) == 6
+    assert choice.fastest("problem", candidates, cpu, "slow", big) == "fast" and len(calls) == 6
+    assert choice.fastest("small", candidates, cpu, "slow", big / 2) == "slow" and len(calls) == 6
     even = {"a": candidate("a", 0.02), "b": candidate("b", 0.02)}  # within the margin: the default stays
-    assert kernel_choice.fastest("even", even, cpu, "b", big) == "b"
-    saved = kernel_choice.state_dict()
+    assert choice.fastest("even", even, cpu, "b", big) == "b"
+    saved = choice.state_dict()
     assert list(saved.values()) == ["fast", "slow", "b"] and "problem" in next(iter(saved))
-    monkeypatch.setattr(kernel_choice, "_chosen", {})
-    kernel_choice.load_state_dict({key: "slow" for key in saved})  # a resumed run keeps the first run's kernels
+    measured = choice.measured()
+    assert measured[next(iter(saved))][0] == "fast" and set(measured[next(iter(saved))][1]) == {"slow", "fast"}
+
+    resumed = KernelChoice()  # a resumed run keeps the first run's kernels, without measuring
+    resumed.load_state_dict({key: "slow" for key in saved})
     runs = len(calls)
-    assert kernel_choice.fastest("problem", candidates, cpu, "fast", big) == "slow" and len(calls) == runs
+    assert resumed.fastest("problem", candidates, cpu, "fast", big) == "slow" and len(calls) == runs
+
+
+def test_a_model_measures_with_the_kernel_choice_it_is_given():
+    choice = KernelChoice()
+    model = S3R(64, batch_size=1, kernel_choice=choice)
+    with torch.no_grad():
+        model.eval().snippet_scores(torch.rand(1, 1, 8, 64), torch.rand(1, 6, 64))
+    assert model.kernel_choice is choice
+    assert any(key.startswith("module conv1d weight=(64, 64, 3)") for key in choice.state_dict())  # conv_5
+    published = model.published_computation()  # F.conv1d and no folding, the same choice and weights
+    assert published.kernel_choice is choice and published.conv_kernel == "conv" and not published.fold_dictionary
+    assert published.video_classifier[0].weight is model.video_classifier[0].weight  # the same weights, shared
 
 
 @pytest.mark.parametrize("flags, expected", [("avx2 avx512f", "fp32"), ("avx2 avx512f avx512_bf16", "bf16"), ("amx_bf16", "bf16")])
@@ -134,7 +146,15 @@ def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected
     assert resolve_precision("fp32", torch.device("cpu")) == ("fp32", "")
 
 
-def test_cpu_info_names_this_cpu():
+def test_cpu_info_names_this_cpu_and_the_kernels_pytorch_runs():
+    """The kernel level reported is the one ATen dispatches to: never one whose instructions the CPU lacks, and the
+    one ATEN_CPU_CAPABILITY asks for when the CPU has it."""
     info = hardware.cpu_info()
-    assert info.model and info.capability in ("DEFAULT", "AVX2", "AVX512", "SVE256", "ZVECTOR", "NO AVX")
     assert info.model in info.describe() and hardware.blas_library() in info.describe()
+    assert info.capability == torch.backends.cpu.get_cpu_capability()
+    needs = {"AVX2": "avx2", "AVX512": "avx512f"}  # /proc/cpuinfo flags (Linux)
+    if info.flags and info.capability in needs:
+        assert needs[info.capability] in info.flags
+    requested = os.environ.get("ATEN_CPU_CAPABILITY", "").upper()
+    if requested == "DEFAULT" or needs.get(requested) in info.flags:
+        assert info.capability == requested

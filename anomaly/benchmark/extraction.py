@@ -18,7 +18,6 @@ Random weights: speed does not depend on their values.
 """
 
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List
@@ -30,9 +29,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from anomaly.benchmark.detector import device_name, synchronize
 from anomaly.hardware import native_bf16
+from anomaly.measuring import device_name, run_times, timed
 from anomaly.extraction.extractor import FeatureExtractor, extract_features
+from anomaly.errors import check_range
 from anomaly.extraction.network import I3DResNet50
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.extraction.preprocess import PRESETS
@@ -82,14 +82,6 @@ def make_test_video(path: Path, frames: int, width: int, height: int, fps: int =
         for packet in stream.encode():
             container.mux(packet)
     return path
-
-
-def _timed(run: Callable[[], object], device: torch.device) -> float:
-    synchronize(device)
-    started = time.perf_counter()
-    run()
-    synchronize(device)
-    return time.perf_counter() - started
 
 
 def baseline_extract(
@@ -146,18 +138,18 @@ def run_extraction_benchmark(
     device = torch.device(settings.device)
     result = ExtractionBenchmarkResult(settings, device_name(device))
     preset = PRESETS["gowtham"]
+    check_range(settings.frames, "--frames", minimum=preset.min_frames, integer=True,
+                fix=f"the {preset.name} recipe needs more than {FRAMES_PER_SNIPPET}")
     snippets = preset.snippet_count(settings.frames)
-    if snippets == 0:
-        raise ValueError(f"--frames must be more than {FRAMES_PER_SNIPPET}, not {settings.frames}")
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         log(f"encoding a {settings.frames}-frame {settings.width}x{settings.height} video")
         video = make_test_video(folder / "video.mp4", settings.frames, settings.width, settings.height)
 
         frames: List[np.ndarray] = []
-        seconds = _timed(lambda: frames.extend(decode_frames(video)), torch.device("cpu"))
+        seconds = timed(lambda: frames.extend(decode_frames(video)), torch.device("cpu"))
         result.rates["decode (frames/s)"] = len(frames) / seconds
-        seconds = _timed(lambda: [preset.resize(frame) for frame in frames], torch.device("cpu"))
+        seconds = timed(lambda: [preset.resize(frame) for frame in frames], torch.device("cpu"))
         result.rates["preprocess (frames/s)"] = len(frames) / seconds
 
         network = I3DResNet50().to(device).eval()  # the baseline runs it as it is, the pipeline its inference copy
@@ -170,14 +162,14 @@ def run_extraction_benchmark(
                 continue
             extractor.precision = precision
             log(f"network {precision}: warm-up, then {settings.repeats} forward(s) of {settings.batch_size} snippets")
-            extractor(clips[:1], preset, settings.num_crops)
-            seconds = sum(_timed(lambda: extractor(clips, preset, settings.num_crops), device) for _ in range(settings.repeats))
+            extractor(clips[:1], preset, settings.num_crops)  # warm-up on one snippet
+            seconds = sum(run_times(lambda: extractor(clips, preset, settings.num_crops), device, settings.repeats, warmup=0))
             result.rates[f"network {precision} (snippets/s)"] = settings.batch_size * settings.repeats / seconds
         extractor.precision = "fp32"
 
         log("end to end: this pipeline")
         extracted: List[np.ndarray] = []
-        seconds = _timed(
+        seconds = timed(
             lambda: extract_features([video], extractor, preset, settings.num_crops, settings.batch_size,
                                      on_video=lambda _index, features, *_: extracted.append(features)),  # fmt: skip
             device,
@@ -188,7 +180,7 @@ def run_extraction_benchmark(
         log("end to end: baseline (JPEG files, PIL, float64, one snippet per forward)")
         jpegs = folder / "frames"
         jpegs.mkdir()
-        seconds = _timed(lambda: baseline_extract(video, jpegs, network, device, settings.num_crops), device)
+        seconds = timed(lambda: baseline_extract(video, jpegs, network, device, settings.num_crops), device)
         result.rates["end to end, baseline (snippets/s)"] = snippets / seconds
     return result
 

@@ -11,48 +11,25 @@ evaluations give the same scores, and where the time of one forward goes. See an
 Impossible options (--batch-size 0, --device foo, a --json in a missing folder, ...) are refused before any work.
 """
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Literal, Optional
 
+from anomaly.benchmark.detector import run_benchmark, settings_for
+from anomaly.benchmark.inputs import SHAPES
+from anomaly.benchmark.report import format_report, result_json
 from anomaly.cli.command import CommandArguments
-from anomaly.benchmark.detector import SHAPES, format_report, result_json, run_benchmark, settings_for
-from anomaly.precision import PRECISIONS
-from anomaly.errors import InputError
-from anomaly.hardware import default_device, resolve_device
-from anomaly.models.s3r import check_feature_size
+from anomaly.errors import InputError, check_range
 from anomaly.files import save_text
-
-
-def at_least(minimum: int):
-    """An argparse type: an integer >= ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, not {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
-        return value
-
-    return parse
-
-
-def channels(text: str) -> int:
-    value = at_least(32)(text)
-    try:
-        check_feature_size(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return value
+from anomaly.hardware import resolve_device
+from anomaly.layout import check_feature_size
+from anomaly.precision import PRECISIONS
 
 
 class Arguments(CommandArguments):
     """Options spelled with dashes (--batch-size): ``underscores_to_dashes`` is always on."""
 
-    device: str = default_device()  # cpu, cuda or cuda:N (default: CUDA when present)
+    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     precision: Literal[PRECISIONS] = "fp32"  # arithmetic of both paths; bf16 where native (CUDA, a CPU with AVX512-BF16/AMX), else fp32 with a one-line note
     shape: Literal[tuple(sorted(SHAPES))] = "shanghaitech"  # test-set shape
     quick: bool = False  # a small model on a few videos (seconds on a CPU)
@@ -76,18 +53,18 @@ class Arguments(CommandArguments):
         super().__init__(*args, underscores_to_dashes=True, **kwargs)
 
     def configure(self) -> None:
-        # argparse's own messages: "invalid choice: 'x'", and the range checks' "must be at least 1, not 0"
-        self.add_argument("--precision", type=str, choices=PRECISIONS)
+        self.add_argument("--precision", type=str, choices=PRECISIONS)  # argparse's "invalid choice: 'x'"
         self.add_argument("--shape", type=str, choices=sorted(SHAPES))
-        for name in ("steps", "repeats", "batch-size", "train-videos", "num-crops", "num-atoms", "max-snippets",
-                     "threads"):
-            self.add_argument(f"--{name}", type=at_least(1))
-        for name in ("warmup", "test-videos", "seed"):
-            self.add_argument(f"--{name}", type=at_least(0))
-        self.add_argument("--feature-size", type=channels)
 
     def process_args(self) -> None:
-        resolve_device(self.device, "the benchmark")
+        for name in ("steps", "repeats", "batch_size", "train_videos", "num_crops", "num_atoms", "max_snippets",
+                     "threads", "warmup", "test_videos", "seed"):
+            if getattr(self, name) is not None:
+                minimum = 0 if name in ("warmup", "test_videos", "seed") else 1
+                check_range(getattr(self, name), f"--{name.replace('_', '-')}", minimum=minimum, integer=True)
+        if self.feature_size is not None:
+            check_feature_size(self.feature_size, "--feature-size")
+        self.device = str(resolve_device(self.device, "the benchmark"))
         if self.json is not None:
             if self.json.is_dir():
                 raise InputError(self.json, "is a folder, not a file (--json)")

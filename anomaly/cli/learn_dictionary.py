@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.cli.options import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.dictionary_learning import learn_dataset_dictionary
 from anomaly.errors import check_range
-from anomaly.layout import TRAINING_SNIPPETS
+from anomaly.layout import TRAINING_SNIPPETS, check_feature_size
 
 
 class Arguments(CommandArguments):
@@ -45,7 +44,8 @@ class Arguments(CommandArguments):
         for name in ("max_iter", "quantize_size", "num_anomalous"):
             if getattr(self, name) is not None:
                 check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
-        check_feature_size_option(self.feature_size)
+        if self.feature_size is not None:
+            check_feature_size(self.feature_size, "--feature_size")
 
 
 def run(args: Arguments) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.cli.options import check_feature_size_option
+from anomaly.layout import check_feature_size
 from anomaly.data.catalog import SYNTHETIC_NAMES
 from anomaly.data.synthetic import (
     SHAPE_SPECS,
@@ -69,7 +69,8 @@ class Arguments(CommandArguments):
                 setattr(self, name, getattr(SHAPE_SPECS[self.shape], name))
         if self.name is None:
             self.name = SYNTHETIC_NAMES[self.shape]
-        check_feature_size_option(self.feature_size)
+        if self.feature_size is not None:
+            check_feature_size(self.feature_size, "--feature_size")
 
 
 def run(args: Arguments) -> int:

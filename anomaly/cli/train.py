@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.cli.options import check_feature_size_option
 from anomaly.config import load_dataset_config
 from anomaly.precision import PRECISIONS
 from anomaly.engine.report import PLOT_VIDEOS
@@ -21,7 +20,7 @@ from anomaly.engine.runner import Run
 from anomaly.engine.training_state import seed_everything
 from anomaly.errors import InputError, check_range
 from anomaly.files import check_name
-from anomaly.layout import TRAINING_SNIPPETS
+from anomaly.layout import TRAINING_SNIPPETS, check_feature_size
 
 
 class Arguments(CommandArguments):
@@ -84,7 +83,8 @@ class Arguments(CommandArguments):
         check_range(self.seed, "--seed", minimum=-1, integer=True, fix="-1 takes the dataset config's seed")
         check_range(self.lr, "--lr", minimum=0, fix="0 takes the config's init_lr")
         check_range(self.dropout, "--dropout", minimum=0, below=1)
-        check_feature_size_option(self.feature_size)
+        if self.feature_size is not None:
+            check_feature_size(self.feature_size, "--feature_size")
         if self.inference and not self.resume:
             raise InputError(None, "--inference needs --resume PATH, the checkpoint to evaluate")
 

@@ -41,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from anomaly.data.catalog import SYNTHETIC_NAMES
-from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET, check_feature_size
 from anomaly.data.ground_truth import write_ground_truth
 from anomaly.data.video_lists import write_video_list
 from anomaly.errors import InputError, check_choice, check_range
@@ -78,7 +78,8 @@ class SyntheticSpec:
         for name in ("num_train_anomalous", "num_train_normal", "num_test_anomalous", "num_test_normal"):
             check_range(getattr(self, name), name, minimum=1, integer=True,
                         fix="a synthetic dataset needs at least one video of each class in each split")
-        for name in ("feature_size", "num_crops", "num_scenes", "min_length"):
+        check_feature_size(self.feature_size)
+        for name in ("num_crops", "num_scenes", "min_length"):
             check_range(getattr(self, name), name, minimum=1, integer=True)
         check_range(self.seed, "seed", minimum=0, integer=True)
         check_range(self.max_length, "max_length", minimum=self.min_length, integer=True, fix="it is below min_length")

@@ -3,9 +3,9 @@
 Two paths that give the same scores (to float rounding, about 1e-7):
 - ``one_at_a_time``: each video alone (batch of 1, the dictionary as a batch of 1), as published;
 - batched (default): videos sorted by length and grouped into chunks of similar lengths holding at most
-  ``max_snippets`` padded snippet positions each, scored together by ``anomaly.models.fast_scoring.PackedScorer``
+  ``max_snippets`` padded snippet positions each, scored together by ``anomaly.models.s3r.PackedScorer``
   (padding never reaches a video's numbers: its GroupNorm statistics, convolution borders, non-local division
-  by T and time means see only its own snippets; memory is linear in their lengths). Models other than ``S3R`` are run module by module with a mask.
+  by T and time means see only its own snippets; memory is linear in their lengths).
 Test features are copied to the device once (``DeviceTestSet``) and kept there.
 
 Snippet scores (crop average) are compared with frame labels, each snippet standing for 16 frames: ROC AUC,
@@ -17,14 +17,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from anomaly.data import TestVideos
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.metrics import NonFiniteScores, snippet_label_weights, weighted_ap_stepwise, weighted_roc_auc
-from anomaly.precision import autocast
-from anomaly.models.fast_scoring import GAP, PackedChunk, PackedScorer
-from anomaly.models.s3r import S3R
+from anomaly.precision import autocast, dtype_of
+from anomaly.models.packing import GAP, PackedChunk
+from anomaly.models.s3r import S3R, PackedScorer
 
 DEFAULT_MAX_SNIPPETS = None  # chosen per device by auto_max_snippets
 CPU_MAX_SNIPPETS = 2048  # on CPU larger chunks gain nothing and cost memory
@@ -155,10 +155,6 @@ class DeviceTestSet:
     def channels(self) -> int:
         return self.videos[0].shape[2]
 
-    def chunks(self, max_snippets: int, overhead: Optional[int] = None) -> List[List[int]]:
-        """Groups of video indices (ascending length), each within ``max_snippets`` padded positions."""
-        return [group for group, _ in self.plan(max_snippets, overhead)]
-
     def plan(self, max_snippets: int, overhead: Optional[int] = None) -> List[Tuple[List[int], PackedChunk]]:
         """The chunks (see ``plan_chunks``) with their packed layouts, computed once per setting."""
         overhead = CHUNK_OVERHEAD.get(self.device.type, 64) if overhead is None else overhead
@@ -172,11 +168,11 @@ class DeviceTestSet:
         return self._plans[key]
 
 
-def _score_one_at_a_time(model: nn.Module, test_set: DeviceTestSet) -> List[Tensor]:
+def _score_one_at_a_time(model: S3R, test_set: DeviceTestSet) -> List[Tensor]:
     return [model.snippet_scores(video.unsqueeze(0), test_set.dictionary)[0] for video in test_set.videos]
 
 
-def _score_packed(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
+def _score_packed(model: S3R, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
     scorer = PackedScorer(model, test_set.dictionary[0], dtype)
     scores: List[Optional[Tensor]] = [None] * len(test_set.videos)
     for group, chunk in test_set.plan(max_snippets):
@@ -186,7 +182,7 @@ def _score_packed(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, 
     return scores
 
 
-def _score_packed_within_memory(model: nn.Module, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
+def _score_packed_within_memory(model: S3R, test_set: DeviceTestSet, max_snippets: int, dtype: torch.dtype) -> List[Tensor]:
     """``_score_packed``, halving the chunks when the GPU runs out of memory (down to one video per chunk)."""
     smallest = int(test_set.lengths.max()) + GAP
     while True:
@@ -199,33 +195,20 @@ def _score_packed_within_memory(model: nn.Module, test_set: DeviceTestSet, max_s
             max_snippets = max(smallest, max_snippets // 2)
 
 
-def _score_masked_modules(model: nn.Module, test_set: DeviceTestSet, max_snippets: int) -> List[Tensor]:
-    """Any model with ``snippet_scores(video, dictionary, mask)``: padded chunks run module by module."""
-    scores: List[Optional[Tensor]] = [None] * len(test_set.videos)
-    for group in test_set.chunks(max_snippets):
-        lengths = test_set.lengths[group].to(test_set.device)
-        longest = int(test_set.lengths[group].max())
-        first = test_set.videos[group[0]]
-        batch = first.new_zeros((len(group), first.shape[0], longest, first.shape[2]))
-        for row, index in enumerate(group):
-            batch[row, :, : test_set.videos[index].shape[1]] = test_set.videos[index]
-        mask = torch.arange(longest, device=test_set.device).unsqueeze(0) < lengths.unsqueeze(1)
-        group_scores = model.snippet_scores(batch, test_set.dictionary.expand(len(group), -1, -1), mask)
-        for row, index in enumerate(group):
-            scores[index] = group_scores[row, : test_set.videos[index].shape[1]]
-    return scores
-
-
 @torch.no_grad()
 def score_test_set(
-    model: nn.Module,
+    model: S3R,
     test_set: DeviceTestSet,
     one_at_a_time: bool = False,
     max_snippets: Optional[int] = DEFAULT_MAX_SNIPPETS,
     precision: str = "fp32",
 ) -> List[Tensor]:
-    """Every test video's snippet scores (T × 1, float32, on the device) in csv order; the model's mode is kept."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    """Every test video's snippet scores (T × 1, float32, on the device) in csv order; the model's mode is kept.
+
+    Batched: by ``model``'s packed form (``PackedScorer``: it folds the dictionary as the model does, with the
+    kernels ``model.kernel_choice`` measures); ``one_at_a_time``: by ``model.snippet_scores``.
+    """
+    dtype = dtype_of(precision)
     was_training = model.training
     model.eval()
     try:
@@ -234,10 +217,7 @@ def score_test_set(
                 scores = _score_one_at_a_time(model, test_set)
             else:
                 limit = auto_max_snippets(test_set, dtype) if max_snippets is None else max_snippets
-                if isinstance(model, S3R):
-                    scores = _score_packed_within_memory(model, test_set, limit, dtype)
-                else:
-                    scores = _score_masked_modules(model, test_set, limit)
+                scores = _score_packed_within_memory(model, test_set, limit, dtype)
     finally:
         model.train(was_training)
     return [score.float() for score in scores]
@@ -259,7 +239,7 @@ def check_finite_scores(scores: Sequence[Tensor], video_ids: Sequence[str], metr
 
 
 def evaluate(
-    model: nn.Module,
+    model: S3R,
     test_set: DeviceTestSet,
     one_at_a_time: bool = False,
     max_snippets: Optional[int] = DEFAULT_MAX_SNIPPETS,

@@ -62,7 +62,7 @@ from anomaly.errors import InputError, Interrupted
 from anomaly.hardware import resolve_device
 from anomaly.layout import DETECTOR_SUFFIX, run_stem
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
-from anomaly.models import S3R, kernel_choice
+from anomaly.models import S3R
 
 LOGGER_NAME = "AnomalyDetection"
 
@@ -396,7 +396,7 @@ class Run:
         restore_random_states(state["random"])
         session.history, session.header = list(state["history"]), str(state["score_header"])
         session.losses = [float(loss) for loss in state["losses"]]
-        kernel_choice.load_state_dict(state["kernels"])  # the same kernels, the same rounding
+        session.model.kernel_choice.load_state_dict(state["kernels"])  # the same kernels, the same rounding
         session.first_step = int(state["step"]) + 1
         session.initial_value = float(state["initial_value"])
         values = [float(entry["value"]) for entry in session.history]
@@ -555,7 +555,7 @@ class Run:
             initial_value=session.initial_value,
             elapsed=time.time() - session.start_time,
             losses=session.losses,
-            kernels=kernel_choice.state_dict(),
+            kernels=session.model.kernel_choice.state_dict(),
         )
         session.saved_step = step
         curve = training_curve(self.metric, session.initial_value, session.history, session.losses)

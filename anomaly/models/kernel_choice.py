@@ -2,8 +2,9 @@
 
 Which kernel is fastest depends on the machine: on an AVX-512 AMD EPYC (Zen 4) oneDNN's convolutions run at
 about twice MKL's sgemm rate, on an AVX2 AMD EPYC (Zen 1) sgemm runs at twice oneDNN's convolution rate. Rather
-than guess from the vendor, ``fastest`` times every candidate on the caller's shapes the first time a problem is
-seen (per device, dtype, shapes and thread count) and remembers the winner for the rest of the process.
+than guess from the vendor, a :class:`KernelChoice` times every candidate on the caller's shapes the first time a
+problem is seen (per device, dtype, shapes and thread count) and remembers the winner. An ``S3R`` model holds one
+(``S3R(kernel_choice=...)``), which its convolutions (``conv_kernel="auto"``) and its packed scorer consult.
 Reproducibility: a choice changes results by float rounding, so it must not flip between runs on one machine.
 Problems of less than ``MIN_FLOPS`` per timed run keep the ``default`` kernel unmeasured (their timings are too
 noisy to rank, and they cost little anyway), and another kernel replaces the default only when it is faster by
@@ -11,22 +12,15 @@ more than ``MARGIN`` (on the machines above the winner is twice as fast). A trai
 choices (``state_dict``), so that a resumed run computes with the same kernels as the run it continues.
 """
 
-import time
 from typing import Callable, Dict, Mapping, Tuple
 
 import torch
 
+from anomaly.measuring import best_time
+
 MIN_FLOPS = 5e8
 MARGIN = 0.15
 MEASURE_ROWS = 256  # snippets (rows) of the inputs on which candidate kernels are timed against each other
-
-_chosen: Dict[str, str] = {}
-_timings: Dict[str, Dict[str, float]] = {}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measurement_input(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -36,49 +30,45 @@ def measurement_input(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.
     return torch.rand(shape, generator=generator, device=device).to(dtype)
 
 
-def fastest(
-    key: str, candidates: Mapping[str, Callable[[], object]], device: torch.device, default: str, flops: float,
-    repeats: int = 2,
-) -> str:  # fmt: skip
-    """The name of the fastest of ``candidates`` (callables doing the same ``flops`` of work) for ``key``, measured
-    once; ``default`` when the work is below ``MIN_FLOPS`` or no other candidate beats it by ``MARGIN``.
+class KernelChoice:
+    """The kernels chosen for each problem (a key naming its shapes), each measured once.
 
-    Each candidate runs once untimed (first-call costs: allocation, oneDNN primitive creation), then ``repeats``
-    times; its best time counts (the least disturbed by other processes). The key gets the thread count added.
+    ``repeats``: timed runs per candidate, after one untimed (first-call costs: allocation, oneDNN primitive
+    creation); a candidate's best time counts (the least disturbed by other processes).
     """
-    device = torch.device(device)
-    key = f"{key} on {device.type}, {torch.get_num_threads()} threads"
-    if key not in _chosen and flops < MIN_FLOPS:
-        _timings[key] = {}
-        _chosen[key] = default
-    if key not in _chosen:
-        times = {}
-        for name, run in candidates.items():
-            run()
-            _synchronize(device)
-            best = float("inf")
-            for _ in range(repeats):
-                start = time.perf_counter()
-                run()
-                _synchronize(device)
-                best = min(best, time.perf_counter() - start)
-            times[name] = best
-        _timings[key] = times
-        best = min(times, key=times.get)
-        _chosen[key] = best if times[default] > (1 + MARGIN) * times[best] else default
-    return _chosen[key]
 
+    def __init__(self, repeats: int = 2):
+        self.repeats = repeats
+        self._chosen: Dict[str, str] = {}
+        self._timings: Dict[str, Dict[str, float]] = {}
 
-def measured() -> Dict[str, Tuple[str, Dict[str, float]]]:
-    """Every choice so far: key -> (candidate, {candidate: best seconds}; empty when not measured)."""
-    return {key: (_chosen[key], dict(times)) for key, times in _timings.items()}
+    def fastest(
+        self, key: str, candidates: Mapping[str, Callable[[], object]], device: torch.device, default: str,
+        flops: float,
+    ) -> str:  # fmt: skip
+        """The name of the fastest of ``candidates`` (callables doing the same ``flops`` of work) for ``key``, measured
+        the first time the key is seen; ``default`` when the work is below ``MIN_FLOPS`` or no other candidate beats
+        it by ``MARGIN``. The key gets the device type and thread count added."""
+        device = torch.device(device)
+        key = f"{key} on {device.type}, {torch.get_num_threads()} threads"
+        if key not in self._chosen and flops < MIN_FLOPS:
+            self._timings[key] = {}
+            self._chosen[key] = default
+        if key not in self._chosen:
+            times = {name: best_time(run, device, self.repeats) for name, run in candidates.items()}
+            self._timings[key] = times
+            best = min(times, key=times.get)
+            self._chosen[key] = best if times[default] > (1 + MARGIN) * times[best] else default
+        return self._chosen[key]
 
+    def measured(self) -> Dict[str, Tuple[str, Dict[str, float]]]:
+        """Every choice made here: key -> (candidate, {candidate: best seconds}; empty when not measured)."""
+        return {key: (self._chosen[key], dict(times)) for key, times in self._timings.items()}
 
-def state_dict() -> Dict[str, str]:
-    """The choices made so far: key -> candidate."""
-    return dict(_chosen)
+    def state_dict(self) -> Dict[str, str]:
+        """The choices, made here or loaded: key -> candidate."""
+        return dict(self._chosen)
 
-
-def load_state_dict(state: Dict[str, str]) -> None:
-    """Take the choices of another process (those of a resumed run's first process win over any made here)."""
-    _chosen.update(state)
+    def load_state_dict(self, state: Dict[str, str]) -> None:
+        """Take the choices of another process (those of a resumed run's first process win over any made here)."""
+        self._chosen.update(state)

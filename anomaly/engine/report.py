@@ -29,7 +29,7 @@ from anomaly.engine.metrics import (
     weighted_precision_recall_curve,
     weighted_roc_curve,
 )
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_choice
 from anomaly.files import ensure_folder, save_text
 from anomaly.plotting import plot_overview, plot_precision_recall, plot_roc, plot_score_curve, plot_training_curve
 
@@ -167,8 +167,7 @@ def write_inference_report(
 ) -> Dict[str, Any]:
     """Compute every metric of the test videos ``video_ids`` (their snippet scores, concatenated 0/1 frame labels)
     and write ``files``; return the report (``frame_metrics``'s dict; ``metrics.json`` also holds ``extra``)."""
-    if plot_videos not in PLOT_VIDEOS:
-        raise ValueError(f"plot_videos must be one of {PLOT_VIDEOS}, not {plot_videos!r}")
+    check_choice(plot_videos, PLOT_VIDEOS, "--plot_videos")
     scores = torch.from_numpy(np.concatenate([snippet_scores[video_id].reshape(-1) for video_id in video_ids]))
     lengths = torch.tensor([snippet_scores[video_id].size for video_id in video_ids])
     positives, negatives = snippet_label_weights(torch.from_numpy(np.asarray(frame_labels)), lengths)

@@ -7,8 +7,10 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -326,3 +328,27 @@ def test_the_extraction_benchmark_names_the_machine_and_measures_every_stage():
         assert float(line.split()[-1]) > 0, line
     line = next(line for line in out.splitlines() if line.strip().startswith("features: "))
     assert float(line.split("= ")[1].split()[0]) <= 1e-4, line  # the pipeline's network computes the same features
+
+
+@pytest.mark.parametrize("signal_number, status", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_ends_the_run_with_its_status_keeping_whole_files_only(inputs, tmp_path, signal_number, status):
+    """The run is stopped once a first video's files are whole (its settings file is written last); what it
+    wrote stays whole, and no temporary file is left."""
+    videos = [make_video(tmp_path / f"clip{index}.mp4", 33, 64, 48, fps=25, seed=index) for index in range(4)]
+    output = tmp_path / "features"
+    command = [sys.executable, str(REPO / "tools" / "extract_features.py"), "--videos", *map(str, videos),
+               "--output", str(output), "--weights", str(inputs["weights"]), "--num_crops", "1", "--batch_size", "1",
+               "--no_progress"]  # fmt: skip
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+    while not list(output.glob("*_i3d.json")):
+        assert run.poll() is None, run.stderr.read()
+        time.sleep(0.02)
+    run.send_signal(signal.Signals(signal_number))
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == status
+    assert err.splitlines()[-1] == f"s3r extract: interrupted by {signal.Signals(signal_number).name}"
+    done = sorted(path.name for path in output.glob("*_i3d.json"))
+    assert done and not list(output.glob(".*.tmp"))
+    for name in done:
+        assert load_features(output / name.replace(".json", ".npy"), num_crops=1, feature_size=2048).shape[0] == 3

@@ -197,6 +197,23 @@ def _svd_initialisation(samples: np.ndarray, atoms: int, random_state: np.random
     return initial
 
 
+def _checked_atoms(means: np.ndarray, ratio: float, source: Optional[PathLike]) -> int:
+    """The number of atoms for these normal videos' means (``V × C``), or a one-line InputError naming ``source``
+    when there are too few videos for the sparse codes or the means are not finite."""
+    check_ratio(ratio)
+    atoms = number_of_atoms(means.shape[0], ratio)
+    if atoms < TRANSFORM_NONZERO_COEFS:
+        raise InputError(
+            source,
+            f"{means.shape[0]} normal video(s) at {ratio} % give {atoms} atom(s), but the OMP codes need at least "
+            f"{TRANSFORM_NONZERO_COEFS}: dictionary learning needs at least {minimum_videos(ratio)} normal videos",
+        )
+    if not np.isfinite(means).all():
+        raise InputError(source, "the normal videos' mean features are NaN or inf: the features hold NaN or inf, or "
+                         "values so large that their sum overflows float32 (rescale them)")
+    return atoms
+
+
 def learn_task_dictionary(
     means: np.ndarray,
     ratio: float,
@@ -234,20 +251,10 @@ def learn_task_dictionary(
     from sklearn.decomposition import MiniBatchDictionaryLearning
     from sklearn.utils import gen_batches
 
-    check_ratio(ratio)
     check_range(max_iter, "max_iter", minimum=1, integer=True, fix="it counts mini-batch updates")
     means = np.asarray(means)
     num_videos = means.shape[0]
-    atoms = number_of_atoms(num_videos, ratio)
-    if atoms < TRANSFORM_NONZERO_COEFS:
-        raise InputError(
-            source,
-            f"{num_videos} normal video(s) at {ratio} % give {atoms} atom(s), but the OMP codes need at least "
-            f"{TRANSFORM_NONZERO_COEFS}: dictionary learning needs at least {minimum_videos(ratio)} normal videos",
-        )
-    if not np.isfinite(means).all():
-        raise InputError(source, "the normal videos' mean features are NaN or inf: the features hold NaN or inf, or "
-                         "values so large that their sum overflows float32 (rescale them)")
+    atoms = _checked_atoms(means, ratio, source)
     if batch_size <= 0:
         batch_size = num_videos
 

@@ -67,10 +67,7 @@ class VideoFolders:
                              ("test", videos / "test")):  # fmt: skip
             if not folder.is_dir():
                 raise InputError(folder, f"missing: the {name} videos go there (train/normal, train/anomalous, test)")
-            try:
-                groups[name] = list_videos([folder])
-            except InputError as error:
-                raise InputError(None, f"{error} (a dataset needs {name} videos there)") from None
+            groups[name] = list_videos([folder])  # none there: one line naming the folder
         folders = cls(**groups)
         folders.check_unique_stems()
         return folders

@@ -222,12 +222,17 @@ def test_a_missing_browser_fails_when_the_browser_tests_are_required(tmp_path, m
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """A 2 s WebM clip (VP8 or VP9, which Chromium plays; its H.264 may be missing)."""
+def webm_codec() -> str:
+    """VP8 or VP9, which Chromium plays (its H.264 may be missing)."""
     codec = next((name for name in ("libvpx", "libvpx-vp9") if name in av.codecs_available), None)
     assert codec, "this PyAV has no VP8 or VP9 encoder (libvpx) to write a clip Chromium plays"
-    return make_video(tmp_path_factory.mktemp("clip") / "clip.webm", FRAMES, 64, 64, fps=FPS, codec=codec)
+    return codec
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 2 s WebM clip."""
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.webm", FRAMES, 64, 64, fps=FPS, codec=webm_codec())
 
 
 def wait(driver, condition, what):

@@ -221,8 +221,8 @@ def detect_anomalies(
     accept_partial: bool = False,
 ) -> int:
     """Score every video with the detector (``load_video_detector``); write its CSV, PNG and report page; log its
-    segments above ``threshold``. Returns the number of videos that could not be scored (each reported in one line on stderr). Bad
-    arguments raise ``InputError`` before anything is written."""
+    segments above ``threshold``. Returns the number of videos that could not be scored (each reported in one line
+    on stderr). Bad arguments raise ``InputError`` before anything is written."""
     check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
     torch_device = resolve_device(device, "detection")
     scorer = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)

@@ -90,7 +90,8 @@ def write_report_page(
         "frames": len(scores),
         "threshold": threshold,
         "yRange": [min(0.0, float(np.nanmin(scores)), threshold), max(1.0, float(np.nanmax(scores)), threshold)],
-        "curve": {"frames": frames.tolist(), "scores": [None if np.isnan(value) else value for value in values.tolist()]},
+        "curve": {"frames": frames.tolist(),
+                  "scores": [None if math.isnan(value) else value for value in values.tolist()]},  # null: a gap
         "truth": [list(run) for run in truth_runs],
     }
     relative = None if video is None else relative_path(video, path.parent)

@@ -29,4 +29,5 @@ COMMANDS: Dict[str, Command] = {
     "summarize": Command("summarize_runs", "best value per run and mean ± std over seeds, beside the paper's"),
     "benchmark": Command("benchmark", "how fast training and evaluation run here, against the published way"),
     "benchmark-extraction": Command("benchmark_extraction", "how fast feature extraction runs here"),
+    "benchmark-live": Command("benchmark_live", "the AUC that live (causal) scores give up, and a snippet's speed here"),
 }

@@ -254,6 +254,18 @@ def test_a_signal_flushes_the_lines_and_writes_the_report(inputs, tmp_path, sign
     assert (tmp_path / "report" / "long_scores.png").is_file() and (tmp_path / "report" / "long_report.html").is_file()
 
 
+@pytest.mark.parametrize("text, kind, name, shown", [
+    ("rtsp://cam.local:554/live/1", "url", "cam.local_554_live_1", "rtsp://cam.local:554/live/1"),
+    ("rtsp://admin:secret@10.0.0.7:554/h264?channel=1", "url", "10.0.0.7_554_h264",
+     "rtsp://admin:***@10.0.0.7:554/h264?channel=1"),
+    ("udp://127.0.0.1:5000", "url", "127.0.0.1_5000", "udp://127.0.0.1:5000"),
+    ("-", "pipe", "stdin", "-"),
+])
+def test_a_source_is_named_from_what_it_is_and_a_password_is_never_shown(text, kind, name, shown):
+    source = source_of(text)
+    assert (source.kind, source.name, source.shown) == (kind, name, shown)
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

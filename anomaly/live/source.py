@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 import av
 
@@ -43,13 +44,16 @@ class SourceTimeout(Exception):
 
 @dataclass(frozen=True)
 class Source:
-    """A SOURCE as given (``text``), its kind (``file``, ``pipe``, ``url`` or ``device``) and ``name``, the stem of the files written about
-    it: a file's or FIFO's stem, a device's name (``video0``), ``stdin``, or a URL's host, port and path with every
-    other character made ``_`` (``rtsp://cam.local:554/live/1`` -> ``cam.local_554_live_1``)."""
+    """A SOURCE as given (``text``); its kind (``file``, ``pipe``, ``url`` or ``device``); ``name``, the stem of
+    the files written about it: a file's or FIFO's stem, a device's name (``video0``), ``stdin``, or a URL's host,
+    port and path with every other character made ``_`` (``rtsp://cam.local:554/live/1`` -> ``cam.local_554_live_1``);
+    and ``shown``, how messages and the report name it: ``text`` with a URL's password (cameras take one in the
+    URL, ``rtsp://user:password@host/...``) replaced by ``***``, which the name leaves out with the user."""
 
     text: str
     kind: str
     name: str
+    shown: str
 
     @property
     def is_stdin(self) -> bool:
@@ -65,16 +69,18 @@ class Source:
 def source_of(text: str) -> Source:
     """The :class:`Source` that ``text`` names, or a one-line InputError for a path or device that does not exist."""
     if text == "-":
-        return Source(text, "pipe", "stdin")
+        return Source(text, "pipe", "stdin", text)
     if URL.match(text):
-        rest = URL.sub("", text).split("?", 1)[0]
-        name = re.sub(r"[^A-Za-z0-9.-]+", "_", rest.replace("@", "_")).strip("_")
-        return Source(text, "url", name or "stream")
+        parts = urlsplit(text)
+        place = parts.netloc.rpartition("@")[2] + parts.path
+        name = re.sub(r"[^A-Za-z0-9.-]+", "_", place).strip("_")
+        shown = text.replace(f":{parts.password}@", ":***@", 1) if parts.password else text
+        return Source(text, "url", name or "stream", shown)
     path = Path(text)
     if DEVICE.match(text):
         if not path.exists():
             raise InputError(text, "no such capture device (is the camera connected? `ls /dev/video*` lists them)")
-        return Source(text, "device", path.name)
+        return Source(text, "device", path.name, text)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -83,10 +89,10 @@ def source_of(text: str) -> Source:
     except OSError as error:
         raise InputError(text, f"cannot be read ({error.strerror or error})") from None
     if stat.S_ISFIFO(mode):
-        return Source(text, "pipe", path.stem)
+        return Source(text, "pipe", path.stem, text)
     if stat.S_ISCHR(mode):
-        return Source(text, "device", path.name)
-    return Source(text, "file", path.stem)
+        return Source(text, "device", path.name, text)
+    return Source(text, "file", path.stem, text)
 
 
 class PipeReader:
@@ -148,10 +154,10 @@ def open_source(source: Source, timeout: float, stop: threading.Event, rtsp_tran
     try:
         container = av.open(source.text, mode="r", timeout=(timeout, timeout), options=options, **device)
     except av.ExitError:
-        raise InputError(source.text, f"cannot be opened: no data within --timeout {timeout:g} s") from None
+        raise InputError(source.shown, f"cannot be opened: no data within --timeout {timeout:g} s") from None
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(source.text, f"cannot be opened ({failure_reason(error)})") from None
-    return OpenedSource(with_video_stream(container, source.text))
+        raise InputError(source.shown, f"cannot be opened ({failure_reason(error)})") from None
+    return OpenedSource(with_video_stream(container, source.shown))
 
 
 def _open_pipe(source: Source, timeout: float, stop: threading.Event) -> OpenedSource:
@@ -161,19 +167,19 @@ def _open_pipe(source: Source, timeout: float, stop: threading.Event) -> OpenedS
         try:  # without O_NONBLOCK, opening a FIFO waits until a writer opens it: no timeout would apply
             descriptor = os.open(source.text, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as error:
-            raise InputError(source.text, f"cannot be opened ({error.strerror or error})") from None
+            raise InputError(source.shown, f"cannot be opened ({error.strerror or error})") from None
         os.set_blocking(descriptor, True)  # reads wait in PipeReader.wait's poll, with its timeout
         pipe = PipeReader(descriptor, timeout, stop, owned=True)
     try:
         container = av.open(pipe, mode="r")
     except SourceTimeout:
         pipe.close()
-        raise InputError(source.text, f"cannot be opened: no data within --timeout {timeout:g} s") from None
+        raise InputError(source.shown, f"cannot be opened: no data within --timeout {timeout:g} s") from None
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as error:
         pipe.close()
-        raise InputError(source.text, f"cannot be opened ({failure_reason(error)})") from None
+        raise InputError(source.shown, f"cannot be opened ({failure_reason(error)})") from None
     try:
-        return OpenedSource(with_video_stream(container, source.text), pipe)
+        return OpenedSource(with_video_stream(container, source.shown), pipe)
     except InputError:  # no video stream
         pipe.close()
         raise

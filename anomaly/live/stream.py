@@ -158,7 +158,7 @@ class SnippetStream:
     def _decode_connections(self) -> None:
         offset = 0.0  # added to a connection's times, so that they go on from the connection before
         while True:
-            connection = _Connection(ClipBuilder(self.preset, self.source.text), self.frames)
+            connection = _Connection(ClipBuilder(self.preset, self.source.shown), self.frames)
             try:
                 self._decode(connection, offset)
                 self.end = "end of stream" if not self.stop.is_set() else "stopped"
@@ -170,7 +170,7 @@ class SnippetStream:
             except (av.FFmpegError, OSError, MemoryError) as error:
                 broke = f"the stream broke after {self.frames} frames ({failure_reason(error)})"
                 if self.reconnect:
-                    self.log(f"{self.source.text}: {broke}; reconnecting (--reconnect)")
+                    self.log(f"{self.source.shown}: {broke}; reconnecting (--reconnect)")
                     broken_at = time.monotonic()
                     opened = self._reopen(broken_at)
                     if opened is not None:
@@ -192,7 +192,7 @@ class SnippetStream:
             except InputError:
                 self.stop.wait(RECONNECT_PAUSE_S)
                 continue
-            self.log(f"{self.source.text}: reconnected")
+            self.log(f"{self.source.shown}: reconnected")
             return opened
         return None
 
@@ -209,7 +209,7 @@ class SnippetStream:
         for index, frame in enumerate(_frames(self._opened.container, stream)):
             if self.stop.is_set():
                 return
-            _, image = upright(frame, self.source.text)
+            _, image = upright(frame, self.source.shown)
             # In the stream's time base: the frames a flushed decoder gives back carry no time base of their own.
             if frame.pts is not None and stream.time_base:
                 stamp = float(frame.pts * stream.time_base)

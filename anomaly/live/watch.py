@@ -174,9 +174,9 @@ def watch(
     check_choice(rtsp_transport, RTSP_TRANSPORTS, "--rtsp_transport")
     spec = source_of(source)
     if realtime and spec.kind != "file":
-        raise InputError(source, "--realtime paces a video file by its timestamps; this source comes at its own pace")
+        raise InputError(spec.shown, "--realtime paces a video file by its timestamps; this source comes at its own pace")
     if reconnect and not spec.reopens:
-        raise InputError(source, "--reconnect opens a URL, a device or a FIFO again; a file or standard input "
+        raise InputError(spec.shown, "--reconnect opens a URL, a device or a FIFO again; a file or standard input "
                          "cannot continue where it broke")
     folder = report_folder(output, report_dir)
     files = CurveFiles.of(folder, spec.name)
@@ -229,16 +229,16 @@ def finish(result: WatchResult, stream: SnippetStream, source: Source, files: Cu
     lines({"end": end, "frames": stream.frames, "snippets": len(result.scored), "dropped": dropped,
            "alerts": result.alerts})
     if not result.scored:
-        log(f"{source.text}: no snippet was scored: {end}")
+        log(f"{source.shown}: no snippet was scored: {end}")
         return 1
     frames = result.frames_scored
     times = np.array(stream.frame_times[:frames], dtype=np.float64)
     fps = stream.fps
     if fps is None and frames > 1 and times[-1] > 0:  # no declared rate: the rate the timestamps show
         fps = (frames - 1) / times[-1]
-    write_curve_files(files, result.frame_scores(frames), threshold, source.text, fps, times=times,
+    write_curve_files(files, result.frame_scores(frames), threshold, source.shown, fps, times=times,
                       video=Path(source.text) if source.kind == "file" else None)
     counts = f"{len(result.scored)} snippets scored" + (f", {dropped} dropped" if dropped else "")
     alerts = f"{result.alerts} alert" + ("" if result.alerts == 1 else "s")
-    log(f"{source.text}: {end}: {counts}, {alerts}; wrote {files.csv}, {files.picture}, {files.page}")
+    log(f"{source.shown}: {end}: {counts}, {alerts}; wrote {files.csv}, {files.picture}, {files.page}")
     return 1 if stream.failed else 0

@@ -198,8 +198,8 @@ class SnippetStream:
 
     def _decode(self, connection: "_Connection", offset: float) -> None:
         stream = self._opened.container.streams.video[0]
-        # Frame threads hold frames back (one per thread) to decode them in parallel: the fastest for a file read at its
-        # own pace, a delay for a live one, which gets slice threads alone.
+        # Frame threads hold frames back (one per thread) to decode them in parallel: the fastest for a file read at
+        # its own pace, a delay for a live source, which gets slice threads alone.
         stream.thread_type = "SLICE" if self.live else "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         if self.fps is None and rate:

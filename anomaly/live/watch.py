@@ -174,7 +174,8 @@ def watch(
     check_choice(rtsp_transport, RTSP_TRANSPORTS, "--rtsp_transport")
     spec = source_of(source)
     if realtime and spec.kind != "file":
-        raise InputError(spec.shown, "--realtime paces a video file by its timestamps; this source comes at its own pace")
+        raise InputError(spec.shown, "--realtime paces a video file by its timestamps; this source comes at its own "
+                         "pace")
     if reconnect and not spec.reopens:
         raise InputError(spec.shown, "--reconnect opens a URL, a device or a FIFO again; a file or standard input "
                          "cannot continue where it broke")

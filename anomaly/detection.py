@@ -1,8 +1,10 @@
 """Anomaly curves of single videos: I3D features (extracted, or reused from the output folder) scored by S3R.
 
 Per video, in the output folder: ``<stem>_i3d.npy`` / ``.json`` (features float32 T N 2048 and their settings,
-see ``anomaly.extraction``), ``<stem>_scores.csv`` (frame, time_s, score: one row per decoded frame) and
-``<stem>_scores.png`` (score over time, threshold line, ground truth shaded). Snippet scores are
+see ``anomaly.extraction``), ``<stem>_scores.csv`` (frame, time_s, score: one row per decoded frame),
+``<stem>_scores.png`` (score over time, threshold line, ground truth shaded) and ``<stem>_report.html`` (the page a
+person looks at: the video, linked relative to the page, with the curve, its playhead and the segments; see
+``anomaly.report_page``). Live detection (``anomaly.live``) writes the same three files of a stream. Snippet scores are
 ``S3R.snippet_scores`` in eval mode, the evaluation's scoring: features 1 N T C -> 1 T 1. Frame f takes the score of
 snippet f // 16; with the gowtham preset the frames of the dropped tail (fewer than 16) take the last snippet's.
 
@@ -41,6 +43,7 @@ from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.plotting import plot_score_curve, true_runs
+from anomaly.report_page import write_report_page
 
 PathLike = Union[str, Path]
 RELEASED_PRESET, RELEASED_NUM_CROPS = "rtfm", 10  # how the released checkpoints' features were made
@@ -82,12 +85,21 @@ def check_cached_recipe(plan: ExtractionPlan) -> None:
                              "--output or remove them")
 
 
-@torch.no_grad()
+def window_scorer(detector: Detector) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The detector's scoring of one video: features N T C (on any device) -> T scores (float32, on the detector's
+    device), ``S3R.snippet_scores`` in eval mode as evaluation scores. Live detection scores its windows with it."""
+
+    @torch.no_grad()
+    def score(video: torch.Tensor) -> torch.Tensor:
+        dictionary = detector.dictionary
+        return detector.model.snippet_scores(video.to(dictionary.device).unsqueeze(0), dictionary)[0, :, 0]
+
+    return score
+
+
 def snippet_scores(detector: Detector, features: np.ndarray) -> np.ndarray:
     """features T N C -> scores T (float64)."""
-    dictionary = detector.dictionary
-    video = torch.from_numpy(features).to(dictionary.device).permute(1, 0, 2).unsqueeze(0)  # 1 N T C
-    return detector.model.snippet_scores(video, dictionary)[0, :, 0].double().cpu().numpy()
+    return window_scorer(detector)(torch.from_numpy(features).permute(1, 0, 2)).double().cpu().numpy()
 
 
 def frame_scores(scores: np.ndarray, num_frames: int) -> np.ndarray:
@@ -114,12 +126,53 @@ def segments_above(scores: np.ndarray, threshold: float) -> List[Segment]:
     return [Segment(start, stop - 1, float(scores[start:stop].max())) for start, stop in true_runs(scores > threshold)]
 
 
-def scores_csv(scores: np.ndarray, fps: Optional[float]) -> str:
+def scores_csv(scores: np.ndarray, times: Optional[np.ndarray]) -> str:
+    """One row per frame: its index, its time in seconds (``times``; empty without), its score (empty for a frame
+    that was not scored: NaN, a snippet a live stream dropped)."""
     rows = ["frame,time_s,score"]
     for frame, score in enumerate(scores):
-        time_s = f"{frame / fps:.4f}" if fps else ""
-        rows.append(f"{frame},{time_s},{score:.7g}")
+        time_s = f"{times[frame]:.4f}" if times is not None else ""
+        rows.append(f"{frame},{time_s},{score:.7g}" if np.isfinite(score) else f"{frame},{time_s},")
     return "\n".join(rows) + "\n"
+
+
+@dataclass(frozen=True)
+class CurveFiles:
+    """What a scored video gives in its output folder: ``<stem>_scores.csv``, ``_scores.png`` and ``_report.html``."""
+
+    csv: Path
+    picture: Path
+    page: Path
+
+    @classmethod
+    def of(cls, folder: PathLike, stem: str) -> "CurveFiles":
+        folder = Path(folder)
+        return cls(folder / f"{stem}_scores.csv", folder / f"{stem}_scores.png", folder / f"{stem}_report.html")
+
+    def __iter__(self):
+        return iter((self.csv, self.picture, self.page))
+
+
+def write_curve_files(
+    files: CurveFiles, scores: np.ndarray, threshold: float, title: str, fps: Optional[float],
+    times: Optional[np.ndarray] = None, ground_truth: Optional[np.ndarray] = None, video: Optional[PathLike] = None,
+) -> None:  # fmt: skip
+    """Write a video's frame scores (one per frame, NaN for a frame not scored) as its CSV, its picture and its
+    report page (``anomaly.report_page``, the video linked relative to the page). ``times``: each frame's time in
+    seconds (a stream's timestamps); without them frame f is at f / ``fps`` (no times at all without either).
+    ``ground_truth``: 0/1 per frame, shaded."""
+    if times is None and fps:
+        times = np.arange(len(scores)) / fps
+    for path in files:
+        remove_temporaries(path)
+    save_text(scores_csv(scores, times), files.csv)
+    plot_score_curve(
+        files.picture, times if times is not None else np.arange(len(scores)), scores,
+        x_label="time (s)" if times is not None else "frame", threshold=threshold, ground_truth=ground_truth,
+        title=title,
+    )  # fmt: skip
+    write_report_page(files.page, title=title, scores=scores, threshold=threshold, fps=fps, ground_truth=ground_truth,
+                      video=video)
 
 
 def check_masks(
@@ -167,9 +220,9 @@ def detect_anomalies(
     log: Callable[[str], None] = print,
     accept_partial: bool = False,
 ) -> int:
-    """Score every video with the detector (``load_video_detector``); write its CSV and PNG; log its segments above
-    ``threshold``. Returns the number of videos that could not be scored (each reported in one line on stderr). Bad
-    arguments raise ``InputError`` before anything is written."""
+    """Score every video with the detector (``load_video_detector``); write its CSV, PNG and report page; log its
+    segments above ``threshold``. Returns the number of videos that could not be scored (each reported in one line
+    on stderr). Bad arguments raise ``InputError`` before anything is written."""
     check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
     torch_device = resolve_device(device, "detection")
     scorer = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
@@ -192,22 +245,15 @@ def detect_anomalies(
 
 def score_video(result: VideoResult, plan: ExtractionPlan, detector: Detector, threshold: float,
                 mask: Optional[np.ndarray], label_file: Optional[PathLike]) -> str:
-    """Score one extracted (or skipped) video, write its CSV and PNG; the line that names its segments."""
+    """Score one extracted (or skipped) video, write its CSV, PNG and report page (``write_curve_files``); the line
+    that names its segments."""
     record = result.record
     features = load_features(features_of(plan.output, result.video), plan.settings.num_crops, FEATURE_SIZE)
     labels = None if mask is None else mask_labels(mask, record["frames"], "decoded frames", label_file, result.video)
     scores = frame_scores(snippet_scores(detector, features), record["frames"])
     fps = record.get("fps")
-    stem = result.video.stem
-    csv_file, picture = plan.output / f"{stem}_scores.csv", plan.output / f"{stem}_scores.png"
-    for path in (csv_file, picture):
-        remove_temporaries(path)
-    save_text(scores_csv(scores, fps), csv_file)
-    x = np.arange(len(scores)) / fps if fps else np.arange(len(scores))
-    plot_score_curve(
-        picture, x, scores, x_label="time (s)" if fps else "frame",
-        threshold=threshold, ground_truth=labels, title=result.video.name,
-    )  # fmt: skip
+    write_curve_files(CurveFiles.of(plan.output, result.video.stem), scores, threshold, result.video.name, fps,
+                      ground_truth=labels, video=result.video)
     segments = segments_above(scores, threshold)
     if segments:
         return (f"{result.video}: {len(segments)} segment(s) above {threshold:g}: "

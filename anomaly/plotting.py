@@ -64,7 +64,7 @@ def plot_score_curve(
     axes.plot(x, scores, color="tab:blue", lw=1.2, label="score")
     if threshold is not None:
         axes.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:g}")
-    if len(scores) and scores.min() >= 0 and scores.max() <= 1:
+    if np.isfinite(scores).any() and np.nanmin(scores) >= 0 and np.nanmax(scores) <= 1:  # NaN: a gap in the line
         axes.set_ylim(-0.02, 1.02)
     if len(x):
         axes.set_xlim(x[0], x[-1] if len(x) > 1 else x[0] + 1)

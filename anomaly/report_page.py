@@ -12,6 +12,7 @@ shows the curve and the segments, a note instead of the player, and the playhead
 
 The curve of a long video is drawn from at most ``MAX_POINTS`` points, each the highest score of a bucket of
 consecutive frames (:func:`curve_points`), so that every peak survives; the segments are found on every frame.
+Frames without a score (NaN: the snippets a live stream dropped when the network fell behind) are gaps in the curve.
 """
 
 import html
@@ -42,8 +43,9 @@ def write_report_page(
 ) -> Path:
     """Write the report page of one video to ``path`` (by convention ``<stem>_report.html``) atomically.
 
-    ``scores``: one finite float per frame, shape (F,), F >= 1: frame f's anomaly score (``frame_scores`` of
-    ``anomaly.detection``, or a live stream's scores so far). ``threshold``: the segments are the runs of
+    ``scores``: one float per frame, shape (F,), F >= 1: frame f's anomaly score (``frame_scores`` of
+    ``anomaly.detection``, or a live stream's scores so far), NaN for a frame that was not scored (a gap in the
+    curve), at least one frame scored. ``threshold``: the segments are the runs of
     consecutive frames scoring strictly above it, as ``anomaly.detection.segments_above`` finds them, each with its
     peak score. ``fps``: frames per second of the video; the x axis and the segment list are then in seconds (frame
     f spans f/fps to (f+1)/fps). ``None``: they are in frames, and the page maps the video's time to frames by the
@@ -51,7 +53,7 @@ def write_report_page(
     on the curve. ``video``: the video file; the page links it relative to ``path``'s folder, so the file may be
     absent now (a recording still under way) and the page still opens without it. ``title``: shown as is (escaped).
 
-    Raises ValueError (one line) for scores that are empty, not 1-D or not finite, a ground truth of another length
+    Raises ValueError (one line) for scores that are empty, not 1-D, infinite or all NaN, a ground truth of another length
     or with values other than 0 and 1, a non-finite threshold, or an fps that is not a positive number.
     Returns ``Path(path)``.
     """
@@ -59,9 +61,12 @@ def write_report_page(
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1 or len(scores) == 0:
         raise ValueError(f"scores must be one number per frame (a non-empty 1-D sequence), not shape {scores.shape}")
-    non_finite = np.flatnonzero(~np.isfinite(scores))
-    if non_finite.size:
-        raise ValueError(f"scores must be finite: frame {non_finite[0]} scores {scores[non_finite[0]]}")
+    infinite = np.flatnonzero(np.isinf(scores))
+    if infinite.size:
+        raise ValueError(f"scores must be finite (or NaN: not scored): frame {infinite[0]} scores "
+                         f"{scores[infinite[0]]}")
+    if np.isnan(scores).all():
+        raise ValueError("scores must hold at least one scored frame: every one is NaN (not scored)")
     threshold = float(threshold)
     if not math.isfinite(threshold):
         raise ValueError(f"the threshold must be a finite number, not {threshold}")
@@ -84,8 +89,9 @@ def write_report_page(
         "fps": fps,
         "frames": len(scores),
         "threshold": threshold,
-        "yRange": [min(0.0, float(scores.min()), threshold), max(1.0, float(scores.max()), threshold)],
-        "curve": {"frames": frames.tolist(), "scores": values.tolist()},
+        "yRange": [min(0.0, float(np.nanmin(scores)), threshold), max(1.0, float(np.nanmax(scores)), threshold)],
+        "curve": {"frames": frames.tolist(),
+                  "scores": [None if math.isnan(value) else value for value in values.tolist()]},  # null: a gap
         "truth": [list(run) for run in truth_runs],
     }
     relative = None if video is None else relative_path(video, path.parent)
@@ -109,15 +115,17 @@ def _segments_above(scores: np.ndarray, threshold: float) -> List[Tuple[int, int
 def curve_points(scores: Sequence[float], max_points: int = MAX_POINTS) -> Tuple[np.ndarray, np.ndarray]:
     """The (frames, scores) the page draws: every frame when there are at most ``max_points``; otherwise exactly
     ``max_points`` buckets of consecutive frames (their sizes differ by at most one), each drawn at the frame of its
-    highest score (the first on ties) with that score, so that no peak is lost or moved."""
+    highest score (the first on ties) with that score, so that no peak is lost or moved. NaN scores (not scored)
+    are passed over; a bucket of NaN alone is NaN, drawn at its first frame (a gap)."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) <= max_points:
         return np.arange(len(scores)), scores
     starts = np.arange(max_points) * len(scores) // max_points
-    peaks = np.maximum.reduceat(scores, starts)
+    peaks = np.fmax.reduceat(scores, starts)  # fmax: the larger of a number and NaN is the number
     bucket_of_frame = np.repeat(np.arange(max_points), np.diff(np.append(starts, len(scores))))
-    at_peak = np.flatnonzero(scores == peaks[bucket_of_frame])
-    return at_peak[np.searchsorted(at_peak, starts)], peaks
+    at_peak = np.append(np.flatnonzero(scores == peaks[bucket_of_frame]), len(scores))
+    first = at_peak[np.searchsorted(at_peak, starts)]
+    return np.where(np.isnan(peaks), starts, first), peaks
 
 
 def relative_path(video: PathLike, folder: PathLike) -> str:
@@ -155,7 +163,7 @@ def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float]
           segments: List[Tuple[int, int, float]], has_truth: bool, video: Optional[str], data: dict) -> str:
     escape = html.escape
     long = fps is not None and len(scores) / fps >= 60
-    peak_frame = int(np.argmax(scores))
+    peak_frame = int(np.nanargmax(scores))
     length = f"{len(scores)} frames" + (f", {_time(len(scores), fps, long)} at {fps:g} fps" if fps else "")
     count = f"{len(segments)} segment{'s' if len(segments) != 1 else ''}" if segments else "No segment"
     summary = (f"{count} above the threshold {threshold:g} · max score {scores[peak_frame]:.3f} at "
@@ -322,11 +330,17 @@ _SCRIPT = """
   add("rect", {x: box.left, y: box.top, width: box.width, height: box.height, fill: "none", stroke: "#8a94a3"});
   add("line", {x1: box.left, x2: box.left + box.width, y1: y(data.threshold), y2: y(data.threshold),
                stroke: "#333", "stroke-dasharray": "6 4", id: "threshold"});
-  var points = data.curve.frames.map(function (frame, index) {
-    return x(frame / perUnit).toFixed(2) + "," + y(data.curve.scores[index]).toFixed(2);
+  // One path: a new subpath (M) after each gap of frames without a score (null), a line (L) to the next point.
+  var commands = [], drawn = 0, gap = true;
+  data.curve.frames.forEach(function (frame, index) {
+    var score = data.curve.scores[index];
+    if (score === null) { gap = true; return; }
+    commands.push((gap ? "M" : "L") + x(frame / perUnit).toFixed(2) + "," + y(score).toFixed(2));
+    gap = false;
+    drawn++;
   });
-  add("polyline", {points: points.join(" "), fill: "none", stroke: "#1f6fd1", "stroke-width": 1.6,
-                   "stroke-linejoin": "round", id: "score-curve", "data-points": points.length});
+  add("path", {d: commands.join(" "), fill: "none", stroke: "#1f6fd1", "stroke-width": 1.6,
+               "stroke-linejoin": "round", id: "score-curve", "data-points": drawn});
   var playhead = add("line", {x1: box.left, x2: box.left, y1: box.top, y2: box.top + box.height,
                               stroke: "#e07b00", "stroke-width": 2, id: "playhead"});
 

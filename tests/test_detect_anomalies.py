@@ -3,6 +3,7 @@ curve, reusing only whole cached features, and every argument refused before any
 
 import csv
 import json
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -10,8 +11,10 @@ import torch
 
 from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.models.s3r import S3R
+from tests.browser import console_errors, open_page
 from tests.conftest import run_tool
 from tests.extraction_helpers import make_video, seeded_state_dict
+from tests.test_report_page import PageParts, curve, video_ready, webm_codec
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +57,9 @@ def test_a_curve_per_frame_a_picture_and_the_segments(inputs, tmp_path):
     assert scores == [0.5] * 8  # one snippet covers the 8 frames
     picture = (output / "street_scores.png").read_bytes()
     assert picture.startswith(b"\x89PNG") and len(picture) > 1000
+    page = PageParts((output / "street_report.html").read_text())  # the report page, its video linked relatively
+    assert urljoin((output / "street_report.html").as_uri(), page.first("video")["src"]) == inputs["video"].as_uri()
+    assert json.loads(page.texts["report-data"])["truth"] == [[3, 6]]
     assert out.strip() == f"{inputs['video']}: 1 segment(s) above 0.25: 0.00-0.40 s (peak 0.500)"
 
     # Run again: the features are reused (not rewritten), the scores are the same.
@@ -215,3 +221,13 @@ def test_a_detector_or_a_checkpoint_with_its_dictionary_must_be_given(inputs, tm
     status, out, err = run_tool("detect_anomalies.py", *map(str, arguments))
     assert (status, err) == (2, "s3r detect: give --detector FILE, or --checkpoint FILE and --dictionary FILE (a "
                                 "released checkpoint): one of the two\n")
+
+
+def test_the_report_page_of_a_detection_opens_in_the_browser(inputs, tmp_path, browser):
+    video = make_video(tmp_path / "yard.webm", 20, 64, 64, fps=20, codec=webm_codec())
+    status, _, err = detect(inputs, tmp_path / "out", "--threshold", "0.25", videos=[video])
+    assert status == 0, err
+    open_page(browser, tmp_path / "out" / "yard_report.html")
+    video_ready(browser)
+    assert curve(browser)[1] == 20  # a point per frame
+    assert console_errors(browser) == []

@@ -11,7 +11,7 @@ from PIL import Image
 from anomaly.errors import InputError
 from anomaly.extraction import preprocess
 from anomaly.extraction.network import cut_crops
-from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, PRESETS, ClipReader
+from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, PRESETS, ClipBuilder, ClipReader
 from anomaly.extraction.video import UPRIGHT, VideoInfo
 from tests.conftest import shared_path
 from tests.extraction_helpers import make_video
@@ -178,3 +178,24 @@ def test_gowtham_refuses_videos_of_16_frames_or_fewer(short_videos, frames):
 def test_gowtham_drops_the_tail(short_videos):
     assert PRESETS["gowtham"].snippet_count(17) == 1 and PRESETS["gowtham"].snippet_count(47) == 2
     assert len(list(ClipReader(short_videos[17], PRESETS["gowtham"]))) == 1
+
+
+@pytest.mark.parametrize("preset, released_at", [("rtfm", [16, 32]), ("gowtham", [17, 32])])
+def test_a_clip_comes_out_as_soon_as_its_last_frame_is_pushed(preset, released_at):
+    """As a live stream needs: a clip is given at its 16th frame, not at the next one; gowtham holds the first back
+    until the 17th frame shows that the video is long enough for it."""
+    builder = ClipBuilder(PRESETS[preset], "stream")
+    frames = [np.full((48, 64, 3), index, np.uint8) for index in range(40)]
+    released = [number for number, frame in enumerate(frames, start=1) for _ in builder.push(frame)]
+    assert released == released_at
+    tail = builder.finish()
+    assert len(tail) == (1 if preset == "rtfm" else 0)
+    if tail:  # 8 frames loop-padded to 16: frames 33-40, then 33-40 again
+        assert tail[0][:, 0, 0, 0].tolist() == [32 + index % 8 for index in range(16)]
+
+
+def test_a_stream_without_enough_frames_for_a_snippet_gives_no_clip():
+    builder = ClipBuilder(PRESETS["gowtham"], "stream")
+    assert [clip for _ in range(16) for clip in builder.push(np.zeros((48, 64, 3), np.uint8))] == []
+    with pytest.raises(InputError, match="^stream: has 16 frames; the gowtham preset needs at least 17"):
+        builder.finish()

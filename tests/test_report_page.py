@@ -142,6 +142,30 @@ def test_title_and_video_name_are_escaped_and_the_data_cannot_end_its_script(tmp
     assert urljoin(page.as_uri(), parts.first("video")["src"]) == video.as_uri()
 
 
+def test_frames_without_a_score_are_gaps_not_points_nor_segments(tmp_path):
+    """NaN: a frame not scored (a snippet a live stream dropped). The data holds null there, the segments and the
+    summary come from the scored frames alone."""
+    scores = BUMPS.copy()
+    scores[20:30] = np.nan
+    page = write_report_page(tmp_path / "r.html", title="gap", scores=scores, fps=FPS, threshold=THRESHOLD)
+    data = json.loads(PageParts(page.read_text()).texts["report-data"])
+    assert data["curve"]["scores"][20:30] == [None] * 10 and None not in data["curve"]["scores"][:20] + \
+        data["curve"]["scores"][30:]
+    assert page_segments(page.read_text()) == [12, 36]
+    assert PageParts(page.read_text()).texts["summary"].startswith("2 segments above the threshold 0.5 · max score 0.821")
+
+
+def test_a_long_curve_passes_over_frames_without_a_score():
+    scores = np.full(10_000, 0.2)
+    scores[:3] = np.nan  # the first bucket (frames 0-4) is partly scored: its peak is a number, at a scored frame
+    scores[5_000:5_010] = np.nan  # the buckets of frames 5000-5004 and 5005-5009 have no score: gaps
+    scores[7] = 0.9
+    frames, values = curve_points(scores, max_points=2000)
+    assert (frames[0], values[0]) == (3, 0.2) and (frames[1], values[1]) == (7, 0.9)
+    assert frames[1000] == 5000 and np.isnan(values[1000]) and np.isnan(values[1001])
+    assert np.isnan(values).sum() == 2
+
+
 def test_embedded_json_escapes_what_could_end_a_script():
     text = _json_for_script({"name": "</script><!-- & \u2028\u2029"})
     assert not set("<>&\u2028\u2029") & set(text)
@@ -161,8 +185,8 @@ def test_the_video_is_linked_relative_to_the_page_folder(tmp_path):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (dict(scores=[0.1, float("nan")]), "scores must be finite: frame 1 scores nan"),
-        (dict(scores=[0.1, float("inf")]), "scores must be finite: frame 1 scores inf"),
+        (dict(scores=[float("nan"), float("nan")]), "at least one scored frame: every one is NaN (not scored)"),
+        (dict(scores=[0.1, float("inf")]), "scores must be finite (or NaN: not scored): frame 1 scores inf"),
         (dict(scores=[]), "a non-empty 1-D sequence"),
         (dict(scores=[[0.1, 0.2]]), "not shape (1, 2)"),
         (dict(scores=[0.1, 0.2, 0.3], ground_truth=[0, 1]), "ground_truth has 2 values for 3 scores"),
@@ -198,12 +222,17 @@ def test_a_missing_browser_fails_when_the_browser_tests_are_required(tmp_path, m
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    """A 2 s WebM clip (VP8 or VP9, which Chromium plays; its H.264 may be missing)."""
+def webm_codec() -> str:
+    """VP8 or VP9, which Chromium plays (its H.264 may be missing)."""
     codec = next((name for name in ("libvpx", "libvpx-vp9") if name in av.codecs_available), None)
     assert codec, "this PyAV has no VP8 or VP9 encoder (libvpx) to write a clip Chromium plays"
-    return make_video(tmp_path_factory.mktemp("clip") / "clip.webm", FRAMES, 64, 64, fps=FPS, codec=codec)
+    return codec
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 2 s WebM clip."""
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.webm", FRAMES, 64, 64, fps=FPS, codec=webm_codec())
 
 
 def wait(driver, condition, what):
@@ -226,9 +255,17 @@ def plot_x(driver, value, end):
 
 
 def curve(driver):
-    element = driver.find_element("id", "score-curve")
-    points = [tuple(map(float, pair.split(","))) for pair in element.get_attribute("points").split()]
-    return points, int(element.get_attribute("data-points"))
+    """The drawn curve's points (x, y) in the SVG, and the count the page gives; points after a gap (an "M" after
+    the first) are listed on, the gaps read apart by ``curve_runs``."""
+    points = [point for run in curve_runs(driver) for point in run]
+    return points, int(driver.find_element("id", "score-curve").get_attribute("data-points"))
+
+
+def curve_runs(driver):
+    """The curve's runs of points without a gap: the subpaths of its path, each a list of (x, y)."""
+    path = driver.find_element("id", "score-curve").get_attribute("d")
+    return [[tuple(map(float, pair.split(","))) for pair in run.replace("L", " ").split()]
+            for run in path.split("M") if run.strip()]
 
 
 def playhead_x(driver):
@@ -281,6 +318,16 @@ def test_a_short_curve_has_one_point_per_frame(browser, clip, tmp_path):
     assert count == len(points) == FRAMES
     expected = [plot_x(browser, frame / FPS, FRAMES / FPS) for frame in range(FRAMES)]
     assert [x for x, _ in points] == pytest.approx(expected, abs=0.01)
+
+
+def test_frames_without_a_score_break_the_curve(browser, tmp_path):
+    scores = BUMPS.copy()
+    scores[20:30] = np.nan
+    open_page(browser, write_report_page(tmp_path / "r.html", title="gap", scores=scores, fps=FPS, threshold=THRESHOLD))
+    runs = curve_runs(browser)
+    assert [len(run) for run in runs] == [20, 20] and curve(browser)[1] == 40
+    assert runs[1][0][0] == pytest.approx(plot_x(browser, 30 / FPS, FRAMES / FPS), abs=0.01)
+    assert console_errors(browser) == []
 
 
 def test_a_long_curve_has_max_points_and_keeps_its_peak(browser, tmp_path):

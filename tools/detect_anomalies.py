@@ -1,5 +1,5 @@
-"""Score videos with a trained S3R: an anomaly curve per video (CSV and PNG) and the segments above a threshold
-(``s3r detect``).
+"""Score videos with a trained S3R: an anomaly curve per video (CSV, PNG, HTML report) and the segments above a
+threshold (``s3r detect``).
 
     python tools/detect_anomalies.py street.mp4 --checkpoint checkpoint/shanghaitech_s3r_i3d_best.pth \
         --dictionary dictionary/shanghaitech/shanghaitech_dictionaries.taskaware.omp.100iters.90pct.npy \

@@ -23,9 +23,11 @@ COMMANDS: Dict[str, Command] = {
     "video-lists": Command("video_lists", "a dataset's video-id list, anomalous videos first"),
     "synthetic": Command("synthetic", "write the synthetic dataset (ShanghaiTech- or XD-Violence-shaped)"),
     "extract": Command("extract_features", "ten-crop I3D features of your own videos"),
-    "detect": Command("detect_anomalies", "the anomaly curve of your own videos (CSV, PNG, segments)"),
+    "detect": Command("detect_anomalies", "the anomaly curve of your own videos (CSV, PNG, report page, segments)"),
+    "watch": Command("watch", "live anomaly scores of a camera, stream or video as it plays, alerts and a report"),
     "make-dataset": Command("make_dataset", "a trainable dataset from folders of your videos and their annotations"),
     "summarize": Command("summarize_runs", "best value per run and mean ± std over seeds, beside the paper's"),
     "benchmark": Command("benchmark", "how fast training and evaluation run here, against the published way"),
     "benchmark-extraction": Command("benchmark_extraction", "how fast feature extraction runs here"),
+    "benchmark-live": Command("benchmark_live", "the AUC that live (causal) scores give up, and a snippet's speed here"),
 }

@@ -1,4 +1,5 @@
-"""Score videos with a trained S3R: an anomaly curve per video (CSV and PNG) and the segments above a threshold.
+"""Score videos with a trained S3R: an anomaly curve per video (CSV, PNG, HTML report) and the segments above a
+threshold.
 
     s3r detect street.mp4 --detector checkpoint/mine/my-cameras_s3r_i3d.detector.pth \
         --weights pretrained/i3d_r50_kinetics.pth --output output/street
@@ -11,7 +12,8 @@ a released checkpoint with its dictionary (``rtfm`` and ten crops unless ``--pre
 
 Extracts the video's ten-crop I3D features (reusing <output>/<stem>_i3d.npy when it is whole and was extracted from
 the same video file with the same settings), scores every snippet as evaluation does, and writes
-<output>/<stem>_scores.csv (frame, time_s, score) and <stem>_scores.png. See anomaly/detection.py. Exit status 1
+<output>/<stem>_scores.csv (frame, time_s, score), <stem>_scores.png and <stem>_report.html (the video with its
+curve, a playhead and the segments, in a browser). See anomaly/detection.py. Exit status 1
 when some videos could not be read or scored (one line each; the others are).
 """
 
@@ -30,7 +32,7 @@ class Arguments(CommandArguments):
     detector: Optional[Path] = None  # a detector file written by training (<run>.detector.pth)
     checkpoint: Optional[Path] = None  # or: S3R weights trained on 2048-channel I3D features (a released checkpoint)
     dictionary: Optional[Path] = None  # with --checkpoint: its dictionary of normal atoms [S, 2048]
-    output: Path = Path("output/detections")  # folder of the features, CSVs and PNGs
+    output: Path = Path("output/detections")  # folder of the features, CSVs, PNGs and report pages
     preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
     num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
     precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic

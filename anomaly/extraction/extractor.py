@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from anomaly.data.features import load_features, read_npy_shape
 from anomaly.errors import InputError, check_choice, check_range
-from anomaly.extraction.network import FEATURE_SIZE, I3DResNet50, load_i3d
+from anomaly.extraction.network import FEATURE_SIZE, WEIGHTS_NOT_FOUND, I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
@@ -65,7 +65,7 @@ def file_sha256(path: PathLike) -> str:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
     except FileNotFoundError:
-        raise InputError(path, "weights file not found (i3d_r50_kinetics.pth from pytorch-resnet3d's release)") from None
+        raise InputError(path, WEIGHTS_NOT_FOUND) from None
     except OSError as error:
         raise InputError(path, f"the weights file cannot be read ({error.strerror or error})") from None
     return digest.hexdigest()

@@ -18,11 +18,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
+from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
 FEATURE_SIZE = 2048
 CROP_SIZE = 224
 GFLOP_PER_CLIP = 32.8
+WEIGHTS_NOT_FOUND = "weights file not found (i3d_r50_kinetics.pth from pytorch-resnet3d's release)"
 # A crop of a frame: (flipped, top, left), ``flipped`` for a crop of the horizontally flipped frame, (top, left) its
 # corner in that (flipped or not) frame.
 CropBox = Tuple[bool, int, int]
@@ -274,6 +276,8 @@ def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> 
     missing or unexpected parameter.
     """
     path = Path(path)
+    if not path.is_file():
+        raise InputError(path, WEIGHTS_NOT_FOUND)
     state = model_state_of(load_checkpoint(path, map_location), path)
     with torch.device("meta"):  # no random initialisation of 28 M parameters that are replaced at once
         network = I3DResNet50()

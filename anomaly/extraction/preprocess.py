@@ -1,7 +1,7 @@
 """The two preprocessing recipes of ten-crop I3D features, and cutting a video into 16-frame clips.
 
 A decoded frame (uint8 H W 3) is resized (``Preset.resize``, uint8 h w 3) and stacked into clips of 16 frames
-(``ClipReader``: uint8 16 h w 3). The crops are boxes of the resized frame (``Preset.crop_boxes``: the preset's
+(``ClipBuilder``, frame by frame, as a live stream's frames arrive; ``ClipReader``, a video file's: uint8 16 h w 3). The crops are boxes of the resized frame (``Preset.crop_boxes``: the preset's
 order, the flipped frame's after the frame's), cut on the network's device (``I3DResNet50.crop_features``, which
 shares the first convolution between overlapping crops); ``Preset.crops`` cuts them on the host, for a look at
 them. The pixel scaling (``Preset.normalise``) is applied to whole batches on the network's device: uint8
@@ -128,87 +128,127 @@ PRESETS = {
 assert tuple(PRESETS) == PRESET_NAMES, "anomaly.layout.PRESET_NAMES names these presets"
 
 
-class ClipReader:
-    """The clips of one video, decoded (upright) and resized as they are read: uint8 16 h w 3 each.
+class ClipBuilder:
+    """Upright decoded frames in, one at a time (``push``); the preset's 16-frame clips of resized frames out, uint8
+    16 h w 3, as soon as each is complete; at the end (``finish``) the tail, as the preset treats it.
 
-    ``frames`` counts the frames decoded so far (all of them once iteration ends); ``orientation`` is how the frames
-    were turned upright, ``size`` the upright frames' (width, height). Raises ``InputError`` naming the video for a
-    video the preset refuses (no frames; gowtham: 16 frames or fewer) before its first clip is returned; for a frame
-    that would resize beyond MAX_RESIZED_PIXELS, or to another size than the first (the crops are boxes of one frame
-    size), before resizing it; and for a partial video (``anomaly.extraction.video.incomplete``: decoding failed
-    part way, or fewer frames than the container declares) once its frames are read. With ``accept_partial`` a
-    partial video gives the clips of the frames that decode, and ``partial`` says what is missing.
+    ``frames`` counts the frames pushed, ``size`` is the first frame's (width, height). A frame that would resize
+    beyond MAX_RESIZED_PIXELS, or to another size than the first (the crops are boxes of one frame size), is a
+    one-line InputError naming ``source``, raised before it is resized. A clip is held back while the frames so far
+    are fewer than the preset accepts (gowtham: 17), so that a video the preset refuses gives no clip at all:
+    ``finish`` then raises the InputError that says so. A video file (``ClipReader``) and a live stream
+    (``anomaly.live``) go through the same steps.
     """
 
-    def __init__(self, path: PathLike, preset: Preset, accept_partial: bool = False):
-        self.path = Path(path)
+    def __init__(self, preset: Preset, source: PathLike):
         self.preset = preset
-        self.accept_partial = accept_partial
+        self.source = source
         self.frames = 0
-        self.orientation: Orientation = UPRIGHT
         self.size: Optional[Tuple[int, int]] = None
-        self.partial = ""
+        self._resized_size: Optional[Tuple[int, int]] = None
+        self._clip: Optional[np.ndarray] = None  # the clip being filled
+        self._held: List[np.ndarray] = []  # complete clips not yet given out
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        clip: Optional[np.ndarray] = None
-        pending: Optional[np.ndarray] = None  # a full clip, returned once the video is known to be long enough
-        for resized in self._resized_frames():
-            if pending is not None:
-                yield pending
-                pending = None
-            if clip is None:
-                clip = np.empty((FRAMES_PER_SNIPPET, *resized.shape), np.uint8)
-            clip[(self.frames - 1) % FRAMES_PER_SNIPPET] = resized
-            if self.frames % FRAMES_PER_SNIPPET == 0:
-                pending, clip = clip, None
+    def push(self, frame: np.ndarray) -> List[np.ndarray]:
+        """One more upright frame (uint8 H W 3); the clips it completes (none, or one; two when it releases a held
+        one)."""
+        resized = self._resize(frame)
+        if self._clip is None:
+            self._clip = np.empty((FRAMES_PER_SNIPPET, *resized.shape), np.uint8)
+        self._clip[(self.frames - 1) % FRAMES_PER_SNIPPET] = resized
+        if self.frames % FRAMES_PER_SNIPPET == 0:
+            self._held.append(self._clip)
+            self._clip = None
+        if self.frames < self.preset.min_frames:
+            return []
+        released, self._held = self._held, []
+        return released
+
+    def finish(self) -> List[np.ndarray]:
+        """The clips still to give at the end of the video: the last partial clip loop-padded (its own frames
+        repeated from its start until it has 16) when the preset keeps the tail. An InputError when the video has
+        fewer frames than the preset accepts."""
         if self.frames < self.preset.min_frames:
             if self.frames == 0:
-                raise InputError(self.path, "no frames could be decoded")
+                raise InputError(self.source, "no frames could be decoded")
             raise InputError(
-                self.path,
+                self.source,
                 f"has {self.frames} frames; the {self.preset.name} preset needs at least {self.preset.min_frames} "
                 f"(it drops the tail shorter than {FRAMES_PER_SNIPPET} frames; use --preset rtfm for short videos)",
             )
-        if pending is not None:
-            yield pending
+        clips, self._held = self._held, []
         tail = self.frames % FRAMES_PER_SNIPPET
         if tail and self.preset.keep_tail:
-            # Loop padding: the partial clip's own frames repeated from its start until it has 16.
-            yield clip[np.arange(FRAMES_PER_SNIPPET) % tail]
+            clips.append(self._clip[np.arange(FRAMES_PER_SNIPPET) % tail])
+        self._clip = None
+        return clips
 
-    def _resized_frames(self) -> Iterator[np.ndarray]:
-        """Every frame upright and resized, counted in ``frames``; then the partial-video check."""
-        declared = probe(self.path)
-        decoder = VideoDecoder(self.path)
-        stopped = ""
-        resized_size: Optional[Tuple[int, int]] = None
-        try:
-            for frame in decoder:
-                if resized_size is None:
-                    self.orientation, self.size = decoder.orientation, (frame.shape[1], frame.shape[0])
-                    resized_size = self._check_size(frame.shape[:2])
-                elif self.preset.resized_size(*frame.shape[:2]) != resized_size:
-                    (width, height) = self.size
-                    raise InputError(self.path, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
-                                                f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
-                                                "preset crops one frame size per video")  # fmt: skip
-                self.frames += 1
-                yield self.preset.resize(frame)
-        except DecodingStopped as error:
-            stopped = error.reason
-        problem = incomplete(declared, self.frames, stopped)
-        if problem and not self.accept_partial:
-            raise InputError(self.path, f"{problem}; --accept_partial extracts the frames that decode")
-        self.partial = problem
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        if self._resized_size is None:
+            self.size = (frame.shape[1], frame.shape[0])
+            self._resized_size = self._check_size(frame.shape[:2])
+        elif self.preset.resized_size(*frame.shape[:2]) != self._resized_size:
+            (width, height) = self.size
+            raise InputError(self.source, f"changes its frame size from {width}x{height} to {frame.shape[1]}x"
+                                          f"{frame.shape[0]} at frame {self.frames + 1}: the {self.preset.name} "
+                                          "preset crops one frame size per video")  # fmt: skip
+        self.frames += 1
+        return self.preset.resize(frame)
 
     def _check_size(self, shape: Tuple[int, int]) -> Tuple[int, int]:
         """The resized (h, w) of frames of ``shape`` (H, W), or a one-line InputError when it exceeds the bound."""
         height, width = self.preset.resized_size(*shape)
         if height * width > MAX_RESIZED_PIXELS:
             raise InputError(
-                self.path,
+                self.source,
                 f"its {shape[1]}x{shape[0]} frames would resize to {width}x{height} ({self.preset.name} preset), "
                 f"beyond the {MAX_RESIZED_PIXELS:,} pixels a resized frame may have (1024x256: an aspect ratio up "
                 "to 4:1)",
             )
         return height, width
+
+
+class ClipReader:
+    """The clips of one video file, decoded (upright) and resized as they are read: uint8 16 h w 3 each
+    (``ClipBuilder``'s, of ``VideoDecoder``'s frames).
+
+    ``frames`` counts the frames decoded so far (all of them once iteration ends); ``orientation`` is how the frames
+    were turned upright, ``size`` the upright frames' (width, height). Raises ``InputError`` naming the video for a
+    video the preset refuses (no frames; gowtham: 16 frames or fewer) before its first clip is returned; for a frame
+    that would resize beyond MAX_RESIZED_PIXELS, or to another size than the first, before resizing it; and for a
+    partial video (``anomaly.extraction.video.incomplete``: decoding failed part way, or fewer frames than the
+    container declares) once its frames are read. With ``accept_partial`` a partial video gives the clips of the
+    frames that decode, and ``partial`` says what is missing.
+    """
+
+    def __init__(self, path: PathLike, preset: Preset, accept_partial: bool = False):
+        self.path = Path(path)
+        self.preset = preset
+        self.accept_partial = accept_partial
+        self.orientation: Orientation = UPRIGHT
+        self.partial = ""
+        self._builder = ClipBuilder(preset, self.path)
+
+    @property
+    def frames(self) -> int:
+        return self._builder.frames
+
+    @property
+    def size(self) -> Optional[Tuple[int, int]]:
+        return self._builder.size
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        declared = probe(self.path)
+        decoder = VideoDecoder(self.path)
+        stopped = ""
+        try:
+            for frame in decoder:
+                self.orientation = decoder.orientation
+                yield from self._builder.push(frame)
+        except DecodingStopped as error:
+            stopped = error.reason
+        problem = incomplete(declared, self.frames, stopped)
+        if problem and not self.accept_partial:
+            raise InputError(self.path, f"{problem}; --accept_partial extracts the frames that decode")
+        self.partial = problem
+        yield from self._builder.finish()

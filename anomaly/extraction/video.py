@@ -14,7 +14,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, TypeVar, Union
+from typing import Callable, Iterator, Optional, Tuple, TypeVar, Union
 
 import av
 import numpy as np
@@ -100,7 +100,17 @@ def orientation_of(matrix: Optional[bytes], path: Path) -> Orientation:
     return Orientation(rotation, m0 * m4 - m1 * m3 < 0, transpose, y_sign < 0, x_sign < 0)
 
 
-def _open(path: Path) -> "av.container.InputContainer":
+def upright(frame: "av.VideoFrame", source: PathLike) -> Tuple[Orientation, np.ndarray]:
+    """A decoded frame as RGB uint8 H W 3, turned upright by its display matrix (:func:`orientation_of`; a turn
+    that is not a multiple of 90° is a one-line InputError naming ``source``), and that turn."""
+    side_data = frame.side_data
+    orientation = orientation_of(side_data["DISPLAYMATRIX"] if "DISPLAYMATRIX" in side_data else None, source)
+    return orientation, orientation.apply(frame.to_ndarray(format="rgb24"))
+
+
+def open_video(path: Path) -> "av.container.InputContainer":
+    """The container of the video file ``path``, or a one-line InputError naming it: missing, not a file, not
+    readable, not a video, or without a video stream."""
     if not path.is_file():
         raise InputError(path, "video not found" if not path.exists() else "not a file")
     if not os.access(path, os.R_OK):
@@ -108,14 +118,20 @@ def _open(path: Path) -> "av.container.InputContainer":
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(path, f"not a readable video ({_reason(error)})") from None
+        raise InputError(path, f"not a readable video ({failure_reason(error)})") from None
+    return with_video_stream(container, path)
+
+
+def with_video_stream(container: "av.container.InputContainer", source: PathLike) -> "av.container.InputContainer":
+    """``container`` when it has a video stream; else closed, and a one-line InputError naming ``source``."""
     if not container.streams.video:
         container.close()
-        raise InputError(path, "has no video stream")
+        raise InputError(source, "has no video stream")
     return container
 
 
-def _reason(error: BaseException) -> str:
+def failure_reason(error: BaseException) -> str:
+    """FFmpeg's (or the system's) words for ``error``, on one line."""
     if isinstance(error, MemoryError):
         return "out of memory"
     return " ".join(str(getattr(error, "strerror", None) or error).split()) or type(error).__name__
@@ -138,7 +154,7 @@ def _duration(container: "av.container.InputContainer", stream: "av.video.VideoS
 def probe(path: PathLike) -> VideoInfo:
     """Frame count (exact when the container records it, else duration × rate), frame rate and stored size."""
     path = Path(path)
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
@@ -189,11 +205,10 @@ class VideoDecoder:
         return self._decoded(self._upright)
 
     def _upright(self, frame: "av.VideoFrame") -> np.ndarray:
-        side_data = frame.side_data
-        orientation = orientation_of(side_data["DISPLAYMATRIX"] if "DISPLAYMATRIX" in side_data else None, self.path)
+        orientation, image = upright(frame, self.path)
         if self.orientation is None:
             self.orientation = orientation
-        return orientation.apply(frame.to_ndarray(format="rgb24"))
+        return image
 
     def frame_times(self) -> np.ndarray:
         """The presentation time of every frame, in seconds from the first frame's (float64), decoded as
@@ -202,14 +217,14 @@ class VideoDecoder:
         times = list(self._decoded(lambda frame: frame.time))
         if times and all(time is not None for time in times):
             return np.asarray(times, dtype=np.float64) - times[0]
-        with _open(self.path) as container:
+        with open_video(self.path) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
         return np.arange(len(times)) / float(rate) if rate else np.arange(len(times), dtype=np.float64)
 
     def _decoded(self, convert: Callable[["av.VideoFrame"], T]) -> Iterator[T]:
         """``convert`` of every decoded frame, in display order; a failure part way is :class:`DecodingStopped`."""
-        with _open(self.path) as container:
+        with open_video(self.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
             decoded = 0
@@ -219,7 +234,7 @@ class VideoDecoder:
                     decoded += 1
                     yield converted
             except (av.FFmpegError, MemoryError) as error:
-                raise DecodingStopped(self.path, decoded, _reason(error)) from None
+                raise DecodingStopped(self.path, decoded, failure_reason(error)) from None
 
 
 def decode_frames(path: PathLike) -> Iterator[np.ndarray]:

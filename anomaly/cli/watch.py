@@ -1,0 +1,61 @@
+"""Watch a camera, a stream or a video: live anomaly scores as the snippets arrive, alerts, and a report at the end.
+
+    s3r watch rtsp://camera.local/stream --detector checkpoint/mine/my-cameras_s3r_i3d.detector.pth \
+        --weights pretrained/i3d_r50_kinetics.pth --output output/watch/camera.jsonl
+    python tools/watch.py street.mp4 --realtime --checkpoint checkpoint/shanghaitech_s3r_i3d_best.pth \
+        --dictionary dictionary/shanghaitech/shanghaitech_dictionaries.taskaware.omp.100iters.90pct.npy \
+        --weights pretrained/i3d_r50_kinetics.pth
+
+SOURCE: a video file (read at its own pace, or paced by its timestamps with --realtime), a URL FFmpeg opens as a
+stream (rtsp://, http://, udp://, tcp://, ...), a capture device (/dev/video0), a FIFO, or - for standard input.
+Each 16-frame snippet is scored on the window of the last --window snippets (and --lookahead after it): one JSON
+line per snippet, alert lines, then <name>_scores.csv, <name>_scores.png and <name>_report.html of what was seen.
+See anomaly/live/watch.py. Exit status: 0 when the stream ended (or went quiet for --timeout seconds); 1 when no
+snippet could be scored, or the stream broke (without --reconnect) or its frames were refused; 2 bad input;
+130/143 on SIGINT/SIGTERM, the lines and files written first.
+"""
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from anomaly.cli.command import CommandArguments
+from anomaly.extraction import PRECISIONS
+from anomaly.layout import NUM_CROPS, PRESET_NAMES
+from anomaly.live.source import RTSP_TRANSPORTS
+from anomaly.live.watch import watch
+
+
+class Arguments(CommandArguments):
+    source: str  # a video file, a stream URL, /dev/videoN, a FIFO, or - (standard input)
+    weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
+    detector: Optional[Path] = None  # a detector file written by training (<run>.detector.pth)
+    checkpoint: Optional[Path] = None  # or: S3R weights trained on 2048-channel I3D features (a released checkpoint)
+    dictionary: Optional[Path] = None  # with --checkpoint: its dictionary of normal atoms [S, 2048]
+    preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
+    num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
+    precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
+    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
+    output: str = "-"  # the JSON lines: a .jsonl file, or - for standard output
+    report_dir: Optional[Path] = None  # folder of the CSV, PNG and HTML report (default: beside --output; output/watch for -)
+    window: int = 16  # snippets each score is computed on: the snippet and the window - 1 before it
+    lookahead: int = 0  # snippets after it that a score waits for and uses (each score comes that many snippets later)
+    threshold: float = 0.5  # score in [0, 1] at or above which a snippet counts towards an alert
+    min_snippets: int = 3  # consecutive snippets at or above (below) the threshold that start (end) an alert
+    timeout: float = 10.0  # seconds without data after which a stream is over (URLs, pipes; and how long --reconnect tries)
+    realtime: bool = False  # pace a video file by its timestamps, as a camera would send it
+    reconnect: bool = False  # open a broken URL, device or FIFO again (trying for up to --timeout seconds)
+    rtsp_transport: Literal[RTSP_TRANSPORTS] = "tcp"  # how an rtsp:// source is carried
+
+    def configure(self) -> None:
+        self.add_argument("source")
+        self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
+
+
+def run(args: Arguments) -> int:
+    return watch(
+        args.source, args.weights, args.output, detector=args.detector, checkpoint=args.checkpoint,
+        dictionary=args.dictionary, preset=args.preset, num_crops=args.num_crops, precision=args.precision,
+        device=args.device, window=args.window, lookahead=args.lookahead, threshold=args.threshold,
+        min_snippets=args.min_snippets, timeout=args.timeout, realtime=args.realtime, reconnect=args.reconnect,
+        report_dir=args.report_dir, rtsp_transport=args.rtsp_transport,
+    )  # fmt: skip

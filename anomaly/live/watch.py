@@ -1,0 +1,245 @@
+"""Watching a source: each snippet scored causally as it arrives, one JSON line per snippet, alerts, and at the end
+the anomaly curve's CSV, picture and report page of what was seen.
+
+Per snippet (``anomaly.live.stream``: decoded, upright and resized in a thread ahead), the network makes its
+features (I3D, a batch of one clip: ``FeatureExtractor``) and ``CausalScores`` scores it on the window of the last
+``window`` snippets (plus ``lookahead`` after it, once they have come). Each score is a line of ``lines``, flushed::
+
+    {"snippet": 4, "start_s": 2.56, "end_s": 3.2, "score": 0.8123, "latency_ms": 845.2}
+    {"alert": "start", "time_s": 1.92, "snippet": 3}
+
+``latency_ms``: from the snippet's last frame decoded to its score (with a lookahead, the wait for the snippets
+after it included); ``dropped`` (only when some were): the snippets a live source dropped since the line before,
+because the network fell behind. Alerts come from ``AlertTracker`` (hysteresis). The last line sums up::
+
+    {"end": "end of stream", "frames": 190, "snippets": 12, "dropped": 0, "alerts": 1}
+
+At the end of the stream, after ``timeout`` seconds without data, when it breaks, or on SIGINT/SIGTERM (the
+interruption is raised again once the files are written), the scores so far become ``<name>_scores.csv``,
+``_scores.png`` and ``_report.html`` (``anomaly.detection.write_curve_files``, as detection writes them): each
+snippet's score for its frames, the frames of dropped snippets without a score, times from the stream's timestamps.
+"""
+
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, TextIO, Union
+
+import numpy as np
+import torch
+
+from anomaly.detection import CurveFiles, load_video_detector, window_scorer, write_curve_files
+from anomaly.errors import InputError, Interrupted, check_choice, check_range
+from anomaly.extraction import PRESETS, FeatureExtractor, Preset, load_i3d
+from anomaly.files import check_writable_folder, ensure_folder, name_problem
+from anomaly.hardware import resolve_device
+from anomaly.live.alerts import AlertTracker
+from anomaly.live.causal import CausalScores, ScoreWindow
+from anomaly.live.source import RTSP_TRANSPORTS, Source, open_source, source_of
+from anomaly.live.stream import Snippet, SnippetStream
+
+PathLike = Union[str, Path]
+Features = Callable[[np.ndarray], np.ndarray]  # one clip, uint8 16 h w 3 -> its features N C
+DEFAULT_REPORT_FOLDER = Path("output/watch")  # where the files go when the lines go to standard output
+
+
+@dataclass
+class WatchResult:
+    """What a watch scored: the snippets (without their frames) and their scores, in order; the alerts started."""
+
+    scored: List[Snippet] = field(default_factory=list)
+    scores: List[float] = field(default_factory=list)
+    alerts: int = 0
+
+    def frame_scores(self, frames: int) -> np.ndarray:
+        """One score per frame of the first ``frames`` of the stream: its snippet's, NaN where no snippet was
+        scored (dropped, or not scored yet)."""
+        scores = np.full(frames, np.nan)
+        for snippet, score in zip(self.scored, self.scores):
+            scores[snippet.first_frame : snippet.first_frame + snippet.frames] = score
+        return scores
+
+    @property
+    def frames_scored(self) -> int:
+        """The frames up to the end of the last snippet scored."""
+        return max((snippet.first_frame + snippet.frames for snippet in self.scored), default=0)
+
+
+class Watch:
+    """Scores a :class:`SnippetStream` as it comes: ``features`` of each snippet's clip (the network), causal scores
+    by ``score_window`` (``CausalScores``), alerts (``AlertTracker``); each line written by ``write_line`` at once.
+    Every setting is checked here, before anything is read or written (one-line InputError)."""
+
+    def __init__(self, features: Features, score_window: ScoreWindow, window: int = 16, lookahead: int = 0,
+                 threshold: float = 0.5, min_snippets: int = 3):  # fmt: skip
+        self.features = features
+        self.causal = CausalScores(score_window, window, lookahead)
+        self.alerts = AlertTracker(threshold, min_snippets)
+        self.result = WatchResult()
+        self._pushed: List[Snippet] = []  # every snippet given to CausalScores, in order, without its clip
+        self._unreported = 0  # snippets dropped since the last line
+
+    def run(self, stream: SnippetStream, write_line: Callable[[Dict], None]) -> WatchResult:
+        """Score every snippet of ``stream`` until it ends (then the scores still waiting for their lookahead, on
+        the snippets there are). An interruption propagates: ``result`` holds what was scored and written."""
+        for snippet, dropped in stream:
+            self._unreported += dropped
+            features = torch.from_numpy(self.features(snippet.clip))
+            self._pushed.append(replace(snippet, clip=None))
+            for index, score in self.causal.push(features):
+                self._write(index, score, write_line)
+        for index, score in self.causal.finish():
+            self._write(index, score, write_line)
+        return self.result
+
+    def _write(self, index: int, score: float, write_line: Callable[[Dict], None]) -> None:
+        snippet = self._pushed[index]
+        # Kept before its line is written: a report written after an interruption has every snippet of a line.
+        self.result.scored.append(snippet)
+        self.result.scores.append(score)
+        line = {"snippet": snippet.index, "start_s": round(snippet.start_s, 4), "end_s": round(snippet.end_s, 4),
+                "score": score, "latency_ms": round(1000 * (time.monotonic() - snippet.decoded_at), 1)}
+        if self._unreported:
+            line["dropped"], self._unreported = self._unreported, 0
+        write_line(line)
+        alert = self.alerts.update(snippet.index, snippet.start_s, score)
+        if alert is not None:
+            self.result.alerts += alert.kind == "start"
+            write_line({"alert": alert.kind, "time_s": round(alert.time_s, 4), "snippet": alert.snippet})
+
+
+class JsonLines:
+    """The lines of a watch, one JSON object each, flushed one by one: to a file, or to standard output (``-``)."""
+
+    def __init__(self, output: PathLike):
+        self.output = output
+        self.file: Optional[TextIO] = None
+
+    def open(self) -> "JsonLines":
+        self.file = sys.stdout if str(self.output) == "-" else open(self.output, "w", encoding="utf-8")
+        return self
+
+    def __call__(self, record: Dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None and self.file is not sys.stdout:
+            self.file.close()
+
+
+def report_folder(output: PathLike, report_dir: Optional[PathLike]) -> Path:
+    """Where the CSV, PNG and page go: ``report_dir``, else beside the JSON lines (``DEFAULT_REPORT_FOLDER`` when
+    they go to standard output)."""
+    if report_dir is not None:
+        return Path(report_dir)
+    return DEFAULT_REPORT_FOLDER if str(output) == "-" else Path(output).parent
+
+
+def watch(
+    source: str,
+    weights: PathLike,
+    output: PathLike = "-",
+    detector: Optional[PathLike] = None,
+    checkpoint: Optional[PathLike] = None,
+    dictionary: Optional[PathLike] = None,
+    preset: Optional[str] = None,
+    num_crops: Optional[int] = None,
+    precision: str = "fp32",
+    device: Optional[str] = None,
+    window: int = 16,
+    lookahead: int = 0,
+    threshold: float = 0.5,
+    min_snippets: int = 3,
+    timeout: float = 10.0,
+    realtime: bool = False,
+    reconnect: bool = False,
+    report_dir: Optional[PathLike] = None,
+    rtsp_transport: str = "tcp",
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> int:
+    """Watch ``source`` (``anomaly.live.source``) with the detector (``anomaly.detection.load_video_detector``) and
+    the I3D ``weights``: the lines to ``output`` (a file, or ``-``), the CSV, PNG and page to ``report_folder``.
+
+    Every argument is checked, and the source opened, before anything is written: a one-line InputError otherwise.
+    Returns 0 when the stream ended (its end, or ``timeout`` seconds without data), 1 when no snippet could be
+    scored or the stream ended on a failure (it broke, or its frames were refused; said in one line). SIGINT and
+    SIGTERM propagate, after the lines are flushed and the files written.
+    """
+    check_range(timeout, "--timeout", above=0, fix="seconds without data after which the stream is over")
+    check_choice(rtsp_transport, RTSP_TRANSPORTS, "--rtsp_transport")
+    spec = source_of(source)
+    if realtime and spec.kind != "file":
+        raise InputError(spec.shown, "--realtime paces a video file by its timestamps; this source comes at its own "
+                         "pace")
+    if reconnect and not spec.reopens:
+        raise InputError(spec.shown, "--reconnect opens a URL, a device or a FIFO again; a file or standard input "
+                         "cannot continue where it broke")
+    folder = report_folder(output, report_dir)
+    files = CurveFiles.of(folder, spec.name)
+    for path in ([] if str(output) == "-" else [Path(output)]) + list(files):
+        check_writable_folder(path.parent)
+        problem = name_problem(path)
+        if problem:
+            raise InputError(path, problem)
+    torch_device = resolve_device(device, "live detection")
+    scorer = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
+    chosen_preset, crops = PRESETS[scorer.features.preset], scorer.features.num_crops
+    extractor = FeatureExtractor(load_i3d(weights), torch_device, precision)
+    live = Watch(lambda clip: extractor(clip[None], chosen_preset, crops)[0], window_scorer(scorer), window,
+                 lookahead, threshold, min_snippets)  # fmt: skip
+    stream = open_stream(spec, chosen_preset, timeout, realtime, reconnect, rtsp_transport, log)
+    for needed in {folder} | (set() if str(output) == "-" else {Path(output).parent}):
+        ensure_folder(needed)
+    lines = JsonLines(output).open()
+    try:
+        try:
+            live.run(stream.start(), lines)
+        except (KeyboardInterrupt, Interrupted) as interruption:
+            # Only stop the decoding thread: joining it could wait for a network read, and closing the container
+            # under it would pull the frames from under FFmpeg. The process ends with the interruption.
+            stream.stop.set()
+            number = interruption.signal_number if isinstance(interruption, Interrupted) else signal.SIGINT
+            finish(live.result, stream, spec, files, threshold, lines,
+                   f"interrupted by {signal.Signals(number).name}", log)  # fmt: skip
+            raise
+        stream.close()
+        return finish(live.result, stream, spec, files, threshold, lines, stream.end, log)
+    finally:
+        lines.close()
+
+
+def open_stream(source: Source, preset: Preset, timeout: float = 10.0, realtime: bool = False,
+                reconnect: bool = False, rtsp_transport: str = "tcp",
+                log: Callable[[str], None] = print) -> SnippetStream:  # fmt: skip
+    """``source`` opened (a one-line InputError when it cannot be) as a :class:`SnippetStream`, not started."""
+    stop = threading.Event()
+    opened = open_source(source, timeout, stop, rtsp_transport)
+    return SnippetStream(opened, source, preset, stop, lambda: open_source(source, timeout, stop, rtsp_transport),
+                         realtime, timeout, reconnect, log)  # fmt: skip
+
+
+def finish(result: WatchResult, stream: SnippetStream, source: Source, files: CurveFiles, threshold: float,
+           lines: JsonLines, end: str, log: Callable[[str], None]) -> int:  # fmt: skip
+    """The last line, the files of what was scored, one line on ``log``; the exit status (see ``watch``)."""
+    dropped = stream.queue.dropped
+    lines({"end": end, "frames": stream.frames, "snippets": len(result.scored), "dropped": dropped,
+           "alerts": result.alerts})
+    if not result.scored:
+        log(f"{source.shown}: no snippet was scored: {end}")
+        return 1
+    frames = result.frames_scored
+    times = np.array(stream.frame_times[:frames], dtype=np.float64)
+    fps = stream.fps
+    if fps is None and frames > 1 and times[-1] > 0:  # no declared rate: the rate the timestamps show
+        fps = (frames - 1) / times[-1]
+    write_curve_files(files, result.frame_scores(frames), threshold, source.shown, fps, times=times,
+                      video=Path(source.text) if source.kind == "file" else None)
+    counts = f"{len(result.scored)} snippets scored" + (f", {dropped} dropped" if dropped else "")
+    alerts = f"{result.alerts} alert" + ("" if result.alerts == 1 else "s")
+    log(f"{source.shown}: {end}: {counts}, {alerts}; wrote {files.csv}, {files.picture}, {files.page}")
+    return 1 if stream.failed else 0

@@ -151,7 +151,7 @@ def _span(first: int, last: int, fps: Optional[float], long: bool) -> str:
     return f"{_time(first, fps, long)} – {_time(last + 1, fps, long)}"
 
 
-def _json_for_script(data: dict) -> str:
+def json_for_script(data: dict) -> str:
     """``data`` as JSON that cannot end its <script> element or be read as markup (nor break older JavaScript)."""
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     for character in "<>&\u2028\u2029":
@@ -210,7 +210,7 @@ def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float]
         '<p class="hint">Click the curve or a segment to seek the video.</p>',
         "</section>",
         "</main>",
-        f'<script type="application/json" id="report-data">{_json_for_script(data)}</script>',
+        f'<script type="application/json" id="report-data">{json_for_script(data)}</script>',
         f"<script>{_SCRIPT}</script>",
         "</body>",
         "</html>",

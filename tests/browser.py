@@ -12,7 +12,10 @@ with ``S3R_REQUIRE_BROWSER=1`` (set by .ci/run) they fail instead, so that CI ca
 import os
 import tempfile
 import time
+from html.parser import HTMLParser
 from pathlib import Path
+
+import av
 
 import pytest
 
@@ -101,3 +104,97 @@ def chromium_session():
             yield driver
         finally:
             driver.quit()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a report page (anomaly/report_page.py): its parts as a parser finds them, and its state in the browser
+# ---------------------------------------------------------------------------------------------------------------
+
+WAIT_S = 10  # the longest a test waits for the browser (video decoding on a busy machine)
+
+
+class PageParts(HTMLParser):
+    """What a browser's parser finds in a page: its elements (tag, attributes), and the text inside each element
+    that has an id (under its id) or none (under its tag name, the texts of all such elements listed)."""
+
+    VOID = {"meta", "link", "img", "br", "hr", "input", "source"}  # elements without an end tag
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.elements, self.texts, self._open = [], {}, []
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.elements.append((tag, attributes))
+        if tag not in self.VOID:
+            self._open.append((tag, attributes.get("id")))
+            if attributes.get("id") is None:
+                self.texts.setdefault(tag, []).append("")
+
+    def handle_endtag(self, tag):
+        while any(name == tag for name, _ in self._open) and self._open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data):
+        if self._open:
+            tag, identifier = self._open[-1]
+            if identifier is None:
+                self.texts[tag][-1] += data
+            else:
+                self.texts[identifier] = self.texts.get(identifier, "") + data
+
+    def first(self, tag, **attributes):
+        return next(found for name, found in self.elements if name == tag and attributes.items() <= found.items())
+
+    def all(self, tag):
+        return [found for name, found in self.elements if name == tag]
+
+
+def webm_codec() -> str:
+    """VP8 or VP9, which Chromium plays (its H.264 may be missing)."""
+    codec = next((name for name in ("libvpx", "libvpx-vp9") if name in av.codecs_available), None)
+    assert codec, "this PyAV has no VP8 or VP9 encoder (libvpx) to write a clip Chromium plays"
+    return codec
+
+
+def wait(driver, condition, what):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S, poll_frequency=0.02).until(lambda _: condition(), message=what)
+
+
+def video_ready(driver):
+    """Wait until the page's video has its duration (metadata loaded), and check that it loaded without error."""
+    wait(driver, lambda: driver.execute_script("return document.getElementById('video').readyState >= 1"),
+         "the video's metadata to load")
+    assert driver.execute_script("return document.getElementById('video').error") is None
+
+
+def plot_x(driver, value, end):
+    """Where ``value`` of the x axis (0 to ``end``) lies in the SVG: the plot area spans the whole axis."""
+    area = driver.find_element("id", "plot-area")
+    return float(area.get_attribute("x")) + float(area.get_attribute("width")) * value / end
+
+
+def curve(driver):
+    """The drawn curve's points (x, y) in the SVG, and the count the page gives; points after a gap (an "M" after
+    the first) are listed on, the gaps read apart by ``curve_runs``."""
+    points = [point for run in curve_runs(driver) for point in run]
+    return points, int(driver.find_element("id", "score-curve").get_attribute("data-points"))
+
+
+def curve_runs(driver):
+    """The curve's runs of points without a gap: the subpaths of its path, each a list of (x, y)."""
+    path = driver.find_element("id", "score-curve").get_attribute("d")
+    return [[tuple(map(float, pair.split(","))) for pair in run.replace("L", " ").split()]
+            for run in path.split("M") if run.strip()]
+
+
+def playhead_x(driver):
+    return float(driver.find_element("id", "playhead").get_attribute("x1"))
+
+
+def current_time(driver):
+    return driver.execute_script("return document.getElementById('video').currentTime")

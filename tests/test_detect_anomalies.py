@@ -14,7 +14,7 @@ from anomaly.models.s3r import S3R
 from tests.browser import console_errors, open_page
 from tests.conftest import run_tool
 from tests.extraction_helpers import make_video, seeded_state_dict
-from tests.test_report_page import PageParts, curve, video_ready, webm_codec
+from tests.browser import PageParts, curve, video_ready, webm_codec
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from tests.browser import console_errors, open_page
 from tests.conftest import REPO, run_tool
 from tests.extraction_helpers import make_video, seeded_state_dict, write_frames
 from tests.live_helpers import free_udp_port, send_paced, udp_port_bound
-from tests.test_report_page import curve, video_ready, webm_codec
+from tests.browser import curve, video_ready, webm_codec
 
 FPS = 25
 FRAMES = 56  # 3 snippets and a tail of 8 frames, loop-padded as detection pads it: 4 snippets

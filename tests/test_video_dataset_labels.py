@@ -129,3 +129,12 @@ def test_an_annotated_video_must_be_a_test_video(tmp_path):
     with pytest.raises(InputError) as refused:
         read_annotations(path).check_videos(["street", "park"])
     assert str(refused.value) == f"{path}: line 3: video 'yard' is not a test video (no video of that name under test/)"
+
+
+def test_an_annotation_naming_the_file_instead_of_its_stem_says_which_name_to_write(tmp_path):
+    path = tmp_path / "annotations.csv"
+    path.write_text("video,start,end\nstreet.mp4,1,2\n")
+    with pytest.raises(InputError) as refused:
+        read_annotations(path).check_videos(["street", "park"])
+    assert str(refused.value) == (f"{path}: line 2: video 'street.mp4' is not a test video (no video of that name "
+                                  "under test/); name it by its file's stem, 'street'")

@@ -53,8 +53,10 @@ class Annotations:
         for stem in self.videos:
             if stem not in known:
                 where = (f"line {self.intervals[stem][0].row}: " if stem in self.intervals else "")
+                fix = (f"; name it by its file's stem, '{Path(stem).stem}'" if Path(stem).stem in known
+                       else "")
                 raise InputError(self.masks.get(stem, self.source), f"{where}video '{stem}' is not a test video "
-                                 "(no video of that name under test/)")
+                                 f"(no video of that name under test/){fix}")
 
     def frame_labels(self, stem: str, frame_times: np.ndarray) -> np.ndarray:
         """0/1 labels (float64) of the decoded frames of the test video ``stem``, whose presentation times in

@@ -51,6 +51,22 @@ def cut_in_half(video: Path, path: Path) -> Path:
     return path
 
 
+def cut_without_reencoding(video: Path, path: Path, first_frame: int) -> Path:
+    """``video`` from ``first_frame`` on, as ``ffmpeg -ss ... -c copy`` cuts a video whose only keyframe is its first
+    frame: every packet is copied, shifted so that ``first_frame`` shows at 0; MP4 writes an edit list that hides
+    the earlier frames, which stay stored (and counted)."""
+    with av.open(str(video)) as source, av.open(str(path), "w") as target:
+        stream = source.streams.video[0]
+        copy = target.add_stream_from_template(stream)
+        shift = int(round(first_frame / stream.average_rate / stream.time_base))
+        for packet in source.demux(stream):
+            if packet.pts is None:
+                continue  # the demuxer's empty packet at the end
+            packet.pts, packet.dts, packet.stream = packet.pts - shift, packet.dts - shift, copy
+            target.mux(packet)
+    return path
+
+
 def make_audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=16000)

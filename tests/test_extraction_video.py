@@ -8,7 +8,7 @@ import pytest
 from anomaly.errors import InputError
 from anomaly.extraction.preprocess import PRESETS, ClipReader
 from anomaly.extraction.video import VideoDecoder, VideoInfo, incomplete, probe
-from tests.extraction_helpers import cut_in_half, make_video, write_frames
+from tests.extraction_helpers import cut_in_half, cut_without_reencoding, make_video, write_frames
 
 
 def stored_frames(count: int = 3) -> list:
@@ -97,6 +97,15 @@ def test_accept_partial_gives_the_clips_of_the_frames_that_decode(cut_videos, ki
 def test_whole_videos_are_not_partial(cut_videos, kind):
     reader = ClipReader(cut_videos[kind], PRESETS["rtfm"])
     assert len(list(reader)) == 3 and reader.frames == 40 and reader.partial == ""
+
+
+def test_a_cut_made_without_reencoding_is_whole(tmp_path):
+    """Its edit list hides the frames before the cut: they are stored (and counted) but never shown, so what
+    decodes is the whole video, not a partial one."""
+    video = cut_without_reencoding(make_video(tmp_path / "long.mp4", 60, 64, 48), tmp_path / "cut.mp4", first_frame=15)
+    assert probe(video).frames == 45
+    reader = ClipReader(video, PRESETS["rtfm"])
+    assert len(list(reader)) == 3 and reader.frames == decoded_count(video) == 45 and reader.partial == ""
 
 
 def test_a_declared_count_is_exact_and_a_duration_has_slack():

@@ -36,7 +36,8 @@ DURATION_SLACK_FRAMES = 2
 @dataclass(frozen=True)
 class VideoInfo:
     """What the container says, before decoding. ``frames``: its count of stored frames when ``counted``, else an
-    estimate from ``duration`` × ``fps`` (0 when neither is known). ``width`` × ``height``: the stored frames'
+    estimate from ``duration`` × ``fps`` (0 when neither is known; also when the duration is shorter than the
+    stored count, as with an edit list). ``width`` × ``height``: the stored frames'
     size."""
 
     path: Path
@@ -159,11 +160,13 @@ def probe(path: PathLike) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else None
         width, height = stream.codec_context.width, stream.codec_context.height
-        if stream.frames:
-            return VideoInfo(path, int(stream.frames), fps, width, height, counted=True)
         duration = _duration(container, stream)
-        frames = int(round(duration * fps)) if duration and fps else 0
-        return VideoInfo(path, frames, fps, width, height, duration=duration if frames else None)
+        timed = int(round(duration * fps)) if duration and fps else 0
+        # An edit list (a cut made without re-encoding: ffmpeg -c copy, a phone's trim) keeps the samples before
+        # the cut stored, and counted, but not shown: its duration is then shorter than the stored count.
+        if stream.frames and not 0 < timed < stream.frames:
+            return VideoInfo(path, int(stream.frames), fps, width, height, counted=True)
+        return VideoInfo(path, timed, fps, width, height, duration=duration if timed else None)
 
 
 def incomplete(info: VideoInfo, decoded: int, stopped: str = "") -> str:

@@ -79,7 +79,10 @@ def edit_description(described, **changes):
     (dict(num_crops=7), "num_crops must be one of 10, 5, 1, not 7"),
     (dict(metric="F1"), "metric must be one of AUC, AP, not 'F1'"),
     (dict(batch_size=0), "batch_size must be an integer at least 1, not 0"),
-    (dict(dictionary_ratio=150), "dictionary_ratio must be a finite number in (0, 100], not 150"),
+    (dict(dictionary_ratio=150), "dictionary_ratio must be an integer in [1, 100], not 150"),
+    (dict(dictionary_ratio=12.5), "dictionary_ratio must be an integer in [1, 100], not 12.5"),
+    (dict(backbone="i3d_rgb"), "'i3d_rgb' is not a backbone name: use letters, digits, '-' and '.', starting with a "
+                               "letter or digit (no '_', which separates the parts of run file names, and no '/')"),
     (dict(preset="fast"), "preset must be one of rtfm, gowtham, not 'fast'; or null for features not made by s3r "
                           "extract"),
     (dict(colour="blue"), "unknown field(s) colour; the fields are name, num_crops, feature_size, metric, "
@@ -94,6 +97,12 @@ def test_a_malformed_description_is_refused_in_one_line(described, changes, prob
     with pytest.raises(InputError) as refused:
         load_dataset_config(NAME, described / "data")
     assert str(refused.value) == f"{path}: {problem}"
+
+
+def test_a_description_saved_with_a_byte_order_mark_reads_as_without(described):
+    path = description_file(described)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_dataset_config(NAME, described / "data").batch_size == 8
 
 
 def test_a_description_that_is_not_json_is_refused(described):

@@ -392,3 +392,12 @@ def test_an_output_folder_blocked_by_a_file_is_a_one_line_error(tmp_path):
     with pytest.raises(InputError, match="is a file"):
         write_ground_truth({"a": np.zeros(2)}, blocker / "gt.json")
     assert blocker.read_text() == "keep"
+
+
+def test_a_features_folder_without_feature_files_is_a_one_line_error(tmp_path):
+    features = tmp_path / "empty"
+    features.mkdir()
+    (features / "notes.txt").write_text("no features yet")
+    status, stdout, stderr = run_tool("make_video_lists.py", "--dataset", "ucf-crime", "--features", str(features),
+                                      "--output", str(tmp_path / "x.csv"))
+    assert (status, stderr) == (2, f"s3r video-lists: {features}: no '*_i3d.npy' feature files in this folder\n")

@@ -32,7 +32,7 @@ class Arguments(CommandArguments):
     extract_batch_size: int = 4  # snippets per I3D forward pass
     root_path: Path = Path("data")  # the datasets' folder
     dictionary_path: Path = Path("dictionary")  # the dictionaries' folder
-    dictionary_ratio: float = 90  # dictionary atoms in %% of the normal training videos
+    dictionary_ratio: int = 90  # dictionary atoms in %% of the normal training videos (an integer: it names the file)
     accept_partial: bool = False  # extract the frames that decode of a partial video (cut short), saying so
     no_progress: bool = False  # no progress bars
 

@@ -5,21 +5,32 @@ The file is JSON, written by ``s3r make-dataset`` and readable and editable by h
 
     {
       "format": "s3r-dataset/1",
-      "name": "my-cameras",            // a plain name without '_' (run files are <dataset>_<model>_<backbone>)
-      "backbone": "i3d",               // the features' network: <root>/<name>/<backbone>/{train,test}/<id>_i3d.npy
-      "feature_size": 2048,            // channels C of the features
-      "num_crops": 1,                  // crops N per snippet (10, 5 or 1)
-      "preset": "rtfm",                // the extraction recipe of the features (rtfm, gowtham), or null
-      "frame_rate": "native",          // every decoded frame, 16 to a snippet, at each video's own rate
-      "metric": "AUC",                 // frame-level AUC, or AP
-      "num_anomalous_train": 4,        // the training list's first rows are the anomalous videos
-      "dictionary_ratio": 90,          // atoms in % of the normal training videos
-      "batch_size": 4,                 // videos per class in a training step (the trainer's default)
-      "random_state": 823              // the trainer's seed by default
+      "name": "my-cameras",
+      "backbone": "i3d",
+      "feature_size": 2048,
+      "num_crops": 1,
+      "preset": "rtfm",
+      "frame_rate": "native",
+      "metric": "AUC",
+      "num_anomalous_train": 4,
+      "dictionary_ratio": 90,
+      "batch_size": 4,
+      "random_state": 823
     }
 
-Every field is checked when read (one line naming the file and the field); ``check_against_features`` compares
-crops and channels with a feature file's header.
+- ``name``: a plain name without '_' (run files are ``<dataset>_<model>_<backbone>``), the folder's;
+- ``backbone``: the features' network: ``<root>/<name>/<backbone>/{train,test}/<id>_<backbone>.npy``;
+- ``feature_size``, ``num_crops``: channels C and crops N (10, 5 or 1) of the features;
+- ``preset``: the extraction recipe of the features (rtfm, gowtham), or null for features made elsewhere;
+- ``frame_rate``: "native", every decoded frame, 16 to a snippet, at each video's own rate;
+- ``metric``: frame-level AUC, or AP;
+- ``num_anomalous_train``: the training list's first rows are the anomalous videos;
+- ``dictionary_ratio``: dictionary atoms in % of the normal training videos (an integer: it names the file);
+- ``batch_size``: videos per class in a training step (the trainer's default);
+- ``random_state``: the trainer's seed by default.
+
+Every field is checked when read (one line naming the file and the field); the config loader
+(``anomaly.config``) also compares crops and channels with the first training video's feature header.
 """
 
 import json
@@ -29,6 +40,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from anomaly.data.catalog import DATASETS
+from anomaly.data.ground_truth import read_text_file
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import ensure_folder, save_text
 from anomaly.layout import FRAME_RATES, NUM_CROPS, PRESET_NAMES, description_file_name
@@ -39,11 +51,11 @@ METRICS = ("AUC", "AP")
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
 
 
-def check_dataset_name(name: str, source: Optional[PathLike] = None) -> str:
-    """``name`` unchanged when it can name a dataset: letters, digits, '.' and '-' (no '_', no path), not starting
-    with '.' or '-'; a one-line InputError otherwise."""
+def check_dataset_name(name: str, source: Optional[PathLike] = None, what: str = "a dataset name") -> str:
+    """``name`` unchanged when it can name a dataset (or, as ``what`` says, another part of a run file's name):
+    letters, digits, '.' and '-' (no '_', no path), not starting with '.' or '-'; a one-line InputError otherwise."""
     if not isinstance(name, str) or not DATASET_NAME.fullmatch(name):
-        raise InputError(source, f"{name!r} is not a dataset name: use letters, digits, '-' and '.', starting with a "
+        raise InputError(source, f"{name!r} is not {what}: use letters, digits, '-' and '.', starting with a "
                          "letter or digit (no '_', which separates the parts of run file names, and no '/')")
     return name
 
@@ -55,7 +67,7 @@ class DatasetDescription:
     feature_size: int
     metric: str
     num_anomalous_train: int
-    dictionary_ratio: float
+    dictionary_ratio: int
     batch_size: int
     backbone: str = "i3d"
     preset: Optional[str] = None
@@ -71,9 +83,9 @@ class DatasetDescription:
         check_range(self.feature_size, "feature_size", minimum=1, integer=True, source=source)
         check_choice(self.metric, METRICS, "metric", source=source)
         check_range(self.num_anomalous_train, "num_anomalous_train", minimum=1, integer=True, source=source)
-        check_range(self.dictionary_ratio, "dictionary_ratio", above=0, maximum=100, source=source)
+        check_range(self.dictionary_ratio, "dictionary_ratio", minimum=1, maximum=100, integer=True, source=source)
         check_range(self.batch_size, "batch_size", minimum=1, integer=True, source=source)
-        check_dataset_name(self.backbone, source)
+        check_dataset_name(self.backbone, source, what="a backbone name")
         if self.preset is not None:
             check_choice(self.preset, PRESET_NAMES, "preset", fix="or null for features not made by s3r extract",
                          source=source)
@@ -103,9 +115,10 @@ def read_description(root: PathLike, name: str) -> DatasetDescription:
     if not path.is_file():
         raise InputError(None, f"unknown dataset '{name}': neither built in ({', '.join(DATASETS)}) nor described by "
                          f"{path} (s3r make-dataset writes one)")
+    text = read_text_file(path, "dataset description")  # a byte-order mark (an editor's) is dropped
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        content = json.loads(text)
+    except ValueError as error:
         raise InputError(path, f"not a readable dataset description ({' '.join(str(error).split())})") from None
     return _description_from(content, path, name)
 

@@ -52,7 +52,7 @@ def list_feature_videos(features_dir: PathLike, backbone: str = "i3d") -> List[s
         raise InputError(features_dir, "features folder not found")
     video_ids = sorted(filter(None, (video_id_of_feature_file(path.name, backbone) for path in features_dir.iterdir())))
     if not video_ids:
-        raise InputError(features_dir, f"no '*{suffix}' feature files in this folder")
+        raise InputError(features_dir, f"no '*{feature_file_name('', backbone)}' feature files in this folder")
     return video_ids
 
 

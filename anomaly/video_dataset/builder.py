@@ -95,7 +95,7 @@ def training_batch_size(folders: VideoFolders, batch_size: Optional[int]) -> int
     return batch_size
 
 
-def check_dictionary_size(folders: VideoFolders, ratio: float, videos: Path) -> None:
+def check_dictionary_size(folders: VideoFolders, ratio: int, videos: Path) -> None:
     atoms = number_of_atoms(len(folders.normal), ratio)
     if atoms < TRANSFORM_NONZERO_COEFS:
         raise InputError(videos / "train" / "normal", f"{len(folders.normal)} normal video(s) at --dictionary_ratio "
@@ -155,7 +155,7 @@ def make_dataset(
     batch_size: Optional[int] = None,
     root_path: PathLike = "data",
     dictionary_path: PathLike = "dictionary",
-    dictionary_ratio: float = 90,
+    dictionary_ratio: int = 90,
     accept_partial: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
@@ -167,7 +167,7 @@ def make_dataset(
     check_dataset_name(name)
     if name in DATASETS:
         raise InputError(None, f"'{name}' is a built-in dataset: choose another name for yours")
-    check_range(dictionary_ratio, "--dictionary_ratio", above=0, maximum=100)
+    check_range(dictionary_ratio, "--dictionary_ratio", minimum=1, maximum=100, integer=True)
     folders = VideoFolders.scan(videos)
     train_batch = training_batch_size(folders, batch_size)
     check_dictionary_size(folders, dictionary_ratio, videos)
@@ -198,7 +198,7 @@ def make_dataset(
 
 def _write_dataset(
     name: str, folders: VideoFolders, labels: Dict[str, np.ndarray], root: Path, dictionaries: Path, preset: str,
-    num_crops: int, batch_size: int, ratio: float, log: Callable[[str], None],
+    num_crops: int, batch_size: int, ratio: int, log: Callable[[str], None],
 ) -> int:  # fmt: skip
     """Lists, ground truth and description (that last: a dataset is described once it is whole), then the
     dictionary; says the command that trains it."""

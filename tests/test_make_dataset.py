@@ -140,6 +140,11 @@ def refused(capsys, status):
                       "name under test/)"),
     ("interval", "s3r make-dataset: {annotations}: line 2: video 't1': the interval ends at 0.2, not after its start "
                  "(0.3)"),
+    ("no annotations", "s3r make-dataset: --annotations is needed: without it every test frame is normal, and "
+                       "frame-level AUC needs anomalous frames too (a CSV in seconds or frames, or a folder of frame "
+                       "masks)"),
+    ("all-normal masks", "s3r make-dataset: {annotations}: no frame of these masks is anomalous (1): frame-level AUC "
+                         "needs anomalous frames"),
     ("built-in name", "s3r make-dataset: 'shanghaitech' is a built-in dataset: choose another name for yours"),
     ("not a name", "s3r make-dataset: 'my_cameras' is not a dataset name: use letters, digits, '-' and '.', starting "
                    "with a letter or digit (no '_', which separates the parts of run file names, and no '/')"),
@@ -160,6 +165,12 @@ def test_refusals_before_any_work_are_one_line_and_write_nothing(inputs, tmp_pat
         clips = copy_clips(inputs, tmp_path, extra=["train/normal/t1"])
     elif case == "batch":
         extra = ["--batch_size", "3"]
+    elif case == "no annotations":
+        annotations = None
+    elif case == "all-normal masks":
+        annotations = tmp_path / "masks"
+        annotations.mkdir()
+        np.save(annotations / "t1.npy", np.zeros(20))
     elif case in ("unknown video", "interval"):
         annotations = tmp_path / "bad.csv"
         annotations.write_text("video,start,end\nghost,1,2\n" if case == "unknown video" else "video,start,end\nt1,0.3,0.2\n")
@@ -177,8 +188,9 @@ def test_refusals_before_any_work_are_one_line_and_write_nothing(inputs, tmp_pat
 
 
 @pytest.mark.parametrize("case, problem", [
-    ("no anomaly", "s3r make-dataset: the test videos have no anomalous frame among their 96 frames: frame-level AUC "
-                   "needs both; annotate the anomalous intervals of the test videos (--annotations)"),
+    ("no anomaly", "s3r make-dataset: {annotations}: the test videos have no anomalous frame among their 96 frames: "
+                   "frame-level AUC needs both; annotate the anomalous intervals of the test videos (an interval in "
+                   "seconds holds the frames shown at start <= t < end)"),
     ("late", "s3r make-dataset: {annotations}: line 2: video 't3': the interval starts at 5 s, after the video's last "
              "frame (at 0.680 s)"),
 ])
@@ -193,10 +205,8 @@ def test_refusals_after_extraction_keep_the_features_and_write_no_dataset(made, 
         target.mkdir(parents=True)
         for path in source.iterdir():
             target.joinpath(path.name).write_bytes(path.read_bytes())
-    annotations = None
-    if case == "late":
-        annotations = tmp_path / "late.csv"
-        annotations.write_text("video,start,end\nt3,5,6\n")
+    annotations = tmp_path / f"{case}.csv"  # t1's frames are shown at 0, 0.04, 0.08, ... s
+    annotations.write_text("video,start,end\nt3,5,6\n" if case == "late" else "video,start,end\nt1,0.01,0.03\n")
     status = make(inputs, root, annotations=annotations)
     assert refused(capsys, status) == problem.format(annotations=annotations)
     assert sorted(path.name for path in (root / "data" / NAME).iterdir()) == ["i3d"]

@@ -9,6 +9,7 @@ in practice; another angle is refused in one line.
 frames) or a duration (Matroska, WebM, FLV), from which ``incomplete`` tells a video cut short from a whole one.
 """
 
+import itertools
 import math
 import os
 import struct
@@ -213,11 +214,15 @@ class VideoDecoder:
             self.orientation = orientation
         return image
 
-    def frame_times(self) -> np.ndarray:
-        """The presentation time of every frame, in seconds from the first frame's (float64), decoded as
-        ``__iter__`` decodes them (so there are as many): frame i is shown at ``frame_times()[i]``. A stream
-        without timestamps takes its nominal rate."""
-        times = list(self._decoded(lambda frame: frame.time))
+    def frame_times(self, count: Optional[int] = None) -> np.ndarray:
+        """The presentation time of every frame (the first ``count`` when given: a partial video's that decode),
+        in seconds from the first frame's (float64), decoded as ``__iter__`` decodes them (so there are as many):
+        frame i is shown at ``frame_times()[i]``. A stream without timestamps takes its nominal rate."""
+        decoded = self._decoded(lambda frame: frame.time)
+        try:
+            times = list(itertools.islice(decoded, count))
+        finally:
+            decoded.close()
         if times and all(time is not None for time in times):
             return np.asarray(times, dtype=np.float64) - times[0]
         with open_video(self.path) as container:

@@ -15,11 +15,11 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from anomaly.data.ground_truth import read_frame_mask, read_text_file
+from anomaly.data.ground_truth import mask_to_labels, read_frame_mask, read_text_file
 from anomaly.errors import InputError
 
 PathLike = Union[str, Path]
@@ -41,7 +41,8 @@ class Annotations:
     source: Path
     form: str  # "seconds", "frames" or "masks"
     intervals: Dict[str, List[Interval]] = field(default_factory=dict)
-    masks: Dict[str, Path] = field(default_factory=dict)
+    masks: Dict[str, np.ndarray] = field(default_factory=dict)  # 0/1 per frame, read (and checked) up front
+    mask_files: Dict[str, Path] = field(default_factory=dict)
 
     @property
     def videos(self) -> List[str]:
@@ -55,16 +56,21 @@ class Annotations:
                 where = (f"line {self.intervals[stem][0].row}: " if stem in self.intervals else "")
                 fix = (f"; name it by its file's stem, '{Path(stem).stem}'" if Path(stem).stem in known
                        else "")
-                raise InputError(self.masks.get(stem, self.source), f"{where}video '{stem}' is not a test video "
+                raise InputError(self.mask_files.get(stem, self.source), f"{where}video '{stem}' is not a test video "
                                  f"(no video of that name under test/){fix}")
 
-    def frame_labels(self, stem: str, frame_times: np.ndarray) -> np.ndarray:
-        """0/1 labels (float64) of the decoded frames of the test video ``stem``, whose presentation times in
-        seconds from its first frame are ``frame_times``."""
-        num_frames = len(frame_times)
-        labels = np.zeros(num_frames)
+    @property
+    def needs_times(self) -> bool:
+        """Whether frame labels need the frames' presentation times (the seconds form), not only their count."""
+        return self.form == "seconds"
+
+    def frame_labels(self, stem: str, num_frames: int, frame_times: Optional[np.ndarray] = None) -> np.ndarray:
+        """0/1 labels (float64) of the ``num_frames`` decoded frames of the test video ``stem``; in the seconds
+        form, ``frame_times`` are their presentation times in seconds from the first frame's."""
         if stem in self.masks:
-            return _mask_labels(read_frame_mask(self.masks[stem]), num_frames, self.masks[stem], stem)
+            return mask_to_labels(self.masks[stem], num_frames, self.mask_files[stem], stem,
+                                  length=f"the video has {num_frames} decoded frames")
+        labels = np.zeros(num_frames)
         for interval in self.intervals.get(stem, []):
             if self.form == "seconds":
                 inside = (frame_times >= interval.start) & (frame_times < interval.end)
@@ -84,28 +90,17 @@ class Annotations:
         return InputError(self.source, f"line {interval.row}: video '{stem}': the interval {problem}")
 
 
-def _mask_labels(mask: np.ndarray, num_frames: int, path: Path, stem: str) -> np.ndarray:
-    """A frame mask as labels of ``num_frames`` frames: a shorter mask is padded with its last label, a longer one
-    is cut, unless an event starts past the video's last frame."""
-    if len(mask) > num_frames:
-        starts = np.flatnonzero(np.diff(np.concatenate(([0.0], mask))) > 0)
-        late = starts[starts >= num_frames]
-        if late.size:
-            raise InputError(path, f"video '{stem}': an anomalous event starts at frame {late[0]}, after the video's "
-                             f"last frame ({num_frames - 1})")
-    if len(mask) >= num_frames:
-        return mask[:num_frames].copy()
-    return np.concatenate((mask, np.full(num_frames - len(mask), mask[-1] if len(mask) else 0.0)))
-
-
 def read_annotations(path: PathLike) -> Annotations:
     """The annotations of ``path``: a folder of frame masks, or a CSV in seconds or in frames (by its header)."""
     path = Path(path)
     if path.is_dir():
-        masks = {mask.stem: mask for mask in sorted(path.glob("*.npy"))}
-        if not masks:
+        files = {mask.stem: mask for mask in sorted(path.glob("*.npy"))}
+        if not files:
             raise InputError(path, "holds no <video>.npy frame mask")
-        return Annotations(path, "masks", masks=masks)
+        masks = {stem: read_frame_mask(file) for stem, file in files.items()}
+        if not any(mask.any() for mask in masks.values()):
+            raise InputError(path, "no frame of these masks is anomalous (1): frame-level AUC needs anomalous frames")
+        return Annotations(path, "masks", masks=masks, mask_files=files)
     rows = _csv_rows(path)
     header = tuple(cell.strip() for cell in rows[0]) if rows else ()
     forms = {SECONDS_HEADER: "seconds", FRAMES_HEADER: "frames"}

@@ -117,27 +117,28 @@ def check_same_recipe(root: Path, name: str, plans: Sequence[ExtractionPlan]) ->
                                  f"or make the dataset under another name")
 
 
-def video_ground_truth(video: Path, annotations: Optional[Annotations], preset: Preset, frames: int) -> np.ndarray:
+def video_ground_truth(video: Path, annotations: Annotations, preset: Preset, frames: int) -> np.ndarray:
     """The frame labels of a test video aligned with its features: 16 × T of them, T as ``preset`` makes it from
-    the video's ``frames`` decoded frames (loop-padded tail: labelled as the last frame; dropped tail: not there)."""
-    if annotations is None:
-        labels = np.zeros(frames)
-    else:
-        times = VideoDecoder(video).frame_times()
+    the video's ``frames`` decoded frames (loop-padded tail: labelled as the last frame; dropped tail: not there).
+    Only intervals in seconds need the video decoded again, for its frames' times (the first ``frames``: those
+    extracted, also of a partial video)."""
+    times = None
+    if annotations.needs_times and video.stem in annotations.intervals:
+        times = VideoDecoder(video).frame_times(frames)
         if len(times) != frames:
             raise InputError(video, f"decodes {len(times)} frames now, {frames} when it was extracted: remove its "
                              "features to extract it again")
-        labels = annotations.frame_labels(video.stem, times)
+    labels = annotations.frame_labels(video.stem, frames, times)
     return aligned_labels(labels, preset.keep_tail, preset.snippet_count(frames), FRAMES_PER_SNIPPET)
 
 
-def check_both_classes(labels: Dict[str, np.ndarray], source: Optional[PathLike]) -> None:
+def check_both_classes(labels: Dict[str, np.ndarray], source: PathLike) -> None:
     anomalous = int(sum(label.sum() for label in labels.values()))
     total = sum(len(label) for label in labels.values())
     if anomalous == 0 or anomalous == total:
         kind = "no anomalous" if anomalous == 0 else "no normal"
-        fix = "annotate the anomalous intervals of the test videos (--annotations)" if anomalous == 0 else \
-            "add normal test videos, or annotate only the anomalous intervals"
+        fix = ("annotate the anomalous intervals of the test videos (an interval in seconds holds the frames shown "
+               "at start <= t < end)") if anomalous == 0 else "add normal test videos, or annotate only the anomalous intervals"
         raise InputError(source, f"the test videos have {kind} frame among their {total} frames: frame-level AUC "
                          f"needs both; {fix}")
 
@@ -146,7 +147,7 @@ def make_dataset(
     name: str,
     videos: PathLike,
     weights: PathLike,
-    annotations: Optional[PathLike] = None,
+    annotations: Optional[PathLike],
     preset: str = "rtfm",
     num_crops: int = 10,
     device: Optional[str] = None,
@@ -171,9 +172,11 @@ def make_dataset(
     folders = VideoFolders.scan(videos)
     train_batch = training_batch_size(folders, batch_size)
     check_dictionary_size(folders, dictionary_ratio, videos)
-    read = read_annotations(annotations) if annotations is not None else None
-    if read is not None:
-        read.check_videos([video.stem for video in folders.test])
+    if annotations is None:
+        raise InputError(None, "--annotations is needed: without it every test frame is normal, and frame-level AUC "
+                         "needs anomalous frames too (a CSV in seconds or frames, or a folder of frame masks)")
+    read = read_annotations(annotations)
+    read.check_videos([video.stem for video in folders.test])
     plans = [
         plan_extraction(group, feature_folder(root, name, BACKBONE, subset), weights, preset, num_crops, precision,
                         device, extract_batch_size, accept_partial)

@@ -7,8 +7,10 @@
 - a folder of ``<stem>.npy`` 0/1 frame masks, one value per frame (ShanghaiTech's ``test_frame_mask``).
 
 ``video`` is the video file's stem; a video may have several rows, and overlapping rows are merged. A test video
-without any row (or mask) is normal. An interval that runs past the video's end is cut there; one whose end is not
-after its start, or that starts after the video's last frame, is refused in one line naming the file and row.
+without any row (or mask) is normal. An interval that runs past the video's end is cut there; one that ends before
+it starts (in seconds: not after it; a frame range with end = start is that one frame), or that starts after the
+video's last frame, is refused in one line naming the file and row. Masks are read and checked when the annotations
+are read, before any video is decoded.
 """
 
 import csv

@@ -35,9 +35,7 @@ from anomaly.extraction import (
     VideoResult,
     features_of,
     plan_extraction,
-    recorded_recipe,
     run_plan,
-    settings_path,
 )
 from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
@@ -75,14 +73,11 @@ def load_video_detector(
 def check_cached_recipe(plan: ExtractionPlan) -> None:
     """Features cached in the output folder with another preset or crop count than the detector's are refused (not
     replaced: they may be another detector's), in one line naming them."""
-    for video in plan.videos:
-        recipe = recorded_recipe(features_of(plan.output, video))
-        wanted = (plan.settings.preset, plan.settings.num_crops)
-        if recipe is not None and recipe != wanted:
-            raise InputError(settings_path(features_of(plan.output, video)),
-                             f"features of {video.name} made with --preset {recipe[0]} --num_crops {recipe[1]}, but "
-                             f"the detector scores --preset {wanted[0]} --num_crops {wanted[1]}: give another "
-                             "--output or remove them")
+    other = plan.other_recipe()
+    if other is not None:
+        raise InputError(other.settings, f"features of {other.video.name} made with --preset {other.preset} "
+                         f"--num_crops {other.num_crops}, but the detector scores --preset {plan.settings.preset} "
+                         f"--num_crops {plan.settings.num_crops}: give another --output or remove them")
 
 
 def window_scorer(detector: Detector) -> Callable[[torch.Tensor], torch.Tensor]:

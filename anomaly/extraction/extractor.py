@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -382,6 +382,15 @@ def start_distributed(ranks: Ranks, device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
+class OtherRecipe(NamedTuple):
+    """Features of ``video`` made with another recipe, as its ``settings`` file records."""
+
+    video: Path
+    settings: Path
+    preset: str
+    num_crops: int
+
+
 @dataclass
 class ExtractionPlan:
     """What a run will do, decided with every argument checked and nothing written (:func:`plan_extraction`)."""
@@ -408,6 +417,16 @@ class ExtractionPlan:
         todo = sorted(self.todo)
         frames = [self.todo[index].frames if self.todo[index] else 0 for index in todo]
         return [todo[i] for i in balanced_split(frames, self.ranks.world_size)[self.ranks.rank]]
+
+    def other_recipe(self) -> Optional[OtherRecipe]:
+        """The first video whose features in the output folder were made with another preset or crop count than
+        this plan's, or None: callers refuse to mix them."""
+        wanted = (self.settings.preset, self.settings.num_crops)
+        for video in self.videos:
+            recipe = recorded_recipe(features_of(self.output, video))
+            if recipe is not None and recipe != wanted:
+                return OtherRecipe(video, settings_path(features_of(self.output, video)), *recipe)
+        return None
 
     def known_frames(self, index: int) -> Optional[Tuple[int, str]]:
         """The frame count of video ``index`` known before extracting it, and where it comes from: a skipped video's

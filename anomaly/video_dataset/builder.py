@@ -35,10 +35,8 @@ from anomaly.extraction import (
     FEATURE_SIZE,
     ExtractionPlan,
     Preset,
-    features_of,
     list_videos,
     plan_extraction,
-    recorded_recipe,
     run_plan,
 )
 from anomaly.extraction.video import VideoDecoder
@@ -104,17 +102,14 @@ def check_dictionary_size(folders: VideoFolders, ratio: int, videos: Path) -> No
                          "--dictionary_ratio")
 
 
-def check_same_recipe(root: Path, name: str, plans: Sequence[ExtractionPlan]) -> None:
+def check_same_recipe(name: str, plans: Sequence[ExtractionPlan]) -> None:
     """Features already there (a rerun) must have been made with the same preset and crops: never mixed."""
     for plan in plans:
-        wanted = (plan.settings.preset, plan.settings.num_crops)
-        for video in plan.videos:
-            recipe = recorded_recipe(features_of(plan.output, video))
-            if recipe is not None and recipe != wanted:
-                raise InputError(features_of(plan.output, video).with_suffix(".json"),
-                                 f"features of dataset '{name}' were made with --preset {recipe[0]} --num_crops "
-                                 f"{recipe[1]}, not --preset {wanted[0]} --num_crops {wanted[1]}: rerun with those, "
-                                 f"or make the dataset under another name")
+        other = plan.other_recipe()
+        if other is not None:
+            raise InputError(other.settings, f"features of dataset '{name}' were made with --preset {other.preset} "
+                             f"--num_crops {other.num_crops}, not --preset {plan.settings.preset} --num_crops "
+                             f"{plan.settings.num_crops}: rerun with those, or make the dataset under another name")
 
 
 def video_ground_truth(video: Path, annotations: Annotations, preset: Preset, frames: int) -> np.ndarray:
@@ -182,7 +177,7 @@ def make_dataset(
                         device, extract_batch_size, accept_partial)
         for group, subset in ((folders.anomalous + folders.normal, "train"), (folders.test, "test"))
     ]
-    check_same_recipe(root, name, plans)
+    check_same_recipe(name, plans)
     summaries = [run_plan(plan, progress, log) for plan in plans]
     if not all(summary.is_main for summary in summaries):
         return 0  # under torchrun the first process writes the rest

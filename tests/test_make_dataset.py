@@ -251,3 +251,15 @@ def test_a_killed_run_resumes_where_it_stopped(inputs, tmp_path):
                                         f"{root / 'dictionary'} --version {NAME}")
     assert {name: (train / name).stat().st_mtime_ns for name in done} == done  # extracted once, not again
     assert read_description(root / "data", NAME).num_anomalous_train == 1
+
+
+@pytest.mark.parametrize("stem, problem", [("n,4", "it holds ','"), (" n4", "it starts or ends with a space"),
+                                           ('n"4', "it holds '\"'")])
+def test_a_video_whose_name_cannot_be_a_list_id_is_refused_before_extraction(inputs, tmp_path, capsys, stem, problem):
+    clips = copy_clips(inputs, tmp_path)
+    video = clips / "train" / "normal" / f"{stem}.mp4"
+    video.write_bytes((inputs["clips"] / "train" / "normal" / "n1.mp4").read_bytes())
+    line = refused(capsys, make(inputs, tmp_path / "out", clips=clips))
+    assert line == f"s3r make-dataset: {video}: its name '{stem}' cannot be a video id in the dataset's lists " \
+                   f"({problem}): rename the file"
+    assert not (tmp_path / "out").exists()

@@ -128,9 +128,25 @@ def order_video_list(video_ids: Sequence[str], anomalous_ids: Iterable[str]) -> 
     return sorted(v for v in video_ids if v in marked) + sorted(v for v in video_ids if v not in marked)
 
 
+def video_id_problem(video_id: str) -> str:
+    """Why ``video_id`` would not read back from a list as itself (:func:`read_video_list`), or '' when it would."""
+    try:
+        video_id.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not UTF-8"
+    if video_id != video_id.strip():
+        return "it starts or ends with a space"
+    special = [character for character in ',"\r\n' if character in video_id]
+    return f"it holds {special[0]!r}" if special else ""
+
+
 def write_video_list(video_ids: Sequence[str], path: PathLike) -> Path:
-    """A one-column csv with the header ``video-id``."""
+    """A one-column csv with the header ``video-id``; an id that would not read back as itself is refused."""
     path = Path(path)
+    for video_id in video_ids:
+        problem = video_id_problem(video_id)
+        if problem:
+            raise InputError(path, f"'{video_id}' cannot be a video id in a list ({problem}): rename its video")
     ensure_folder(path.parent)
     save_text("\n".join([VIDEO_ID_COLUMN, *video_ids]) + "\n", path)
     return path

@@ -15,6 +15,7 @@ written; lists, ground truth and description are written only once every video i
 known, so a run that stops (killed, or refused) leaves nothing that a rerun would misread: the rerun continues.
 """
 
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from anomaly.data.catalog import DATASETS
 from anomaly.data.description import DatasetDescription, check_dataset_name, description_path, write_description
 from anomaly.data.features import feature_folder
 from anomaly.data.ground_truth import write_ground_truth
-from anomaly.data.video_lists import order_video_list, write_video_list
+from anomaly.data.video_lists import order_video_list, video_id_problem, write_video_list
 from anomaly.dictionary_learning import TRANSFORM_NONZERO_COEFS, learn_dataset_dictionary, minimum_videos, number_of_atoms
 from anomaly.errors import InputError, check_range
 from anomaly.extraction import (
@@ -71,8 +72,13 @@ class VideoFolders:
         return folders
 
     def check_unique_stems(self) -> None:
+        """Every video's stem is an id that the CSV lists and JSON ground truth keep as it is, and no two are one."""
         seen: Dict[str, Path] = {}
         for video in self.normal + self.anomalous + self.test:
+            problem = video_id_problem(video.stem)
+            if problem:
+                raise InputError(video, f"its name '{video.stem}' cannot be a video id in the dataset's lists "
+                                 f"({problem}): rename the file")
             other = seen.setdefault(video.stem, video)
             if other != video:
                 raise InputError(video, f"has the same name as {other}: a video's name (its stem) is its id in the "
@@ -215,7 +221,7 @@ def _write_dataset(
         log(f"wrote {path}")
     log(f"dataset '{name}': {len(folders.anomalous)} anomalous and {len(folders.normal)} normal training videos, "
         f"{len(labels)} test videos; described by {description_path(root, name)}")
-    options = "" if root == Path("data") else f" --root_path {root}"
-    options += "" if dictionaries == Path("dictionary") else f" --dictionary_path {dictionaries}"
+    options = "" if root == Path("data") else f" --root_path {shlex.quote(str(root))}"
+    options += "" if dictionaries == Path("dictionary") else f" --dictionary_path {shlex.quote(str(dictionaries))}"
     print(f"s3r train --dataset {name}{options} --version {name}")
     return 0

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,7 @@ from anomaly.data import load_features
 from anomaly.models.s3r import S3R
 from tests.conftest import REPO
 from tests.conftest import run_tool
-from anomaly.extraction import VideoDecoder
+from anomaly.extraction import VideoDecoder, list_videos
 from tests.extraction_helpers import cut_in_half, make_audio_only, make_video, seeded_state_dict
 
 
@@ -176,6 +178,20 @@ def test_no_video_in_the_paths_is_one_line(inputs, tmp_path):
     assert status == 2 and out == ""
     assert err.startswith(f"s3r extract: {folder}: no videos found: folders are searched for .3gp .avi ") and err.count("\n") == 1
     assert not output.exists()
+
+
+def test_a_folder_is_searched_through_its_linked_folders_and_without_hidden_files(tmp_path):
+    """A camera's folder linked into the tree is part of it (once, even when linked twice or back up the tree);
+    macOS's ``._`` companions and other hidden files or folders are not videos."""
+    real, top = tmp_path / "cameras" / "gate", tmp_path / "clips"
+    real.mkdir(parents=True)
+    (top / ".cache").mkdir(parents=True)
+    for path in (real / "g1.mp4", top / "t1.mp4", top / "._t1.mp4", top / ".cache" / "c.mp4"):
+        path.write_bytes(b"not decoded here")
+    (top / "gate").symlink_to(real)
+    (top / "again").symlink_to(real)
+    (real / "up").symlink_to(top)
+    assert [video.relative_to(top) for video in list_videos([top])] == [Path("again/g1.mp4"), Path("t1.mp4")]
 
 
 def test_an_animated_gif_in_a_folder_is_a_video(inputs, tmp_path):

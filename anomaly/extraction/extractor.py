@@ -172,14 +172,30 @@ def cached_features(
     return record, ""
 
 
+def videos_below(folder: Path) -> List[Path]:
+    """The video files below ``folder``, sorted, following linked folders (each real folder once); hidden files and
+    folders (a leading '.': macOS's ``._`` copies, editors' and atomic writes' temporaries) are not videos."""
+    found, visited = [], set()
+    for top, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in visited:  # a link back up the tree, or a second link to one folder
+            folders.clear()
+            continue
+        visited.add(real)
+        folders[:] = sorted(name for name in folders if not name.startswith("."))  # the first link (by name) wins
+        found += [Path(top) / name for name in files
+                  if not name.startswith(".") and Path(name).suffix.lower() in VIDEO_SUFFIXES]
+    return sorted(video for video in found if video.is_file())
+
+
 def list_videos(paths: Sequence[PathLike]) -> List[Path]:
-    """Videos named by files, folders (searched recursively for video suffixes) or text files (one path a line,
+    """Videos named by files, folders (searched recursively for video suffixes: :func:`videos_below`) or text files (one path a line,
     relative to the text file's folder; blank lines and ``#`` comments ignored; a UTF-8 byte-order mark dropped).
     Missing paths are kept: they fail as videos, in one line each. No video at all is a one-line InputError."""
     videos: List[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            videos += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            videos += videos_below(path)
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             try:
                 lines = path.read_text(encoding="utf-8-sig").splitlines()

@@ -197,17 +197,23 @@ def _svd_initialisation(samples: np.ndarray, atoms: int, random_state: np.random
     return initial
 
 
+def check_enough_normal_videos(num_videos: int, ratio: float, source: Optional[PathLike], fix: str = "") -> int:
+    """The number of atoms that ``num_videos`` normal videos give at ``ratio`` percent, or a one-line InputError
+    naming ``source`` when they are fewer than the sparse codes need (``fix``: what to change, in the caller's
+    words; by default the number of videos needed)."""
+    check_ratio(ratio)
+    atoms = number_of_atoms(num_videos, ratio)
+    if atoms < TRANSFORM_NONZERO_COEFS:
+        fix = fix or f"dictionary learning needs at least {minimum_videos(ratio)} normal videos"
+        raise InputError(source, f"{num_videos} normal video(s) at {ratio:g} % give {atoms} atom(s), but the OMP "
+                         f"codes need at least {TRANSFORM_NONZERO_COEFS}: {fix}")
+    return atoms
+
+
 def _checked_atoms(means: np.ndarray, ratio: float, source: Optional[PathLike]) -> int:
     """The number of atoms for these normal videos' means (``V × C``), or a one-line InputError naming ``source``
     when there are too few videos for the sparse codes or the means are not finite."""
-    check_ratio(ratio)
-    atoms = number_of_atoms(means.shape[0], ratio)
-    if atoms < TRANSFORM_NONZERO_COEFS:
-        raise InputError(
-            source,
-            f"{means.shape[0]} normal video(s) at {ratio} % give {atoms} atom(s), but the OMP codes need at least "
-            f"{TRANSFORM_NONZERO_COEFS}: dictionary learning needs at least {minimum_videos(ratio)} normal videos",
-        )
+    atoms = check_enough_normal_videos(means.shape[0], ratio, source)
     if not np.isfinite(means).all():
         raise InputError(source, "the normal videos' mean features are NaN or inf: the features hold NaN or inf, or "
                          "values so large that their sum overflows float32 (rescale them)")
@@ -416,12 +422,7 @@ def learn_dataset_dictionary(
     normal_ids = split_training_list(files.training_list, config.num_anomalous_train)["normal"]
     if debug:
         normal_ids = normal_ids[: 2 * max(batch_size, 1)]
-    if number_of_atoms(len(normal_ids), ratio) < TRANSFORM_NONZERO_COEFS:  # fail before reading any features
-        raise InputError(
-            files.training_list,
-            f"{len(normal_ids)} normal video(s) at {ratio} % give {number_of_atoms(len(normal_ids), ratio)} "
-            f"atom(s); dictionary learning needs at least {minimum_videos(ratio)} normal videos",
-        )
+    check_enough_normal_videos(len(normal_ids), ratio, files.training_list)  # before reading any features
     universal = None if universal_dictionary is None else load_dictionary(universal_dictionary)
     ensure_folder(files.task_dictionary.parent)  # a blocked output fails before any feature is read
 

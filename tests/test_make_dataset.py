@@ -134,6 +134,8 @@ def refused(capsys, status):
     ("one stem twice", "s3r make-dataset: {clips}/test/t1.mp4: has the same name as {clips}/train/normal/t1.mp4: a "
                        "video's name (its stem) is its id in the lists, the annotations and the feature files; rename "
                        "one of them"),
+    ("few normal", "s3r make-dataset: {clips}/train/normal: 1 normal video(s) at 90 % give 1 atom(s), but the OMP "
+                   "codes need at least 2: add normal videos (at least 2) or raise --dictionary_ratio"),
     ("batch", "s3r make-dataset: --batch_size 3 needs 3 training videos of each class, but train/anomalous has 2: "
               "--batch_size 2 or less would work (or add videos)"),
     ("unknown video", "s3r make-dataset: {annotations}: line 2: video 'ghost' is not a test video (no video of that "
@@ -153,6 +155,8 @@ def test_refusals_before_any_work_are_one_line_and_write_nothing(inputs, tmp_pat
     clips, annotations, extra, name = inputs["clips"], "given", [], NAME
     if case == "no normal":
         clips = copy_clips(inputs, tmp_path, drop=[video for video in LAYOUT if "normal/" in video])
+    elif case == "few normal":
+        clips = copy_clips(inputs, tmp_path, drop=["train/normal/n2", "train/normal/day/n3"])
     elif case == "no anomalous":
         clips = copy_clips(inputs, tmp_path, drop=[video for video in LAYOUT if "anomalous/" in video])
     elif case == "no test folder":

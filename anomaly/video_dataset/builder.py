@@ -29,7 +29,7 @@ from anomaly.data.description import DatasetDescription, check_dataset_name, des
 from anomaly.data.features import feature_folder
 from anomaly.data.ground_truth import write_ground_truth
 from anomaly.data.video_lists import order_video_list, video_id_problem, write_video_list
-from anomaly.dictionary_learning import TRANSFORM_NONZERO_COEFS, learn_dataset_dictionary, minimum_videos, number_of_atoms
+from anomaly.dictionary_learning import check_enough_normal_videos, learn_dataset_dictionary, minimum_videos
 from anomaly.errors import InputError, check_range
 from anomaly.extraction import (
     BACKBONE,
@@ -99,15 +99,6 @@ def training_batch_size(folders: VideoFolders, batch_size: Optional[int]) -> int
     return batch_size
 
 
-def check_dictionary_size(folders: VideoFolders, ratio: int, videos: Path) -> None:
-    atoms = number_of_atoms(len(folders.normal), ratio)
-    if atoms < TRANSFORM_NONZERO_COEFS:
-        raise InputError(videos / "train" / "normal", f"{len(folders.normal)} normal video(s) at --dictionary_ratio "
-                         f"{ratio:g} give {atoms} dictionary atom(s), fewer than the {TRANSFORM_NONZERO_COEFS} the "
-                         f"sparse codes need: add normal videos (at least {minimum_videos(ratio)}) or raise "
-                         "--dictionary_ratio")
-
-
 def check_same_recipe(name: str, plans: Sequence[ExtractionPlan]) -> None:
     """Features already there (a rerun) must have been made with the same preset and crops: never mixed."""
     for plan in plans:
@@ -172,7 +163,9 @@ def make_dataset(
     check_range(dictionary_ratio, "--dictionary_ratio", minimum=1, maximum=100, integer=True)
     folders = VideoFolders.scan(videos)
     train_batch = training_batch_size(folders, batch_size)
-    check_dictionary_size(folders, dictionary_ratio, videos)
+    check_enough_normal_videos(len(folders.normal), dictionary_ratio, videos / "train" / "normal",
+                               fix=f"add normal videos (at least {minimum_videos(dictionary_ratio)}) or raise "
+                               "--dictionary_ratio")
     if annotations is None:
         raise InputError(None, "--annotations is needed: without it every test frame is normal, and frame-level AUC "
                          "needs anomalous frames too (a CSV in seconds or frames, or a folder of frame masks)")

@@ -150,6 +150,17 @@ def test_features_without_their_settings_file_are_extracted_again(first_run, inp
                    "file large_i3d.json beside it\n")  # fmt: skip
 
 
+def test_a_settings_file_edited_without_its_frame_count_is_extracted_again(first_run, inputs, tmp_path):
+    output = copy_of(first_run, tmp_path)
+    settings = output / "large_i3d.json"
+    record = json.loads(settings.read_text())
+    del record["frames"]
+    settings.write_text(json.dumps(record))
+    status, _, err = extract(inputs, output, inputs["large"])
+    assert (status, err) == (0, f"{inputs['large']}: extracting again: its settings file {settings} records no frame "
+                                "count\n")
+
+
 def test_leftovers_of_killed_writes_are_removed(first_run, inputs, tmp_path):
     output = copy_of(first_run, tmp_path)
     leftovers = [output / ".small_i3d.npy.k1ll3d0x.tmp", output / ".small_i3d.json.abcd1234.tmp"]

@@ -169,6 +169,8 @@ def cached_features(
     if list(shape) != record.get("shape"):
         return None, (f"its feature file {features} has shape {list(shape)}, not the {record.get('shape')} its "
                       "settings file records")  # fmt: skip
+    if not isinstance(record.get("frames"), int) or record["frames"] < 1:
+        return None, f"its settings file {record_file} records no frame count"
     return record, ""
 
 
@@ -489,7 +491,7 @@ def plan_extraction(
             continue
         record, again = cached_features(target, video, settings, read_values)
         if record is not None:
-            plan.decided[index] = VideoResult(video, "skipped", record["snippets"], record=record)
+            plan.decided[index] = VideoResult(video, "skipped", record["shape"][0], record=record)
         else:
             plan.todo[index] = _probe_or_none(video)
             if again:

@@ -150,8 +150,8 @@ class ClipBuilder:
         self._held: List[np.ndarray] = []  # complete clips not yet given out
 
     def push(self, frame: np.ndarray) -> List[np.ndarray]:
-        """One more upright frame (uint8 H W 3); the clips it completes (none, or one; two when it releases a held
-        one)."""
+        """One more upright frame (uint8 H W 3); the clips it completes, and those held back until the video is
+        long enough for the preset (they come out with the frame that makes it so)."""
         resized = self._resize(frame)
         if self._clip is None:
             self._clip = np.empty((FRAMES_PER_SNIPPET, *resized.shape), np.uint8)

@@ -17,6 +17,7 @@ UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary 
 NUM_CROPS = (10, 5, 1)  # crops per snippet: the published ten, the first five (XD-Violence), the centre one
 PRESET_NAMES = ("rtfm", "gowtham")  # the extraction recipes (anomaly.extraction.preprocess.PRESETS)
 FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
+MAX_SEED = 2**32 - 1  # the largest seed NumPy's RandomState (np.random.seed, scikit-learn's random_state) takes
 DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
 
 

@@ -186,7 +186,9 @@ def test_ground_truth_labels_must_be_0_or_1(copy, capsys, monkeypatch):
     ("--lr", "-1", "--lr must be a finite number at least 0, not -1.0; 0 takes the config's init_lr"),
     ("--batch_size", "0", "--batch_size must be an integer at least 1, not 0"),
     ("--dropout", "1", "--dropout must be a finite number in [0, 1), not 1.0"),
-    ("--seed", "-2", "--seed must be an integer at least -1, not -2; -1 takes the dataset config's seed"),
+    ("--seed", "-2", "--seed must be an integer in [-1, 4294967295], not -2; -1 takes the dataset config's seed"),
+    ("--seed", "4294967296", "--seed must be an integer in [-1, 4294967295], not 4294967296; -1 takes the dataset "
+                             "config's seed"),
     ("--batch_size", "two", "argument --batch_size: invalid int value: 'two' (see s3r train --help)"),
 ])
 def test_impossible_option_values_are_usage_errors(copy, capsys, monkeypatch, option, value, problem):

@@ -204,6 +204,7 @@ def test_script_builds_the_regular_features_pickle_then_the_dictionary(tmp_path)
     ("--feature_size", "0", "--feature_size must be a positive multiple of 32 (the model's GroupNorm runs 8 groups on "
                             "C / 4 channels), not 0"),
     ("--num_anomalous", "-1", "--num_anomalous must be an integer at least 1, not -1"),
+    ("--seed", "-1", "--seed must be an integer in [0, 4294967295], not -1"),
     ("--max_iter", "many", "argument --max_iter: invalid int value: 'many' (see s3r learn-dictionary --help)"),
 ])
 def test_script_refuses_impossible_options_before_any_work(tmp_path, option, value, problem):

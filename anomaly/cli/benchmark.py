@@ -22,7 +22,7 @@ from anomaly.cli.command import CommandArguments
 from anomaly.errors import InputError, check_range
 from anomaly.files import save_text
 from anomaly.hardware import resolve_device
-from anomaly.layout import check_feature_size
+from anomaly.layout import MAX_SEED, check_feature_size
 from anomaly.precision import PRECISIONS
 
 
@@ -61,7 +61,9 @@ class Arguments(CommandArguments):
                      "threads", "warmup", "test_videos", "seed"):
             if getattr(self, name) is not None:
                 minimum = 0 if name in ("warmup", "test_videos", "seed") else 1
-                check_range(getattr(self, name), f"--{name.replace('_', '-')}", minimum=minimum, integer=True)
+                maximum = MAX_SEED if name == "seed" else None
+                check_range(getattr(self, name), f"--{name.replace('_', '-')}", minimum=minimum, maximum=maximum,
+                            integer=True)
         if self.feature_size is not None:
             check_feature_size(self.feature_size, "--feature-size")
         self.device = str(resolve_device(self.device, "the benchmark"))

@@ -14,7 +14,7 @@ from anomaly.cli.command import CommandArguments
 from anomaly.config import load_dataset_config
 from anomaly.dictionary_learning import learn_dataset_dictionary
 from anomaly.errors import check_range
-from anomaly.layout import TRAINING_SNIPPETS, check_feature_size
+from anomaly.layout import MAX_SEED, TRAINING_SNIPPETS, check_feature_size
 
 
 class Arguments(CommandArguments):
@@ -41,6 +41,8 @@ class Arguments(CommandArguments):
         if self.ratio is not None:
             check_range(self.ratio, "--ratio", minimum=1, maximum=100, integer=True,
                         fix="the atoms are a percentage of the normal videos")
+        if self.seed is not None:
+            check_range(self.seed, "--seed", minimum=0, maximum=MAX_SEED, integer=True)
         for name in ("max_iter", "quantize_size", "num_anomalous"):
             if getattr(self, name) is not None:
                 check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)

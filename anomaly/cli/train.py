@@ -20,7 +20,7 @@ from anomaly.engine.runner import Run
 from anomaly.engine.training_state import seed_everything
 from anomaly.errors import InputError, check_range
 from anomaly.files import check_name
-from anomaly.layout import TRAINING_SNIPPETS, check_feature_size
+from anomaly.layout import MAX_SEED, TRAINING_SNIPPETS, check_feature_size
 
 
 class Arguments(CommandArguments):
@@ -80,7 +80,8 @@ class Arguments(CommandArguments):
             check_range(getattr(self, name), f"--{name}", minimum=0, integer=True)
         if self.dictionary_max_iter is not None:
             check_range(self.dictionary_max_iter, "--dictionary_max_iter", minimum=1, integer=True)
-        check_range(self.seed, "--seed", minimum=-1, integer=True, fix="-1 takes the dataset config's seed")
+        check_range(self.seed, "--seed", minimum=-1, maximum=MAX_SEED, integer=True,
+                    fix="-1 takes the dataset config's seed")
         check_range(self.lr, "--lr", minimum=0, fix="0 takes the config's init_lr")
         check_range(self.dropout, "--dropout", minimum=0, below=1)
         if self.feature_size is not None:

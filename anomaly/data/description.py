@@ -43,7 +43,7 @@ from anomaly.data.catalog import DATASETS
 from anomaly.data.ground_truth import read_text_file
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import ensure_folder, save_text
-from anomaly.layout import FRAME_RATES, NUM_CROPS, PRESET_NAMES, description_file_name
+from anomaly.layout import FRAME_RATES, MAX_SEED, NUM_CROPS, PRESET_NAMES, description_file_name
 
 PathLike = Union[str, Path]
 DESCRIPTION_FORMAT = "s3r-dataset/1"
@@ -90,7 +90,7 @@ class DatasetDescription:
             check_choice(self.preset, PRESET_NAMES, "preset", fix="or null for features not made by s3r extract",
                          source=source)
         check_choice(self.frame_rate, FRAME_RATES, "frame_rate", source=source)
-        check_range(self.random_state, "random_state", minimum=0, integer=True, source=source)
+        check_range(self.random_state, "random_state", minimum=0, maximum=MAX_SEED, integer=True, source=source)
         return self
 
     def as_json(self) -> str:

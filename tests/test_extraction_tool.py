@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from anomaly.cli.command import run_command
 from anomaly.data import load_features
 from anomaly.models.s3r import S3R
 from tests.conftest import REPO
@@ -355,6 +356,18 @@ def test_the_extraction_benchmark_names_the_machine_and_measures_every_stage():
         assert float(line.split()[-1]) > 0, line
     line = next(line for line in out.splitlines() if line.strip().startswith("features: "))
     assert float(line.split("= ")[1].split()[0]) <= 1e-4, line  # the pipeline's network computes the same features
+
+
+@pytest.mark.parametrize("option, value, problem", [
+    ("--repeats", "0", "--repeats must be an integer at least 1, not 0"),
+    ("--batch_size", "0", "--batch_size must be an integer at least 1, not 0"),
+    ("--width", "321", "--width must be even (H.264's 4:2:0 chroma halves it), not 321"),
+    ("--height", "0", "--height must be an integer at least 2, not 0"),
+    ("--frames", "16", "--frames must be an integer at least 17, not 16; the gowtham recipe needs more than 16"),
+])
+def test_the_extraction_benchmark_refuses_impossible_sizes_in_one_line(capsys, option, value, problem):
+    assert run_command("benchmark-extraction", ["--quick", "--device", "cpu", option, value]) == 2
+    assert capsys.readouterr().err == f"s3r benchmark-extraction: {problem}\n"
 
 
 @pytest.mark.parametrize("signal_number, status", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])

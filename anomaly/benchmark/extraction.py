@@ -32,11 +32,14 @@ from torch import Tensor
 from anomaly.hardware import native_bf16
 from anomaly.measuring import device_name, run_times, timed
 from anomaly.extraction.extractor import FeatureExtractor, extract_features
-from anomaly.errors import check_range
+from anomaly.errors import InputError, check_range
 from anomaly.extraction.network import I3DResNet50
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.extraction.preprocess import PRESETS
 from anomaly.extraction.video import decode_frames
+
+
+BENCHMARK_PRESET = "gowtham"  # the community extractor's recipe, which the baseline follows
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,20 @@ class ExtractionBenchmarkSettings:
             base = dict(frames=32, width=856, height=480, num_crops=10, batch_size=2)
         base.update({key: value for key, value in overrides.items() if value is not None})
         return cls(device=device, **base)
+
+    def check(self) -> "ExtractionBenchmarkSettings":
+        """Every size possible (one-line InputError otherwise), before anything is encoded or timed."""
+        preset = PRESETS[BENCHMARK_PRESET]
+        check_range(self.frames, "--frames", minimum=preset.min_frames, integer=True,
+                    fix=f"the {preset.name} recipe needs more than {FRAMES_PER_SNIPPET}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            check_range(value, f"--{name}", minimum=2, integer=True)
+            if value % 2:
+                raise InputError(None, f"--{name} must be even (H.264's 4:2:0 chroma halves it), not {value}")
+        for name in ("batch_size", "repeats"):
+            check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
+        return self
 
 
 @dataclass
@@ -135,11 +152,9 @@ def published_features(network: I3DResNet50, clips: Tensor) -> Tensor:
 def run_extraction_benchmark(
     settings: ExtractionBenchmarkSettings, log: Callable[[str], None] = print
 ) -> ExtractionBenchmarkResult:
-    device = torch.device(settings.device)
+    device = torch.device(settings.check().device)
     result = ExtractionBenchmarkResult(settings, device_name(device))
-    preset = PRESETS["gowtham"]
-    check_range(settings.frames, "--frames", minimum=preset.min_frames, integer=True,
-                fix=f"the {preset.name} recipe needs more than {FRAMES_PER_SNIPPET}")
+    preset = PRESETS[BENCHMARK_PRESET]
     snippets = preset.snippet_count(settings.frames)
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
@@ -158,7 +173,8 @@ def run_extraction_benchmark(
         clips = torch.randint(0, 256, (settings.batch_size, FRAMES_PER_SNIPPET, height, width, 3), dtype=torch.uint8)
         for precision in ("fp32", "bf16"):
             if precision == "bf16" and not native_bf16(device):
-                result.notes.append("network bf16: skipped, this CPU has no bf16 instructions (emulated: far slower)")
+                result.notes.append(f"network bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no "
+                                    "bf16 instructions (emulated: far slower)")
                 continue
             extractor.precision = precision
             log(f"network {precision}: warm-up, then {settings.repeats} forward(s) of {settings.batch_size} snippets")
@@ -189,7 +205,7 @@ def format_extraction_report(result: ExtractionBenchmarkResult) -> str:
     settings = result.settings
     lines = [
         f"machine: {result.machine}",
-        f"video: {settings.frames} frames of {settings.width}x{settings.height}, gowtham recipe, "
+        f"video: {settings.frames} frames of {settings.width}x{settings.height}, {BENCHMARK_PRESET} recipe, "
         f"{settings.num_crops} crop(s), {settings.batch_size} snippets per forward",
     ]
     width = max(len(label) for label in result.rates)

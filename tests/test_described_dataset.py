@@ -20,16 +20,20 @@ NAME = "my-cameras"
 
 @pytest.fixture
 def described(workspace, tmp_path):
-    """The synthetic workspace's features, lists and ground truth copied under another name, described by hand."""
+    """The synthetic workspace's features, lists and ground truth copied under another name, described by hand, as
+    features of another network would be (backbone "clip": ``clip/{train,test}/<id>_clip.npy``)."""
     root = tmp_path / "data"
     source = workspace / "data" / "synthetic"
     target = root / NAME
-    shutil.copytree(source / "i3d", target / "i3d")
+    for features in (source / "i3d").rglob("*_i3d.npy"):
+        copy = target / "clip" / features.parent.name / features.name.replace("_i3d.npy", "_clip.npy")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(features, copy)
     for suffix in (".training.csv", ".testing.csv", "_ground_truth.testing.json"):
         shutil.copy(source / f"synthetic{suffix}", target / f"{NAME}{suffix}")
     spec = json.loads((source / "synthetic.spec.json").read_text())
     description = {
-        "format": "s3r-dataset/1", "name": NAME, "backbone": "i3d", "feature_size": FEATURE_SIZE, "num_crops": 10,
+        "format": "s3r-dataset/1", "name": NAME, "backbone": "clip", "feature_size": FEATURE_SIZE, "num_crops": 10,
         "preset": None, "frame_rate": "native", "metric": "AUC", "num_anomalous_train": spec["num_train_anomalous"],
         "dictionary_ratio": 90, "batch_size": 8, "random_state": 823,
     }
@@ -42,12 +46,13 @@ def test_a_dataset_described_by_hand_learns_trains_and_evaluates(described, monk
     assert run_command("learn-dictionary", ["--dataset", NAME]) == 0
     options = ["--dataset", NAME, "--version", "mine"]
     assert run_command("train", [*options, "--max_epoch", "2", "--evaluate_min_step", "0"]) == 0
-    score = (described / "logs" / "mine" / f"{NAME}_s3r_i3d.score").read_text()
-    assert "batch_size: 8" in score  # the description's batch size is the trainer's default
-    detector = load_detector_file(described / "checkpoint" / "mine" / f"{NAME}_s3r_i3d.detector.pth")
+    score = (described / "logs" / "mine" / f"{NAME}_s3r_clip.score").read_text()
+    assert "batch_size: 8" in score  # the description's batch size and backbone are the trainer's defaults
+    detector = load_detector_file(described / "checkpoint" / "mine" / f"{NAME}_s3r_clip.detector.pth")
     assert detector.dataset == NAME and detector.features.num_crops == 10 and detector.features.preset is None
+    assert detector.features.backbone == "clip"
     capsys.readouterr()
-    checkpoint = f"checkpoint/mine/{NAME}_s3r_i3d_best.pth"
+    checkpoint = f"checkpoint/mine/{NAME}_s3r_clip_best.pth"
     assert run_command("train", [*options, "--inference", "--resume", checkpoint]) == 0
     assert f"{NAME}" in capsys.readouterr().out
     assert json.loads((described / "output" / NAME / "metrics.json").read_text())["dataset"] == NAME
@@ -121,7 +126,7 @@ def test_a_description_that_is_not_json_is_refused(described):
 def test_a_description_that_contradicts_its_features_is_refused_before_training(described, changes, problem, capsys):
     path = edit_description(described, **changes)
     first = (described / "data" / NAME / f"{NAME}.training.csv").read_text().split()[1]
-    features = described / "data" / NAME / "i3d" / "train" / f"{first}_i3d.npy"
+    features = described / "data" / NAME / "clip" / "train" / f"{first}_clip.npy"
     status = run_command("train", ["--dataset", NAME, "--root_path", str(described / "data"), "--version", "x",
                                    "--log_path", str(described / "logs"), "--checkpoint_path", str(described / "c")])
     assert status == 2

@@ -8,10 +8,11 @@ reads with ``--dictionary_max_iter N``.
 """
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from anomaly.cli.command import CommandArguments
 from anomaly.config import load_dataset_config
+from anomaly.data.description import check_dataset_name
 from anomaly.dictionary_learning import learn_dataset_dictionary
 from anomaly.errors import check_range
 from anomaly.layout import MAX_SEED, TRAINING_SNIPPETS, check_feature_size
@@ -21,7 +22,7 @@ class Arguments(CommandArguments):
     """The published scripts' options (same names and defaults) plus ``ratio``, ``num_anomalous``,
     ``feature_size`` and ``universal_dictionary`` (defaults from the dataset's config)."""
 
-    backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor (folder and file suffix)
+    backbone: Optional[str] = None  # feature extractor (folder and file suffix; default: the dataset's, i3d)
     batch_size: int = 32  # samples per mini-batch update (<= 0: the number of normal videos, as published)
     workers: int = 4  # parallel jobs for the final sparse coding (when C >= 1024)
     dataset: str = "shanghaitech"  # a built-in dataset or one described under --root_path (s3r make-dataset)
@@ -41,6 +42,8 @@ class Arguments(CommandArguments):
         if self.ratio is not None:
             check_range(self.ratio, "--ratio", minimum=1, maximum=100, integer=True,
                         fix="the atoms are a percentage of the normal videos")
+        if self.backbone is not None:
+            check_dataset_name(self.backbone, what="a backbone name")
         if self.seed is not None:
             check_range(self.seed, "--seed", minimum=0, maximum=MAX_SEED, integer=True)
         for name in ("max_iter", "quantize_size", "num_anomalous"):
@@ -58,7 +61,7 @@ def run(args: Arguments) -> int:
         dictionary_ratio=args.ratio, dictionary_max_iter=max_iter, num_anomalous_train=args.num_anomalous,
     )
     written = learn_dataset_dictionary(
-        config, args.root_path, backbone=args.backbone, quantize_size=args.quantize_size, batch_size=args.batch_size,
+        config, args.root_path, backbone=args.backbone or config.backbone, quantize_size=args.quantize_size, batch_size=args.batch_size,
         seed=args.seed, workers=args.workers, debug=args.debug, universal_dictionary=args.universal_dictionary,
     )
     for path in written:

@@ -14,6 +14,7 @@ from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
 from anomaly.config import load_dataset_config
+from anomaly.data.description import check_dataset_name
 from anomaly.precision import PRECISIONS
 from anomaly.engine.report import PLOT_VIDEOS
 from anomaly.engine.runner import Run
@@ -28,7 +29,7 @@ class Arguments(CommandArguments):
     ``--dictionary_max_iter``, ``--overwrite`` and ``--plot_videos``."""
 
     # network
-    backbone: Literal["i3d", "c3d"] = "i3d"  # feature extractor of the features on disk
+    backbone: Optional[str] = None  # feature extractor of the features on disk (folder, file suffix; default: the dataset's, i3d)
     feature_size: Optional[int] = None  # feature channels (default: the dataset config's, 2048 for I3D)
     gpus: int = 1  # number of GPUs (one is used)
     lr: float = 0.001  # constant learning rate (0 takes the config's init_lr)
@@ -86,6 +87,8 @@ class Arguments(CommandArguments):
         check_range(self.dropout, "--dropout", minimum=0, below=1)
         if self.feature_size is not None:
             check_feature_size(self.feature_size, "--feature_size")
+        if self.backbone is not None:
+            check_dataset_name(self.backbone, what="a backbone name")
         if self.inference and not self.resume:
             raise InputError(None, "--inference needs --resume PATH, the checkpoint to evaluate")
 
@@ -96,6 +99,8 @@ def run(args: Arguments) -> int:
     seed_everything(config.random_state if args.seed == -1 else args.seed)
     if args.batch_size is None:
         args.batch_size = config.batch_size
+    if args.backbone is None:
+        args.backbone = config.backbone
     run = Run(args, config)
     if args.inference:
         run.infer()

@@ -348,8 +348,10 @@ def test_malformed_ground_truth_json_of_any_depth(copy, capsys, monkeypatch, tex
         lambda state: state["history"][0].update(value=float("nan")),
         lambda state: state["random"]["numpy"].pop(),
         lambda state: state.pop("elapsed"),
+        lambda state: state["kernels"].update({"a convolution": "fastest"}),
+        lambda state: state["random"].update(numpy=[state["random"]["numpy"][0], [1, 2], *state["random"]["numpy"][2:]]),
     ],
-    ids=["optimizer", "batches", "generator", "history", "nan-history", "random", "top-level"],
+    ids=["optimizer", "batches", "generator", "history", "nan-history", "random", "top-level", "kernel", "random-type"],
 )
 def test_a_training_state_lacking_an_entry_is_refused_in_one_line(copy, capsys, monkeypatch, damage, finished_state):
     state = torch.load(finished_state, weights_only=True)

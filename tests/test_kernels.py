@@ -114,9 +114,11 @@ def test_the_choice_is_the_faster_candidate_measured_once_and_saved():
     assert measured[next(iter(saved))][0] == "fast" and set(measured[next(iter(saved))][1]) == {"slow", "fast"}
 
     resumed = KernelChoice()  # a resumed run keeps the first run's kernels, without measuring
-    resumed.load_state_dict({key: "slow" for key in saved})
+    resumed.load_state_dict({key: "slow" for key in saved}, candidates)
     runs = len(calls)
     assert resumed.fastest("problem", candidates, cpu, "fast", big) == "slow" and len(calls) == runs
+    with pytest.raises(ValueError, match=r"^the kernel chosen for 'x' is 'quick', not one of slow, fast$"):
+        resumed.load_state_dict({"x": "quick"}, candidates)
 
 
 def test_a_model_measures_with_the_kernel_choice_it_is_given():

@@ -63,6 +63,7 @@ from anomaly.hardware import resolve_device
 from anomaly.layout import DETECTOR_SUFFIX, run_stem
 from anomaly.files import check_writable_folder, save_pickle, save_text, save_torch
 from anomaly.models import S3R
+from anomaly.models.packing import KERNELS
 
 LOGGER_NAME = "AnomalyDetection"
 
@@ -377,7 +378,7 @@ class Run:
         if state is not None:
             try:
                 elapsed_before = self._apply_state(session, state)
-            except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            except (AttributeError, KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
                 raise InputError(self.args.resume, f"not a valid training state: an entry is missing or malformed "
                                  f"({type(error).__name__}: {error})") from None
             session.logger.info(f">>> Training state {self.args.resume} loaded: continuing at step {session.first_step}.")
@@ -396,7 +397,7 @@ class Run:
         restore_random_states(state["random"])
         session.history, session.header = list(state["history"]), str(state["score_header"])
         session.losses = [float(loss) for loss in state["losses"]]
-        session.model.kernel_choice.load_state_dict(state["kernels"])  # the same kernels, the same rounding
+        session.model.kernel_choice.load_state_dict(state["kernels"], KERNELS)  # the same kernels, the same rounding
         session.first_step = int(state["step"]) + 1
         session.initial_value = float(state["initial_value"])
         values = [float(entry["value"]) for entry in session.history]

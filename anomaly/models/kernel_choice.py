@@ -12,7 +12,7 @@ more than ``MARGIN`` (on the machines above the winner is twice as fast). A trai
 choices (``state_dict``), so that a resumed run computes with the same kernels as the run it continues.
 """
 
-from typing import Callable, Dict, Mapping, Tuple
+from typing import Callable, Collection, Dict, Mapping, Tuple
 
 import torch
 
@@ -69,6 +69,12 @@ class KernelChoice:
         """The choices, made here or loaded: key -> candidate."""
         return dict(self._chosen)
 
-    def load_state_dict(self, state: Dict[str, str]) -> None:
-        """Take the choices of another process (those of a resumed run's first process win over any made here)."""
+    def load_state_dict(self, state: Dict[str, str], names: Collection[str]) -> None:
+        """Take the choices of another process (those of a resumed run's first process win over any made here);
+        a choice that is not one of the kernel ``names`` is a ValueError, raised before any is taken."""
+        if not isinstance(state, dict):
+            raise TypeError(f"kernel choices must be a dict, not {type(state).__name__}")
+        for key, name in state.items():
+            if not isinstance(key, str) or name not in names:
+                raise ValueError(f"the kernel chosen for {key!r} is {name!r}, not one of {', '.join(names)}")
         self._chosen.update(state)

@@ -159,6 +159,13 @@ def kernel_library(op: str, device: torch.device, dtype: torch.dtype) -> str:
         return "cuDNN"
     if name.startswith(("slow_conv", "thnn_conv", "_slow_conv")):
         return "ATen's own convolution"
+    if name.startswith("convolution_backward"):
+        # The backward calls its library directly, under ATen's generic name: cuDNN on CUDA, on a CPU oneDNN
+        # where it is enabled (as for the forward convolutions, profiled as mkldnn_convolution).
+        if device.type == "cuda":
+            return "cuDNN"
+        return "oneDNN" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else \
+            "ATen's own convolution"
     if name in ("mm", "addmm", "bmm", "baddbmm", "addmm_", "mm_out"):
         if device.type == "cuda":
             return "cuBLAS"

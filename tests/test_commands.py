@@ -34,6 +34,14 @@ def test_an_unknown_command_or_none_is_a_usage_error(capsys):
     assert capsys.readouterr().err == ("s3r: unknown command 'trian'; the commands are " + ", ".join(COMMANDS)
                                        + " (see s3r --help)\n")
     assert main([]) == 2
+    listing = capsys.readouterr()
+    assert listing.out == "" and listing.err.startswith("usage: s3r <command> [options]")
+
+
+def test_a_published_script_shows_its_own_defaults_in_its_help(capsys):
+    script = subprocess.run([sys.executable, str(REPO / "tools" / "learn_dictionary.py"), "--help"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert script.returncode == 0 and "--dataset DATASET     (str, default=synthetic)" in script.stdout
 
 
 def test_a_command_line_argparse_cannot_parse_is_one_line_with_the_help_to_see(capsys):

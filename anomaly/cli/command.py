@@ -45,9 +45,8 @@ def run_command(name: str, argv: Optional[List[str]] = None, defaults: Optional[
     """Parse ``argv`` with the command's ``Arguments``, run it, and turn every outcome into its exit status."""
     module = importlib.import_module(f"anomaly.cli.{COMMANDS[name].module}")
     prog = f"{PROGRAM} {name}"
-    parser = module.Arguments(prog=prog, description=module.__doc__.split("\n\n")[0])
-    if defaults:
-        parser.set_defaults(**defaults)
+    arguments = type(module.Arguments.__name__, (module.Arguments,), defaults) if defaults else module.Arguments
+    parser = arguments(prog=prog, description=module.__doc__.split("\n\n")[0])  # help shows these defaults
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupted) if in_main_thread else None
     try:
@@ -80,7 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """``s3r <command> [options]``: the installed console command."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
+        print(usage(), file=sys.stdout if argv else sys.stderr)  # asked for, or a usage error
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         print(f"{PROGRAM}: unknown command {argv[0]!r}; the commands are {', '.join(COMMANDS)} "

@@ -3,7 +3,7 @@
 Every message is a single line: ``<path>: <what is wrong>`` (the path when a file is at fault), so that command-line
 tools print it as is and exit with status 2. ``check_choice`` and ``check_range`` word every refused value the same
 way, as scikit-learn's ``check_array`` does: what must hold, what was found, and how to fix it when that is not
-obvious — ``--batch_size must be at least 1, not 0``.
+obvious — ``--batch_size must be an integer at least 1, not 0``.
 """
 
 import math

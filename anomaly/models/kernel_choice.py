@@ -5,11 +5,13 @@ about twice MKL's sgemm rate, on an AVX2 AMD EPYC (Zen 1) sgemm runs at twice on
 than guess from the vendor, a :class:`KernelChoice` times every candidate on the caller's shapes the first time a
 problem is seen (per device, dtype, shapes and thread count) and remembers the winner. An ``S3R`` model holds one
 (``S3R(kernel_choice=...)``), which its convolutions (``conv_kernel="auto"``) and its packed scorer consult.
-Reproducibility: a choice changes results by float rounding, so it must not flip between runs on one machine.
+Reproducibility: a choice changes results by float rounding, so it should not flip between runs on one machine.
 Problems of less than ``MIN_FLOPS`` per timed run keep the ``default`` kernel unmeasured (their timings are too
 noisy to rank, and they cost little anyway), and another kernel replaces the default only when it is faster by
-more than ``MARGIN`` (on the machines above the winner is twice as fast). A training state also saves the
-choices (``state_dict``), so that a resumed run computes with the same kernels as the run it continues.
+more than ``MARGIN`` (on the machines above the winner is twice as fast). Between two non-default candidates the
+faster measured wins, so two fresh runs on a busy machine may still choose differently there, and so may runs with
+another thread count (part of the key). A training state saves the choices (``state_dict``), so that a resumed run
+computes with the same kernels as the run it continues.
 """
 
 from typing import Callable, Collection, Dict, Mapping, Tuple

@@ -237,7 +237,8 @@ class S3R(nn.Module):
 
     ``forward(video B N T C, dictionary B S C)`` treats the first ``batch_size`` videos as normal and the rest as
     anomalous (a batch of normal videos only, as at inference, stands in for both halves). Snippet scores use every
-    crop; the magnitude-based top-k selection of RTFM picks ``k = min(quantize_size // 10, T)`` snippets per video.
+    crop; the magnitude-based top-k selection of RTFM picks ``k = min(max(quantize_size // 10, 1), T)`` snippets per
+    video.
     ``modality`` (one of :data:`MODALITIES`) names the kind of dictionary the model is given; the architecture is
     the same for all, so it is only checked (the published constructor takes it).
 

@@ -27,6 +27,7 @@ import torch
 from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.extraction import PRESETS
 from anomaly.live.source import source_of
+from anomaly.live import watch as live_watch
 from anomaly.live.watch import Watch, open_stream
 from anomaly.models.s3r import S3R
 from tests.browser import console_errors, open_page
@@ -254,6 +255,54 @@ def test_a_signal_flushes_the_lines_and_writes_the_report(inputs, tmp_path, sign
     assert (tmp_path / "report" / "long_scores.png").is_file() and (tmp_path / "report" / "long_report.html").is_file()
 
 
+def test_when_the_reader_of_the_lines_goes_away_the_watch_stops_and_still_writes_its_files(inputs, tmp_path):
+    """``s3r watch ... --output - | head -1``: the next line finds no reader; the watch stops there, says why in its
+    one line, writes the report of what it scored, and ends as a stream that ended does."""
+    video = make_video(tmp_path / "long.ts", 240, 64, 48, fps=FPS)  # 9.6 s, paced by --realtime
+    report = tmp_path / "report"
+    arguments = [sys.executable, str(REPO / "tools" / "watch.py"), str(video), "--realtime", "--output", "-",
+                 "--report_dir", str(report), "--detector", str(inputs["detector"]),
+                 "--weights", str(inputs["weights"])]  # fmt: skip
+    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)))  # fmt: skip
+    assert json.loads(process.stdout.readline())["snippet"] == 0
+    process.stdout.close()  # what head does after its line
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0, err
+    said = re.fullmatch(rf"{re.escape(str(video))}: the lines could not be written to standard output \(Broken pipe\)"
+                        rf": \d+ snippets scored(, \d+ dropped)?, 0 alerts; wrote {re.escape(str(report / 'long_scores.csv'))}, "
+                        rf"{re.escape(str(report / 'long_scores.png'))}, {re.escape(str(report / 'long_report.html'))}\n",
+                        err)  # fmt: skip
+    assert said, err
+    with open(report / "long_scores.csv") as file:  # the frames up to the last snippet scored, not the video's
+        assert 16 <= len(list(csv.DictReader(file))) < 240
+    assert (report / "long_report.html").is_file()
+
+
+def test_a_failure_inside_the_watch_stops_decoding_and_closes_the_source(inputs, tmp_path, monkeypatch):
+    """Anything raised while watching (here a full disk) leaves no decoding thread behind, nor the source open."""
+    streams, closed = [], []
+
+    def recorded(*arguments, **settings):
+        stream = open_stream(*arguments, **settings)
+        real_close = stream._opened.close
+        stream._opened.close = lambda: closed.append(real_close())
+        streams.append(stream)
+        return stream
+
+    def failing(self, stream, write_line):
+        next(iter(stream))  # decoding is under way: a file read at its own pace waits for the network
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(live_watch, "open_stream", recorded)
+    monkeypatch.setattr(Watch, "run", failing)
+    video = make_video(tmp_path / "long.ts", 160, 64, 48, fps=FPS)
+    with pytest.raises(OSError, match="No space left on device"):
+        live_watch.watch(str(video), inputs["weights"], tmp_path / "lines.jsonl", detector=inputs["detector"])
+    (stream,) = streams
+    assert not stream._thread.is_alive() and closed == [None]
+
+
 @pytest.mark.parametrize("text, kind, name, shown", [
     ("rtsp://cam.local:554/live/1", "url", "cam.local_554_live_1", "rtsp://cam.local:554/live/1"),
     ("rtsp://admin:secret@10.0.0.7:554/h264?channel=1", "url", "10.0.0.7_554_h264",
@@ -272,7 +321,7 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # closed again when the probe is
 
 
-@pytest.mark.parametrize("case", ["url", "device", "detector", "weights", "window", "realtime"])
+@pytest.mark.parametrize("case", ["url", "device", "detector", "weights", "window", "realtime", "output"])
 def test_bad_input_is_one_line_and_exit_status_2_before_anything_is_written(inputs, tmp_path, case):
     output, source = tmp_path / "out" / "lines.jsonl", str(inputs["video"])
     detector, weights, extra = inputs["detector"], inputs["weights"], []
@@ -292,6 +341,10 @@ def test_bad_input_is_one_line_and_exit_status_2_before_anything_is_written(inpu
     elif case == "window":
         extra = ["--window", "0"]
         problem = "--window must be an integer at least 1, not 0"
+    elif case == "output":  # refused before the detector is read (this one does not exist)
+        output, detector = tmp_path / "taken", tmp_path / "missing.detector.pth"
+        output.mkdir()
+        problem = f"{output}: is a folder, not a file"
     else:
         source, extra = f"udp://127.0.0.1:{closed_port()}", ["--realtime"]
         problem = f"{source}: --realtime paces a video file by its timestamps; this source comes at its own pace"

@@ -16,6 +16,7 @@ a stream that breaks is opened again, until it opens or ``timeout`` seconds have
 it broke in are lost, and times go on from the end of the last frame by the time that passed.
 """
 
+import sys
 import threading
 import time
 from array import array
@@ -35,6 +36,12 @@ from anomaly.live.source import OpenedSource, Source, SourceTimeout
 QUEUE_SNIPPETS = 2  # decoded snippets waiting for the network: a live source drops beyond them
 WAIT_SLICE_S = 0.2  # waits are cut into slices this long, to see a stop request (and signals) in time
 RECONNECT_PAUSE_S = 1.0  # between two attempts to open a broken stream again
+
+
+def to_stderr(line: str) -> None:
+    """Where a watch says what happens to its stream by default: standard error (standard output may carry the JSON
+    lines)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -104,7 +111,7 @@ class SnippetStream:
     def __init__(
         self, opened: OpenedSource, source: Source, preset: Preset, stop: threading.Event,
         open_again: Callable[[], OpenedSource], realtime: bool = False, timeout: float = 10.0,
-        reconnect: bool = False, log: Callable[[str], None] = print,
+        reconnect: bool = False, log: Callable[[str], None] = to_stderr,
     ) -> None:  # fmt: skip
         self.source = source
         self.preset = preset
@@ -139,10 +146,19 @@ class SnippetStream:
         if self._crash is not None:
             raise self._crash
 
-    def close(self) -> None:
-        """Stop decoding, wait for the thread (a URL's read gives up within its timeout) and close the source."""
+    def halt(self, reason: str) -> None:
+        """Stop decoding early, for ``reason`` (what ``end`` says): the snippets made so far still come through."""
+        self.end = reason
         self.stop.set()
-        self._thread.join(self.timeout + 1)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop decoding, wait for the thread (a URL's read gives up within its timeout) and close the source;
+        without ``wait`` only the stop request (the thread ends on its own, and the source with the process)."""
+        self.stop.set()
+        if not wait:
+            return
+        if self._thread.ident is not None:  # started
+            self._thread.join(self.timeout + 1)
         if not self._thread.is_alive():  # never under a decoder still reading
             self._opened.close()
 
@@ -161,7 +177,7 @@ class SnippetStream:
             connection = _Connection(ClipBuilder(self.preset, self.source.shown), self.frames)
             try:
                 self._decode(connection, offset)
-                self.end = "end of stream" if not self.stop.is_set() else "stopped"
+                self.end = self.end or "end of stream"  # or why it was halted
             except (SourceTimeout, av.ExitError):
                 self.end = f"no data for --timeout {self.timeout:g} s"
             except InputError as error:  # frames that cannot be scored (too wide, changing size, odd rotation)

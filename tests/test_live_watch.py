@@ -305,8 +305,17 @@ def test_a_failure_inside_the_watch_stops_decoding_and_closes_the_source(inputs,
 
 @pytest.mark.parametrize("text, kind, name, shown", [
     ("rtsp://cam.local:554/live/1", "url", "cam.local_554_live_1", "rtsp://cam.local:554/live/1"),
-    ("rtsp://admin:secret@10.0.0.7:554/h264?channel=1", "url", "10.0.0.7_554_h264",
+    ("rtsp://admin:secret@10.0.0.7:554/h264?channel=1", "url", "10.0.0.7_554_h264_channel_1",
      "rtsp://admin:***@10.0.0.7:554/h264?channel=1"),
+    # Two channels of one recorder: files of their own.
+    ("rtsp://dvr/cam/realmonitor?channel=1&subtype=0", "url", "dvr_cam_realmonitor_channel_1_subtype_0",
+     "rtsp://dvr/cam/realmonitor?channel=1&subtype=0"),
+    ("rtsp://dvr/cam/realmonitor?channel=2&subtype=0", "url", "dvr_cam_realmonitor_channel_2_subtype_0",
+     "rtsp://dvr/cam/realmonitor?channel=2&subtype=0"),
+    ("http://cam/video.cgi?user=admin&pwd=s3cret&res=1", "url", "cam_video.cgi_user_admin_pwd_res_1",
+     "http://cam/video.cgi?user=admin&pwd=***&res=1"),
+    ("rtsp://cam/live?Password=s3cret;passwd=other", "url", "cam_live_Password_passwd",
+     "rtsp://cam/live?Password=***;passwd=***"),
     ("udp://127.0.0.1:5000", "url", "127.0.0.1_5000", "udp://127.0.0.1:5000"),
     ("-", "pipe", "stdin", "-"),
 ])
@@ -321,13 +330,17 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # closed again when the probe is
 
 
-@pytest.mark.parametrize("case", ["url", "device", "detector", "weights", "window", "realtime", "output"])
+@pytest.mark.parametrize("case", ["url", "malformed url", "device", "detector", "weights", "window", "realtime",
+                                  "output"])
 def test_bad_input_is_one_line_and_exit_status_2_before_anything_is_written(inputs, tmp_path, case):
     output, source = tmp_path / "out" / "lines.jsonl", str(inputs["video"])
     detector, weights, extra = inputs["detector"], inputs["weights"], []
     if case == "url":
         source = f"rtsp://127.0.0.1:{closed_port()}/live"
         problem = f"{source}: cannot be opened (Connection refused)"
+    elif case == "malformed url":
+        source = "rtsp://admin:secret@[fe80::1/stream"
+        problem = "rtsp://admin:***@[fe80::1/stream: not a valid URL (Invalid IPv6 URL)"
     elif case == "device":
         source = "/dev/video9"
         problem = "/dev/video9: no such capture device (is the camera connected? `ls /dev/video*` lists them)"

@@ -35,7 +35,16 @@ from anomaly.extraction.video import failure_reason, open_video, with_video_stre
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 DEVICE = re.compile(r"^/dev/video\d+$")
 RTSP_TRANSPORTS = ("tcp", "udp")
+# A password in a URL: its user's (scheme://user:password@host) and a query's pwd=, password=, passwd=, pass=.
+USER_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*?:)[^/?#]*@")
+QUERY_PASSWORD = re.compile(r"([?&;](?:pwd|password|passwd|pass)=)[^&;#]*", re.IGNORECASE)
+MASK = "***"
 POLL_SLICE_S = 0.1  # a pipe is polled in slices this long, so that a stop request is seen within one
+
+
+def masked(url: str) -> str:
+    """``url`` with every password in it (see ``USER_PASSWORD``, ``QUERY_PASSWORD``) replaced by ``***``."""
+    return QUERY_PASSWORD.sub(rf"\g<1>{MASK}", USER_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1))
 
 
 class SourceTimeout(Exception):
@@ -46,9 +55,11 @@ class SourceTimeout(Exception):
 class Source:
     """A SOURCE as given (``text``); its kind (``file``, ``pipe``, ``url`` or ``device``); ``name``, the stem of
     the files written about it: a file's or FIFO's stem, a device's name (``video0``), ``stdin``, or a URL's host,
-    port and path with every other character made ``_`` (``rtsp://cam.local:554/live/1`` -> ``cam.local_554_live_1``);
-    and ``shown``, how messages and the report name it: ``text`` with a URL's password (cameras take one in the
-    URL, ``rtsp://user:password@host/...``) replaced by ``***``, which the name leaves out with the user."""
+    port, path and query with every other character made ``_`` (``rtsp://cam.local:554/live/1`` ->
+    ``cam.local_554_live_1``; ``rtsp://dvr/cam/realmonitor?channel=2`` -> ``dvr_cam_realmonitor_channel_2``, so two
+    channels of one recorder write files of their own); and ``shown``, how messages, the lines and the report name
+    it: ``text`` with every password in the URL (``masked``: cameras take one, ``rtsp://user:password@host/...``,
+    ``...?user=admin&pwd=secret``) replaced by ``***``, which the name leaves out, with the user."""
 
     text: str
     kind: str
@@ -71,10 +82,14 @@ def source_of(text: str) -> Source:
     if text == "-":
         return Source(text, "pipe", "stdin", text)
     if URL.match(text):
-        parts = urlsplit(text)
-        place = parts.netloc.rpartition("@")[2] + parts.path
-        name = re.sub(r"[^A-Za-z0-9.-]+", "_", place).strip("_")
-        shown = text.replace(f":{parts.password}@", ":***@", 1) if parts.password else text
+        shown = masked(text)
+        try:
+            parts = urlsplit(shown)
+            parts.port  # a port that is not a number is refused here too
+        except ValueError as error:
+            raise InputError(shown, f"not a valid URL ({error})") from None
+        place = parts.netloc.rpartition("@")[2] + parts.path + (f"?{parts.query}" if parts.query else "")
+        name = re.sub(r"[^A-Za-z0-9.-]+", "_", place.replace(MASK, "")).strip("_")
         return Source(text, "url", name or "stream", shown)
     path = Path(text)
     if DEVICE.match(text):

@@ -317,11 +317,49 @@ def test_a_failure_inside_the_watch_stops_decoding_and_closes_the_source(inputs,
     ("rtsp://cam/live?Password=s3cret;passwd=other", "url", "cam_live_Password_passwd",
      "rtsp://cam/live?Password=***;passwd=***"),
     ("udp://127.0.0.1:5000", "url", "127.0.0.1_5000", "udp://127.0.0.1:5000"),
-    ("-", "pipe", "stdin", "-"),
 ])
 def test_a_source_is_named_from_what_it_is_and_a_password_is_never_shown(text, kind, name, shown):
     source = source_of(text)
     assert (source.kind, source.name, source.shown) == (kind, name, shown)
+
+
+STDIN_WATCH = """
+import sys, time
+import numpy as np
+from anomaly.extraction import PRESETS
+from anomaly.live.source import source_of
+from anomaly.live.watch import Watch, open_stream
+
+def slow(clip):  # a network slower than the stream: a live source would drop snippets
+    time.sleep(0.1)
+    return np.array([[clip.mean() / 255]], dtype=np.float32)
+
+source = source_of("-")
+stream = open_stream(source, PRESETS["rtfm"])
+lines = []
+Watch(slow, lambda video: video.mean(dim=(0, 2)), window=4).run(stream.start(), lines.append)
+stream.close()
+print(source.kind, source.name, len(lines), stream.queue.dropped, stream.frames)
+"""
+
+
+@pytest.mark.parametrize("redirected", [True, False])
+def test_standard_input_from_a_file_is_read_as_a_file_and_never_dropped_from(tmp_path, redirected):
+    """``s3r watch - < video.ts`` is the file: every snippet scored, however slow the network; from a pipe it is a
+    live source (dropped from when the network falls behind: not asserted here, it depends on the timing)."""
+    video = make_video(tmp_path / "street.ts", 96, 64, 48, fps=FPS)  # 6 snippets
+    command = [sys.executable, "-c", STDIN_WATCH]
+    run = dict(capture_output=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    if redirected:
+        with open(video, "rb") as stdin:
+            done = subprocess.run(command, stdin=stdin, **run)
+    else:
+        done = subprocess.run(command, input=video.read_bytes(), **run)
+    assert done.returncode == 0, done.stderr.decode()
+    kind, name, scored, dropped, frames = done.stdout.decode().split()
+    assert (kind, name, frames) == ("file" if redirected else "pipe", "stdin", "96")
+    if redirected:
+        assert (scored, dropped) == ("6", "0")
 
 
 def closed_port() -> int:

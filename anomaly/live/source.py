@@ -3,8 +3,9 @@
 Kinds of source (``source_of`` tells them apart without opening anything):
 
 - ``file``: a regular file's path, a video read at its own pace (or, with ``--realtime``, paced by its timestamps);
-  opened as extraction opens videos (``anomaly.extraction.video.open_video``);
-- ``pipe``: ``-`` (standard input) or the path of a FIFO, read as its writer writes. A FIFO is not a regular file
+  opened as extraction opens videos (``anomaly.extraction.video.open_video``). Standard input redirected from a
+  regular file (``s3r watch - < video.ts``) is a file too, read through :class:`PipeReader` (never dropped from);
+- ``pipe``: ``-`` (standard input: a pipe, a terminal) or the path of a FIFO, read as its writer writes. A FIFO is not a regular file
   (``Path.is_file`` is False for it): it is opened without blocking (a FIFO's ``open`` waits for a writer) and read
   through :class:`PipeReader`, which waits for data at most ``timeout`` seconds at a time;
 - ``url``: anything FFmpeg opens as a stream (``rtsp://``, ``http://``, ``udp://``, ``tcp://``, ...), FFmpeg's own
@@ -71,6 +72,11 @@ class Source:
         return self.text == "-"
 
     @property
+    def video(self) -> Optional[Path]:
+        """The video file the report page links: a file's path (None for standard input, even from a file)."""
+        return Path(self.text) if self.kind == "file" and not self.is_stdin else None
+
+    @property
     def reopens(self) -> bool:
         """Whether opening it again continues the stream (``--reconnect``): a URL, a device, a FIFO (its next
         writer); not a file (it would start again) or standard input (it cannot be opened again)."""
@@ -79,8 +85,8 @@ class Source:
 
 def source_of(text: str) -> Source:
     """The :class:`Source` that ``text`` names, or a one-line InputError for a path or device that does not exist."""
-    if text == "-":
-        return Source(text, "pipe", "stdin", text)
+    if text == "-":  # standard input redirected from a regular file (< video.ts) is that file, read at its pace
+        return Source(text, "file" if _stdin_is_a_file() else "pipe", "stdin", text)
     if URL.match(text):
         shown = masked(text)
         try:
@@ -108,6 +114,14 @@ def source_of(text: str) -> Source:
     if stat.S_ISCHR(mode):
         return Source(text, "device", path.name, text)
     return Source(text, "file", path.stem, text)
+
+
+def _stdin_is_a_file() -> bool:
+    """Whether standard input (file descriptor 0, whatever ``sys.stdin`` was replaced by) is a regular file."""
+    try:
+        return stat.S_ISREG(os.fstat(0).st_mode)
+    except OSError:  # closed: opening it says so
+        return False
 
 
 class PipeReader:
@@ -160,10 +174,10 @@ class OpenedSource:
 def open_source(source: Source, timeout: float, stop: threading.Event, rtsp_transport: str = "tcp") -> OpenedSource:
     """Open ``source`` for decoding; a one-line InputError naming it when it cannot be (FFmpeg's reason, or no data
     within ``timeout`` seconds for a URL or a pipe)."""
+    if source.kind == "pipe" or source.is_stdin:
+        return _open_pipe(source, timeout, stop)
     if source.kind == "file":
         return OpenedSource(open_video(Path(source.text)))
-    if source.kind == "pipe":
-        return _open_pipe(source, timeout, stop)
     options = {"rtsp_transport": rtsp_transport} if source.text.lower().startswith("rtsp") else {}
     device = {"format": "v4l2"} if source.kind == "device" else {}
     try:

@@ -278,7 +278,7 @@ def finish(result: WatchResult, stream: SnippetStream, source: Source, files: Cu
     if fps is None and frames > 1 and times[-1] > 0:  # no declared rate: the rate the timestamps show
         fps = (frames - 1) / times[-1]
     write_curve_files(files, result.frame_scores(frames), threshold, source.shown, fps, times=times,
-                      video=Path(source.text) if source.kind == "file" else None)
+                      video=source.video)
     counts = f"{len(result.scored)} snippets scored" + (f", {dropped} dropped" if dropped else "")
     alerts = f"{result.alerts} alert" + ("" if result.alerts == 1 else "s")
     log(f"{source.shown}: {end}: {counts}, {alerts}; wrote {files.csv}, {files.picture}, {files.page}")

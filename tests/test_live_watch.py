@@ -437,12 +437,14 @@ def test_the_report_page_of_a_watch_opens_in_the_browser(inputs, tmp_path, brows
 
 class TcpCamera:
     """A TCP server sending a video's bytes (MPEG-TS) to whoever connects (``tcp://127.0.0.1:<port>``). Its first
-    connection breaks (a reset, as a camera that reboots gives) once ``broken_after()`` holds, after 70 % of the
-    bytes; later ones send the whole video and close (the end of the stream)."""
+    connection stops once ``broken_after()`` holds, after 70 % of the bytes: with a reset (``reset``, as a camera
+    that reboots gives) or closed as a stream's end; the second sends the whole video and closes (the end of the
+    stream); then the server is gone (connection refused)."""
 
-    def __init__(self, video: Path, broken_after):
+    def __init__(self, video: Path, broken_after, reset: bool = True):
         self.data = video.read_bytes()
         self.broken_after = broken_after
+        self.reset = reset
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -454,7 +456,8 @@ class TcpCamera:
             connection.sendall(self.data[: int(0.7 * len(self.data)) // 188 * 188])
             while not self.broken_after():
                 time.sleep(0.01)
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+            if self.reset:
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             connection.close()
             connection, _ = self.server.accept()
             with connection:
@@ -462,25 +465,52 @@ class TcpCamera:
 
 
 BROKE = re.compile(r"^(tcp://127\.0\.0\.1:\d+): the stream broke after (\d+) frames \(Connection reset by peer\)")
+ENDED = re.compile(r"^(tcp://127\.0\.0\.1:\d+): the stream ended after (\d+) frames")
 
 
-def test_a_stream_that_breaks_is_said_in_one_line_and_reconnect_continues_it(inputs, tmp_path):
-    video = make_video(tmp_path / "long.ts", 160, 64, 48, fps=FPS)
+def watch_camera(camera_of, video, timeout=2):
+    """Watch a :class:`TcpCamera` with --reconnect, its first connection stopped once 6 snippets are made; (what
+    was said, the lines, the stream)."""
     stream = None
-    camera = TcpCamera(video, broken_after=lambda: stream is not None and stream.frames >= 96)  # 6 snippets made
+    camera = camera_of(lambda: stream is not None and stream.frames >= 96)
     said = []
-    stream = open_stream(source_of(camera.url), PRESETS["rtfm"], timeout=5, reconnect=True, log=said.append)
+    stream = open_stream(source_of(camera.url), PRESETS["rtfm"], timeout=timeout, reconnect=True, log=said.append)
     lines = []
     Watch(brightness, mean_score, window=4).run(stream.start(), lines.append)
     stream.close()
-    broke = BROKE.match(said[0])
-    assert broke and said == [f"{broke.group(0)}; reconnecting (--reconnect)", f"{camera.url}: reconnected"]
-    before = int(broke.group(2))  # frames of the first connection: those of its last, broken snippet are lost
-    assert (stream.end, stream.failed, stream.frames) == ("end of stream", False, before + 160)
+    return camera, said, lines, stream
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_with_reconnect_a_url_that_breaks_or_ends_is_opened_again_until_it_cannot_be(inputs, tmp_path, reset):
+    """--reconnect: a URL that breaks (a reset) or ends (its server closed it) is opened again and the watch goes on,
+    times and all; once it cannot be opened within --timeout seconds the watch ends, a failure."""
+    video = make_video(tmp_path / "long.ts", 160, 64, 48, fps=FPS)
+    camera, said, lines, stream = watch_camera(lambda after: TcpCamera(video, after, reset), video)
+    first = (BROKE if reset else ENDED).match(said[0])
+    before = int(first.group(2))  # frames of the first connection: those of its last, broken snippet are lost
+    assert said == [f"{first.group(0)}; reconnecting (--reconnect)", f"{camera.url}: reconnected",
+                    f"{camera.url}: the stream ended after {before + 160} frames; reconnecting (--reconnect)"]
+    assert (stream.end, stream.failed, stream.frames) == (
+        f"the stream ended after {before + 160} frames; not opened again within --timeout 2 s", True, before + 160)
     made = before // 16 + 10
     assert lines[-1]["snippet"] == made - 1 and len(lines) + stream.queue.dropped == made
     starts = [line["start_s"] for line in lines]
-    assert starts == sorted(starts) and lines[-1]["end_s"] > 160 / FPS + before / FPS  # times go on after the break
+    # Times go on after the break, by at least a frame: the second connection's frames come after the first's.
+    assert starts == sorted(starts) and lines[-1]["end_s"] >= (before + 160) / FPS - 1e-9
+
+
+def test_a_frame_size_change_ends_the_watch_in_one_line_after_scoring_the_frames_before_it(inputs, tmp_path):
+    """Frames 41 on are wider: the 40 before are scored (2 snippets and a tail of 8), the refused frame is not
+    counted, and the end says why; the watch is a failure (exit status 1)."""
+    first, second = make_video(tmp_path / "a.ts", 40, 64, 48), make_video(tmp_path / "b.ts", 40, 96, 48, seed=1)
+    video = tmp_path / "both.ts"
+    video.write_bytes(first.read_bytes() + second.read_bytes())
+    lines, stream = run_watch(video, window=4)
+    assert [line["snippet"] for line in lines] == [0, 1, 2] and lines[-1]["end_s"] == pytest.approx(40 / FPS)
+    assert (stream.end, stream.failed, stream.frames) == (
+        "changes its frame size from 64x48 to 96x48 at frame 41: the rtfm preset crops one frame size per video",
+        True, 40)
 
 
 def test_without_reconnect_a_broken_stream_ends_the_watch_with_status_1(inputs, tmp_path):

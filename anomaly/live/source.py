@@ -78,8 +78,9 @@ class Source:
 
     @property
     def reopens(self) -> bool:
-        """Whether opening it again continues the stream (``--reconnect``): a URL, a device, a FIFO (its next
-        writer); not a file (it would start again) or standard input (it cannot be opened again)."""
+        """Whether opening it again can continue the stream (``--reconnect``): a URL (when it breaks, ends or goes
+        quiet), a device or a FIFO (when reading it fails; its writer closing it is its end); not a file (it would
+        start again) or standard input (it cannot be opened again). See ``anomaly.live.stream``."""
         return self.kind in ("url", "device") or (self.kind == "pipe" and not self.is_stdin)
 
 

@@ -166,8 +166,8 @@ def write_curve_files(
         x_label="time (s)" if times is not None else "frame", threshold=threshold, ground_truth=ground_truth,
         title=title,
     )  # fmt: skip
-    write_report_page(files.page, title=title, scores=scores, threshold=threshold, fps=fps, ground_truth=ground_truth,
-                      video=video)
+    write_report_page(files.page, title=title, scores=scores, threshold=threshold, fps=fps, times=times,
+                      ground_truth=ground_truth, video=video)  # the page's times are the CSV's
 
 
 def check_masks(

@@ -10,6 +10,10 @@ segments above the threshold, each a button that seeks the video to the segment'
 the video to the clicked time. Without a video (none given, or the file missing when the page is opened) the page
 shows the curve and the segments, a note instead of the player, and the playhead marks the last clicked time.
 
+Times are the video's: each frame's own (``times``, a stream's timestamps, the CSV's) or f / fps, so that a
+variable frame rate or a gap in a stream puts the curve, the segments, seeking and the playhead where the video and
+the CSV have them; the x axis is in seconds, and seeking sets the video's clock to the axis's time.
+
 The curve of a long video is drawn from at most ``MAX_POINTS`` points, each the highest score of a bucket of
 consecutive frames (:func:`curve_points`), so that every peak survives; the segments are found on every frame.
 Frames without a score (NaN: the snippets a live stream dropped when the network fell behind) are gaps in the curve.
@@ -26,6 +30,7 @@ from urllib.parse import quote
 import numpy as np
 
 from anomaly.files import save_text
+from anomaly.plotting import true_runs
 
 PathLike = Union[str, Path]
 MAX_POINTS = 2000  # the most points the curve is drawn from: a few thousand keep the page light for hours of video
@@ -38,6 +43,7 @@ def write_report_page(
     scores: Sequence[float],
     threshold: float,
     fps: Optional[float] = None,
+    times: Optional[Sequence[float]] = None,
     ground_truth: Optional[Sequence] = None,
     video: Optional[PathLike] = None,
 ) -> Path:
@@ -47,14 +53,18 @@ def write_report_page(
     ``anomaly.detection``, or a live stream's scores so far), NaN for a frame that was not scored (a gap in the
     curve), at least one frame scored. ``threshold``: the segments are the runs of
     consecutive frames scoring strictly above it, as ``anomaly.detection.segments_above`` finds them, each with its
-    peak score. ``fps``: frames per second of the video; the x axis and the segment list are then in seconds (frame
-    f spans f/fps to (f+1)/fps). ``None``: they are in frames, and the page maps the video's time to frames by the
-    video's duration (F frames over its length). ``ground_truth``: 0/1 per frame, shape (F,), 1 = anomalous; shaded
+    peak score. ``times``: each frame's time in seconds, shape (F,), non-decreasing (a stream's timestamps, which
+    a variable frame rate or a reconnection makes uneven): the x axis, the segment list, seeking and the playhead
+    are then in those times (frame f spans times[f] to times[f + 1], the last frame one frame duration: 1/fps, else
+    the mean interval). ``fps``: frames per second of the video; without ``times``, frame f is at f/fps. Neither:
+    the axis and the segments are in frames, and the page maps the video's time to frames by the video's duration
+    (F frames over its length). ``ground_truth``: 0/1 per frame, shape (F,), 1 = anomalous; shaded
     on the curve. ``video``: the video file; the page links it relative to ``path``'s folder, so the file may be
     absent now (a recording still under way) and the page still opens without it. ``title``: shown as is (escaped).
 
     Raises ValueError (one line) for scores that are empty, not 1-D, infinite or all NaN, a ground truth of another length
-    or with values other than 0 and 1, a non-finite threshold, or an fps that is not a positive number.
+    or with values other than 0 and 1, a non-finite threshold, an fps that is not a positive number, or times of
+    another length, not finite or decreasing.
     Returns ``Path(path)``.
     """
     path = Path(path)
@@ -82,34 +92,51 @@ def write_report_page(
             raise ValueError(f"ground_truth has {len(labels)} values for {len(scores)} scores: give one 0/1 per frame")
         if not np.isin(labels, (0.0, 1.0)).all():
             raise ValueError("ground_truth must hold only 0 (normal) and 1 (anomalous) per frame")
-        truth_runs = _runs(labels == 1)
+        truth_runs = true_runs(labels == 1)
+    axis = _axis(len(scores), fps, times)
     segments = _segments_above(scores, threshold)
     frames, values = curve_points(scores)
     data = {
         "fps": fps,
         "frames": len(scores),
+        "seconds": axis is not None,  # the x axis: seconds (the video's clock), else frames
+        "end": float(axis[-1]) if axis is not None else len(scores),
         "threshold": threshold,
         "yRange": [min(0.0, float(np.nanmin(scores)), threshold), max(1.0, float(np.nanmax(scores)), threshold)],
-        "curve": {"frames": frames.tolist(),
+        # Each drawn point's frame and its place on the x axis (its time): no more than MAX_POINTS of either.
+        "curve": {"frames": frames.tolist(), "x": _at(axis, frames).tolist(),
                   "scores": [None if math.isnan(value) else value for value in values.tolist()]},  # null: a gap
-        "truth": [list(run) for run in truth_runs],
+        "truth": [[float(_at(axis, start)), float(_at(axis, stop))] for start, stop in truth_runs],
     }
     relative = None if video is None else relative_path(video, path.parent)
-    page = _page(title, scores, threshold, fps, segments, ground_truth is not None, relative, data)
+    page = _page(title, scores, threshold, fps, axis, segments, ground_truth is not None, relative, data)
     save_text(page, path)
     return path
 
 
-def _runs(mask: np.ndarray) -> List[Tuple[int, int]]:
-    """The [start, stop) frame ranges where the boolean ``mask`` is true."""
-    edges = np.diff(np.concatenate(([False], mask, [False])).astype(np.int8))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+def _axis(frames: int, fps: Optional[float], times: Optional[Sequence[float]]) -> Optional[np.ndarray]:
+    """Where each frame starts on the x axis, and where the last one ends (``frames`` + 1 values, seconds), or None
+    for an axis in frames (neither ``times`` nor ``fps``)."""
+    if times is None:
+        return None if fps is None else np.arange(frames + 1) / fps
+    times = np.asarray(times, dtype=np.float64)
+    if times.shape != (frames,):
+        raise ValueError(f"times must be one per frame: {times.shape} for {frames} scores")
+    if not np.isfinite(times).all() or (np.diff(times) < 0).any():
+        raise ValueError("times must be finite seconds that never decrease, one per frame")
+    duration = 1 / fps if fps else ((times[-1] - times[0]) / (frames - 1) if frames > 1 else 0) or 1.0
+    return np.append(times, times[-1] + duration)
+
+
+def _at(axis: Optional[np.ndarray], frames):
+    """The x axis's value at the start of ``frames`` (an index, or an array of them; ``frames`` = F: the end)."""
+    return np.asarray(frames, dtype=np.float64) if axis is None else axis[frames]
 
 
 def _segments_above(scores: np.ndarray, threshold: float) -> List[Tuple[int, int, float]]:
     """(first frame, last frame, peak score) of each run of frames scoring above ``threshold``: the rule of
     ``anomaly.detection.segments_above`` (which this layer may not import), on every frame."""
-    return [(start, stop - 1, float(scores[start:stop].max())) for start, stop in _runs(scores > threshold)]
+    return [(start, stop - 1, float(scores[start:stop].max())) for start, stop in true_runs(scores > threshold)]
 
 
 def curve_points(scores: Sequence[float], max_points: int = MAX_POINTS) -> Tuple[np.ndarray, np.ndarray]:
@@ -133,11 +160,8 @@ def relative_path(video: PathLike, folder: PathLike) -> str:
     return os.path.relpath(os.path.abspath(video), os.path.abspath(folder)).replace(os.sep, "/")
 
 
-def _time(frame: float, fps: Optional[float], long: bool) -> str:
-    """Frame ``frame``'s start as the page writes times: seconds, m:ss.ss or h:mm:ss.ss for a long video."""
-    if fps is None:
-        return f"frame {frame:g}"
-    seconds = frame / fps
+def _time(seconds: float, long: bool) -> str:
+    """A time as the page writes it: seconds, m:ss.ss or h:mm:ss.ss for a long video."""
     if not long:
         return f"{seconds:.2f} s"
     minutes, rest = divmod(seconds, 60)
@@ -145,10 +169,10 @@ def _time(frame: float, fps: Optional[float], long: bool) -> str:
     return f"{hours}:{minutes:02d}:{rest:05.2f}" if hours else f"{minutes}:{rest:05.2f}"
 
 
-def _span(first: int, last: int, fps: Optional[float], long: bool) -> str:
-    if fps is None:
+def _span(first: int, last: int, axis: Optional[np.ndarray], long: bool) -> str:
+    if axis is None:
         return f"frames {first}–{last}"
-    return f"{_time(first, fps, long)} – {_time(last + 1, fps, long)}"
+    return f"{_time(axis[first], long)} – {_time(axis[last + 1], long)}"
 
 
 def json_for_script(data: dict) -> str:
@@ -159,15 +183,17 @@ def json_for_script(data: dict) -> str:
     return text
 
 
-def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float],
+def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float], axis: Optional[np.ndarray],
           segments: List[Tuple[int, int, float]], has_truth: bool, video: Optional[str], data: dict) -> str:
     escape = html.escape
-    long = fps is not None and len(scores) / fps >= 60
+    long = axis is not None and axis[-1] >= 60
     peak_frame = int(np.nanargmax(scores))
-    length = f"{len(scores)} frames" + (f", {_time(len(scores), fps, long)} at {fps:g} fps" if fps else "")
+    length = f"{len(scores)} frames"
+    if axis is not None:
+        length += f", {_time(axis[-1], long)}" + (f" at {fps:g} fps" if fps else "")
     count = f"{len(segments)} segment{'s' if len(segments) != 1 else ''}" if segments else "No segment"
-    summary = (f"{count} above the threshold {threshold:g} · max score {scores[peak_frame]:.3f} at "
-               f"{_time(peak_frame, fps, long)} · {length}")
+    peak_at = _time(axis[peak_frame], long) if axis is not None else f"frame {peak_frame}"
+    summary = f"{count} above the threshold {threshold:g} · max score {scores[peak_frame]:.3f} at {peak_at} · {length}"
     if video is None:
         player = ('<p class="note" id="no-video">No video was given with this report: the curve and the segments '
                   'alone.</p>')
@@ -179,7 +205,8 @@ def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float]
                   f'or not written yet): the curve and the segments alone.</p>')
     if segments:
         items = "\n".join(
-            f'<li><button type="button" data-first-frame="{first}">{escape(_span(first, last, fps, long))}</button>'
+            f'<li><button type="button" data-first-frame="{first}" data-x="{float(_at(axis, first))!r}">'
+            f'{escape(_span(first, last, axis, long))}</button>'
             f' <span class="peak">peak {peak:.3f}</span></li>'
             for first, last, peak in segments
         )
@@ -260,8 +287,8 @@ _SCRIPT = """
   var video = document.getElementById("video");
   var readout = document.getElementById("playhead-time");
   var box = {left: 56, top: 12, width: 926, height: 238};  // the plot area in the 1000 x 300 viewBox
-  var perUnit = data.fps || 1;  // frames per unit of the x axis: seconds with an fps, frames without
-  var xEnd = data.frames / perUnit;
+  // The x axis: seconds on the video's clock (data.seconds: each drawn point at its frame's time), else frames.
+  var xEnd = data.end;
   var yLow = data.yRange[0], yHigh = data.yRange[1];
   var videoUsable = Boolean(video);
 
@@ -293,30 +320,30 @@ _SCRIPT = """
     var text = (rest < 10 ? "0" : "") + rest.toFixed(places);
     return hours ? hours + ":" + pad(minutes) + ":" + text : minutes + ":" + text;
   }
-  var long = data.fps !== null && xEnd >= 60;
+  var long = data.seconds && xEnd >= 60;
   function label(value, places) {
-    if (data.fps === null) { return "frame " + Math.round(value); }
+    if (!data.seconds) { return "frame " + Math.round(value); }
     return long ? clock(value, places) : value.toFixed(places) + " s";
   }
 
   add("rect", {x: box.left, y: box.top, width: box.width, height: box.height, fill: "#fff", id: "plot-area"});
   data.truth.forEach(function (run) {
-    add("rect", {x: x(run[0] / perUnit), y: box.top, width: x(run[1] / perUnit) - x(run[0] / perUnit),
+    add("rect", {x: x(run[0]), y: box.top, width: x(run[1]) - x(run[0]),
                  height: box.height, fill: "rgba(220, 50, 47, 0.22)", "class": "truth"});
   });
   var timeSteps = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
                    7200, 10800, 21600, 43200, 86400];
-  var xStep = step(xEnd, 8, data.fps === null ? decimalSteps().filter(function (s) { return s >= 1; }) : timeSteps);
+  var xStep = step(xEnd, 8, !data.seconds ? decimalSteps().filter(function (s) { return s >= 1; }) : timeSteps);
   for (var i = 0; i * xStep <= xEnd + 1e-9; i++) {
     var tickX = x(i * xStep);
     add("line", {x1: tickX, x2: tickX, y1: box.top, y2: box.top + box.height, stroke: "#eef0f3"});
     add("line", {x1: tickX, x2: tickX, y1: box.top + box.height, y2: box.top + box.height + 5, stroke: "#8a94a3"});
-    var tickLabel = data.fps === null ? String(Math.round(i * xStep))
+    var tickLabel = !data.seconds ? String(Math.round(i * xStep))
                   : (long ? clock(i * xStep, 0) : (i * xStep).toFixed(decimals(xStep)));
     add("text", {x: tickX, y: box.top + box.height + 19, "text-anchor": "middle", "class": "x-tick"}, tickLabel);
   }
   add("text", {x: box.left + box.width / 2, y: 296, "text-anchor": "middle"},
-      data.fps === null ? "frame" : (long ? "time (h:mm:ss / m:ss)" : "time (s)"));
+      !data.seconds ? "frame" : (long ? "time (h:mm:ss / m:ss)" : "time (s)"));
   var yStep = step(yHigh - yLow, 6, decimalSteps());
   for (var value = Math.ceil(yLow / yStep - 1e-9) * yStep; value <= yHigh + 1e-9; value += yStep) {
     var tickY = y(value);
@@ -332,10 +359,10 @@ _SCRIPT = """
                stroke: "#333", "stroke-dasharray": "6 4", id: "threshold"});
   // One path: a new subpath (M) after each gap of frames without a score (null), a line (L) to the next point.
   var commands = [], drawn = 0, gap = true;
-  data.curve.frames.forEach(function (frame, index) {
+  data.curve.x.forEach(function (at, index) {
     var score = data.curve.scores[index];
     if (score === null) { gap = true; return; }
-    commands.push((gap ? "M" : "L") + x(frame / perUnit).toFixed(2) + "," + y(score).toFixed(2));
+    commands.push((gap ? "M" : "L") + x(at).toFixed(2) + "," + y(score).toFixed(2));
     gap = false;
     drawn++;
   });
@@ -344,23 +371,24 @@ _SCRIPT = """
   var playhead = add("line", {x1: box.left, x2: box.left, y1: box.top, y2: box.top + box.height,
                               stroke: "#e07b00", "stroke-width": 2, id: "playhead"});
 
-  function setPlayhead(frame) {
-    var value = Math.min(Math.max(frame, 0), data.frames) / perUnit;
+  function setPlayhead(value) {
+    value = Math.min(Math.max(value, 0), xEnd);
     playhead.setAttribute("x1", x(value));
     playhead.setAttribute("x2", x(value));
     readout.textContent = label(value, 2);
   }
-  // Frames per second of the video's clock: the given fps, or without one the video's frames over its duration.
-  function videoFps() {
-    if (data.fps !== null) { return data.fps; }
+  // The x axis's units per second of the video's clock: 1 for an axis in seconds; for one in frames, the video's
+  // frames over its duration (null until the duration is known).
+  function perSecond() {
+    if (data.seconds) { return 1; }
     return video && isFinite(video.duration) && video.duration > 0 ? data.frames / video.duration : null;
   }
-  function seekFrame(frame) {
-    frame = Math.min(Math.max(frame, 0), data.frames);
-    setPlayhead(frame);
-    if (videoUsable && videoFps() !== null) { video.currentTime = frame / videoFps(); }
+  function seek(value) {
+    value = Math.min(Math.max(value, 0), xEnd);
+    setPlayhead(value);
+    if (videoUsable && perSecond() !== null) { video.currentTime = value / perSecond(); }
   }
-  function follow() { if (videoFps() !== null) { setPlayhead(video.currentTime * videoFps()); } }
+  function follow() { if (perSecond() !== null) { setPlayhead(video.currentTime * perSecond()); } }
   function followWhilePlaying() {
     follow();
     if (!video.paused && !video.ended) { window.requestAnimationFrame(followWhilePlaying); }
@@ -384,10 +412,10 @@ _SCRIPT = """
   svg.addEventListener("click", function (event) {
     var point = new DOMPoint(event.clientX, event.clientY).matrixTransform(svg.getScreenCTM().inverse());
     if (point.x < box.left || point.x > box.left + box.width) { return; }
-    seekFrame((point.x - box.left) / box.width * xEnd * perUnit);
+    seek((point.x - box.left) / box.width * xEnd);
   });
   Array.prototype.forEach.call(document.querySelectorAll("#segments button"), function (button) {
-    button.addEventListener("click", function () { seekFrame(Number(button.dataset.firstFrame)); });
+    button.addEventListener("click", function () { seek(Number(button.dataset.x)); });
   });
 })();
 """

@@ -59,7 +59,7 @@ def test_a_curve_per_frame_a_picture_and_the_segments(inputs, tmp_path):
     assert picture.startswith(b"\x89PNG") and len(picture) > 1000
     page = PageParts((output / "street_report.html").read_text())  # the report page, its video linked relatively
     assert urljoin((output / "street_report.html").as_uri(), page.first("video")["src"]) == inputs["video"].as_uri()
-    assert json.loads(page.texts["report-data"])["truth"] == [[3, 6]]
+    assert json.loads(page.texts["report-data"])["truth"] == [[3 / 20, 6 / 20]]  # frames 3-5, in seconds
     assert out.strip() == f"{inputs['video']}: 1 segment(s) above 0.25: 0.00-0.40 s (peak 0.500)"
 
     # Run again: the features are reused (not rewritten), the scores are the same.

@@ -27,6 +27,7 @@ import torch
 from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.extraction import PRESETS
 from anomaly.live.source import source_of
+from anomaly.live import watch as live_watch
 from anomaly.live.watch import Watch, open_stream
 from anomaly.models.s3r import S3R
 from tests.browser import console_errors, open_page
@@ -254,16 +255,111 @@ def test_a_signal_flushes_the_lines_and_writes_the_report(inputs, tmp_path, sign
     assert (tmp_path / "report" / "long_scores.png").is_file() and (tmp_path / "report" / "long_report.html").is_file()
 
 
+def test_when_the_reader_of_the_lines_goes_away_the_watch_stops_and_still_writes_its_files(inputs, tmp_path):
+    """``s3r watch ... --output - | head -1``: the next line finds no reader; the watch stops there, says why in its
+    one line, writes the report of what it scored, and ends as a stream that ended does."""
+    video = make_video(tmp_path / "long.ts", 240, 64, 48, fps=FPS)  # 9.6 s, paced by --realtime
+    report = tmp_path / "report"
+    arguments = [sys.executable, str(REPO / "tools" / "watch.py"), str(video), "--realtime", "--output", "-",
+                 "--report_dir", str(report), "--detector", str(inputs["detector"]),
+                 "--weights", str(inputs["weights"])]  # fmt: skip
+    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)))  # fmt: skip
+    assert json.loads(process.stdout.readline())["snippet"] == 0
+    process.stdout.close()  # what head does after its line
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 0, err
+    said = re.fullmatch(rf"{re.escape(str(video))}: the lines could not be written to standard output \(Broken pipe\)"
+                        rf": \d+ snippets scored(, \d+ dropped)?, 0 alerts; wrote {re.escape(str(report / 'long_scores.csv'))}, "
+                        rf"{re.escape(str(report / 'long_scores.png'))}, {re.escape(str(report / 'long_report.html'))}\n",
+                        err)  # fmt: skip
+    assert said, err
+    with open(report / "long_scores.csv") as file:  # the frames up to the last snippet scored, not the video's
+        assert 16 <= len(list(csv.DictReader(file))) < 240
+    assert (report / "long_report.html").is_file()
+
+
+def test_a_failure_inside_the_watch_stops_decoding_and_closes_the_source(inputs, tmp_path, monkeypatch):
+    """Anything raised while watching (here a full disk) leaves no decoding thread behind, nor the source open."""
+    streams, closed = [], []
+
+    def recorded(*arguments, **settings):
+        stream = open_stream(*arguments, **settings)
+        real_close = stream._opened.close
+        stream._opened.close = lambda: closed.append(real_close())
+        streams.append(stream)
+        return stream
+
+    def failing(self, stream, write_line):
+        next(iter(stream))  # decoding is under way: a file read at its own pace waits for the network
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(live_watch, "open_stream", recorded)
+    monkeypatch.setattr(Watch, "run", failing)
+    video = make_video(tmp_path / "long.ts", 160, 64, 48, fps=FPS)
+    with pytest.raises(OSError, match="No space left on device"):
+        live_watch.watch(str(video), inputs["weights"], tmp_path / "lines.jsonl", detector=inputs["detector"])
+    (stream,) = streams
+    assert not stream._thread.is_alive() and closed == [None]
+
+
 @pytest.mark.parametrize("text, kind, name, shown", [
     ("rtsp://cam.local:554/live/1", "url", "cam.local_554_live_1", "rtsp://cam.local:554/live/1"),
-    ("rtsp://admin:secret@10.0.0.7:554/h264?channel=1", "url", "10.0.0.7_554_h264",
+    ("rtsp://admin:secret@10.0.0.7:554/h264?channel=1", "url", "10.0.0.7_554_h264_channel_1",
      "rtsp://admin:***@10.0.0.7:554/h264?channel=1"),
+    # Two channels of one recorder: files of their own.
+    ("rtsp://dvr/cam/realmonitor?channel=1&subtype=0", "url", "dvr_cam_realmonitor_channel_1_subtype_0",
+     "rtsp://dvr/cam/realmonitor?channel=1&subtype=0"),
+    ("rtsp://dvr/cam/realmonitor?channel=2&subtype=0", "url", "dvr_cam_realmonitor_channel_2_subtype_0",
+     "rtsp://dvr/cam/realmonitor?channel=2&subtype=0"),
+    ("http://cam/video.cgi?user=admin&pwd=s3cret&res=1", "url", "cam_video.cgi_user_admin_pwd_res_1",
+     "http://cam/video.cgi?user=admin&pwd=***&res=1"),
+    ("rtsp://cam/live?Password=s3cret;passwd=other", "url", "cam_live_Password_passwd",
+     "rtsp://cam/live?Password=***;passwd=***"),
     ("udp://127.0.0.1:5000", "url", "127.0.0.1_5000", "udp://127.0.0.1:5000"),
-    ("-", "pipe", "stdin", "-"),
 ])
 def test_a_source_is_named_from_what_it_is_and_a_password_is_never_shown(text, kind, name, shown):
     source = source_of(text)
     assert (source.kind, source.name, source.shown) == (kind, name, shown)
+
+
+STDIN_WATCH = """
+import sys, time
+import numpy as np
+from anomaly.extraction import PRESETS
+from anomaly.live.source import source_of
+from anomaly.live.watch import Watch, open_stream
+
+def slow(clip):  # a network slower than the stream: a live source would drop snippets
+    time.sleep(0.1)
+    return np.array([[clip.mean() / 255]], dtype=np.float32)
+
+source = source_of("-")
+stream = open_stream(source, PRESETS["rtfm"])
+lines = []
+Watch(slow, lambda video: video.mean(dim=(0, 2)), window=4).run(stream.start(), lines.append)
+stream.close()
+print(source.kind, source.name, len(lines), stream.queue.dropped, stream.frames)
+"""
+
+
+@pytest.mark.parametrize("redirected", [True, False])
+def test_standard_input_from_a_file_is_read_as_a_file_and_never_dropped_from(tmp_path, redirected):
+    """``s3r watch - < video.ts`` is the file: every snippet scored, however slow the network; from a pipe it is a
+    live source (dropped from when the network falls behind: not asserted here, it depends on the timing)."""
+    video = make_video(tmp_path / "street.ts", 96, 64, 48, fps=FPS)  # 6 snippets
+    command = [sys.executable, "-c", STDIN_WATCH]
+    run = dict(capture_output=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    if redirected:
+        with open(video, "rb") as stdin:
+            done = subprocess.run(command, stdin=stdin, **run)
+    else:
+        done = subprocess.run(command, input=video.read_bytes(), **run)
+    assert done.returncode == 0, done.stderr.decode()
+    kind, name, scored, dropped, frames = done.stdout.decode().split()
+    assert (kind, name, frames) == ("file" if redirected else "pipe", "stdin", "96")
+    if redirected:
+        assert (scored, dropped) == ("6", "0")
 
 
 def closed_port() -> int:
@@ -272,13 +368,17 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # closed again when the probe is
 
 
-@pytest.mark.parametrize("case", ["url", "device", "detector", "weights", "window", "realtime"])
+@pytest.mark.parametrize("case", ["url", "malformed url", "device", "detector", "weights", "window", "realtime",
+                                  "output"])
 def test_bad_input_is_one_line_and_exit_status_2_before_anything_is_written(inputs, tmp_path, case):
     output, source = tmp_path / "out" / "lines.jsonl", str(inputs["video"])
     detector, weights, extra = inputs["detector"], inputs["weights"], []
     if case == "url":
         source = f"rtsp://127.0.0.1:{closed_port()}/live"
         problem = f"{source}: cannot be opened (Connection refused)"
+    elif case == "malformed url":
+        source = "rtsp://admin:secret@[fe80::1/stream"
+        problem = "rtsp://admin:***@[fe80::1/stream: not a valid URL (Invalid IPv6 URL)"
     elif case == "device":
         source = "/dev/video9"
         problem = "/dev/video9: no such capture device (is the camera connected? `ls /dev/video*` lists them)"
@@ -292,6 +392,10 @@ def test_bad_input_is_one_line_and_exit_status_2_before_anything_is_written(inpu
     elif case == "window":
         extra = ["--window", "0"]
         problem = "--window must be an integer at least 1, not 0"
+    elif case == "output":  # refused before the detector is read (this one does not exist)
+        output, detector = tmp_path / "taken", tmp_path / "missing.detector.pth"
+        output.mkdir()
+        problem = f"{output}: is a folder, not a file"
     else:
         source, extra = f"udp://127.0.0.1:{closed_port()}", ["--realtime"]
         problem = f"{source}: --realtime paces a video file by its timestamps; this source comes at its own pace"
@@ -333,12 +437,14 @@ def test_the_report_page_of_a_watch_opens_in_the_browser(inputs, tmp_path, brows
 
 class TcpCamera:
     """A TCP server sending a video's bytes (MPEG-TS) to whoever connects (``tcp://127.0.0.1:<port>``). Its first
-    connection breaks (a reset, as a camera that reboots gives) once ``broken_after()`` holds, after 70 % of the
-    bytes; later ones send the whole video and close (the end of the stream)."""
+    connection stops once ``broken_after()`` holds, after 70 % of the bytes: with a reset (``reset``, as a camera
+    that reboots gives) or closed as a stream's end; the second sends the whole video and closes (the end of the
+    stream); then the server is gone (connection refused)."""
 
-    def __init__(self, video: Path, broken_after):
+    def __init__(self, video: Path, broken_after, reset: bool = True):
         self.data = video.read_bytes()
         self.broken_after = broken_after
+        self.reset = reset
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -350,7 +456,8 @@ class TcpCamera:
             connection.sendall(self.data[: int(0.7 * len(self.data)) // 188 * 188])
             while not self.broken_after():
                 time.sleep(0.01)
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+            if self.reset:
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             connection.close()
             connection, _ = self.server.accept()
             with connection:
@@ -358,25 +465,52 @@ class TcpCamera:
 
 
 BROKE = re.compile(r"^(tcp://127\.0\.0\.1:\d+): the stream broke after (\d+) frames \(Connection reset by peer\)")
+ENDED = re.compile(r"^(tcp://127\.0\.0\.1:\d+): the stream ended after (\d+) frames")
 
 
-def test_a_stream_that_breaks_is_said_in_one_line_and_reconnect_continues_it(inputs, tmp_path):
-    video = make_video(tmp_path / "long.ts", 160, 64, 48, fps=FPS)
+def watch_camera(camera_of, video, timeout=2):
+    """Watch a :class:`TcpCamera` with --reconnect, its first connection stopped once 6 snippets are made; (what
+    was said, the lines, the stream)."""
     stream = None
-    camera = TcpCamera(video, broken_after=lambda: stream is not None and stream.frames >= 96)  # 6 snippets made
+    camera = camera_of(lambda: stream is not None and stream.frames >= 96)
     said = []
-    stream = open_stream(source_of(camera.url), PRESETS["rtfm"], timeout=5, reconnect=True, log=said.append)
+    stream = open_stream(source_of(camera.url), PRESETS["rtfm"], timeout=timeout, reconnect=True, log=said.append)
     lines = []
     Watch(brightness, mean_score, window=4).run(stream.start(), lines.append)
     stream.close()
-    broke = BROKE.match(said[0])
-    assert broke and said == [f"{broke.group(0)}; reconnecting (--reconnect)", f"{camera.url}: reconnected"]
-    before = int(broke.group(2))  # frames of the first connection: those of its last, broken snippet are lost
-    assert (stream.end, stream.failed, stream.frames) == ("end of stream", False, before + 160)
+    return camera, said, lines, stream
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_with_reconnect_a_url_that_breaks_or_ends_is_opened_again_until_it_cannot_be(inputs, tmp_path, reset):
+    """--reconnect: a URL that breaks (a reset) or ends (its server closed it) is opened again and the watch goes on,
+    times and all; once it cannot be opened within --timeout seconds the watch ends, a failure."""
+    video = make_video(tmp_path / "long.ts", 160, 64, 48, fps=FPS)
+    camera, said, lines, stream = watch_camera(lambda after: TcpCamera(video, after, reset), video)
+    first = (BROKE if reset else ENDED).match(said[0])
+    before = int(first.group(2))  # frames of the first connection: those of its last, broken snippet are lost
+    assert said == [f"{first.group(0)}; reconnecting (--reconnect)", f"{camera.url}: reconnected",
+                    f"{camera.url}: the stream ended after {before + 160} frames; reconnecting (--reconnect)"]
+    assert (stream.end, stream.failed, stream.frames) == (
+        f"the stream ended after {before + 160} frames; not opened again within --timeout 2 s", True, before + 160)
     made = before // 16 + 10
     assert lines[-1]["snippet"] == made - 1 and len(lines) + stream.queue.dropped == made
     starts = [line["start_s"] for line in lines]
-    assert starts == sorted(starts) and lines[-1]["end_s"] > 160 / FPS + before / FPS  # times go on after the break
+    # Times go on after the break, by at least a frame: the second connection's frames come after the first's.
+    assert starts == sorted(starts) and lines[-1]["end_s"] >= (before + 160) / FPS - 1e-9
+
+
+def test_a_frame_size_change_ends_the_watch_in_one_line_after_scoring_the_frames_before_it(inputs, tmp_path):
+    """Frames 41 on are wider: the 40 before are scored (2 snippets and a tail of 8), the refused frame is not
+    counted, and the end says why; the watch is a failure (exit status 1)."""
+    first, second = make_video(tmp_path / "a.ts", 40, 64, 48), make_video(tmp_path / "b.ts", 40, 96, 48, seed=1)
+    video = tmp_path / "both.ts"
+    video.write_bytes(first.read_bytes() + second.read_bytes())
+    lines, stream = run_watch(video, window=4)
+    assert [line["snippet"] for line in lines] == [0, 1, 2] and lines[-1]["end_s"] == pytest.approx(40 / FPS)
+    assert (stream.end, stream.failed, stream.frames) == (
+        "changes its frame size from 64x48 to 96x48 at frame 41: the rtfm preset crops one frame size per video",
+        True, 40)
 
 
 def test_without_reconnect_a_broken_stream_ends_the_watch_with_status_1(inputs, tmp_path):

@@ -102,6 +102,34 @@ def test_a_container_rate_given_as_a_fraction_is_taken_as_frames_per_second(tmp_
     assert json.loads(PageParts(page).texts["report-data"])["fps"] == 30000 / 1001
 
 
+# A phone's variable frame rate: frames 0-24 at 50 fps, then 20 fps (frame f >= 25 at 0.5 + (f - 25) / 20 s).
+VFR_TIMES = np.where(np.arange(FRAMES) < 25, np.arange(FRAMES) / 50, 0.5 + (np.arange(FRAMES) - 25) / 20)
+
+
+def test_with_the_frames_times_the_page_is_on_the_video_clock_not_frame_over_fps(tmp_path):
+    """A stream's timestamps (a variable frame rate, a reconnection's gap) place the curve, the segments and their
+    seek targets, and the ground truth at each frame's time, as the CSV has them: not at f / fps."""
+    page = write_report_page(tmp_path / "r.html", title="phone", scores=BUMPS, fps=FPS, times=VFR_TIMES,
+                             threshold=THRESHOLD, ground_truth=TRUTH.astype(int)).read_text()
+    parts = PageParts(page)
+    data = json.loads(parts.texts["report-data"])
+    assert data["seconds"] and data["curve"]["x"] == pytest.approx(VFR_TIMES.tolist())
+    assert data["end"] == pytest.approx(1.7 + 1 / FPS)  # the last frame lasts one frame at the declared rate
+    # Frames 12-17 and 36-38: 0.24 s to 0.36 s, then 1.05 s to 1.2 s (frame 39's time), seeking to their starts.
+    assert parts.texts["button"] == ["0.24 s – 0.36 s", "1.05 s – 1.20 s"]
+    assert [float(button["data-x"]) for button in parts.all("button")] == [0.24, 1.05]
+    assert np.allclose(data["truth"], [[0.2, 0.42], [0.95, 1.3]])  # frames 10-20 and 34-40
+    assert parts.texts["summary"].endswith("max score 0.821 at 0.30 s · 50 frames, 1.74 s at 25 fps")
+
+
+def test_a_long_curve_embeds_the_times_of_its_drawn_points_alone(tmp_path):
+    scores = np.full(100_000, 0.1)
+    times = np.cumsum(np.random.default_rng(3).uniform(0.02, 0.06, len(scores)))
+    page = write_report_page(tmp_path / "r.html", title="long", scores=scores, times=times, threshold=THRESHOLD)
+    data = json.loads(PageParts(page.read_text()).texts["report-data"])
+    assert len(data["curve"]["x"]) == MAX_POINTS and data["curve"]["x"] == times[data["curve"]["frames"]].tolist()
+
+
 def test_title_and_video_name_are_escaped_and_the_data_cannot_end_its_script(tmp_path):
     title = '</script><script>window.__injected__=1</script> "A&B" <img src=x>'
     video = tmp_path / "<" / "script><script>alert(1)<" / 'script> "a&b".webm'
@@ -164,6 +192,8 @@ def test_the_video_is_linked_relative_to_the_page_folder(tmp_path):
         (dict(scores=[0.1, 0.2], ground_truth=[0, 2]), "only 0 (normal) and 1 (anomalous)"),
         (dict(scores=[0.1, 0.2], threshold=float("nan")), "the threshold must be a finite number"),
         (dict(scores=[0.1, 0.2], fps=0), "fps must be a positive number"),
+        (dict(scores=BUMPS, times=np.arange(FRAMES - 1) / FPS), "times must be one per frame: (49,) for 50 scores"),
+        (dict(scores=BUMPS, times=VFR_TIMES[::-1]), "times must be finite seconds that never decrease, one per frame"),
     ],
 )
 def test_bad_input_is_refused_in_one_line_and_nothing_is_written(tmp_path, arguments, message):
@@ -296,6 +326,18 @@ def test_clicking_a_segment_seeks_the_video_to_its_start(browser, clip, tmp_path
                                                      "return !v.seeking && v.readyState >= 2"), "the frame at the start")
     assert console_errors(browser) == []
     screenshot_if_requested(browser)
+
+
+def test_with_the_frames_times_a_segment_seeks_the_video_to_its_first_frame_s_time(browser, clip, tmp_path):
+    page = write_report_page(tmp_path / "clip_report.html", title="clip.webm", scores=BUMPS, fps=FPS,
+                             times=VFR_TIMES, threshold=THRESHOLD, video=clip)
+    open_page(browser, page)
+    video_ready(browser)
+    browser.find_elements("css selector", "#segments button")[1].click()  # frame 36: 1.05 s, not 36 / 25 s
+    assert current_time(browser) == pytest.approx(1.05, abs=0.01)
+    at = plot_x(browser, 1.05, 1.7 + 1 / FPS)
+    wait(browser, lambda: playhead_x(browser) == pytest.approx(at, abs=0.5), "the playhead at the segment's time")
+    assert console_errors(browser) == []
 
 
 def test_without_fps_the_page_maps_frames_to_the_video_by_its_duration(browser, clip, tmp_path):

@@ -10,8 +10,10 @@ SOURCE: a video file (read at its own pace, or paced by its timestamps with --re
 stream (rtsp://, http://, udp://, tcp://, ...), a capture device (/dev/video0), a FIFO, or - for standard input.
 Each 16-frame snippet is scored on the window of the last --window snippets (and --lookahead after it): one JSON
 line per snippet, alert lines, then <name>_scores.csv, <name>_scores.png and <name>_report.html of what was seen.
-See anomaly/live/watch.py. Exit status: 0 when the stream ended (or went quiet for --timeout seconds); 1 when no
-snippet could be scored, or the stream broke (without --reconnect) or its frames were refused; 2 bad input;
+With --reconnect a URL that breaks, ends or goes quiet, and a device or FIFO that breaks, is opened again (for up
+to --timeout seconds each time). See anomaly/live/watch.py. Exit status: 0 when the stream ended (or went quiet
+for --timeout seconds, or the reader of the lines went away); 1 when no snippet could be scored, the stream broke
+(without --reconnect), could not be opened again (with --reconnect) or its frames were refused; 2 bad input;
 130/143 on SIGINT/SIGTERM, the lines and files written first.
 """
 
@@ -43,7 +45,7 @@ class Arguments(CommandArguments):
     min_snippets: int = 3  # consecutive snippets at or above (below) the threshold that start (end) an alert
     timeout: float = 10.0  # seconds without data after which a stream is over (URLs, pipes; and how long --reconnect tries)
     realtime: bool = False  # pace a video file by its timestamps, as a camera would send it
-    reconnect: bool = False  # open a broken URL, device or FIFO again (trying for up to --timeout seconds)
+    reconnect: bool = False  # open again a URL that breaks, ends or goes quiet, a device or FIFO that breaks (for up to --timeout s)
     rtsp_transport: Literal[RTSP_TRANSPORTS] = "tcp"  # how an rtsp:// source is carried
 
     def configure(self) -> None:

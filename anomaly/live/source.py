@@ -3,8 +3,9 @@
 Kinds of source (``source_of`` tells them apart without opening anything):
 
 - ``file``: a regular file's path, a video read at its own pace (or, with ``--realtime``, paced by its timestamps);
-  opened as extraction opens videos (``anomaly.extraction.video.open_video``);
-- ``pipe``: ``-`` (standard input) or the path of a FIFO, read as its writer writes. A FIFO is not a regular file
+  opened as extraction opens videos (``anomaly.extraction.video.open_video``). Standard input redirected from a
+  regular file (``s3r watch - < video.ts``) is a file too, read through :class:`PipeReader` (never dropped from);
+- ``pipe``: ``-`` (standard input: a pipe, a terminal) or the path of a FIFO, read as its writer writes. A FIFO is not a regular file
   (``Path.is_file`` is False for it): it is opened without blocking (a FIFO's ``open`` waits for a writer) and read
   through :class:`PipeReader`, which waits for data at most ``timeout`` seconds at a time;
 - ``url``: anything FFmpeg opens as a stream (``rtsp://``, ``http://``, ``udp://``, ``tcp://``, ...), FFmpeg's own
@@ -35,7 +36,16 @@ from anomaly.extraction.video import failure_reason, open_video, with_video_stre
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 DEVICE = re.compile(r"^/dev/video\d+$")
 RTSP_TRANSPORTS = ("tcp", "udp")
+# A password in a URL: its user's (scheme://user:password@host) and a query's pwd=, password=, passwd=, pass=.
+USER_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*?:)[^/?#]*@")
+QUERY_PASSWORD = re.compile(r"([?&;](?:pwd|password|passwd|pass)=)[^&;#]*", re.IGNORECASE)
+MASK = "***"
 POLL_SLICE_S = 0.1  # a pipe is polled in slices this long, so that a stop request is seen within one
+
+
+def masked(url: str) -> str:
+    """``url`` with every password in it (see ``USER_PASSWORD``, ``QUERY_PASSWORD``) replaced by ``***``."""
+    return QUERY_PASSWORD.sub(rf"\g<1>{MASK}", USER_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1))
 
 
 class SourceTimeout(Exception):
@@ -46,9 +56,11 @@ class SourceTimeout(Exception):
 class Source:
     """A SOURCE as given (``text``); its kind (``file``, ``pipe``, ``url`` or ``device``); ``name``, the stem of
     the files written about it: a file's or FIFO's stem, a device's name (``video0``), ``stdin``, or a URL's host,
-    port and path with every other character made ``_`` (``rtsp://cam.local:554/live/1`` -> ``cam.local_554_live_1``);
-    and ``shown``, how messages and the report name it: ``text`` with a URL's password (cameras take one in the
-    URL, ``rtsp://user:password@host/...``) replaced by ``***``, which the name leaves out with the user."""
+    port, path and query with every other character made ``_`` (``rtsp://cam.local:554/live/1`` ->
+    ``cam.local_554_live_1``; ``rtsp://dvr/cam/realmonitor?channel=2`` -> ``dvr_cam_realmonitor_channel_2``, so two
+    channels of one recorder write files of their own); and ``shown``, how messages, the lines and the report name
+    it: ``text`` with every password in the URL (``masked``: cameras take one, ``rtsp://user:password@host/...``,
+    ``...?user=admin&pwd=secret``) replaced by ``***``, which the name leaves out, with the user."""
 
     text: str
     kind: str
@@ -60,21 +72,31 @@ class Source:
         return self.text == "-"
 
     @property
+    def video(self) -> Optional[Path]:
+        """The video file the report page links: a file's path (None for standard input, even from a file)."""
+        return Path(self.text) if self.kind == "file" and not self.is_stdin else None
+
+    @property
     def reopens(self) -> bool:
-        """Whether opening it again continues the stream (``--reconnect``): a URL, a device, a FIFO (its next
-        writer); not a file (it would start again) or standard input (it cannot be opened again)."""
+        """Whether opening it again can continue the stream (``--reconnect``): a URL (when it breaks, ends or goes
+        quiet), a device or a FIFO (when reading it fails; its writer closing it is its end); not a file (it would
+        start again) or standard input (it cannot be opened again). See ``anomaly.live.stream``."""
         return self.kind in ("url", "device") or (self.kind == "pipe" and not self.is_stdin)
 
 
 def source_of(text: str) -> Source:
     """The :class:`Source` that ``text`` names, or a one-line InputError for a path or device that does not exist."""
-    if text == "-":
-        return Source(text, "pipe", "stdin", text)
+    if text == "-":  # standard input redirected from a regular file (< video.ts) is that file, read at its pace
+        return Source(text, "file" if _stdin_is_a_file() else "pipe", "stdin", text)
     if URL.match(text):
-        parts = urlsplit(text)
-        place = parts.netloc.rpartition("@")[2] + parts.path
-        name = re.sub(r"[^A-Za-z0-9.-]+", "_", place).strip("_")
-        shown = text.replace(f":{parts.password}@", ":***@", 1) if parts.password else text
+        shown = masked(text)
+        try:
+            parts = urlsplit(shown)
+            parts.port  # a port that is not a number is refused here too
+        except ValueError as error:
+            raise InputError(shown, f"not a valid URL ({error})") from None
+        place = parts.netloc.rpartition("@")[2] + parts.path + (f"?{parts.query}" if parts.query else "")
+        name = re.sub(r"[^A-Za-z0-9.-]+", "_", place.replace(MASK, "")).strip("_")
         return Source(text, "url", name or "stream", shown)
     path = Path(text)
     if DEVICE.match(text):
@@ -93,6 +115,14 @@ def source_of(text: str) -> Source:
     if stat.S_ISCHR(mode):
         return Source(text, "device", path.name, text)
     return Source(text, "file", path.stem, text)
+
+
+def _stdin_is_a_file() -> bool:
+    """Whether standard input (file descriptor 0, whatever ``sys.stdin`` was replaced by) is a regular file."""
+    try:
+        return stat.S_ISREG(os.fstat(0).st_mode)
+    except OSError:  # closed: opening it says so
+        return False
 
 
 class PipeReader:
@@ -145,10 +175,10 @@ class OpenedSource:
 def open_source(source: Source, timeout: float, stop: threading.Event, rtsp_transport: str = "tcp") -> OpenedSource:
     """Open ``source`` for decoding; a one-line InputError naming it when it cannot be (FFmpeg's reason, or no data
     within ``timeout`` seconds for a URL or a pipe)."""
+    if source.kind == "pipe" or source.is_stdin:
+        return _open_pipe(source, timeout, stop)
     if source.kind == "file":
         return OpenedSource(open_video(Path(source.text)))
-    if source.kind == "pipe":
-        return _open_pipe(source, timeout, stop)
     options = {"rtsp_transport": rtsp_transport} if source.text.lower().startswith("rtsp") else {}
     device = {"format": "v4l2"} if source.kind == "device" else {}
     try:

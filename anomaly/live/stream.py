@@ -10,12 +10,17 @@ bounded queue (``QUEUE_SNIPPETS``) that the network takes from. When the queue i
 
 Times come from the stream's timestamps, in seconds from its first frame (frames without a timestamp take their
 index over the stream's rate, else the time they arrived). With ``realtime`` a file's frames are let through at
-those times. The stream ends at its end, after ``timeout`` seconds without data (URLs, pipes), or when it breaks;
-then the last partial snippet is given as the preset treats a video's tail (rtfm: loop-padded). With ``reconnect``
-a stream that breaks is opened again, until it opens or ``timeout`` seconds have passed; the frames of the snippet
-it broke in are lost, and times go on from the end of the last frame by the time that passed.
+those times. The stream ends at its end, after ``timeout`` seconds without data (URLs, pipes), when it breaks (a
+read fails), or when its frames are refused (a size change: the frames before it are scored); then the last
+partial snippet is given as the preset treats a video's tail (rtfm: loop-padded). With ``reconnect`` the source is
+opened again when it breaks (a URL, a device, a FIFO), and a URL also when it ends or goes quiet (a camera or server
+that went away); a FIFO whose writer closes it, like a device that ends, is the end of the stream. Opening is tried
+until it succeeds or ``timeout`` seconds have passed since the source went down (connections that give no frame
+count as down); then the stream ends as a failure. The frames of the snippet it went down in are lost, and times go
+on from the last frame's by the time that passed (at least a frame's duration).
 """
 
+import sys
 import threading
 import time
 from array import array
@@ -35,6 +40,12 @@ from anomaly.live.source import OpenedSource, Source, SourceTimeout
 QUEUE_SNIPPETS = 2  # decoded snippets waiting for the network: a live source drops beyond them
 WAIT_SLICE_S = 0.2  # waits are cut into slices this long, to see a stop request (and signals) in time
 RECONNECT_PAUSE_S = 1.0  # between two attempts to open a broken stream again
+
+
+def to_stderr(line: str) -> None:
+    """Where a watch says what happens to its stream by default: standard error (standard output may carry the JSON
+    lines)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -104,7 +115,7 @@ class SnippetStream:
     def __init__(
         self, opened: OpenedSource, source: Source, preset: Preset, stop: threading.Event,
         open_again: Callable[[], OpenedSource], realtime: bool = False, timeout: float = 10.0,
-        reconnect: bool = False, log: Callable[[str], None] = print,
+        reconnect: bool = False, log: Callable[[str], None] = to_stderr,
     ) -> None:  # fmt: skip
         self.source = source
         self.preset = preset
@@ -121,6 +132,7 @@ class SnippetStream:
         self.end = ""
         self.failed = False
         self._opened = opened
+        self._last_frame_at = 0.0  # time.monotonic() when the last frame was decoded
         self._snippets = 0  # snippets made so far, delivered or dropped: the next one's index
         self._crash: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name="snippet-decoder", daemon=True)
@@ -139,10 +151,19 @@ class SnippetStream:
         if self._crash is not None:
             raise self._crash
 
-    def close(self) -> None:
-        """Stop decoding, wait for the thread (a URL's read gives up within its timeout) and close the source."""
+    def halt(self, reason: str) -> None:
+        """Stop decoding early, for ``reason`` (what ``end`` says): the snippets made so far still come through."""
+        self.end = reason
         self.stop.set()
-        self._thread.join(self.timeout + 1)
+
+    def close(self, wait: bool = True) -> None:
+        """Stop decoding, wait for the thread (a URL's read gives up within its timeout) and close the source;
+        without ``wait`` only the stop request (the thread ends on its own, and the source with the process)."""
+        self.stop.set()
+        if not wait:
+            return
+        if self._thread.ident is not None:  # started
+            self._thread.join(self.timeout + 1)
         if not self._thread.is_alive():  # never under a decoder still reading
             self._opened.close()
 
@@ -157,32 +178,40 @@ class SnippetStream:
 
     def _decode_connections(self) -> None:
         offset = 0.0  # added to a connection's times, so that they go on from the connection before
+        outage: Optional[float] = None  # since when the source has been down, until a connection gives a frame
         while True:
             connection = _Connection(ClipBuilder(self.preset, self.source.shown), self.frames)
             try:
                 self._decode(connection, offset)
-                self.end = "end of stream" if not self.stop.is_set() else "stopped"
+                if self.stop.is_set():  # halted: ``end`` says why
+                    break
+                down, broke = f"the stream ended after {self.frames} frames", False
+                self.end = "end of stream"
             except (SourceTimeout, av.ExitError):
-                self.end = f"no data for --timeout {self.timeout:g} s"
+                down, broke = f"no data for --timeout {self.timeout:g} s", False
+                self.end = down
             except InputError as error:  # frames that cannot be scored (too wide, changing size, odd rotation)
                 self.end, self.failed = error.problem, True
-                return
+                break
             except (av.FFmpegError, OSError, MemoryError) as error:
-                broke = f"the stream broke after {self.frames} frames ({failure_reason(error)})"
-                if self.reconnect:
-                    self.log(f"{self.source.shown}: {broke}; reconnecting (--reconnect)")
-                    broken_at = time.monotonic()
-                    opened = self._reopen(broken_at)
-                    if opened is not None:
-                        self._opened.close()
-                        self._opened = opened
-                        last = self.frame_times[-1] + connection.frame_duration if self.frames else 0.0
-                        offset = last + time.monotonic() - broken_at
-                        continue
-                    broke += f"; not opened again within --timeout {self.timeout:g} s"
-                self.end, self.failed = broke, True
-            self._finish(connection)
-            return
+                down, broke = f"the stream broke after {self.frames} frames ({failure_reason(error)})", True
+                self.end = down
+            # A URL that ends or goes quiet is a camera or server that went away: opened again like a broken one.
+            if self.stop.is_set() or not (self.reconnect and (broke or self.source.kind == "url")):
+                self.failed = broke
+                break
+            self.log(f"{self.source.shown}: {down}; reconnecting (--reconnect)")
+            if connection.builder.frames or outage is None:  # a connection that gave frames ends one outage
+                outage = time.monotonic()
+            opened = self._reopen(outage)
+            if opened is None:
+                self.end, self.failed = f"{down}; not opened again within --timeout {self.timeout:g} s", True
+                break
+            self._opened.close()
+            self._opened = opened
+            if self.frames:  # times go on by the time that passed since the last frame
+                offset = self.frame_times[-1] + max(connection.frame_duration, time.monotonic() - self._last_frame_at)
+        self._finish(connection)
 
     def _reopen(self, since: float) -> Optional[OpenedSource]:
         """The source opened again, or None once ``timeout`` seconds have passed since ``since`` (or on stop)."""
@@ -223,8 +252,9 @@ class SnippetStream:
                 connection.frame_duration = float(frame.duration * stream.time_base)
             elif rate:
                 connection.frame_duration = 1 / float(rate)
-            self.frame_times.append(time_s)
             clips = connection.builder.push(image)
+            self.frame_times.append(time_s)  # once taken: a frame the builder refuses is not counted
+            self._last_frame_at = time.monotonic()
             if connection.builder.frames % FRAMES_PER_SNIPPET == 0:
                 connection.completed.append(time.monotonic())
             for clip in clips:

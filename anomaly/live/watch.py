@@ -21,6 +21,7 @@ snippet's score for its frames, the frames of dropped snippets without a score, 
 """
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ from anomaly.hardware import resolve_device
 from anomaly.live.alerts import AlertTracker
 from anomaly.live.causal import CausalScores, ScoreWindow
 from anomaly.live.source import RTSP_TRANSPORTS, Source, open_source, source_of
-from anomaly.live.stream import Snippet, SnippetStream
+from anomaly.live.stream import Snippet, SnippetStream, to_stderr
 
 PathLike = Union[str, Path]
 Features = Callable[[np.ndarray], np.ndarray]  # one clip, uint8 16 h w 3 -> its features N C
@@ -113,22 +114,54 @@ class Watch:
 
 
 class JsonLines:
-    """The lines of a watch, one JSON object each, flushed one by one: to a file, or to standard output (``-``)."""
+    """The lines of a watch, one JSON object each, flushed one by one: to a file, or to standard output (``-``).
 
-    def __init__(self, output: PathLike):
+    After a line that cannot be written (the reader of standard output went away, ``s3r watch ... | head -1``; a
+    full disk) no line is written: ``failure`` says why, and ``on_failure`` is called (the watch halts its stream
+    for that reason, says it in its last line on standard error and still writes its files)."""
+
+    def __init__(self, output: PathLike, on_failure: Callable[[], None]):
         self.output = output
+        self.on_failure = on_failure
+        self.failure = ""
         self.file: Optional[TextIO] = None
 
     def open(self) -> "JsonLines":
-        self.file = sys.stdout if str(self.output) == "-" else open(self.output, "w", encoding="utf-8")
+        if str(self.output) == "-":
+            self.file = sys.stdout
+            return self
+        try:
+            self.file = open(self.output, "w", encoding="utf-8")
+        except OSError as error:
+            raise InputError(self.output, f"cannot be written ({error.strerror or error})") from None
         return self
 
     def __call__(self, record: Dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        if self.failure:
+            return
+        try:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        except OSError as error:
+            where = "standard output" if self.file is sys.stdout else str(self.output)
+            self.failure = f"the lines could not be written to {where} ({error.strerror or error})"
+            self._discard()
+            self.on_failure()
+
+    def _discard(self) -> None:
+        """Drop what the failed file still buffers, so that no later flush (at close, at exit) fails again."""
+        if self.file is sys.stdout:  # Python flushes standard output again at exit: let that go nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        else:
+            try:
+                self.file.close()
+            except OSError:
+                pass  # the same failure, already said
 
     def close(self) -> None:
-        if self.file is not None and self.file is not sys.stdout:
+        if self.file is not None and self.file is not sys.stdout and not self.failure:
             self.file.close()
 
 
@@ -160,15 +193,17 @@ def watch(
     reconnect: bool = False,
     report_dir: Optional[PathLike] = None,
     rtsp_transport: str = "tcp",
-    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    log: Callable[[str], None] = to_stderr,
 ) -> int:
     """Watch ``source`` (``anomaly.live.source``) with the detector (``anomaly.detection.load_video_detector``) and
     the I3D ``weights``: the lines to ``output`` (a file, or ``-``), the CSV, PNG and page to ``report_folder``.
 
-    Every argument is checked, and the source opened, before anything is written: a one-line InputError otherwise.
-    Returns 0 when the stream ended (its end, or ``timeout`` seconds without data), 1 when no snippet could be
-    scored or the stream ended on a failure (it broke, or its frames were refused; said in one line). SIGINT and
-    SIGTERM propagate, after the lines are flushed and the files written.
+    Every argument is checked (``output`` and the files must be writable files, not folders) before a model is
+    loaded, and the source opened before anything is written: a one-line InputError otherwise. Returns 0 when the
+    stream ended (its end, ``timeout`` seconds without data, or the lines could no longer be written: their reader
+    went away), 1 when no snippet could be scored or the stream ended on a failure (it broke, or its frames were
+    refused; said in one line). SIGINT and SIGTERM propagate, after the lines are flushed and the files written.
+    Whatever else is raised, the decoding thread is stopped and the source closed first.
     """
     check_range(timeout, "--timeout", above=0, fix="seconds without data after which the stream is over")
     check_choice(rtsp_transport, RTSP_TRANSPORTS, "--rtsp_transport")
@@ -183,7 +218,9 @@ def watch(
     files = CurveFiles.of(folder, spec.name)
     for path in ([] if str(output) == "-" else [Path(output)]) + list(files):
         check_writable_folder(path.parent)
-        problem = name_problem(path)
+        problem = name_problem(path) or ("is a folder, not a file" if path.is_dir() else "")
+        if not problem and path == Path(output) and path.exists() and not os.access(path, os.W_OK):
+            problem = "cannot be written (permission denied)"  # the others are replaced, as their folder allows
         if problem:
             raise InputError(path, problem)
     torch_device = resolve_device(device, "live detection")
@@ -193,29 +230,31 @@ def watch(
     live = Watch(lambda clip: extractor(clip[None], chosen_preset, crops)[0], window_scorer(scorer), window,
                  lookahead, threshold, min_snippets)  # fmt: skip
     stream = open_stream(spec, chosen_preset, timeout, realtime, reconnect, rtsp_transport, log)
-    for needed in {folder} | (set() if str(output) == "-" else {Path(output).parent}):
-        ensure_folder(needed)
-    lines = JsonLines(output).open()
-    try:
+    interrupted = False
+    lines = JsonLines(output, lambda: stream.halt(lines.failure))
+    try:  # whatever happens from here on, the decoding thread is stopped and the source closed
+        for needed in {folder} | (set() if str(output) == "-" else {Path(output).parent}):
+            ensure_folder(needed)
+        lines.open()
         try:
             live.run(stream.start(), lines)
         except (KeyboardInterrupt, Interrupted) as interruption:
-            # Only stop the decoding thread: joining it could wait for a network read, and closing the container
-            # under it would pull the frames from under FFmpeg. The process ends with the interruption.
-            stream.stop.set()
+            interrupted = True
             number = interruption.signal_number if isinstance(interruption, Interrupted) else signal.SIGINT
-            finish(live.result, stream, spec, files, threshold, lines,
-                   f"interrupted by {signal.Signals(number).name}", log)  # fmt: skip
+            stream.halt(f"interrupted by {signal.Signals(number).name}")
+            finish(live.result, stream, spec, files, threshold, lines, log)
             raise
-        stream.close()
-        return finish(live.result, stream, spec, files, threshold, lines, stream.end, log)
+        return finish(live.result, stream, spec, files, threshold, lines, log)
     finally:
+        # After an interruption only the stop request: joining the thread could wait for a network read, and
+        # closing the container under it would pull the frames from under FFmpeg. The process ends with it.
+        stream.close(wait=not interrupted)
         lines.close()
 
 
 def open_stream(source: Source, preset: Preset, timeout: float = 10.0, realtime: bool = False,
                 reconnect: bool = False, rtsp_transport: str = "tcp",
-                log: Callable[[str], None] = print) -> SnippetStream:  # fmt: skip
+                log: Callable[[str], None] = to_stderr) -> SnippetStream:  # fmt: skip
     """``source`` opened (a one-line InputError when it cannot be) as a :class:`SnippetStream`, not started."""
     stop = threading.Event()
     opened = open_source(source, timeout, stop, rtsp_transport)
@@ -224,8 +263,9 @@ def open_stream(source: Source, preset: Preset, timeout: float = 10.0, realtime:
 
 
 def finish(result: WatchResult, stream: SnippetStream, source: Source, files: CurveFiles, threshold: float,
-           lines: JsonLines, end: str, log: Callable[[str], None]) -> int:  # fmt: skip
+           lines: JsonLines, log: Callable[[str], None]) -> int:  # fmt: skip
     """The last line, the files of what was scored, one line on ``log``; the exit status (see ``watch``)."""
+    end = stream.end
     dropped = stream.queue.dropped
     lines({"end": end, "frames": stream.frames, "snippets": len(result.scored), "dropped": dropped,
            "alerts": result.alerts})
@@ -238,7 +278,7 @@ def finish(result: WatchResult, stream: SnippetStream, source: Source, files: Cu
     if fps is None and frames > 1 and times[-1] > 0:  # no declared rate: the rate the timestamps show
         fps = (frames - 1) / times[-1]
     write_curve_files(files, result.frame_scores(frames), threshold, source.shown, fps, times=times,
-                      video=Path(source.text) if source.kind == "file" else None)
+                      video=source.video)
     counts = f"{len(result.scored)} snippets scored" + (f", {dropped} dropped" if dropped else "")
     alerts = f"{result.alerts} alert" + ("" if result.alerts == 1 else "s")
     log(f"{source.shown}: {end}: {counts}, {alerts}; wrote {files.csv}, {files.picture}, {files.page}")

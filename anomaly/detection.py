@@ -40,8 +40,8 @@ from anomaly.extraction import (
 from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import FRAMES_PER_SNIPPET
-from anomaly.plotting import plot_score_curve, true_runs
-from anomaly.report_page import write_report_page
+from anomaly.plotting import plot_score_curve
+from anomaly.report_page import segments_above, write_report_page
 
 PathLike = Union[str, Path]
 RELEASED_PRESET, RELEASED_NUM_CROPS = "rtfm", 10  # how the released checkpoints' features were made
@@ -100,25 +100,6 @@ def snippet_scores(detector: Detector, features: np.ndarray) -> np.ndarray:
 def frame_scores(scores: np.ndarray, num_frames: int) -> np.ndarray:
     """Snippet scores T -> one per frame: frame f gets snippet min(f // 16, T - 1)."""
     return scores[np.minimum(np.arange(num_frames) // FRAMES_PER_SNIPPET, len(scores) - 1)]
-
-
-@dataclass(frozen=True)
-class Segment:
-    first_frame: int
-    last_frame: int
-    peak: float
-
-    def describe(self, fps: Optional[float]) -> str:
-        if fps:
-            span = f"{self.first_frame / fps:.2f}-{(self.last_frame + 1) / fps:.2f} s"
-        else:
-            span = f"frames {self.first_frame}-{self.last_frame}"
-        return f"{span} (peak {self.peak:.3f})"
-
-
-def segments_above(scores: np.ndarray, threshold: float) -> List[Segment]:
-    """Runs of frames scoring above ``threshold``, with their peak score."""
-    return [Segment(start, stop - 1, float(scores[start:stop].max())) for start, stop in true_runs(scores > threshold)]
 
 
 def scores_csv(scores: np.ndarray, times: Optional[np.ndarray]) -> str:

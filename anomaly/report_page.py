@@ -24,7 +24,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
 import numpy as np
@@ -52,7 +52,7 @@ def write_report_page(
     ``scores``: one float per frame, shape (F,), F >= 1: frame f's anomaly score (``frame_scores`` of
     ``anomaly.detection``, or a live stream's scores so far), NaN for a frame that was not scored (a gap in the
     curve), at least one frame scored. ``threshold``: the segments are the runs of
-    consecutive frames scoring strictly above it, as ``anomaly.detection.segments_above`` finds them, each with its
+    consecutive frames scoring strictly above it, as :func:`segments_above` finds them, each with its
     peak score. ``times``: each frame's time in seconds, shape (F,), non-decreasing (a stream's timestamps, which
     a variable frame rate or a reconnection makes uneven): the x axis, the segment list, seeking and the playhead
     are then in those times (frame f spans times[f] to times[f + 1], the last frame one frame duration: 1/fps, else
@@ -94,7 +94,7 @@ def write_report_page(
             raise ValueError("ground_truth must hold only 0 (normal) and 1 (anomalous) per frame")
         truth_runs = true_runs(labels == 1)
     axis = _axis(len(scores), fps, times)
-    segments = _segments_above(scores, threshold)
+    segments = segments_above(scores, threshold)
     frames, values = curve_points(scores)
     data = {
         "fps": fps,
@@ -133,10 +133,25 @@ def _at(axis: Optional[np.ndarray], frames):
     return np.asarray(frames, dtype=np.float64) if axis is None else axis[frames]
 
 
-def _segments_above(scores: np.ndarray, threshold: float) -> List[Tuple[int, int, float]]:
-    """(first frame, last frame, peak score) of each run of frames scoring above ``threshold``: the rule of
-    ``anomaly.detection.segments_above`` (which this layer may not import), on every frame."""
-    return [(start, stop - 1, float(scores[start:stop].max())) for start, stop in true_runs(scores > threshold)]
+class Segment(NamedTuple):
+    """A run of consecutive frames scoring above a threshold: its first and last frame and its peak score."""
+
+    first_frame: int
+    last_frame: int
+    peak: float
+
+    def describe(self, fps: Optional[float]) -> str:
+        if fps:
+            span = f"{self.first_frame / fps:.2f}-{(self.last_frame + 1) / fps:.2f} s"
+        else:
+            span = f"frames {self.first_frame}-{self.last_frame}"
+        return f"{span} (peak {self.peak:.3f})"
+
+
+def segments_above(scores: np.ndarray, threshold: float) -> List[Segment]:
+    """Runs of frames scoring above ``threshold``, with their peak score: what the page lists and ``s3r detect``
+    says."""
+    return [Segment(start, stop - 1, float(scores[start:stop].max())) for start, stop in true_runs(scores > threshold)]
 
 
 def curve_points(scores: Sequence[float], max_points: int = MAX_POINTS) -> Tuple[np.ndarray, np.ndarray]:
@@ -184,7 +199,7 @@ def json_for_script(data: dict) -> str:
 
 
 def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float], axis: Optional[np.ndarray],
-          segments: List[Tuple[int, int, float]], has_truth: bool, video: Optional[str], data: dict) -> str:
+          segments: List[Segment], has_truth: bool, video: Optional[str], data: dict) -> str:
     escape = html.escape
     long = axis is not None and axis[-1] >= 60
     peak_frame = int(np.nanargmax(scores))

@@ -15,8 +15,7 @@ from urllib.parse import urljoin
 import numpy as np
 import pytest
 
-from anomaly.detection import segments_above as detection_segments
-from anomaly.report_page import MAX_POINTS, json_for_script, curve_points, write_report_page
+from anomaly.report_page import MAX_POINTS, curve_points, json_for_script, segments_above, write_report_page
 from tests import browser as chromium
 from tests.browser import (
     PageParts,
@@ -78,13 +77,13 @@ def test_a_one_frame_spike_survives_downsampling_and_is_a_segment(tmp_path):
     drawn = dict(zip(data["curve"]["frames"], data["curve"]["scores"]))
     assert drawn[4_321] == 0.97 and drawn[77_777] == 0.6
     # The segments come from every frame, as detection finds them: the drawn curve has no say.
-    assert page_segments(page.read_text()) == [segment.first_frame for segment in detection_segments(scores, THRESHOLD)]
+    assert page_segments(page.read_text()) == [segment.first_frame for segment in segments_above(scores, THRESHOLD)]
     assert page_segments(page.read_text()) == [4_321, 50_000, 77_777]
 
 
 def test_the_segments_are_detections_and_the_summary_counts_them(tmp_path):
     page = write_report_page(tmp_path / "r.html", title="bumps", scores=BUMPS, fps=FPS, threshold=THRESHOLD).read_text()
-    expected = detection_segments(BUMPS, THRESHOLD)
+    expected = segments_above(BUMPS, THRESHOLD)
     assert page_segments(page) == [segment.first_frame for segment in expected] == [12, 36]
     parts = PageParts(page)
     # A segment spans its frames' whole intervals (frames 12-17 at 25 fps: 12/25 s to 18/25 s), as detection says.

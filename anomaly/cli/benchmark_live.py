@@ -17,11 +17,12 @@ from typing import List, Optional
 from anomaly.cli.command import CommandArguments
 from anomaly.config import load_dataset_config
 from anomaly.engine.evaluator import DeviceTestSet
+from anomaly.engine.detector_file import load_s3r
 from anomaly.engine.runner import Datasets
 from anomaly.errors import InputError, check_choice
 from anomaly.hardware import resolve_device
 from anomaly.layout import NUM_CROPS, check_feature_size
-from anomaly.live.benchmark import LOOKAHEADS, WINDOWS, causality, load_model, throughput
+from anomaly.live.benchmark import LOOKAHEADS, WINDOWS, causality, throughput
 
 
 class Arguments(CommandArguments):
@@ -60,7 +61,7 @@ def run(args: Arguments) -> int:
     if not args.no_causality:
         config = load_dataset_config(args.dataset, args.root_path, args.dictionary_path, args.feature_size)
         feature_size = args.feature_size or config.feature_size
-        model = load_model(args.checkpoint, feature_size, device)
+        model = load_s3r(args.checkpoint, feature_size, device)
         data = Datasets(args, config, feature_size, with_training=False)
         test_set = DeviceTestSet(data.test, device, config.metric)
         result = causality(model, test_set, args.dataset, args.windows, args.lookaheads)

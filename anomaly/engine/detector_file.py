@@ -111,11 +111,18 @@ def detector_from_checkpoint(
 ) -> Detector:  # fmt: skip
     """A released checkpoint (a plain state_dict of S3R) and its dictionary file, for ``feature_size``-channel
     features; the extraction recipe is not recorded (``Detector.with_preset`` sets it)."""
-    checkpoint = Path(checkpoint)
-    model = _model(model_state_of(load_checkpoint(checkpoint), checkpoint), feature_size, checkpoint)
+    model = load_s3r(checkpoint, feature_size, device)
     atoms = torch.from_numpy(np.ascontiguousarray(load_dictionary(dictionary, feature_size)))
     features = FeatureSpec(backbone, None, None, feature_size)
-    return Detector(model.to(device).eval(), atoms.unsqueeze(0).to(device), features)
+    return Detector(model, atoms.unsqueeze(0).to(device), features)
+
+
+def load_s3r(checkpoint: PathLike, feature_size: int, device: Union[str, torch.device] = "cpu") -> S3R:
+    """S3R for ``feature_size``-channel features with the weights of ``checkpoint`` (a state_dict, a training state
+    or a released checkpoint), on ``device`` in eval mode; a one-line InputError for weights of other features."""
+    checkpoint = Path(checkpoint)
+    model = _model(model_state_of(load_checkpoint(checkpoint), checkpoint), feature_size, checkpoint)
+    return model.to(device).eval()
 
 
 def _model(state: Dict[str, Tensor], feature_size: int, path: Path) -> S3R:

@@ -20,8 +20,7 @@ the speed does not depend on their values.
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -30,7 +29,6 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly.benchmark.detector import measure_peak
-from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
 from anomaly.engine.evaluator import DeviceTestSet, check_finite_scores, score_test_set
 from anomaly.engine.metrics import weighted_ap_stepwise, weighted_roc_auc
 from anomaly.errors import check_range
@@ -40,7 +38,6 @@ from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.measuring import device_name, run_times
 from anomaly.models import S3R
 
-PathLike = Union[str, Path]
 WINDOWS = (4, 8, 16, 32, 64)
 LOOKAHEADS = (0, 4)
 CHUNK_WINDOWS = 4096  # windows per packed test set: bounds the memory of one chunk's bookkeeping
@@ -151,15 +148,6 @@ def causality(
             result.rows.append(row(window, lookahead, causal_scores(model, test_set, window, lookahead)))
     result.seconds = time.perf_counter() - started
     return result
-
-
-def load_model(checkpoint: PathLike, feature_size: int, device: torch.device) -> S3R:
-    """S3R with the weights of ``checkpoint`` (a state_dict, a training state or a released checkpoint), eval mode."""
-    model = S3R(feature_size)
-    state = model_state_of(load_checkpoint(checkpoint, device), checkpoint)
-    load_model_weights(model, state, checkpoint, f"S3R(feature_size={feature_size})",
-                       size_hint=" (check --feature_size)")  # fmt: skip
-    return model.to(device).eval()
 
 
 # ------------------------------------------------------------------------------------------------- throughput

@@ -82,12 +82,18 @@ def check_cached_recipe(plan: ExtractionPlan) -> None:
 
 def window_scorer(detector: Detector) -> Callable[[torch.Tensor], torch.Tensor]:
     """The detector's scoring of one video: features N T C (on any device) -> T scores (float32, on the detector's
-    device), ``S3R.snippet_scores`` in eval mode as evaluation scores. Live detection scores its windows with it."""
+    device), ``S3R.snippet_scores`` in eval mode as evaluation scores. Live detection scores its windows with it.
+    A NaN or infinite score is a one-line InputError: no curve, segment or JSON line is made of it."""
 
     @torch.no_grad()
     def score(video: torch.Tensor) -> torch.Tensor:
         dictionary = detector.dictionary
-        return detector.model.snippet_scores(video.to(dictionary.device).unsqueeze(0), dictionary)[0, :, 0]
+        scores = detector.model.snippet_scores(video.to(dictionary.device).unsqueeze(0), dictionary)[0, :, 0]
+        bad = int((~torch.isfinite(scores)).sum())
+        if bad:
+            raise InputError(None, f"the detector's scores are NaN or inf for {bad} of {len(scores)} snippets: its "
+                             "weights or these features overflow float32")
+        return scores
 
     return score
 

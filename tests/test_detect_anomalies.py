@@ -231,3 +231,16 @@ def test_the_report_page_of_a_detection_opens_in_the_browser(inputs, tmp_path, b
     video_ready(browser)
     assert curve(browser)[1] == 20  # a point per frame
     assert console_errors(browser) == []
+
+
+def test_a_detector_that_scores_nan_fails_the_video_in_one_line_and_writes_no_curve(inputs, tmp_path):
+    checkpoint = tmp_path / "overflowing.pth"
+    state = torch.load(inputs["checkpoint"], weights_only=True)
+    state["video_embedding.0.conv_1.0.weight"].mul_(1e37)  # finite weights whose products overflow float32
+    torch.save(state, checkpoint)
+    output = tmp_path / "out"
+    status, out, err = detect(inputs, output, checkpoint=checkpoint)
+    assert status == 1
+    assert err == (f"{inputs['video']}: not scored: the detector's scores are NaN or inf for 1 of 1 snippets: its "
+                   "weights or these features overflow float32\n")
+    assert not list(output.glob("street_scores.*")) and not (output / "street_report.html").exists()

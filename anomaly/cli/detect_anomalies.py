@@ -10,7 +10,7 @@ threshold.
 The detector is a detector file (written by training: weights, dictionary and the features' preset and crops), or
 a released checkpoint with its dictionary (``rtfm`` and ten crops unless ``--preset``/``--num_crops`` say otherwise).
 
-Extracts the video's ten-crop I3D features (reusing <output>/<stem>_i3d.npy when it is whole and was extracted from
+Extracts the video's I3D features with the detector's preset and crops (reusing <output>/<stem>_i3d.npy when it is whole and was extracted from
 the same video file with the same settings), scores every snippet as evaluation does, and writes
 <output>/<stem>_scores.csv (frame, time_s, score), <stem>_scores.png and <stem>_report.html (the video with its
 curve, a playhead and the segments, in a browser). See anomaly/detection.py. Exit status 1

@@ -183,6 +183,14 @@ def test_alerts_start_and_end_with_hysteresis(tmp_path):
     assert lines.index(alerts[0]) == 5 and lines.index(alerts[1]) == 11  # each right after the line that made it
 
 
+def test_an_event_still_going_at_the_end_of_the_stream_ends_with_it(tmp_path):
+    lines, _ = run_watch(lossless_video(tmp_path / "open.mkv", [25, 230, 230, 230]), threshold=0.5, min_snippets=2)
+    alerts = [line for line in lines if "alert" in line]
+    assert alerts == [{"alert": "start", "time_s": 0.64, "snippet": 1},
+                      {"alert": "end", "time_s": 2.56, "snippet": 4, "stream_ended": True}]
+    assert lines[-1] == alerts[-1]
+
+
 class PausedNetwork:
     """A network that falls behind: its first snippet takes until the stream has been decoded to its end."""
 

@@ -10,7 +10,8 @@ features (I3D, a batch of one clip: ``FeatureExtractor``) and ``CausalScores`` s
 
 ``latency_ms``: from the snippet's last frame decoded to its score (with a lookahead, the wait for the snippets
 after it included); ``dropped`` (only when some were): the snippets a live source dropped since the line before,
-because the network fell behind. Alerts come from ``AlertTracker`` (hysteresis). The last line sums up::
+because the network fell behind. Alerts come from ``AlertTracker`` (hysteresis); an event still going when the
+stream ends gets its end there (``"stream_ended": true``, at the end of the last snippet). The last line sums up::
 
     {"end": "end of stream", "frames": 190, "snippets": 12, "dropped": 0, "alerts": 1}
 
@@ -95,6 +96,11 @@ class Watch:
                 self._write(index, score, write_line)
         for index, score in self.causal.finish():
             self._write(index, score, write_line)
+        if self.alerts.active and self.result.scored:  # an event still going when the stream ends ends with it
+            last = self.result.scored[-1]
+            self.alerts.active = False
+            write_line({"alert": "end", "time_s": round(last.end_s, 4), "snippet": last.index + 1,
+                        "stream_ended": True})
         return self.result
 
     def _write(self, index: int, score: float, write_line: Callable[[Dict], None]) -> None:

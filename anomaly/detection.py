@@ -41,7 +41,7 @@ from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.plotting import plot_score_curve
-from anomaly.report_page import segments_above, write_report_page
+from anomaly.report_page import frame_axis, segments_above, write_report_page
 
 PathLike = Union[str, Path]
 RELEASED_PRESET, RELEASED_NUM_CROPS = "rtfm", 10  # how the released checkpoints' features were made
@@ -234,10 +234,15 @@ def score_video(result: VideoResult, plan: ExtractionPlan, detector: Detector, t
     labels = None if mask is None else mask_labels(mask, record["frames"], "decoded frames", label_file, result.video)
     scores = frame_scores(snippet_scores(detector, features), record["frames"])
     fps = record.get("fps")
+    recorded = record.get("frame_times")  # a variable frame rate's times (extraction records them), else frame / fps
+    times = np.asarray(recorded, dtype=np.float64) if isinstance(recorded, list) else None
+    if times is not None and times.shape != scores.shape:
+        times = None  # a settings file edited by hand: frame / fps places the frames
     write_curve_files(CurveFiles.of(plan.output, result.video.stem), scores, threshold, result.video.name, fps,
-                      ground_truth=labels, video=result.video)
+                      times=times, ground_truth=labels, video=result.video)
     segments = segments_above(scores, threshold)
     if segments:
+        axis = frame_axis(len(scores), fps, times)
         return (f"{result.video}: {len(segments)} segment(s) above {threshold:g}: "
-                + ", ".join(segment.describe(fps) for segment in segments))  # fmt: skip
+                + ", ".join(segment.describe(axis) for segment in segments))  # fmt: skip
     return f"{result.video}: no segment above {threshold:g} (max score {scores.max():.3f})"

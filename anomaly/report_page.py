@@ -93,7 +93,7 @@ def write_report_page(
         if not np.isin(labels, (0.0, 1.0)).all():
             raise ValueError("ground_truth must hold only 0 (normal) and 1 (anomalous) per frame")
         truth_runs = true_runs(labels == 1)
-    axis = _axis(len(scores), fps, times)
+    axis = frame_axis(len(scores), fps, times)
     segments = segments_above(scores, threshold)
     frames, values = curve_points(scores)
     data = {
@@ -114,7 +114,7 @@ def write_report_page(
     return path
 
 
-def _axis(frames: int, fps: Optional[float], times: Optional[Sequence[float]]) -> Optional[np.ndarray]:
+def frame_axis(frames: int, fps: Optional[float], times: Optional[Sequence[float]]) -> Optional[np.ndarray]:
     """Where each frame starts on the x axis, and where the last one ends (``frames`` + 1 values, seconds), or None
     for an axis in frames (neither ``times`` nor ``fps``)."""
     if times is None:
@@ -140,9 +140,11 @@ class Segment(NamedTuple):
     last_frame: int
     peak: float
 
-    def describe(self, fps: Optional[float]) -> str:
-        if fps:
-            span = f"{self.first_frame / fps:.2f}-{(self.last_frame + 1) / fps:.2f} s"
+    def describe(self, axis: Optional[np.ndarray]) -> str:
+        """Its span in seconds on ``axis`` (:func:`frame_axis`: where each frame starts, and the last ends), else in
+        frames; and its peak."""
+        if axis is not None:
+            span = f"{axis[self.first_frame]:.2f}-{axis[self.last_frame + 1]:.2f} s"
         else:
             span = f"frames {self.first_frame}-{self.last_frame}"
         return f"{span} (peak {self.peak:.3f})"

@@ -3,8 +3,10 @@ curve, reusing only whole cached features, and every argument refused before any
 
 import csv
 import json
+from fractions import Fraction
 from urllib.parse import urljoin
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -244,3 +246,38 @@ def test_a_detector_that_scores_nan_fails_the_video_in_one_line_and_writes_no_cu
     assert err == (f"{inputs['video']}: not scored: the detector's scores are NaN or inf for 1 of 1 snippets: its "
                    "weights or these features overflow float32\n")
     assert not list(output.glob("street_scores.*")) and not (output / "street_report.html").exists()
+
+
+def variable_rate_video(path, milliseconds):
+    """A lossless video whose frame i is shown at milliseconds[i] (a phone's variable frame rate)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for index, shown_at in enumerate(milliseconds):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * index % 256, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = shown_at, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_variable_frame_rate_video_is_timed_by_its_timestamps(inputs, tmp_path):
+    """Frames 0-15 at 25 fps, then one every 200 ms: the CSV, the page and the segment line place each frame where
+    the video shows it, not at frame / average rate; the times are recorded beside the features, for reruns."""
+    milliseconds = [40 * frame for frame in range(16)] + [600 + 200 * frame for frame in range(1, 17)]
+    video = variable_rate_video(tmp_path / "phone.mkv", milliseconds)
+    output = tmp_path / "out"
+    status, out, err = detect(inputs, output, "--threshold", "0.25", videos=[video])
+    assert status == 0, err
+    with open(output / "phone_scores.csv") as file:
+        times = [float(row["time_s"]) for row in csv.DictReader(file)]
+    assert times == pytest.approx([shown_at / 1000 for shown_at in milliseconds])
+    record = json.loads((output / "phone_i3d.json").read_text())
+    assert record["frame_times"] == pytest.approx(times)
+    data = json.loads(PageParts((output / "phone_report.html").read_text()).texts["report-data"])
+    assert data["curve"]["x"] == pytest.approx(times)
+    # The segment ends with the last frame, shown at 3.8 s for a frame at the declared 25 fps.
+    assert f"{video}: 1 segment(s) above 0.25: 0.00-3.84 s (peak 0.500)" in out

@@ -125,3 +125,12 @@ def test_a_declared_count_is_exact_and_a_duration_has_slack():
     assert incomplete(unknown, 7, stopped="Invalid data") == "decoding failed after 7 frames (Invalid data)"
     assert incomplete(counted, 7, stopped="Invalid data") == (
         "decoding failed after 7 of the 40 frames its container declares (Invalid data)")
+
+
+def test_a_variable_frame_rate_that_fills_its_duration_is_whole():
+    """40 frames declared by 1.6 s at 25 frames/s, 20 decoded: whole when they are shown until the end (a variable
+    rate, slower than the declared one), cut short when they end early."""
+    declared = VideoInfo(Path("a.mkv"), 40, 25.0, 176, 144, duration=1.6)
+    assert incomplete(declared, 20, shown_until=1.58) == ""
+    assert incomplete(declared, 20, shown_until=0.8).startswith("only 20 of the about 40 frames its duration declares")
+    assert incomplete(declared, 20).startswith("only 20 of the about 40 frames")  # no times: the count decides

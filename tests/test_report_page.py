@@ -15,7 +15,8 @@ from urllib.parse import urljoin
 import numpy as np
 import pytest
 
-from anomaly.report_page import MAX_POINTS, curve_points, json_for_script, segments_above, write_report_page
+from anomaly.report_page import (MAX_POINTS, curve_points, frame_axis, json_for_script, segments_above,
+                                 write_report_page)
 from tests import browser as chromium
 from tests.browser import (
     PageParts,
@@ -88,7 +89,8 @@ def test_the_segments_are_detections_and_the_summary_counts_them(tmp_path):
     parts = PageParts(page)
     # A segment spans its frames' whole intervals (frames 12-17 at 25 fps: 12/25 s to 18/25 s), as detection says.
     assert parts.texts["button"] == ["0.48 s – 0.72 s", "1.44 s – 1.56 s"]
-    assert [segment.describe(FPS) for segment in expected] == ["0.48-0.72 s (peak 0.821)", "1.44-1.56 s (peak 0.659)"]
+    axis = frame_axis(len(BUMPS), FPS, None)
+    assert [segment.describe(axis) for segment in expected] == ["0.48-0.72 s (peak 0.821)", "1.44-1.56 s (peak 0.659)"]
     assert [text for text in parts.texts["span"] if text.startswith("peak")] == ["peak 0.821", "peak 0.659"]
     assert parts.texts["summary"] == ("2 segments above the threshold 0.5 · max score 0.821 at 0.60 s · "
                                       "50 frames, 2.00 s at 25 fps")

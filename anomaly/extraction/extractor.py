@@ -42,7 +42,7 @@ from anomaly.data.features import load_features, read_npy_shape
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.extraction.network import FEATURE_SIZE, WEIGHTS_NOT_FOUND, I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
-from anomaly.extraction.video import VideoInfo, probe
+from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import NUM_CROPS, feature_file_name
@@ -572,6 +572,7 @@ def _write(plan: ExtractionPlan, index: int, features: np.ndarray, reader: ClipR
         "video_file": plan.identities[index],
         "frames": reader.frames,
         "fps": info.fps if info is not None else None,
+        "frame_times": variable_frame_times(reader.times, info.fps if info is not None else None),  # else frame / fps
         "width": width,
         "height": height,
         "rotation": reader.orientation.rotation,

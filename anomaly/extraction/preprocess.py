@@ -212,8 +212,9 @@ class ClipReader:
     """The clips of one video file, decoded (upright) and resized as they are read: uint8 16 h w 3 each
     (``ClipBuilder``'s, of ``VideoDecoder``'s frames).
 
-    ``frames`` counts the frames decoded so far (all of them once iteration ends); ``orientation`` is how the frames
-    were turned upright, ``size`` the upright frames' (width, height). Raises ``InputError`` naming the video for a
+    ``frames`` counts the frames decoded so far (all of them once iteration ends), ``times`` are their presentation
+    times once it ends; ``orientation`` is how the frames were turned upright, ``size`` the upright frames' (width,
+    height). Raises ``InputError`` naming the video for a
     video the preset refuses (no frames; gowtham: 16 frames or fewer) before its first clip is returned; for a frame
     that would resize beyond MAX_RESIZED_PIXELS, or to another size than the first, before resizing it; and for a
     partial video (``anomaly.extraction.video.incomplete``: decoding failed part way, or fewer frames than the
@@ -227,6 +228,7 @@ class ClipReader:
         self.accept_partial = accept_partial
         self.orientation: Orientation = UPRIGHT
         self.partial = ""
+        self.times = np.zeros(0)  # each decoded frame's time in seconds from the first's, once iteration ends
         self._builder = ClipBuilder(preset, self.path)
 
     @property
@@ -247,7 +249,9 @@ class ClipReader:
                 yield from self._builder.push(frame)
         except DecodingStopped as error:
             stopped = error.reason
-        problem = incomplete(declared, self.frames, stopped)
+        self.times = decoder.decoded_times()
+        shown_until = float(self.times[-1]) + 1 / declared.fps if len(self.times) and declared.fps else None
+        problem = incomplete(declared, self.frames, stopped, shown_until)
         if problem and not self.accept_partial:
             raise InputError(self.path, f"{problem}; --accept_partial extracts the frames that decode")
         self.partial = problem

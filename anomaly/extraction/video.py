@@ -15,7 +15,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Tuple, TypeVar, Union
+from typing import Callable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import av
 import numpy as np
@@ -170,9 +170,12 @@ def probe(path: PathLike) -> VideoInfo:
         return VideoInfo(path, timed, fps, width, height, duration=duration if timed else None)
 
 
-def incomplete(info: VideoInfo, decoded: int, stopped: str = "") -> str:
+def incomplete(info: VideoInfo, decoded: int, stopped: str = "", shown_until: Optional[float] = None) -> str:
     """Why a video of which ``decoded`` frames could be decoded is partial ('' when it is whole): decoding stopped
-    with the error ``stopped``, or fewer frames than ``info`` declares (see DURATION_SLACK_SHARE)."""
+    with the error ``stopped``, or fewer frames than ``info`` declares (see DURATION_SLACK_SHARE). A duration's
+    estimate also needs the decoded frames to end early: ``shown_until`` (seconds from the first frame to the end of
+    the last decoded one), when known, must fall short of the duration by as much, since a variable frame rate
+    (whose average the container's rate is not) gives fewer frames than duration × rate and still fills it."""
     if info.counted:
         declared = f" of the {info.frames} frames its container declares"
     elif info.frames:
@@ -183,9 +186,21 @@ def incomplete(info: VideoInfo, decoded: int, stopped: str = "") -> str:
     if stopped:
         return f"decoding failed after {decoded}{declared or ' frames'} ({stopped})"
     slack = 0 if info.counted else max(DURATION_SLACK_FRAMES, DURATION_SLACK_SHARE * info.frames)
-    if info.frames - decoded > slack:
+    filled = not info.counted and shown_until is not None and info.duration - shown_until <= slack / info.fps
+    if info.frames - decoded > slack and not filled:
         return f"only {decoded}{declared} could be decoded (a file cut short, or corrupt)"
     return ""
+
+
+def variable_frame_times(times: np.ndarray, fps: Optional[float]) -> Optional[List[float]]:
+    """``times`` (each frame's, in seconds from the first), rounded to the microsecond, when frame / ``fps`` would
+    misplace a frame by more than half a frame (a variable frame rate: many phones record so; or no declared rate);
+    None when frame / ``fps`` places every frame, or when the times cannot (not finite, or decreasing)."""
+    if len(times) < 2 or not np.isfinite(times).all() or (np.diff(times) < 0).any():
+        return None
+    if fps and np.abs(times - np.arange(len(times)) / fps).max() <= 0.5 / fps:
+        return None
+    return [round(float(time), 6) for time in times]
 
 
 class DecodingStopped(InputError):
@@ -204,6 +219,7 @@ class VideoDecoder:
     def __init__(self, path: PathLike):
         self.path = Path(path)
         self.orientation: Optional[Orientation] = None
+        self._shown_at: List[Optional[float]] = []  # the presentation time of each frame __iter__ gave
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._decoded(self._upright)
@@ -212,7 +228,13 @@ class VideoDecoder:
         orientation, image = upright(frame, self.path)
         if self.orientation is None:
             self.orientation = orientation
+        self._shown_at.append(frame.time)
         return image
+
+    def decoded_times(self) -> np.ndarray:
+        """The times of the frames ``__iter__`` has given so far, as :meth:`frame_times` gives them (no second
+        decoding)."""
+        return self._from_first(self._shown_at)
 
     def frame_times(self, count: Optional[int] = None) -> np.ndarray:
         """The presentation time of every frame (the first ``count`` when given: a partial video's that decode),
@@ -223,6 +245,9 @@ class VideoDecoder:
             times = list(itertools.islice(decoded, count))
         finally:
             decoded.close()
+        return self._from_first(times)
+
+    def _from_first(self, times: List[Optional[float]]) -> np.ndarray:
         if times and all(time is not None for time in times):
             return np.asarray(times, dtype=np.float64) - times[0]
         with open_video(self.path) as container:

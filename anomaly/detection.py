@@ -234,10 +234,8 @@ def score_video(result: VideoResult, plan: ExtractionPlan, detector: Detector, t
     labels = None if mask is None else mask_labels(mask, record["frames"], "decoded frames", label_file, result.video)
     scores = frame_scores(snippet_scores(detector, features), record["frames"])
     fps = record.get("fps")
-    recorded = record.get("frame_times")  # a variable frame rate's times (extraction records them), else frame / fps
-    times = np.asarray(recorded, dtype=np.float64) if isinstance(recorded, list) else None
-    if times is not None and times.shape != scores.shape:
-        times = None  # a settings file edited by hand: frame / fps places the frames
+    recorded = record.get("frame_times")  # a variable frame rate's times (checked with the record), else frame / fps
+    times = None if recorded is None else np.asarray(recorded, dtype=np.float64)
     write_curve_files(CurveFiles.of(plan.output, result.video.stem), scores, threshold, result.video.name, fps,
                       times=times, ground_truth=labels, video=result.video)
     segments = segments_above(scores, threshold)

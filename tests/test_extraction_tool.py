@@ -162,6 +162,21 @@ def test_a_settings_file_edited_without_its_frame_count_is_extracted_again(first
                                 "count\n")
 
 
+@pytest.mark.parametrize("damage", ["another count", "not a list", "going back", "not numbers"])
+def test_a_settings_file_whose_frame_times_do_not_fit_is_extracted_again(first_run, inputs, tmp_path, damage):
+    output = copy_of(first_run, tmp_path)
+    settings = output / "large_i3d.json"
+    record = json.loads(settings.read_text())
+    frames = record["frames"]
+    assert record["frame_times"] is None  # a constant rate: frame / fps places the frames
+    record["frame_times"] = {"another count": [0.0, 0.1], "not a list": "0.0 0.1",
+                             "going back": [0.2, 0.1] + [1.0] * (frames - 2), "not numbers": [None] * frames}[damage]
+    settings.write_text(json.dumps(record))
+    status, _, err = extract(inputs, output, inputs["large"])
+    assert (status, err) == (0, f"{inputs['large']}: extracting again: its settings file {settings} records frame "
+                                f"times that do not fit its {frames} frames\n")
+
+
 def test_leftovers_of_killed_writes_are_removed(first_run, inputs, tmp_path):
     output = copy_of(first_run, tmp_path)
     leftovers = [output / ".small_i3d.npy.k1ll3d0x.tmp", output / ".small_i3d.json.abcd1234.tmp"]

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -171,7 +171,20 @@ def cached_features(
                       "settings file records")  # fmt: skip
     if not isinstance(record.get("frames"), int) or record["frames"] < 1:
         return None, f"its settings file {record_file} records no frame count"
+    if not _frame_times_fit(record.get("frame_times"), record["frames"]):
+        return None, (f"its settings file {record_file} records frame times that do not fit its {record['frames']} "
+                      "frames")
     return record, ""
+
+
+def _frame_times_fit(times: Any, frames: int) -> bool:
+    """Whether a record's ``frame_times`` (absent: frame / fps) give each of its ``frames`` a time, never going back."""
+    if times is None:
+        return True
+    if not isinstance(times, list) or len(times) != frames:
+        return False
+    values = np.asarray([time if isinstance(time, (int, float)) else np.nan for time in times], dtype=np.float64)
+    return bool(np.isfinite(values).all() and (np.diff(values) >= 0).all())
 
 
 def videos_below(folder: Path) -> List[Path]:
@@ -191,8 +204,9 @@ def videos_below(folder: Path) -> List[Path]:
 
 
 def list_videos(paths: Sequence[PathLike]) -> List[Path]:
-    """Videos named by files, folders (searched recursively for video suffixes: :func:`videos_below`) or text files (one path a line,
-    relative to the text file's folder; blank lines and ``#`` comments ignored; a UTF-8 byte-order mark dropped).
+    """Videos named by files, folders (searched recursively for video suffixes: :func:`videos_below`) or text files
+    (one path a line, relative to the text file's folder; blank lines and ``#`` comments ignored; a UTF-8 byte-order
+    mark dropped).
     Missing paths are kept: they fail as videos, in one line each. No video at all is a one-line InputError."""
     videos: List[Path] = []
     for path in map(Path, paths):

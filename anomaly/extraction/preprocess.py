@@ -214,12 +214,12 @@ class ClipReader:
 
     ``frames`` counts the frames decoded so far (all of them once iteration ends), ``times`` are their presentation
     times once it ends; ``orientation`` is how the frames were turned upright, ``size`` the upright frames' (width,
-    height). Raises ``InputError`` naming the video for a
-    video the preset refuses (no frames; gowtham: 16 frames or fewer) before its first clip is returned; for a frame
-    that would resize beyond MAX_RESIZED_PIXELS, or to another size than the first, before resizing it; and for a
-    partial video (``anomaly.extraction.video.incomplete``: decoding failed part way, or fewer frames than the
-    container declares) once its frames are read. With ``accept_partial`` a partial video gives the clips of the
-    frames that decode, and ``partial`` says what is missing.
+    height). Raises ``InputError`` naming the video for a video the preset refuses (no frames; gowtham: 16 frames or
+    fewer) before its first clip is returned; for a frame that would resize beyond MAX_RESIZED_PIXELS, or to another
+    size than the first, before resizing it; and for a partial video (``anomaly.extraction.video.incomplete``:
+    decoding failed part way, or fewer frames than the container declares) once its frames are read. With
+    ``accept_partial`` a partial video gives the clips of the frames that decode, and ``partial`` says what is
+    missing.
     """
 
     def __init__(self, path: PathLike, preset: Preset, accept_partial: bool = False):

@@ -129,8 +129,11 @@ def check_both_classes(labels: Dict[str, np.ndarray], source: PathLike) -> None:
     total = sum(len(label) for label in labels.values())
     if anomalous == 0 or anomalous == total:
         kind = "no anomalous" if anomalous == 0 else "no normal"
-        fix = ("annotate the anomalous intervals of the test videos (an interval in seconds holds the frames shown "
-               "at start <= t < end)") if anomalous == 0 else "add normal test videos, or annotate only the anomalous intervals"
+        if anomalous == 0:
+            fix = ("annotate the anomalous intervals of the test videos (an interval in seconds holds the frames "
+                   "shown at start <= t < end)")
+        else:
+            fix = "add normal test videos, or annotate only the anomalous intervals"
         raise InputError(source, f"the test videos have {kind} frame among their {total} frames: frame-level AUC "
                          f"needs both; {fix}")
 

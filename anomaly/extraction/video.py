@@ -153,13 +153,18 @@ def _duration(container: "av.container.InputContainer", stream: "av.video.VideoS
     return container.duration / av.time_base if container.duration else None
 
 
+def nominal_rate(stream: "av.video.VideoStream") -> Optional[float]:
+    """Frames per second a stream declares (its average rate, else FFmpeg's guess from its timing), or None."""
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else None
+
+
 def probe(path: PathLike) -> VideoInfo:
     """Frame count (exact when the container records it, else duration × rate), frame rate and stored size."""
     path = Path(path)
     with open_video(path) as container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else None
+        fps = nominal_rate(stream)
         width, height = stream.codec_context.width, stream.codec_context.height
         duration = _duration(container, stream)
         timed = int(round(duration * fps)) if duration and fps else 0
@@ -251,9 +256,8 @@ class VideoDecoder:
         if times and all(time is not None for time in times):
             return np.asarray(times, dtype=np.float64) - times[0]
         with open_video(self.path) as container:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-        return np.arange(len(times)) / float(rate) if rate else np.arange(len(times), dtype=np.float64)
+            rate = nominal_rate(container.streams.video[0])
+        return np.arange(len(times)) / rate if rate else np.arange(len(times), dtype=np.float64)
 
     def _decoded(self, convert: Callable[["av.VideoFrame"], T]) -> Iterator[T]:
         """``convert`` of every decoded frame, in display order; a failure part way is :class:`DecodingStopped`."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from anomaly.errors import InputError
 from anomaly.extraction.preprocess import ClipBuilder, Preset
-from anomaly.extraction.video import failure_reason, upright
+from anomaly.extraction.video import failure_reason, nominal_rate, upright
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.live.source import OpenedSource, Source, SourceTimeout
 
@@ -230,9 +230,9 @@ class SnippetStream:
         # Frame threads hold frames back (one per thread) to decode them in parallel: the fastest for a file read at
         # its own pace, a delay for a live source, which gets slice threads alone.
         stream.thread_type = "SLICE" if self.live else "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
+        rate = nominal_rate(stream)
         if self.fps is None and rate:
-            self.fps = float(rate)
+            self.fps = rate
         started = time.monotonic()
         first_stamp: Optional[float] = None
         for index, frame in enumerate(_frames(self._opened.container, stream)):
@@ -243,7 +243,7 @@ class SnippetStream:
             if frame.pts is not None and stream.time_base:
                 stamp = float(frame.pts * stream.time_base)
             else:
-                stamp = index / float(rate) if rate else time.monotonic() - started
+                stamp = index / rate if rate else time.monotonic() - started
             first_stamp = stamp if first_stamp is None else first_stamp
             time_s = offset + stamp - first_stamp
             if self.realtime:  # the frame comes through at its time
@@ -251,7 +251,7 @@ class SnippetStream:
             if frame.duration and stream.time_base:
                 connection.frame_duration = float(frame.duration * stream.time_base)
             elif rate:
-                connection.frame_duration = 1 / float(rate)
+                connection.frame_duration = 1 / rate
             clips = connection.builder.push(image)
             self.frame_times.append(time_s)  # once taken: a frame the builder refuses is not counted
             self._last_frame_at = time.monotonic()

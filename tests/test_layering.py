@@ -1,7 +1,8 @@
 """The package's layers: a module imports only from its own layer or those below, and never a private (``_name``)
 helper of another module; configs import nothing that imports torch.
 
-From the bottom: the shared rules (errors, files, hardware, layout, precision, measuring, plotting, report_page), then
+From the bottom: the shared rules (errors, files, hardware, layout, precision, measuring, tables, plotting,
+report_page), then
 data (with the config loader), models, losses and dictionary learning, the engine, extraction, the applications
 (detection, benchmarks, ...), and the command line on top.
 """
@@ -17,7 +18,7 @@ from tests.conftest import REPO
 
 LAYERS = (
     ("anomaly", "anomaly.errors", "anomaly.files", "anomaly.hardware", "anomaly.layout", "anomaly.precision",
-     "anomaly.measuring", "anomaly.plotting", "anomaly.report_page"),
+     "anomaly.measuring", "anomaly.tables", "anomaly.plotting", "anomaly.report_page"),
     ("anomaly.data", "anomaly.config"),
     ("anomaly.models",),
     ("anomaly.losses", "anomaly.dictionary_learning"),

@@ -20,7 +20,6 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from terminaltables import AsciiTable
 
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.engine.metrics import (
@@ -32,6 +31,7 @@ from anomaly.engine.metrics import (
 from anomaly.errors import InputError, check_choice
 from anomaly.files import ensure_folder, save_text
 from anomaly.plotting import plot_overview, plot_precision_recall, plot_roc, plot_score_curve, plot_training_curve
+from anomaly.tables import ascii_table
 
 PathLike = Union[str, Path]
 PLOT_VIDEOS = ("anomalous", "all", "none")
@@ -63,19 +63,15 @@ def metrics_table(dataset: str, report: Dict[str, Any]) -> str:
         rows.append([label, _percent(report[key]), source])
     for name, value in report.get("per_class_auc", {}).items():
         rows.append([f"AUC {name} (+ all normal videos)", _percent(value), "per-class AUC"])
-    table = AsciiTable(rows, f" All metrics on {dataset}: {report['anomalous_videos']} anomalous, "
-                             f"{report['normal_videos']} normal test videos ")
-    table.justify_columns[1] = "right"
-    return table.table
+    title = (f" All metrics on {dataset}: {report['anomalous_videos']} anomalous, {report['normal_videos']} normal "
+             "test videos ")
+    return ascii_table(rows, title, {1: "right"})
 
 
 def summary_table(dataset: str, model_name: str, backbone: str, metric: str, value: float) -> str:
     title = [["Dataset", "Method", "Feature", f"{metric} (%)"]]
     row = [[dataset, model_name.upper(), backbone.upper(), f"{value * 100.0:.3f}"]]
-    table = AsciiTable(title + row, f" Performance on {dataset} ")
-    for column in range(len(title[0])):
-        table.justify_columns[column] = "center"
-    return table.table
+    return ascii_table(title + row, f" Performance on {dataset} ", dict.fromkeys(range(len(title[0])), "center"))
 
 
 def best_evaluations_table(dataset: str, metric: str, history: List[Dict[str, Any]], report_k: int) -> str:
@@ -87,9 +83,7 @@ def best_evaluations_table(dataset: str, metric: str, history: List[Dict[str, An
         [str(history[index]["step"]), f"{history[index]['value'] * 100.0:.3f}", "*" if index == best else ""]
         for index in shown
     ]
-    table = AsciiTable([["Step", metric, "Best"]] + rows, f" Performance on {dataset} ")
-    table.justify_columns[0], table.justify_columns[2] = "center", "center"
-    return table.table
+    return ascii_table([["Step", metric, "Best"]] + rows, f" Performance on {dataset} ", {0: "center", 2: "center"})
 
 
 def score_row(entry: Dict[str, Any]) -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
-from terminaltables import AsciiTable
 
 from anomaly.data.catalog import DATASETS
 from anomaly.engine.report import CURVE_CSV_SUFFIX, read_training_curve
@@ -22,6 +21,7 @@ from anomaly.errors import InputError
 from anomaly.files import save_text
 from anomaly.layout import dataset_of_run_stem
 from anomaly.plotting import plot_strip
+from anomaly.tables import ascii_table
 
 PathLike = Union[str, Path]
 
@@ -103,7 +103,7 @@ def _number(value: Optional[float]) -> str:
 def runs_table(results: Sequence[RunResult]) -> str:
     rows = [["Run", "Dataset", "Metric", "Best step", "Best (%)"]]
     rows += [[str(run.curve), run.dataset, run.metric, str(run.best_step), _number(run.best_value)] for run in results]
-    return AsciiTable(rows, " Runs ").table
+    return ascii_table(rows, " Runs ")
 
 
 def summary_table(summaries: Sequence[DatasetSummary]) -> str:
@@ -114,10 +114,7 @@ def summary_table(summaries: Sequence[DatasetSummary]) -> str:
         rows.append([summary.dataset, summary.metric, str(summary.runs), f"{summary.mean:.3f}{spread}",
                      _number(summary.minimum), _number(summary.maximum), _number(summary.published),
                      "n/a" if gap is None else f"{gap:+.3f}"])
-    table = AsciiTable(rows, " Over runs (std: sample, ddof=1) ")
-    for column in range(2, len(rows[0])):
-        table.justify_columns[column] = "right"
-    return table.table
+    return ascii_table(rows, " Over runs (std: sample, ddof=1) ", dict.fromkeys(range(2, len(rows[0])), "right"))
 
 
 def write_summary_csv(results: Sequence[RunResult], summaries: Sequence[DatasetSummary], path: PathLike) -> None:

@@ -24,7 +24,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from terminaltables import AsciiTable
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -37,6 +36,7 @@ from anomaly.extraction.network import GFLOP_PER_CLIP
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.measuring import device_name, run_times
 from anomaly.models import S3R
+from anomaly.tables import ascii_table
 
 WINDOWS = (4, 8, 16, 32, 64)
 LOOKAHEADS = (0, 4)
@@ -109,10 +109,7 @@ class Causality:
             change = "" if row.window is None else f"{100 * (row.auc - offline.auc):+.2f}"
             rows.append([*name, f"{100 * row.auc:.2f}", f"{100 * row.ap:.2f}", change, f"{100 * row.whole:.1f}"])
         title = f" causal scores on {self.dataset}: {self.videos} test videos, {self.snippets:,} snippets "
-        table = AsciiTable(rows, title)
-        for column in range(2, 6):
-            table.justify_columns[column] = "right"
-        return table.table
+        return ascii_table(rows, title, dict.fromkeys(range(2, 6), "right"))
 
 
 def causality(
@@ -191,9 +188,7 @@ class Throughput:
                          *("yes" if row.keeps_up(fps) else "no" for fps in STREAM_RATES),
                          f"{row.i3d_gflop:.1f}", f"{row.i3d_gflops:,.1f}",
                          f"{100 * row.i3d_gflops / self.peak_gflops:.0f}"])  # fmt: skip
-        table = AsciiTable(rows, f" live throughput: {self.machine} ")
-        for column in range(len(rows[0])):
-            table.justify_columns[column] = "right"
+        table = ascii_table(rows, f" live throughput: {self.machine} ", dict.fromkeys(range(len(rows[0])), "right"))
         height, width = FRAME_SIZE
         notes = [
             f"per snippet: the I3D forward of one clip (fp32, a batch of one, as s3r watch runs it), then S3R on a "
@@ -203,7 +198,7 @@ class Throughput:
             f"beside it, in the decoding thread: resizing the 16 frames of a snippet ({width}x{height}, rtfm) "
             f"{self.resize_ms:.0f} ms",
         ]
-        return "\n".join([table.table, *notes])
+        return "\n".join([table, *notes])
 
 
 def throughput(device: torch.device, crops: Sequence[int] = (1, 10), repeats: int = 3,

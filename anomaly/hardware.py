@@ -1,9 +1,9 @@
 """What the machine offers, detected in one place: the CPU's model, vendor and instruction-set flags, PyTorch's
 kernel libraries, and whether bfloat16 arithmetic is native (fast) on a device.
 
-bf16 is native on a CUDA GPU that supports it and on a CPU with AVX512-BF16 or AMX-BF16 (``/proc/cpuinfo`` flags
-``avx512_bf16``, ``amx_bf16``). Elsewhere PyTorch emulates bf16 products, which then run far slower than fp32
-(on an AVX2 AMD EPYC: 0.14 GFLOP/s against 35 for fp32).
+bf16 is native on a CUDA GPU of compute capability 8.0 or above (Ampere and later: bf16 tensor cores) and on a CPU
+with AVX512-BF16 or AMX-BF16 (``/proc/cpuinfo`` flags ``avx512_bf16``, ``amx_bf16``). Elsewhere PyTorch emulates bf16
+products, which then run far slower than fp32 (on an AVX2 AMD EPYC: 0.14 GFLOP/s against 35 for fp32).
 """
 
 import functools
@@ -64,11 +64,20 @@ def blas_library() -> str:
     return {"mkl": "MKL", "open": "OpenBLAS", "accelerate": "Accelerate"}.get(match.group(1), match.group(1)) if match else "BLAS"
 
 
+NATIVE_BF16_CUDA_CAPABILITY = (8, 0)  # Ampere: the first GPUs with bf16 tensor cores
+
+
 def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 products run at least as fast as fp32 ones on ``device`` (see the module docstring)."""
+    """Whether bf16 products run at least as fast as fp32 ones on ``device`` itself (see the module docstring).
+
+    Not ``torch.cuda.is_bf16_supported()``: that counts emulated bf16 as supported and asks about the current
+    device, not the one given."""
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.get_device_capability(index) >= NATIVE_BF16_CUDA_CAPABILITY
     return device.type == "cpu" and cpu_info().native_bf16
 
 

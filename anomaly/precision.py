@@ -1,7 +1,9 @@
 """Numeric precision of training, evaluation and extraction: fp32 (the published numbers), tf32 or bf16.
 
-bf16 runs where it is native (``anomaly.hardware.native_bf16``: a CUDA GPU with bf16, a CPU with AVX512-BF16 or
-AMX); elsewhere ``resolve_precision`` turns it into fp32 with a one-line note, bf16 being slower there.
+bf16 runs where it is native (``anomaly.hardware.native_bf16``: a CUDA GPU with bf16 tensor cores, a CPU with
+AVX512-BF16 or AMX); elsewhere ``resolve_precision`` turns it into fp32 with a one-line note, bf16 being slower there.
+``auto`` (the feature network's commands) is bf16 where it is native and fp32 elsewhere, decided by the same rule;
+what it became is said in one line and recorded, never the word ``auto``.
 """
 
 import contextlib
@@ -12,7 +14,10 @@ import torch
 from anomaly.errors import check_choice
 from anomaly.hardware import cpu_info, native_bf16
 
-PRECISIONS = ("fp32", "tf32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")  # what S3R's training and evaluation run
+AUTO = "auto"
+NETWORK_PRECISIONS = ("fp32", "bf16")  # what a feature network runs, and what its features record
+NETWORK_CHOICES = NETWORK_PRECISIONS + (AUTO,)  # --precision of extract, detect, watch and make-dataset
 
 
 def check_precision(precision: str) -> None:
@@ -27,14 +32,27 @@ def dtype_of(precision: str) -> torch.dtype:
 
 
 def resolve_precision(precision: str, device: torch.device) -> Tuple[str, str]:
-    """The precision to run on ``device``, and a one-line note when it is not ``precision`` (else '')."""
-    check_precision(precision)
+    """The precision to run on ``device`` (never ``auto``), and a one-line note when it is not ``precision`` as
+    given (else ''): ``auto`` always gets one, saying what it became and why."""
+    check_choice(precision, PRECISIONS + (AUTO,), "--precision")
     device = torch.device(device)
-    if precision != "bf16" or native_bf16(device):
+    native = native_bf16(device)
+    if precision == AUTO:
+        chosen = "bf16" if native else "fp32"
+        why = f"{_where(device)} computes bf16 natively" if native else f"{_where(device)} {_lacks_bf16(device)}"
+        return chosen, f"--precision auto: {chosen} ({why})"
+    if precision != "bf16" or native:
         return precision, ""
-    where = f"this CPU ({cpu_info().model}) has neither AVX512-BF16 nor AMX" if device.type == "cpu" else \
-        f"{device} has no native bf16"
-    return "fp32", f"--precision bf16: {where}, so bf16 would be slower than fp32 here; running fp32"
+    return "fp32", (f"--precision bf16: {_where(device)} {_lacks_bf16(device)}, so bf16 would be slower than fp32 "
+                    "here; running fp32")
+
+
+def _where(device: torch.device) -> str:
+    return f"this CPU ({cpu_info().model})" if device.type == "cpu" else str(device)
+
+
+def _lacks_bf16(device: torch.device) -> str:
+    return "has neither AVX512-BF16 nor AMX" if device.type == "cpu" else "has no native bf16"
 
 
 @contextlib.contextmanager

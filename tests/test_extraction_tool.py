@@ -20,6 +20,7 @@ import torch
 
 from anomaly.cli.command import run_command
 from anomaly.data import load_features
+from anomaly.hardware import native_bf16
 from anomaly.models.s3r import S3R
 from tests.conftest import REPO
 from tests.conftest import run_tool
@@ -101,6 +102,17 @@ def test_other_settings_extract_again(first_run, inputs, tmp_path):
     assert err == f"{inputs['small']}: extracting again: its features were made with preset 'rtfm' (now 'gowtham')\n"
     assert load_features(output / "small_i3d.npy").shape == (1, 1, 2048)  # floor(17 / 16)
     assert json.loads((output / "small_i3d.json").read_text())["settings"]["preset"] == "gowtham"
+
+
+def test_precision_auto_is_recorded_as_what_it_ran(first_run, inputs, tmp_path):
+    output = copy_of(first_run, tmp_path)
+    ran = "bf16" if native_bf16(torch.device("cpu")) else "fp32"
+    status, out, err = extract(inputs, output, inputs["small"], extra=("--precision", "auto", "--device", "cpu"))
+    assert status == 0
+    assert err.splitlines()[0].startswith(f"--precision auto: {ran} (this CPU (")
+    assert json.loads((output / "small_i3d.json").read_text())["settings"]["precision"] == ran
+    if ran == "fp32":  # the features are the ones fp32 made: not extracted again
+        assert err.count("\n") == 1
 
 
 def copy_of(first_run, tmp_path):

@@ -148,6 +148,18 @@ def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected
     assert resolve_precision("fp32", torch.device("cpu")) == ("fp32", "")
 
 
+@pytest.mark.parametrize("flags, expected", [("avx2", "fp32"), ("avx2 avx512f", "fp32"), ("avx2 avx512f avx512_bf16", "bf16"),
+                                             ("amx_tile amx_bf16", "bf16")])
+def test_auto_precision_is_bf16_exactly_where_it_is_native_and_says_what_it_became(monkeypatch, flags, expected):
+    info = hardware.CpuInfo("Test CPU", "TestVendor", frozenset(flags.split()), "AVX512")
+    monkeypatch.setattr(hardware, "cpu_info", lambda: info)
+    monkeypatch.setattr("anomaly.precision.cpu_info", lambda: info)
+    precision, note = resolve_precision("auto", torch.device("cpu"))
+    assert precision == expected
+    reason = "computes bf16 natively" if expected == "bf16" else "has neither AVX512-BF16 nor AMX"
+    assert note == f"--precision auto: {expected} (this CPU (Test CPU) {reason})"
+
+
 def test_cpu_info_names_this_cpu_and_the_kernels_pytorch_runs():
     """The kernel level reported is the one ATen dispatches to: never one whose instructions the CPU lacks, and the
     one ATEN_CPU_CAPABILITY asks for when the CPU has it."""

@@ -22,8 +22,8 @@ from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
 from anomaly.detection import detect_anomalies
-from anomaly.extraction import PRECISIONS
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
+from anomaly.precision import NETWORK_CHOICES
 
 
 class Arguments(CommandArguments):
@@ -35,7 +35,7 @@ class Arguments(CommandArguments):
     output: Path = Path("output/detections")  # folder of the features, CSVs, PNGs and report pages
     preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
     num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
-    precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
+    precision: Literal[NETWORK_CHOICES] = "fp32"  # I3D network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     threshold: float = 0.5  # score in [0, 1] above which frames are reported as anomalous
     ground_truth: Optional[List[Path]] = None  # per video, in order: .npy of 0/1 per frame, shaded in the PNG

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.extraction import PRECISIONS, run_extraction
+from anomaly.extraction import run_extraction
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
+from anomaly.precision import NETWORK_CHOICES
 
 
 class Arguments(CommandArguments):
@@ -27,7 +28,7 @@ class Arguments(CommandArguments):
     weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
     preset: Literal[PRESET_NAMES] = "rtfm"  # preprocessing recipe: rtfm (published features) or gowtham
     num_crops: Literal[NUM_CROPS] = 10  # 10: ten-crop; 5: the first five (XD-Violence); 1: centre crop
-    precision: Literal[PRECISIONS] = "fp32"  # network arithmetic
+    precision: Literal[NETWORK_CHOICES] = "fp32"  # network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     batch_size: int = 4  # snippets per forward pass (each of --num_crops clips)
     accept_partial: bool = False  # extract the frames that decode of a partial video (cut short), saying so

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.extraction import PRECISIONS
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
+from anomaly.precision import NETWORK_CHOICES
 from anomaly.video_dataset.builder import make_dataset
 
 
@@ -27,7 +27,7 @@ class Arguments(CommandArguments):
     preset: Literal[PRESET_NAMES] = "rtfm"  # preprocessing recipe of the features
     num_crops: Literal[NUM_CROPS] = 10  # crops per snippet (1: the centre crop, ten times less work)
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
-    precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
+    precision: Literal[NETWORK_CHOICES] = "fp32"  # I3D network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
     batch_size: Optional[int] = None  # training videos per class in a step (default: the smaller class, up to 32)
     extract_batch_size: int = 4  # snippets per I3D forward pass
     root_path: Path = Path("data")  # the datasets' folder

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.extraction import PRECISIONS
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
 from anomaly.live.source import RTSP_TRANSPORTS
 from anomaly.live.watch import watch
+from anomaly.precision import NETWORK_CHOICES
 
 
 class Arguments(CommandArguments):
@@ -35,7 +35,7 @@ class Arguments(CommandArguments):
     dictionary: Optional[Path] = None  # with --checkpoint: its dictionary of normal atoms [S, 2048]
     preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
     num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
-    precision: Literal[PRECISIONS] = "fp32"  # I3D network arithmetic
+    precision: Literal[NETWORK_CHOICES] = "fp32"  # I3D network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     output: str = "-"  # the JSON lines: a .jsonl file, or - for standard output
     report_dir: Optional[Path] = None  # folder of the CSV, PNG and HTML report (default: beside --output; output/watch for -)

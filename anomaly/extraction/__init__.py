@@ -2,7 +2,6 @@
 
 from anomaly.extraction.extractor import (
     BACKBONE,
-    PRECISIONS,
     ExtractionPlan,
     ExtractionSettings,
     FeatureExtractor,
@@ -24,7 +23,6 @@ __all__ = [
     "BACKBONE",
     "FEATURE_SIZE",
     "MAX_RESIZED_PIXELS",
-    "PRECISIONS",
     "PRESETS",
     "ClipReader",
     "CropBox",

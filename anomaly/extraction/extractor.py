@@ -28,14 +28,13 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from terminaltables import AsciiTable
 from tqdm import tqdm
 
 from anomaly.data.features import load_features, read_npy_shape
@@ -46,10 +45,10 @@ from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import NUM_CROPS, feature_file_name
-from anomaly.precision import autocast
+from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS, autocast, resolve_precision
+from anomaly.tables import ascii_table
 
 PathLike = Union[str, Path]
-PRECISIONS = ("fp32", "bf16")
 VIDEO_SUFFIXES = {
     ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp", ".gif",
 }  # fmt: skip
@@ -77,13 +76,13 @@ class ExtractionSettings:
 
     preset: str = "rtfm"
     num_crops: int = 10
-    precision: str = "fp32"
+    precision: str = "fp32"  # as run: never auto
     weights_sha256: str = ""
 
     def __post_init__(self):
         check_choice(self.preset, PRESETS, "--preset")
         check_choice(self.num_crops, NUM_CROPS, "--num_crops")
-        check_choice(self.precision, PRECISIONS, "--precision")
+        check_choice(self.precision, NETWORK_PRECISIONS, "--precision")
 
 
 def features_of(output: PathLike, video: PathLike) -> Path:
@@ -290,7 +289,7 @@ class RunSummary:
             [self.count("extracted"), self.count("skipped"), self.count("failed"), self.snippets,
              f"{self.seconds:.1f} s", f"{rate:.2f}"],
         ]  # fmt: skip
-        return AsciiTable(rows, " feature extraction ").table
+        return ascii_table(rows, " feature extraction ")
 
 
 def balanced_split(frame_counts: Sequence[int], parts: int) -> List[List[int]]:
@@ -438,7 +437,7 @@ class ExtractionPlan:
     decided: Dict[int, VideoResult]  # videos not to extract: skipped (done), or failed already (a refused name)
     todo: Dict[int, Optional[VideoInfo]]  # videos to extract: what their containers declare (None: unreadable)
     identities: Dict[int, Optional[dict]]  # video_identity of every video, taken before decoding
-    lines: List[str]  # one per video extracted again (why) or failed already, said when the run starts
+    lines: List[str]  # said when the run starts: the precision --precision became, one per video extracted again (why) or failed already
 
     @property
     def preset(self) -> Preset:
@@ -486,15 +485,18 @@ def plan_extraction(
     when its features are done (:func:`cached_features`; ``read_values`` reads them whole), failed when the file
     system would refuse its files' names, else to be extracted (again, with the reason as a line to say)."""
     check_range(batch_size, "--batch_size", minimum=1, integer=True)
-    settings = ExtractionSettings(preset, num_crops, precision)  # checks the choices before any file is read
+    check_choice(precision, NETWORK_CHOICES, "--precision")
+    ExtractionSettings(preset, num_crops)  # checks the other choices before any file is read
     ranks = torchrun_ranks()
     torch_device = resolve_device(device, "extraction", ranks.local_rank)
+    precision, precision_note = resolve_precision(precision, torch_device)
     videos = list_videos(video_paths)
     check_writable_folder(output)
-    settings = replace(settings, weights_sha256=file_sha256(weights))
+    settings = ExtractionSettings(preset, num_crops, precision, file_sha256(weights))
     network = load_i3d(weights)
+    lines = [precision_note] if precision_note else []
     plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, batch_size, accept_partial,
-                          decided={}, todo={}, identities={}, lines=[])  # fmt: skip
+                          decided={}, todo={}, identities={}, lines=lines)  # fmt: skip
     for index, video in enumerate(videos):
         target = features_of(output, video)
         plan.identities[index] = video_identity(video)

@@ -43,6 +43,7 @@ from anomaly.live.alerts import AlertTracker
 from anomaly.live.causal import CausalScores, ScoreWindow
 from anomaly.live.source import RTSP_TRANSPORTS, Source, open_source, source_of
 from anomaly.live.stream import Snippet, SnippetStream, to_stderr
+from anomaly.precision import NETWORK_CHOICES, resolve_precision
 
 PathLike = Union[str, Path]
 Features = Callable[[np.ndarray], np.ndarray]  # one clip, uint8 16 h w 3 -> its features N C
@@ -213,6 +214,7 @@ def watch(
     """
     check_range(timeout, "--timeout", above=0, fix="seconds without data after which the stream is over")
     check_choice(rtsp_transport, RTSP_TRANSPORTS, "--rtsp_transport")
+    check_choice(precision, NETWORK_CHOICES, "--precision")
     spec = source_of(source)
     if realtime and spec.kind != "file":
         raise InputError(spec.shown, "--realtime paces a video file by its timestamps; this source comes at its own "
@@ -230,9 +232,12 @@ def watch(
         if problem:
             raise InputError(path, problem)
     torch_device = resolve_device(device, "live detection")
+    precision, precision_note = resolve_precision(precision, torch_device)
     scorer = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
     chosen_preset, crops = PRESETS[scorer.features.preset], scorer.features.num_crops
     extractor = FeatureExtractor(load_i3d(weights), torch_device, precision)
+    if precision_note:
+        log(precision_note)
     live = Watch(lambda clip: extractor(clip[None], chosen_preset, crops)[0], window_scorer(scorer), window,
                  lookahead, threshold, min_snippets)  # fmt: skip
     stream = open_stream(spec, chosen_preset, timeout, realtime, reconnect, rtsp_transport, log)

@@ -41,16 +41,26 @@ def _raise_interrupted(signal_number: int, _frame) -> None:
     raise Interrupted(signal_number)
 
 
+def _command_module(name: str):
+    return importlib.import_module(f"anomaly.cli.{COMMANDS[name].module}")
+
+
+def command_parser(name: str, defaults: Optional[Dict[str, Any]] = None) -> CommandArguments:
+    """The option parser of ``s3r <name>``; ``defaults`` are a published script's own (``tools/learn_dictionary.py``
+    defaults to the synthetic dataset), which its help shows."""
+    module = _command_module(name)
+    arguments = type(module.Arguments.__name__, (module.Arguments,), defaults) if defaults else module.Arguments
+    return arguments(prog=f"{PROGRAM} {name}", description=module.__doc__.split("\n\n")[0])
+
+
 def run_command(name: str, argv: Optional[List[str]] = None, defaults: Optional[Dict[str, Any]] = None) -> int:
     """Parse ``argv`` with the command's ``Arguments``, run it, and turn every outcome into its exit status."""
-    module = importlib.import_module(f"anomaly.cli.{COMMANDS[name].module}")
-    prog = f"{PROGRAM} {name}"
-    arguments = type(module.Arguments.__name__, (module.Arguments,), defaults) if defaults else module.Arguments
-    parser = arguments(prog=prog, description=module.__doc__.split("\n\n")[0])  # help shows these defaults
+    parser = command_parser(name, defaults)
+    prog = parser.prog
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupted) if in_main_thread else None
     try:
-        return module.run(parser.parse_args(argv))
+        return _command_module(name).run(parser.parse_args(argv))
     except UsageError as error:
         print(f"{prog}: {error} (see {prog} --help)", file=sys.stderr)
     except InputError as error:

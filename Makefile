@@ -3,7 +3,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: test demo clean-venv
+.PHONY: test demo docs clean-venv
 
 # The demo: a synthetic dataset in the real layout, its dictionary, a short training run and the AUC table.
 DEMO_STEPS ?= 200
@@ -26,6 +26,10 @@ demo: $(STAMP)
 		--max_epoch $(DEMO_STEPS) --evaluate_min_step 0 --evaluate_freq 25
 	$(VENV_PYTHON) tools/trainval_anomaly_detector.py --dataset synthetic --version demo \
 		--inference --resume checkpoint/demo/synthetic_s3r_i3d_best.pth
+
+# The command reference, docs/commands.md, rendered from the argument parsers (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(VENV_PYTHON) -m anomaly.cli.reference
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,6 @@
 """Video lists, ground truth, dictionaries and the training / test datasets of RTFM-style feature folders.
 
-On disk (see README):
+On disk (see docs/file-formats.md):
 ``<root>/<dataset>/<dataset>.training.csv`` (header ``video-id``, anomalous videos first),
 ``<root>/<dataset>/<dataset>.testing.csv``, ``<root>/<dataset>/<dataset>_ground_truth.testing.json`` and
 ``<root>/<dataset>/<backbone>/{train,test}/<video_id>_<backbone>.npy`` (float32 ``T N C``).

@@ -105,15 +105,20 @@ def trained_like_batchnorm(model):
     return model
 
 
-def load_tool(script: str):
-    """``tools/<script>`` as a module (to call its ``main(argv)`` or patch it)."""
+def load_script(path: Path):
+    """A published script (``tools/<script>.py``, ``data/<dataset>/<dataset>_dictionary_learning.py``) as a module,
+    to call its ``main(argv)`` or patch it."""
     import importlib.util
 
-    path = REPO / "tools" / script
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(script: str):
+    """``tools/<script>`` as a module (to call its ``main(argv)`` or patch it)."""
+    return load_script(REPO / "tools" / script)
 
 
 def run_tool(script: str, *args: str, subprocess: bool = False, cwd=None, timeout: float = 300):

@@ -1,4 +1,4 @@
-"""The README's promises ("Resuming and failures") tried as a hostile or careless user would: never code from a
+"""The promises of docs/resuming-and-failures.md tried as a hostile or careless user would: never code from a
 data file, never a silent wrong number, never a clobbered run, names are names, one line instead of a traceback,
 memory linear in a video's length."""
 

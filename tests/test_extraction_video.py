@@ -108,6 +108,15 @@ def test_a_cut_made_without_reencoding_is_whole(tmp_path):
     assert len(list(reader)) == 3 and reader.frames == decoded_count(video) == 45 and reader.partial == ""
 
 
+def test_a_raw_stream_that_declares_neither_count_nor_duration_is_whole(tmp_path):
+    """An H.264 elementary stream (as cameras and encoders write it: no container) declares a rate alone."""
+    video = make_video(tmp_path / "camera.h264", 20, 64, 48)
+    declared = probe(video)
+    assert (declared.frames, declared.duration, declared.fps) == (0, None, 25.0)
+    reader = ClipReader(video, PRESETS["rtfm"])
+    assert len(list(reader)) == 2 and reader.frames == 20 and reader.partial == ""
+
+
 def test_a_declared_count_is_exact_and_a_duration_has_slack():
     """Counted: one frame short is partial. From a duration (±1 frame at each end, rates averaged, audio outlasting
     the video): up to 5 % of the estimate or 2 frames, whichever is more, is not."""

@@ -191,10 +191,10 @@ def incomplete(info: VideoInfo, decoded: int, stopped: str = "", shown_until: Op
     if stopped:
         return f"decoding failed after {decoded}{declared or ' frames'} ({stopped})"
     slack = 0 if info.counted else max(DURATION_SLACK_FRAMES, DURATION_SLACK_SHARE * info.frames)
+    if info.frames - decoded <= slack:  # also when nothing is declared (a raw stream: no count, no duration)
+        return ""
     filled = not info.counted and shown_until is not None and info.duration - shown_until <= slack / info.fps
-    if info.frames - decoded > slack and not filled:
-        return f"only {decoded}{declared} could be decoded (a file cut short, or corrupt)"
-    return ""
+    return "" if filled else f"only {decoded}{declared} could be decoded (a file cut short, or corrupt)"
 
 
 def variable_frame_times(times: np.ndarray, fps: Optional[float]) -> Optional[List[float]]:

@@ -7,6 +7,7 @@ from typing import List, Optional, Tuple
 import av
 import numpy as np
 import torch
+from PIL import Image
 
 from anomaly.extraction.network import I3DResNet50
 
@@ -67,9 +68,19 @@ def cut_without_reencoding(video: Path, path: Path, first_frame: int) -> Path:
     return path
 
 
-def make_audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
+def make_audio_only(path: Path, cover: bool = False) -> Path:
+    """Half a second of silent AAC; with ``cover``, the cover picture a music file carries (a one-frame JPEG stream,
+    marked as an attached picture: MP4's muxer writes it, the .m4a suffix's would refuse it)."""
+    with av.open(str(path), "w", format="mp4" if cover else None) as container:
         stream = container.add_stream("aac", rate=16000)
+        if cover:
+            picture = container.add_stream("mjpeg", rate=1)
+            picture.width, picture.height, picture.pix_fmt = 32, 32, "yuvj420p"
+            picture.disposition = av.stream.Disposition.attached_pic
+            for packet in picture.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), "rgb24")):
+                container.mux(packet)
+            for packet in picture.encode():
+                container.mux(packet)
         samples = np.zeros((1, 1024), np.float32)
         for _ in range(8):
             frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
@@ -78,6 +89,13 @@ def make_audio_only(path: Path) -> Path:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def write_picture(path: Path, image_format: str, width: int = 64, height: int = 48) -> Path:
+    """A still picture in ``image_format`` (PIL's: PNG, JPEG, BMP, GIF, ...), whatever ``path``'s suffix says."""
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format=image_format)
     return path
 
 

@@ -8,7 +8,14 @@ import pytest
 from anomaly.errors import InputError
 from anomaly.extraction.preprocess import PRESETS, ClipReader
 from anomaly.extraction.video import VideoDecoder, VideoInfo, incomplete, probe
-from tests.extraction_helpers import cut_in_half, cut_without_reencoding, make_video, write_frames
+from tests.extraction_helpers import (
+    cut_in_half,
+    cut_without_reencoding,
+    make_audio_only,
+    make_video,
+    write_frames,
+    write_picture,
+)
 
 
 def stored_frames(count: int = 3) -> list:
@@ -143,3 +150,63 @@ def test_a_variable_frame_rate_that_fills_its_duration_is_whole():
     assert incomplete(declared, 20, shown_until=1.58) == ""
     assert incomplete(declared, 20, shown_until=0.8).startswith("only 20 of the about 40 frames its duration declares")
     assert incomplete(declared, 20).startswith("only 20 of the about 40 frames")  # no times: the count decides
+
+
+def not_a_video(tmp_path: Path, kind: str) -> Path:
+    """A file a video command may be given that is no video: what ``kind`` says."""
+    if kind == "PNG named .mp4":
+        return write_picture(tmp_path / "clip.mp4", "PNG")
+    if kind == "PNG":
+        return write_picture(tmp_path / "photo.png", "PNG")
+    if kind == "JPEG":  # FFmpeg chooses its image2 demuxer by the suffix: the line names the suffix
+        return write_picture(tmp_path / "photo.jpg", "JPEG")
+    if kind == "BMP named .avi":
+        return write_picture(tmp_path / "scan.avi", "BMP")
+    if kind == "GIF of one frame":
+        return write_picture(tmp_path / "logo.gif", "GIF")
+    if kind == "music with cover art":
+        return make_audio_only(tmp_path / "song.m4a", cover=True)
+    if kind == "empty":
+        path = tmp_path / "empty.mp4"
+        path.touch()
+        return path
+    if kind == "text named .mkv":
+        path = tmp_path / "notes.mkv"
+        path.write_text("not a video\n")
+        return path
+    path = tmp_path / "folder.mp4"
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("kind, problem", [
+    ("PNG named .mp4", "not a video: a single picture (PNG image)"),
+    ("PNG", "not a video: a single picture (PNG image)"),
+    ("JPEG", "not a video: a single picture (JPG image)"),
+    ("BMP named .avi", "not a video: a single picture (BMP image)"),
+    ("GIF of one frame", "not a video: a single picture (GIF image)"),
+    ("music with cover art", "has no video stream, only a still picture (cover art)"),
+    ("empty", "an empty file (0 bytes), not a video"),
+    ("text named .mkv", "not a readable video (Invalid data found when processing input)"),
+    ("folder", "is a folder, not a video file"),
+])  # fmt: skip
+def test_a_file_that_is_not_a_video_is_one_line_saying_what_it_is(tmp_path, kind, problem):
+    """Whatever its name says: FFmpeg's demuxer tells a picture from a video, and a picture is refused before a
+    frame is decoded (a PNG would otherwise make a snippet of sixteen copies of itself)."""
+    path = not_a_video(tmp_path, kind)
+    for read in (probe, lambda video: list(ClipReader(video, PRESETS["rtfm"]))):
+        with pytest.raises(InputError) as error:
+            read(path)
+        assert str(error.value) == f"{path}: {problem}"
+
+
+def test_pictures_that_follow_one_another_are_a_video(tmp_path):
+    """An animated GIF, two PNGs written one after another (as FFmpeg's image2pipe sends frames) and a video of one
+    frame are videos: one picture alone is not."""
+    animated = make_video(tmp_path / "animated.gif", 8, 64, 48, codec="gif")
+    picture = write_picture(tmp_path / "frame.png", "PNG").read_bytes()
+    (tmp_path / "frames.mp4").write_bytes(picture + picture)
+    single = make_video(tmp_path / "single.mp4", 1, 64, 48)
+    for video, frames in ((animated, 8), (tmp_path / "frames.mp4", 2), (single, 1)):
+        reader = ClipReader(video, PRESETS["rtfm"])
+        assert len(list(reader)) == 1 and reader.frames == frames

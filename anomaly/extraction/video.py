@@ -5,6 +5,11 @@ stream whose display matrix turns or mirrors the stored frames (a phone held upr
 with a 90° matrix) is decoded into upright frames. Only turns by multiples of 90°, with or without a mirror, exist
 in practice; another angle is refused in one line.
 
+A video is a stream of moving pictures. Refused when a file is opened, in one line naming it, before a frame is
+decoded: a file FFmpeg reads as one picture (a PNG, JPEG, BMP, ... whatever its name says, a GIF of one frame), and
+one whose only pictures are still (an audio file's cover art). Pictures that follow one another in one file (an
+animated GIF) are a video's frames.
+
 ``probe`` says what the container declares before decoding: an exact frame count (MP4, MOV, AVI, GIF index their
 frames) or a duration (Matroska, WebM, FLV), from which ``incomplete`` tells a video cut short from a whole one.
 """
@@ -32,6 +37,12 @@ T = TypeVar("T")
 # whichever is larger. A declared count is exact (the container's index of stored frames): any shortfall is partial.
 DURATION_SLACK_SHARE = 0.05
 DURATION_SLACK_FRAMES = 2
+# FFmpeg's demuxers of picture files: image2 (chosen by a picture's extension: .jpg, .tga, ...), ico, those of
+# animated pictures (gif, apng, jpegxl_anim), and the "piped <codec> sequence" ones, each named <codec>_pipe (chosen
+# by content: png_pipe, jpeg_pipe, webp_pipe, ..., whatever the file's name). One picture is not a video; several
+# (an animated GIF, pictures written one after another) are a video's frames.
+PICTURE_DEMUXERS = {"image2", "ico", "gif", "apng", "jpegxl_anim"}
+COVER_ART = av.stream.Disposition.attached_pic  # a video stream of one still picture: a music file's cover
 
 
 @dataclass(frozen=True)
@@ -111,24 +122,64 @@ def upright(frame: "av.VideoFrame", source: PathLike) -> Tuple[Orientation, np.n
 
 
 def open_video(path: Path) -> "av.container.InputContainer":
-    """The container of the video file ``path``, or a one-line InputError naming it: missing, not a file, not
-    readable, not a video, or without a video stream."""
+    """The container of the video file ``path``, or a one-line InputError naming it: missing, a folder or not a
+    regular file, not readable, empty, not a video (FFmpeg's reason), a single picture (:func:`single_picture`), or
+    without a video stream (:func:`with_video_stream`)."""
     if not path.is_file():
-        raise InputError(path, "video not found" if not path.exists() else "not a file")
+        if not path.exists():
+            raise InputError(path, "video not found")
+        raise InputError(path, "is a folder, not a video file" if path.is_dir() else "not a regular file")
     if not os.access(path, os.R_OK):
         raise InputError(path, "the video is not readable (permissions)")
+    if path.stat().st_size == 0:
+        raise InputError(path, "an empty file (0 bytes), not a video")
+    container = with_video_stream(_opened(path), path)
+    if container.format.name not in PICTURE_DEMUXERS and not container.format.name.endswith("_pipe"):
+        return container
+    with container:
+        picture = single_picture(container, path)
+    if picture:
+        raise InputError(path, f"not a video: {picture}")
+    return with_video_stream(_opened(path), path)  # read from its first picture again
+
+
+def _opened(path: Path) -> "av.container.InputContainer":
     try:
-        container = av.open(str(path), mode="r")
+        return av.open(str(path), mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
         raise InputError(path, f"not a readable video ({failure_reason(error)})") from None
-    return with_video_stream(container, path)
+
+
+def single_picture(container: "av.container.InputContainer", path: Path) -> str:
+    """What the file ``path`` that FFmpeg reads with a demuxer of pictures (``PICTURE_DEMUXERS``) is when it holds a
+    single picture ('a single picture (PNG image)'); '' when it holds several (an animated GIF: a video's frames).
+    ``container`` is read past its first pictures."""
+    stream = video_stream(container)
+    pictures = stream.frames
+    if not pictures:  # undeclared: its first two pictures are looked for
+        try:
+            pictures = sum(1 for packet in itertools.islice(container.demux(stream), 2) if packet.size)
+        except (av.FFmpegError, MemoryError) as error:
+            raise InputError(path, f"not a readable video ({failure_reason(error)})") from None
+    if pictures > 1:
+        return ""
+    name = container.format.name  # image2 is FFmpeg's choice by the file's extension, the others by its content
+    kind = path.suffix[1:] if name == "image2" else name.removesuffix("_pipe")
+    return f"a single picture ({kind.upper()} image)"
+
+
+def video_stream(container: "av.container.InputContainer") -> Optional["av.video.VideoStream"]:
+    """The first video stream of moving pictures (not an attached picture: an audio file's cover art), or None."""
+    return next((stream for stream in container.streams.video if not stream.disposition & COVER_ART), None)
 
 
 def with_video_stream(container: "av.container.InputContainer", source: PathLike) -> "av.container.InputContainer":
-    """``container`` when it has a video stream; else closed, and a one-line InputError naming ``source``."""
-    if not container.streams.video:
+    """``container`` when it has a video stream of moving pictures (:func:`video_stream`); else closed, and a
+    one-line InputError naming ``source``."""
+    if video_stream(container) is None:
+        covered = bool(container.streams.video)
         container.close()
-        raise InputError(source, "has no video stream")
+        raise InputError(source, "has no video stream" + (", only a still picture (cover art)" if covered else ""))
     return container
 
 
@@ -163,7 +214,7 @@ def probe(path: PathLike) -> VideoInfo:
     """Frame count (exact when the container records it, else duration × rate), frame rate and stored size."""
     path = Path(path)
     with open_video(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         fps = nominal_rate(stream)
         width, height = stream.codec_context.width, stream.codec_context.height
         duration = _duration(container, stream)
@@ -256,13 +307,13 @@ class VideoDecoder:
         if times and all(time is not None for time in times):
             return np.asarray(times, dtype=np.float64) - times[0]
         with open_video(self.path) as container:
-            rate = nominal_rate(container.streams.video[0])
+            rate = nominal_rate(video_stream(container))
         return np.arange(len(times)) / rate if rate else np.arange(len(times), dtype=np.float64)
 
     def _decoded(self, convert: Callable[["av.VideoFrame"], T]) -> Iterator[T]:
         """``convert`` of every decoded frame, in display order; a failure part way is :class:`DecodingStopped`."""
         with open_video(self.path) as container:
-            stream = container.streams.video[0]
+            stream = video_stream(container)
             stream.thread_type = "AUTO"  # frame and slice threads inside FFmpeg
             decoded = 0
             try:

@@ -33,7 +33,7 @@ import numpy as np
 
 from anomaly.errors import InputError
 from anomaly.extraction.preprocess import ClipBuilder, Preset
-from anomaly.extraction.video import failure_reason, nominal_rate, upright
+from anomaly.extraction.video import failure_reason, nominal_rate, upright, video_stream
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.live.source import OpenedSource, Source, SourceTimeout
 
@@ -226,7 +226,7 @@ class SnippetStream:
         return None
 
     def _decode(self, connection: "_Connection", offset: float) -> None:
-        stream = self._opened.container.streams.video[0]
+        stream = video_stream(self._opened.container)
         # Frame threads hold frames back (one per thread) to decode them in parallel: the fastest for a file read at
         # its own pace, a delay for a live source, which gets slice threads alone.
         stream.thread_type = "SLICE" if self.live else "AUTO"

@@ -25,7 +25,7 @@ from anomaly.models.s3r import S3R
 from tests.conftest import REPO
 from tests.conftest import run_tool
 from anomaly.extraction import VideoDecoder, list_videos
-from tests.extraction_helpers import cut_in_half, make_audio_only, make_video, seeded_state_dict
+from tests.extraction_helpers import cut_in_half, make_audio_only, make_video, seeded_state_dict, write_picture
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +217,59 @@ def test_no_video_in_the_paths_is_one_line(inputs, tmp_path):
     assert status == 2 and out == ""
     assert err.startswith(f"s3r extract: {folder}: no videos found: folders are searched for .3gp .avi ") and err.count("\n") == 1
     assert not output.exists()
+
+
+@pytest.mark.parametrize("given", ["a folder of pictures and notes", "a folder named like a video",
+                                   "a list naming no video"])
+def test_a_folder_or_list_given_without_videos_is_refused_beside_videos_before_anything_is_written(inputs, tmp_path,
+                                                                                                  given):
+    """A mistyped folder is never left out of a batch in silence: the batch does not start."""
+    path, output = tmp_path / "given", tmp_path / "features"
+    if given == "a list naming no video":
+        path = tmp_path / "videos.txt"
+        path.write_text("# nothing yet\n\n")
+        problem = "no videos found: a list file names one video a line (blank lines and # comments aside)"
+    else:
+        if given == "a folder named like a video":
+            path = tmp_path / "x.mp4"
+            path.mkdir()
+        else:
+            path.mkdir()
+            write_picture(path / "frame.png", "PNG")
+            (path / "notes.txt").write_text("small.mp4\n")
+        problem = ("no videos found: folders are searched for .3gp .avi .flv .gif .m4v .mkv .mov .mp4 .mpeg .mpg .ts "
+                   ".webm .wmv files (in their subfolders too)")
+    status, out, err = extract(inputs, output, inputs["small"], path)
+    assert (status, out, err) == (2, "", f"s3r extract: {path}: {problem}\n")
+    assert not output.exists()
+
+
+def test_files_that_are_not_videos_fail_alone_each_in_one_line_saying_what_they_are(inputs, tmp_path):
+    folder, output = tmp_path / "given", tmp_path / "features"
+    folder.mkdir()
+    picture = write_picture(folder / "clip.mp4", "PNG")
+    photo = write_picture(folder / "photo.jpg", "JPEG")
+    song = make_audio_only(folder / "song.m4a", cover=True)
+    empty = folder / "empty.mkv"
+    empty.touch()
+    status, out, err = extract(inputs, output, picture, inputs["small"], photo, song, empty)
+    assert status == 1
+    assert err.splitlines() == [
+        f"{picture}: not a video: a single picture (PNG image)",
+        f"{photo}: not a video: a single picture (JPG image)",
+        f"{song}: has no video stream, only a still picture (cover art)",
+        f"{empty}: an empty file (0 bytes), not a video",
+    ]  # fmt: skip
+    assert "| 1                | 0       | 4      | 2        |" in out
+    assert sorted(path.name for path in output.iterdir()) == ["small_i3d.json", "small_i3d.npy"]
+
+
+def test_a_picture_alone_fails_as_a_video_does_and_writes_nothing(inputs, tmp_path):
+    picture, output = write_picture(tmp_path / "clip.mp4", "PNG"), tmp_path / "features"
+    status, out, err = extract(inputs, output, picture)
+    assert (status, err) == (1, f"{picture}: not a video: a single picture (PNG image)\n")
+    assert "| 0                | 0       | 1      | 0        |" in out
+    assert list(output.iterdir()) == []
 
 
 def test_a_folder_is_searched_through_its_linked_folders_and_without_hidden_files(tmp_path):

@@ -202,29 +202,39 @@ def videos_below(folder: Path) -> List[Path]:
     return sorted(video for video in found if video.is_file())
 
 
+def _listed_videos(listing: Path) -> List[Path]:
+    try:
+        lines = listing.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(listing, f"the video list cannot be read ({error})") from None
+    return [listing.parent / line if not Path(line).is_absolute() else Path(line)
+            for line in (line.strip() for line in lines) if line and not line.startswith("#")]
+
+
 def list_videos(paths: Sequence[PathLike]) -> List[Path]:
     """Videos named by files, folders (searched recursively for video suffixes: :func:`videos_below`) or text files
     (one path a line, relative to the text file's folder; blank lines and ``#`` comments ignored; a UTF-8 byte-order
     mark dropped).
-    Missing paths are kept: they fail as videos, in one line each. No video at all is a one-line InputError."""
+    A file is kept as a video even when missing or not one: it fails as a video, in one line. A folder or a list that
+    names no video is a one-line InputError naming it, whatever the other paths name: a mistyped folder is never
+    silently left out of a batch."""
     videos: List[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            videos += videos_below(path)
+            found = videos_below(path)
+            if not found:
+                raise InputError(path, "no videos found: folders are searched for "
+                                       f"{' '.join(sorted(VIDEO_SUFFIXES))} files (in their subfolders too)")
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
-            try:
-                lines = path.read_text(encoding="utf-8-sig").splitlines()
-            except (OSError, UnicodeDecodeError) as error:
-                raise InputError(path, f"the video list cannot be read ({error})") from None
-            for line in (line.strip() for line in lines):
-                if line and not line.startswith("#"):
-                    videos.append(path.parent / line if not Path(line).is_absolute() else Path(line))
+            found = _listed_videos(path)
+            if not found:
+                raise InputError(path, "no videos found: a list file names one video a line (blank lines and "
+                                       "# comments aside)")
         else:
-            videos.append(path)
+            found = [path]
+        videos += found
     if not videos:
-        raise InputError(", ".join(map(str, paths)), "no videos found: folders are searched for "
-                         f"{' '.join(sorted(VIDEO_SUFFIXES))} files, list files ({' '.join(sorted(LIST_SUFFIXES))}) "
-                         "name one video a line")  # fmt: skip
+        raise InputError(None, "no videos given")
     unique = list(dict.fromkeys(videos))
     stems: Dict[str, Path] = {}
     for video in unique:

@@ -15,7 +15,7 @@ from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.models.s3r import S3R
 from tests.browser import console_errors, open_page
 from tests.conftest import run_tool
-from tests.extraction_helpers import make_video, seeded_state_dict
+from tests.extraction_helpers import make_video, seeded_state_dict, write_picture
 from tests.browser import PageParts, curve, video_ready, webm_codec
 
 
@@ -130,6 +130,22 @@ def test_a_mask_past_the_end_of_a_video_that_declares_no_count_fails_that_video(
                    f"video's end ({video} has 8 decoded frames)\n")  # fmt: skip
     assert out.startswith(f"{inputs['video']}: 1 segment(s) above 0.25")
     assert (output / "street_scores.csv").exists() and not (output / "yard_scores.csv").exists()
+
+
+def test_a_picture_fails_alone_and_a_folder_without_videos_is_refused_before_anything_is_written(inputs, tmp_path):
+    picture, output = write_picture(tmp_path / "clip.mp4", "PNG"), tmp_path / "out"
+    status, out, err = detect(inputs, output, videos=[picture, inputs["video"]])
+    assert (status, err) == (1, f"{picture}: not a video: a single picture (PNG image)\n")
+    assert out.startswith(f"{inputs['video']}: ")
+    assert not list(output.glob("clip_*")) and (output / "street_scores.csv").exists()
+
+    folder, output = tmp_path / "pictures", tmp_path / "again"
+    folder.mkdir()
+    write_picture(folder / "frame.png", "PNG")
+    status, out, err = detect(inputs, output, videos=[inputs["video"], folder])
+    assert (status, out) == (2, "")
+    assert err.startswith(f"s3r detect: {folder}: no videos found: folders are searched for ") and err.count("\n") == 1
+    assert not output.exists()
 
 
 @pytest.mark.parametrize("damage", ["cut in half", "NaN inside"])

@@ -32,7 +32,7 @@ from anomaly.live.watch import Watch, open_stream
 from anomaly.models.s3r import S3R
 from tests.browser import console_errors, open_page
 from tests.conftest import REPO, run_tool
-from tests.extraction_helpers import make_video, seeded_state_dict, write_frames
+from tests.extraction_helpers import make_video, seeded_state_dict, write_frames, write_picture
 from tests.live_helpers import free_udp_port, send_paced, udp_port_bound
 from tests.browser import curve, video_ready, webm_codec
 
@@ -376,12 +376,23 @@ def closed_port() -> int:
         return probe.getsockname()[1]  # closed again when the probe is
 
 
-@pytest.mark.parametrize("case", ["url", "malformed url", "device", "detector", "weights", "window", "realtime",
-                                  "output"])
+@pytest.mark.parametrize("case", ["url", "malformed url", "device", "picture", "folder", "missing", "detector",
+                                  "weights", "window", "realtime", "output"])
 def test_bad_input_is_one_line_and_exit_status_2_before_anything_is_written(inputs, tmp_path, case):
     output, source = tmp_path / "out" / "lines.jsonl", str(inputs["video"])
     detector, weights, extra = inputs["detector"], inputs["weights"], []
-    if case == "url":
+    if case == "picture":
+        source = str(write_picture(tmp_path / "clip.mp4", "PNG"))
+        problem = f"{source}: not a video: a single picture (PNG image)"
+    elif case == "folder":
+        source = str(tmp_path / "street.mp4")
+        os.mkdir(source)
+        problem = f"{source}: is a folder, not a video file"
+    elif case == "missing":
+        source = str(tmp_path / "street.mp4")
+        problem = (f"{source}: no such file, and not a URL (rtsp://, http://, udp://, ...), a capture device "
+                   "(/dev/videoN) or - (standard input)")
+    elif case == "url":
         source = f"rtsp://127.0.0.1:{closed_port()}/live"
         problem = f"{source}: cannot be opened (Connection refused)"
     elif case == "malformed url":

@@ -4,6 +4,7 @@ alone; every refusal is one line that leaves nothing a rerun would misread; a ki
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import torch
 from anomaly.cli.command import run_command
 from anomaly.data.description import read_description
 from tests.conftest import REPO
-from tests.extraction_helpers import make_video, seeded_state_dict
+from tests.extraction_helpers import make_video, seeded_state_dict, write_picture
 
 NAME = "my-cameras"
 FPS = 25
@@ -112,7 +113,7 @@ def copy_clips(inputs, tmp_path, drop=(), extra=()):
         if name not in drop:
             target = clips / f"{name}.mp4"
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes((inputs["clips"] / f"{name}.mp4").read_bytes())
+            shutil.copy2(inputs["clips"] / f"{name}.mp4", target)  # with its time: the features made of it still match
     for name in extra:
         target = clips / f"{name}.mp4"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -214,6 +215,21 @@ def test_refusals_after_extraction_keep_the_features_and_write_no_dataset(made, 
     status = make(inputs, root, annotations=annotations)
     assert refused(capsys, status) == problem.format(annotations=annotations)
     assert sorted(path.name for path in (root / "data" / NAME).iterdir()) == ["i3d"]
+
+
+def test_a_picture_among_the_videos_fails_alone_and_no_dataset_is_written(made, inputs, tmp_path, capsys):
+    """The made dataset's features are copied beside copies of its videos: only the picture is new, and it fails."""
+    clips, root = copy_clips(inputs, tmp_path), tmp_path / "again"
+    picture = write_picture(clips / "test" / "t4.mp4", "PNG")
+    shutil.copytree(made / "data" / NAME / "i3d", root / "data" / NAME / "i3d")
+    assert make(inputs, root, clips=clips) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{picture}: not a video: a single picture (PNG image)",
+        "1 video(s) could not be extracted (said above): fix or remove them and run again; the dataset's lists, ground "
+        "truth and description are written once every video is extracted",
+    ]  # fmt: skip
+    assert sorted(path.name for path in (root / "data" / NAME).iterdir()) == ["i3d"]
+    assert not list((root / "data" / NAME / "i3d").rglob("t4_*"))
 
 
 def test_features_of_another_preset_or_crop_count_are_refused_never_mixed(made, inputs, capsys):

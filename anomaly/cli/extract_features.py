@@ -4,7 +4,8 @@
         --weights pretrained/i3d_r50_kinetics.pth
     torchrun --nproc_per_node 4 tools/extract_features.py --videos list.txt --output features/ --weights ...
 
-``--videos``: video files, folders (searched recursively) or text files listing videos (one a line). Writes
+``--videos``: video files, folders (searched recursively) or text files listing videos (one a line); a folder or
+list that names no video is refused before anything is written, a file that is not a video fails alone. Writes
 ``<output>/<video stem>_i3d.npy`` and its settings ``<stem>_i3d.json``; a video is skipped when its features are
 whole and were made from the same video file with the same settings, and extracted again (said in one line)
 otherwise. A partial video (decoding fails part way, or fewer frames than its container declares) fails unless

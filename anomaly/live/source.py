@@ -13,7 +13,8 @@ Kinds of source (``source_of`` tells them apart without opening anything):
 - ``device``: a capture device ``/dev/videoN``, through FFmpeg's v4l2 input.
 
 Every refusal is a one-line InputError naming the source: a path that does not exist, a device that does not
-exist, a source FFmpeg cannot open (FFmpeg's reason), one without a video stream.
+exist, a source FFmpeg cannot open (FFmpeg's reason), one without a video stream; and a file as extraction refuses
+it (a folder, an empty file, a single picture). A pipe of pictures is a stream of frames.
 """
 
 import os

@@ -45,7 +45,7 @@ from anomaly.models.kernel_choice import MEASURE_ROWS
 from anomaly.models.packing import GAP
 from anomaly.models.s3r import PackedScorer
 from anomaly.plotting import plot_score_curve
-from anomaly.precision import tf32_switches
+from anomaly.precision import autocast, dtype_of
 from anomaly.report_page import frame_axis, segments_above, write_report_page
 
 PathLike = Union[str, Path]
@@ -85,21 +85,24 @@ def check_cached_recipe(plan: ExtractionPlan) -> None:
                          f"--num_crops {plan.settings.num_crops}: give another --output or remove them")
 
 
-def window_scorer(detector: Detector, longest: Optional[int] = None) -> Callable[[torch.Tensor], torch.Tensor]:
+def window_scorer(detector: Detector, precision: str = "fp32",
+                  longest: Optional[int] = None) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
     """The detector's scoring of one video: features N T C (on any device) -> T scores (float32, on the detector's
     device), ``S3R.snippet_scores`` in eval mode computed as evaluation computes it: by the model's packed form
     (``PackedScorer``), built here once (weights folded and laid out once, the kernels chosen once) and used for
-    every video or window given. ``longest``: the most snippets a video given will have (a live window), on which
-    the kernels are measured; None: videos of any length (evaluation's measuring size). Strict float32: on CUDA
-    without TF32, as ``--precision fp32`` evaluates. Live detection scores its windows with it.
+    every video or window given. ``precision`` (fp32 or bf16, as run: the network's, so that one word says how a
+    score was made): fp32 is strict float32 (on CUDA without TF32), bf16 takes the products in bfloat16 with
+    float32 statistics, as ``--precision`` evaluates. ``longest``: the most snippets a video given will have (a
+    live window), on which the kernels are measured; None: videos of any length (evaluation's measuring size).
+    Live detection scores its windows with it.
     A NaN or infinite score is a one-line InputError: no curve, segment or JSON line is made of it."""
     device = detector.dictionary.device
     crops = detector.features.num_crops
     rows = MEASURE_ROWS if longest is None or crops is None else crops * (longest + GAP)
-    scorer = PackedScorer(detector.model, detector.dictionary, rows=rows)
+    scorer = PackedScorer(detector.model, detector.dictionary, dtype_of(precision), rows=rows)
 
     def score(video: torch.Tensor) -> torch.Tensor:
-        with tf32_switches("fp32", device):
+        with autocast(precision, device):
             scores = scorer.video_scores(video.to(device))
         bad = int((~torch.isfinite(scores)).sum())
         if bad:
@@ -235,7 +238,7 @@ def detect_anomalies(
     masks = check_masks(plan, ground_truth)
     summary = run_plan(plan, progress)
     failed = summary.count("failed")  # each said in its line by the extraction
-    score = window_scorer(loaded)
+    score = window_scorer(loaded, plan.settings.precision)
     for result, mask, label_file in zip(summary.results, masks, ground_truth or [None] * len(masks)):
         if result.status == "failed":
             continue

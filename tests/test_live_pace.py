@@ -8,16 +8,16 @@ from anomaly.live.pace import MEASURED_SNIPPETS, WARMUP_SNIPPETS, Pace, pace_lin
 
 def test_a_watch_that_keeps_up_says_so_with_where_the_time_goes():
     assert pace_line(400, 10, 1, "fp32", False, 25) == (
-        "scoring 2.44 snippets/s; the stream brings 1.56/s (25 fps): a snippet takes 410 ms (the network 400 with "
-        "1 crop in fp32, S3R 10): keeping up")
+        "scoring 2.44 snippets/s; the stream brings 1.56/s (25 fps): a snippet takes 410 ms in fp32 (the network 400 "
+        "with 1 crop, S3R 10): keeping up")
 
 
 def test_falling_behind_names_the_fewest_crops_that_might_keep_up_and_a_native_bf16():
     """10 crops take 2,050 ms a snippet against the 533 ms a 30 fps stream leaves: 5 crops take at least half of
     it (1,025 ms, too long), 1 crop at least a tenth (205 ms), since fewer crops run no faster per crop."""
     assert pace_line(2000, 50, 10, "fp32", True, 30) == (
-        "scoring 0.49 snippets/s; the stream brings 1.88/s (30 fps): a snippet takes 2,050 ms (the network 2,000 with "
-        "10 crops in fp32, S3R 50): falling behind, about 26% of the snippets scored, the others dropped; keeping up "
+        "scoring 0.49 snippets/s; the stream brings 1.88/s (30 fps): a snippet takes 2,050 ms in fp32 (the network "
+        "2,000 with 10 crops, S3R 50): falling behind, about 26% of the snippets scored, the others dropped; keeping up "
         "needs under 533 ms a snippet: 1 crop might keep up (at least 205 ms a snippet; s3r benchmark-live --crops 1 "
         "measures it); --precision auto would run bf16, native here (s3r benchmark-live --precision fp32 bf16 "
         "measures it)")

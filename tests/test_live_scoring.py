@@ -62,7 +62,7 @@ def expected_scores(detector: Detector, video: torch.Tensor) -> torch.Tensor:
 def test_windows_of_every_length_and_crop_count_score_as_the_model_does(crops):
     generator = torch.Generator().manual_seed(crops)
     detector = detector_of(128, torch.rand(12, 128, generator=generator), crops)
-    score = window_scorer(detector, max(LENGTHS))
+    score = window_scorer(detector, longest=max(LENGTHS))
     for length in LENGTHS:
         video = torch.rand(crops, length, 128, generator=generator)
         expected = expected_scores(detector, video)
@@ -78,18 +78,32 @@ def test_full_size_windows_of_i3d_like_features_score_as_the_model_does():
     generator = torch.Generator().manual_seed(7)
     atoms = i3d_like(1, 158, 2048, generator)[0]
     detector = detector_of(2048, atoms, crops=1)
-    score = window_scorer(detector, 16)
+    score = window_scorer(detector, longest=16)
     for length in (1, 16, 33):  # 33: longer than the window the kernels were measured on
         video = i3d_like(1, length, 2048, generator)
         expected = expected_scores(detector, video)
         assert_close_to_scale(score(video), expected, rel=FORWARD_REL, name=f"T = {length}")
 
 
+def test_in_bf16_a_window_is_scored_with_bfloat16_products_close_to_float32():
+    """As the network's precision: bfloat16 keeps 8 significant bits (u = 2^-9 ≈ 2e-3 per rounding); about ten
+    layers of such rounding reach the scores, which are sigmoids (scale <= 1): within 10 u ≈ 2e-2 of float32, and
+    not equal to them (the products did run in bfloat16)."""
+    generator = torch.Generator().manual_seed(3)
+    detector = detector_of(128, torch.rand(12, 128, generator=generator), crops=5)
+    video = torch.rand(5, 16, 128, generator=generator)
+    expected = expected_scores(detector, video)
+    scores = window_scorer(detector, "bf16", longest=16)(video)
+    assert scores.dtype == torch.float32
+    torch.testing.assert_close(scores, expected, rtol=0, atol=2e-2)
+    assert not torch.equal(scores, window_scorer(detector, "fp32", longest=16)(video))
+
+
 def test_a_window_costs_its_own_work_and_draws_nothing():
     """Once built, scoring a window does work in proportion to its rows (T + GAP per crop: no weights folded or
     reordered per call) and draws no random numbers (no kernel measurement sample once the kernels are chosen)."""
     detector = detector_of(128, torch.rand(100, 128), crops=2)  # folding 100 atoms per call would outweigh a window
-    score = window_scorer(detector, 16)
+    score = window_scorer(detector, longest=16)
     windows = {length: torch.rand(2, length, 128) for length in (1, 16)}
     for window in windows.values():
         score(window)  # any first-call work done

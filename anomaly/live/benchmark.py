@@ -12,12 +12,12 @@ window that is the same snippets for several t is scored once.
 **Throughput** (:func:`throughput`). The work per snippet of a live stream, timed on this machine for each precision
 asked for (``NETWORK_CHOICES``, as ``resolve_precision`` runs it) and crop count: the I3D forward of one clip (a
 batch of one, as ``s3r watch`` runs it) and S3R's scoring of a window of ``THROUGHPUT_WINDOW`` snippets at 2048
-channels, by the scorer ``s3r watch`` and ``s3r detect`` use (``anomaly.detection.window_scorer``, float32); the
-window's share of the clip's time, the snippets per second they make, whether 25 and 30 fps streams (1.5625 and
-1.875 snippets/s) are kept up with, and for each of the two its FLOPs (counted by ``FlopCounterMode`` as the detector
-benchmark counts them, ``counted_run``), GFLOP/s and share of the machine's measured peak in its precision
-(``anomaly.benchmark.detector.measure_peak``). Resizing the frames runs beside it, in the decoding thread; its time
-per snippet is given apart. Random weights: the speed does not depend on their values.
+channels, by the scorer ``s3r watch`` and ``s3r detect`` use (``anomaly.detection.window_scorer``), both in that
+precision; the window's share of the clip's time, the snippets per second they make, whether 25 and 30 fps streams
+(1.5625 and 1.875 snippets/s) are kept up with, and for each of the two its FLOPs (counted by ``FlopCounterMode`` as
+the detector benchmark counts them, ``counted_run``), GFLOP/s and share of the machine's measured peak in that
+precision (``anomaly.benchmark.detector.measure_peak``). Resizing the frames runs beside it, in the decoding thread;
+its time per snippet is given apart. Random weights: the speed does not depend on their values.
 """
 
 import time
@@ -27,7 +27,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly.benchmark.detector import counted_run, measure_peak
 from anomaly.detection import window_scorer
@@ -155,7 +154,7 @@ def causality(
 # ------------------------------------------------------------------------------------------------- throughput
 @dataclass
 class ThroughputRow:
-    precision: str  # what the I3D ran (never auto); S3R scores in float32 in every row
+    precision: str  # what the I3D and S3R ran (never auto)
     crops: int
     i3d_ms: float  # median time of the I3D forward of one clip
     window_ms: float  # median time of S3R's scoring of a window of THROUGHPUT_WINDOW snippets
@@ -185,7 +184,7 @@ class ThroughputRow:
 @dataclass
 class Throughput:
     machine: str
-    peaks: Dict[str, float]  # GFLOP/s per precision run (fp32 always: S3R's)
+    peaks: Dict[str, float]  # GFLOP/s per precision run
     resize_ms: float  # resizing the 16 frames of a snippet (rtfm, FRAME_SIZE), in the decoding thread
     rows: List[ThroughputRow] = field(default_factory=list)
     stand_ins: List[str] = field(default_factory=list)  # one line per precision asked for that ran as another
@@ -204,19 +203,18 @@ class Throughput:
                           f"{row.snippets_per_second:.2f}", *keeps_up])  # fmt: skip
             work.append([row.precision, row.crops, f"{row.i3d_gflop:.1f}", f"{row.i3d_gflops:,.1f}",
                          f"{100 * row.i3d_gflops / self.peaks[row.precision]:.0f}", f"{row.window_gflop:.2f}",
-                         f"{row.window_gflops:,.1f}", f"{100 * row.window_gflops / self.peaks['fp32']:.0f}"])
+                         f"{row.window_gflops:,.1f}", f"{100 * row.window_gflops / self.peaks[row.precision]:.0f}"])
         right = dict.fromkeys(range(1, len(times[0])), "right")
         height, width = FRAME_SIZE
         peaks = ", ".join(f"{precision} {rate:,.1f}" for precision, rate in self.peaks.items())
         notes = [
             f"per snippet: the I3D forward of one clip (a batch of one, as s3r watch runs it), then S3R on a window of "
-            f"{THROUGHPUT_WINDOW} snippets ({FEATURE_SIZE} channels, {THROUGHPUT_ATOMS} atoms; float32 in every row, "
-            "by the packed scorer s3r watch and s3r detect use); medians",
+            f"{THROUGHPUT_WINDOW} snippets ({FEATURE_SIZE} channels, {THROUGHPUT_ATOMS} atoms, by the packed scorer "
+            "s3r watch and s3r detect use), both in the row's precision; medians",
             *self.stand_ins,
-            f"peak GFLOP/s: {peaks} (the better of a large convolution and matrix product; S3R's share is of the "
-            f"fp32 peak); the I3D is {GFLOP_PER_CLIP:g} GFLOP per crop, its first convolution shared between "
-            "overlapping crops; S3R's GFLOP are those of the products it runs (the dictionary folded, padding rows "
-            "included)",
+            f"peak GFLOP/s: {peaks} (the better of a large convolution and matrix product); the I3D is "
+            f"{GFLOP_PER_CLIP:g} GFLOP per crop, its first convolution shared between overlapping crops; S3R's GFLOP "
+            "are those of the products it runs (the dictionary folded, padding rows included)",
             f"beside it, in the decoding thread: resizing the 16 frames of a snippet ({width}x{height}, rtfm) "
             f"{self.resize_ms:.0f} ms",
         ]
@@ -232,13 +230,12 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
     labelled with what ran and a line under the table saying which others they stand for."""
     check_range(repeats, "--repeats", minimum=1, integer=True)
     asked_for: Dict[str, List[str]] = {}  # precision run -> the precisions given that run it
-    for precision in precisions:
+    for precision in dict.fromkeys(precisions):  # each once, in order
         check_choice(precision, NETWORK_CHOICES, "--precision")
         ran, note = resolve_precision(precision, device)
         if note:
             log(note)
-        if precision not in asked_for.setdefault(ran, []):
-            asked_for[ran].append(precision)
+        asked_for.setdefault(ran, []).append(precision)
     generator = torch.Generator().manual_seed(0)
     preset = PRESETS["rtfm"]
     frames = torch.randint(0, 256, (FRAMES_PER_SNIPPET, *FRAME_SIZE, 3), generator=generator, dtype=torch.uint8)
@@ -247,8 +244,7 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
                                                  torch.device("cpu"), repeats)))  # fmt: skip
     clip = np.stack([preset.resize(frame) for frame in frames.numpy()])[None]  # 1 16 256 341 3
     log("measuring the peak rate of this machine's kernels ...")
-    measured = ["fp32", *(precision for precision in asked_for if precision != "fp32")]
-    result = Throughput(device_name(device), {precision: _peak(device, precision) for precision in measured},
+    result = Throughput(device_name(device), {precision: _peak(device, precision) for precision in asked_for},
                         resize_ms)  # fmt: skip
     for ran, asked in asked_for.items():
         others = [precision for precision in asked if precision != ran]
@@ -258,20 +254,19 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
     network = I3DResNet50().eval()
     model = S3R(FEATURE_SIZE).to(device).eval()
     dictionary = torch.rand(1, THROUGHPUT_ATOMS, FEATURE_SIZE, generator=generator).to(device)
-    scorers = {}  # per crop count, built once as s3r watch builds it: weights laid out, kernels chosen for its size
-    for count in crops:
-        detector = Detector(model, dictionary, FeatureSpec(BACKBONE, preset.name, count, FEATURE_SIZE))
-        scorers[count] = window_scorer(detector, THROUGHPUT_WINDOW)
     for ran in asked_for:
         extractor = FeatureExtractor(network, device, ran)
         for count in crops:
             log(f"timing a snippet with {count} crop{'s' if count != 1 else ''} in {ran} ...")
             forward = lambda: extractor(clip, preset, count)  # noqa: E731
+            # Built as s3r watch builds it: weights laid out once, kernels chosen for a window of this size.
+            detector = Detector(model, dictionary, FeatureSpec(BACKBONE, preset.name, count, FEATURE_SIZE))
+            score = window_scorer(detector, ran, THROUGHPUT_WINDOW)
             window = torch.rand(count, THROUGHPUT_WINDOW, FEATURE_SIZE, generator=generator).to(device)
-            scoring = lambda: scorers[count](window)  # noqa: E731
+            scoring = lambda: score(window)  # noqa: E731
             i3d_ms, window_ms = (1000 * float(np.median(run_times(run, device, repeats))) for run in (forward, scoring))
             result.rows.append(ThroughputRow(ran, count, i3d_ms, window_ms, _gflop(forward, device, dtype_of(ran)),
-                                             _gflop(scoring, device, torch.float32)))  # fmt: skip
+                                             _gflop(scoring, device, dtype_of(ran))))  # fmt: skip
     # The peaks again at the end: on a shared machine the load at the start may not be the load of the runs.
     result.peaks = {precision: max(rate, _peak(device, precision)) for precision, rate in result.peaks.items()}
     return result

@@ -33,13 +33,13 @@ def _crops(count: int) -> str:
 
 def pace_line(network_ms: float, scoring_ms: float, crops: int, precision: str, native_bf16: bool,
               frame_rate: float) -> str:  # fmt: skip
-    """The line: ``network_ms`` and ``scoring_ms`` per snippet (``crops`` crops, the network in ``precision``)
+    """The line: ``network_ms`` and ``scoring_ms`` per snippet (``crops`` crops, both in ``precision``)
     against a stream of ``frame_rate`` frames per second; ``native_bf16``: whether the device computes bf16
     natively."""
     snippet_ms = network_ms + scoring_ms
     sustained, brought = 1000 / snippet_ms, frame_rate / FRAMES_PER_SNIPPET
     head = (f"scoring {sustained:.2f} snippets/s; the stream brings {brought:.2f}/s ({frame_rate:g} fps): a snippet "
-            f"takes {snippet_ms:,.0f} ms (the network {network_ms:,.0f} with {_crops(crops)} in {precision}, S3R "
+            f"takes {snippet_ms:,.0f} ms in {precision} (the network {network_ms:,.0f} with {_crops(crops)}, S3R "
             f"{scoring_ms:,.0f})")
     if sustained >= brought:
         return f"{head}: keeping up"
@@ -67,7 +67,7 @@ class Pace:
     """Times of the snippets a watch takes (``add``); the line of :func:`pace_line`, once, to ``log``."""
 
     crops: int
-    precision: str  # what the network runs (never auto)
+    precision: str  # what the network and S3R run (never auto)
     native_bf16: bool
     log: Callable[[str], None]
     taken: int = 0  # snippets timed so far

@@ -10,8 +10,8 @@ features (I3D, a batch of one clip: ``FeatureExtractor``) and ``CausalScores`` s
     {"alert": "start", "time_s": 1.92, "snippet": 3}
 
 ``latency_ms``: from the snippet's last frame decoded to its score (with a lookahead, the wait for the snippets
-after it included); ``precision``: what the network ran for the snippet's features (fp32 or bf16, never ``auto``),
-in every line, so that a line read alone says what made it; ``dropped`` (only when some were): the snippets a live
+after it included); ``precision``: what the network and S3R ran for it (fp32 or bf16, never ``auto``), in every
+line, so that a line read alone says what made it; ``dropped`` (only when some were): the snippets a live
 source dropped since the line before, because the network fell behind. Alerts come from ``AlertTracker``
 (hysteresis); an event still going when the stream ends gets its end there (``"stream_ended": true``, at the end
 of the last snippet). The last line sums up::
@@ -83,7 +83,7 @@ class WatchResult:
 class Watch:
     """Scores a :class:`SnippetStream` as it comes: ``features`` of each snippet's clip (the network), causal scores
     by ``score_window`` (``CausalScores``), alerts (``AlertTracker``); each line written by ``write_line`` at once.
-    ``precision``: what the network runs, recorded in every snippet's line. ``pace``: given every snippet's times
+    ``precision``: what the network and ``score_window`` run, recorded in every snippet's line. ``pace``: given every snippet's times
     from a live stream, to say once whether the watch keeps up (``anomaly.live.pace``). Every setting is checked
     here, before anything is read or written (one-line InputError)."""
 
@@ -261,8 +261,8 @@ def watch(
         log(precision_note)
     pace = Pace(crops, precision, native_bf16(torch_device), lambda line: log(f"{spec.shown}: {line}"))
     live = Watch(lambda clip: extractor(clip[None], chosen_preset, crops)[0],
-                 window_scorer(scorer, window + lookahead), window, lookahead, threshold, min_snippets, precision,
-                 pace)  # fmt: skip
+                 window_scorer(scorer, precision, window + lookahead), window, lookahead, threshold, min_snippets,
+                 precision, pace)  # fmt: skip
     stream = open_stream(spec, chosen_preset, timeout, realtime, reconnect, rtsp_transport, log)
     features = features_description(chosen_preset.name, crops, precision)
     interrupted = False

@@ -89,8 +89,9 @@ def test_the_throughput_says_what_a_snippet_costs_here_in_each_precision_as_it_r
     assert [row[:2] for row in times] == [row[:2] for row in work] == rows
     for precision, _, i3d, window, share, snippet, rate, at_25, at_30 in times:
         i3d, window, snippet = (float(value.replace(",", "")) for value in (i3d, window, snippet))
-        assert snippet == pytest.approx(i3d + window, abs=1) and float(share) == pytest.approx(100 * window / i3d, abs=0.1)
-        assert at_25 == ("yes" if float(rate) >= 25 / 16 else "no") and at_30 == ("yes" if float(rate) >= 30 / 16 else "no")
+        assert snippet == pytest.approx(i3d + window, abs=1)
+        assert float(share) == pytest.approx(100 * window / i3d, abs=0.1)
+        assert [at_25, at_30] == ["yes" if float(rate) >= fps / 16 else "no" for fps in (25, 30)]
     for precision, _, i3d_gflop, _, i3d_share, window_gflop, _, window_share in work:
         assert float(i3d_gflop) == pytest.approx(32.8, rel=0.05)  # the network's FLOPs of one crop, counted
         # A window of 16 snippets and 4 zero rows: under 2 GFLOP of products with the dictionary folded.

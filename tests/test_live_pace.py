@@ -17,10 +17,10 @@ def test_falling_behind_names_the_fewest_crops_that_might_keep_up_and_a_native_b
     it (1,025 ms, too long), 1 crop at least a tenth (205 ms), since fewer crops run no faster per crop."""
     assert pace_line(2000, 50, 10, "fp32", True, 30) == (
         "scoring 0.49 snippets/s; the stream brings 1.88/s (30 fps): a snippet takes 2,050 ms in fp32 (the network "
-        "2,000 with 10 crops, S3R 50): falling behind, about 26% of the snippets scored, the others dropped; keeping up "
-        "needs under 533 ms a snippet: 1 crop might keep up (at least 205 ms a snippet; s3r benchmark-live --crops 1 "
-        "measures it); --precision auto would run bf16, native here (s3r benchmark-live --precision fp32 bf16 "
-        "measures it)")
+        "2,000 with 10 crops, S3R 50): falling behind, about 26% of the snippets scored, the others dropped; "
+        "keeping up needs under 533 ms a snippet: 1 crop might keep up (at least 205 ms a snippet; "
+        "s3r benchmark-live --crops 1 measures it); --precision auto would run bf16, native here "
+        "(s3r benchmark-live --precision fp32 bf16 measures it)")
 
 
 def test_the_largest_crop_count_that_might_keep_up_is_named():

@@ -83,9 +83,9 @@ class WatchResult:
 class Watch:
     """Scores a :class:`SnippetStream` as it comes: ``features`` of each snippet's clip (the network), causal scores
     by ``score_window`` (``CausalScores``), alerts (``AlertTracker``); each line written by ``write_line`` at once.
-    ``precision``: what the network and ``score_window`` run, recorded in every snippet's line. ``pace``: given every snippet's times
-    from a live stream, to say once whether the watch keeps up (``anomaly.live.pace``). Every setting is checked
-    here, before anything is read or written (one-line InputError)."""
+    ``precision``: what the network and ``score_window`` run, recorded in every snippet's line. ``pace``: given
+    every snippet's times from a live stream, to say once whether the watch keeps up (``anomaly.live.pace``). Every
+    setting is checked here, before anything is read or written (one-line InputError)."""
 
     def __init__(self, features: Features, score_window: ScoreWindow, window: int = 16, lookahead: int = 0,
                  threshold: float = 0.5, min_snippets: int = 3, precision: Optional[str] = None,

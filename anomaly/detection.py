@@ -42,7 +42,7 @@ from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.models.kernel_choice import MEASURE_ROWS
-from anomaly.models.packing import GAP
+from anomaly.models.packing import PackedChunk
 from anomaly.models.s3r import PackedScorer
 from anomaly.plotting import plot_score_curve
 from anomaly.precision import autocast, dtype_of
@@ -98,7 +98,7 @@ def window_scorer(detector: Detector, precision: str = "fp32",
     A NaN or infinite score is a one-line InputError: no curve, segment or JSON line is made of it."""
     device = detector.dictionary.device
     crops = detector.features.num_crops
-    rows = MEASURE_ROWS if longest is None or crops is None else crops * (longest + GAP)
+    rows = MEASURE_ROWS if longest is None or crops is None else PackedChunk.plan([longest], crops, device).body_rows
     scorer = PackedScorer(detector.model, detector.dictionary, dtype_of(precision), rows=rows)
 
     def score(video: torch.Tensor) -> torch.Tensor:

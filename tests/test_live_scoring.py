@@ -111,6 +111,11 @@ def test_a_window_costs_its_own_work_and_draws_nothing():
              for length, window in windows.items()}  # fmt: skip
     # Per sequence, not per row: the channel gate and the time means, a few per cent at these sizes.
     assert flops[1] == pytest.approx(flops[16] * (1 + GAP) / (16 + GAP), rel=0.05)
+    # One crop is one sequence: the buffer's borders are its zeros, no rows are computed past its snippets.
+    alone = window_scorer(detector_of(128, torch.rand(100, 128), crops=1), longest=16)
+    one_crop = {length: counted_run(lambda: alone(torch.rand(1, length, 128)), torch.device("cpu"), torch.float32)[0]
+                for length in (8, 16)}  # fmt: skip
+    assert one_crop[16] == pytest.approx(2 * one_crop[8], rel=0.05)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         score(windows[16])
     drawn = [event.key for event in profile.key_averages() if event.key in ("aten::uniform_", "aten::normal_")]

@@ -405,7 +405,7 @@ class PackedScorer:
     3. Eval-mode BatchNorm folds into the non-local blocks' output convolutions (``PackedNonLocal``).
     4. Every sequence's convolutions run as one kernel call per layer, by the kernels ``kernel`` names (one of
        ``packing.KERNELS``) or ``model.kernel_choice`` measures fastest on chunks of ``rows`` body rows
-       (``PackedAggregate``; evaluation's chunks are hundreds of rows, a live window's crops × (W + GAP)).
+       (``PackedAggregate``; evaluation's chunks are hundreds of rows, a live window's ``PackedChunk.body_rows``).
     The macro classifier (``GlobalStatistics``) does not reach snippet scores. Weights are folded once per scorer, in
     float64: build a new scorer whenever the model's weights change. ``dtype`` (float32 or bfloat16) is that of the
     products; GroupNorm statistics, time means, the softmax, the channel gate and the final sigmoid run in float32.

@@ -5,7 +5,8 @@ see ``anomaly.extraction``), ``<stem>_scores.csv`` (frame, time_s, score: one ro
 ``<stem>_scores.png`` (score over time, threshold line, ground truth shaded) and ``<stem>_report.html`` (the page a
 person looks at: the video, linked relative to the page, with the curve, its playhead and the segments; see
 ``anomaly.report_page``). Live detection (``anomaly.live``) writes the same three files of a stream. Snippet scores are
-``S3R.snippet_scores`` in eval mode, the evaluation's scoring: features 1 N T C -> 1 T 1. Frame f takes the score of
+``S3R.snippet_scores`` in eval mode computed as evaluation computes them (``window_scorer``: the packed scorer):
+features N T C -> T. Frame f takes the score of
 snippet f // 16; with the gowtham preset the frames of the dropped tail (fewer than 16) take the last snippet's.
 
 Every argument is checked before anything is written: the threshold, the checkpoint and dictionary, the extraction's
@@ -40,7 +41,11 @@ from anomaly.extraction import (
 from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.models.kernel_choice import MEASURE_ROWS
+from anomaly.models.packing import PackedChunk
+from anomaly.models.s3r import PackedScorer
 from anomaly.plotting import plot_score_curve
+from anomaly.precision import autocast, dtype_of
 from anomaly.report_page import frame_axis, segments_above, write_report_page
 
 PathLike = Union[str, Path]
@@ -80,15 +85,25 @@ def check_cached_recipe(plan: ExtractionPlan) -> None:
                          f"--num_crops {plan.settings.num_crops}: give another --output or remove them")
 
 
-def window_scorer(detector: Detector) -> Callable[[torch.Tensor], torch.Tensor]:
+def window_scorer(detector: Detector, precision: str = "fp32",
+                  longest: Optional[int] = None) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
     """The detector's scoring of one video: features N T C (on any device) -> T scores (float32, on the detector's
-    device), ``S3R.snippet_scores`` in eval mode as evaluation scores. Live detection scores its windows with it.
+    device), ``S3R.snippet_scores`` in eval mode computed as evaluation computes it: by the model's packed form
+    (``PackedScorer``), built here once (weights folded and laid out once, the kernels chosen once) and used for
+    every video or window given. ``precision`` (fp32 or bf16, as run: the network's, so that one word says how a
+    score was made): fp32 is strict float32 (on CUDA without TF32), bf16 takes the products in bfloat16 with
+    float32 statistics, as ``--precision`` evaluates. ``longest``: the most snippets a video given will have (a
+    live window), on which the kernels are measured; None: videos of any length (evaluation's measuring size).
+    Live detection scores its windows with it.
     A NaN or infinite score is a one-line InputError: no curve, segment or JSON line is made of it."""
+    device = detector.dictionary.device
+    crops = detector.features.num_crops
+    rows = MEASURE_ROWS if longest is None or crops is None else PackedChunk.plan([longest], crops, device).body_rows
+    scorer = PackedScorer(detector.model, detector.dictionary, dtype_of(precision), rows=rows)
 
-    @torch.no_grad()
     def score(video: torch.Tensor) -> torch.Tensor:
-        dictionary = detector.dictionary
-        scores = detector.model.snippet_scores(video.to(dictionary.device).unsqueeze(0), dictionary)[0, :, 0]
+        with autocast(precision, device):
+            scores = scorer.video_scores(video.to(device))
         bad = int((~torch.isfinite(scores)).sum())
         if bad:
             raise InputError(None, f"the detector's scores are NaN or inf for {bad} of {len(scores)} snippets: its "
@@ -98,9 +113,9 @@ def window_scorer(detector: Detector) -> Callable[[torch.Tensor], torch.Tensor]:
     return score
 
 
-def snippet_scores(detector: Detector, features: np.ndarray) -> np.ndarray:
-    """features T N C -> scores T (float64)."""
-    return window_scorer(detector)(torch.from_numpy(features).permute(1, 0, 2)).double().cpu().numpy()
+def snippet_scores(score: Callable[[torch.Tensor], torch.Tensor], features: np.ndarray) -> np.ndarray:
+    """features T N C -> scores T (float64), by ``score`` (a ``window_scorer``)."""
+    return score(torch.from_numpy(features).permute(1, 0, 2)).double().cpu().numpy()
 
 
 def frame_scores(scores: np.ndarray, num_frames: int) -> np.ndarray:
@@ -135,14 +150,23 @@ class CurveFiles:
         return iter((self.csv, self.picture, self.page))
 
 
+def features_description(preset: str, num_crops: int, precision: str) -> str:
+    """What the features a curve was scored from were made with, as its report page says it: the preset, the
+    crops, and the precision the network ran (never ``auto``)."""
+    crops = f"{num_crops} crop{'s' if num_crops != 1 else ''}"
+    return f"{BACKBONE.upper()} features: --preset {preset}, {crops}, {precision}"
+
+
 def write_curve_files(
     files: CurveFiles, scores: np.ndarray, threshold: float, title: str, fps: Optional[float],
     times: Optional[np.ndarray] = None, ground_truth: Optional[np.ndarray] = None, video: Optional[PathLike] = None,
+    features: Optional[str] = None,
 ) -> None:  # fmt: skip
     """Write a video's frame scores (one per frame, NaN for a frame not scored) as its CSV, its picture and its
     report page (``anomaly.report_page``, the video linked relative to the page). ``times``: each frame's time in
     seconds (a stream's timestamps); without them frame f is at f / ``fps`` (no times at all without either).
-    ``ground_truth``: 0/1 per frame, shaded."""
+    ``ground_truth``: 0/1 per frame, shaded. ``features``: what made the features (``features_description``),
+    on the page."""
     if times is None and fps:
         times = np.arange(len(scores)) / fps
     for path in files:
@@ -154,7 +178,7 @@ def write_curve_files(
         title=title,
     )  # fmt: skip
     write_report_page(files.page, title=title, scores=scores, threshold=threshold, fps=fps, times=times,
-                      ground_truth=ground_truth, video=video)  # the page's times are the CSV's
+                      ground_truth=ground_truth, video=video, features=features)  # the page's times are the CSV's
 
 
 def check_masks(
@@ -207,37 +231,40 @@ def detect_anomalies(
     on stderr). Bad arguments raise ``InputError`` before anything is written."""
     check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
     torch_device = resolve_device(device, "detection")
-    scorer = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
-    plan = plan_extraction(videos, output, weights, scorer.features.preset, scorer.features.num_crops, precision,
+    loaded = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
+    plan = plan_extraction(videos, output, weights, loaded.features.preset, loaded.features.num_crops, precision,
                            str(torch_device), batch_size, accept_partial, read_values=True)  # fmt: skip
     check_cached_recipe(plan)
     masks = check_masks(plan, ground_truth)
     summary = run_plan(plan, progress)
     failed = summary.count("failed")  # each said in its line by the extraction
+    score = window_scorer(loaded, plan.settings.precision)
     for result, mask, label_file in zip(summary.results, masks, ground_truth or [None] * len(masks)):
         if result.status == "failed":
             continue
         try:
-            log(score_video(result, plan, scorer, threshold, mask, label_file))
+            log(score_video(result, plan, score, threshold, mask, label_file))
         except InputError as error:
             print(f"{result.video}: not scored: {error}", file=sys.stderr, flush=True)
             failed += 1
     return failed
 
 
-def score_video(result: VideoResult, plan: ExtractionPlan, detector: Detector, threshold: float,
-                mask: Optional[np.ndarray], label_file: Optional[PathLike]) -> str:
-    """Score one extracted (or skipped) video, write its CSV, PNG and report page (``write_curve_files``); the line
-    that names its segments."""
+def score_video(result: VideoResult, plan: ExtractionPlan, score: Callable[[torch.Tensor], torch.Tensor],
+                threshold: float, mask: Optional[np.ndarray], label_file: Optional[PathLike]) -> str:
+    """Score one extracted (or skipped) video by ``score`` (a ``window_scorer``), write its CSV, PNG and report page
+    (``write_curve_files``); the line that names its segments."""
     record = result.record
-    features = load_features(features_of(plan.output, result.video), plan.settings.num_crops, FEATURE_SIZE)
+    settings = plan.settings
+    features = load_features(features_of(plan.output, result.video), settings.num_crops, FEATURE_SIZE)
     labels = None if mask is None else mask_labels(mask, record["frames"], "decoded frames", label_file, result.video)
-    scores = frame_scores(snippet_scores(detector, features), record["frames"])
+    scores = frame_scores(snippet_scores(score, features), record["frames"])
     fps = record.get("fps")
     recorded = record.get("frame_times")  # a variable frame rate's times (checked with the record), else frame / fps
     times = None if recorded is None else np.asarray(recorded, dtype=np.float64)
     write_curve_files(CurveFiles.of(plan.output, result.video.stem), scores, threshold, result.video.name, fps,
-                      times=times, ground_truth=labels, video=result.video)
+                      times=times, ground_truth=labels, video=result.video,
+                      features=features_description(settings.preset, settings.num_crops, settings.precision))
     segments = segments_above(scores, threshold)
     if segments:
         axis = frame_axis(len(scores), fps, times)

@@ -4,11 +4,12 @@ The page needs no network and no server: its style, script and data are inline, 
 the page's script from the embedded JSON, and the video is linked relative to the page's folder, so the page opens
 from the file system (``file://``) and keeps working when its folder is moved together with the video.
 
-What the page shows: the title and a summary line (number of segments, maximum score); an HTML5 player; the score
-curve over time with the threshold line, the ground truth shaded and a playhead that follows the video; and the
-segments above the threshold, each a button that seeks the video to the segment's start. Clicking the curve seeks
-the video to the clicked time. Without a video (none given, or the file missing when the page is opened) the page
-shows the curve and the segments, a note instead of the player, and the playhead marks the last clicked time.
+What the page shows: the title and a summary line (number of segments, maximum score), with what made the features
+(preset, crops, precision) when given; an HTML5 player; the score curve over time with the threshold line, the
+ground truth shaded and a playhead that follows the video; and the segments above the threshold, each a button
+that seeks the video to the segment's start. Clicking the curve seeks the video to the clicked time. Without a
+video (none given, or the file missing when the page is opened) the page shows the curve and the segments, a note
+instead of the player, and the playhead marks the last clicked time.
 
 Times are the video's: each frame's own (``times``, a stream's timestamps, the CSV's) or f / fps, so that a
 variable frame rate or a gap in a stream puts the curve, the segments, seeking and the playhead where the video and
@@ -46,6 +47,7 @@ def write_report_page(
     times: Optional[Sequence[float]] = None,
     ground_truth: Optional[Sequence] = None,
     video: Optional[PathLike] = None,
+    features: Optional[str] = None,
 ) -> Path:
     """Write the report page of one video to ``path`` (by convention ``<stem>_report.html``) atomically.
 
@@ -61,6 +63,8 @@ def write_report_page(
     (F frames over its length). ``ground_truth``: 0/1 per frame, shape (F,), 1 = anomalous; shaded
     on the curve. ``video``: the video file; the page links it relative to ``path``'s folder, so the file may be
     absent now (a recording still under way) and the page still opens without it. ``title``: shown as is (escaped).
+    ``features``: what made the features the scores come from (their preset, crops and precision), shown under the
+    summary (escaped).
 
     Raises ValueError (one line) for scores that are empty, not 1-D, infinite or all NaN, a ground truth of another length
     or with values other than 0 and 1, a non-finite threshold, an fps that is not a positive number, or times of
@@ -109,7 +113,7 @@ def write_report_page(
         "truth": [[float(_at(axis, start)), float(_at(axis, stop))] for start, stop in truth_runs],
     }
     relative = None if video is None else relative_path(video, path.parent)
-    page = _page(title, scores, threshold, fps, axis, segments, ground_truth is not None, relative, data)
+    page = _page(title, scores, threshold, fps, axis, segments, ground_truth is not None, relative, data, features)
     save_text(page, path)
     return path
 
@@ -201,7 +205,7 @@ def json_for_script(data: dict) -> str:
 
 
 def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float], axis: Optional[np.ndarray],
-          segments: List[Segment], has_truth: bool, video: Optional[str], data: dict) -> str:
+          segments: List[Segment], has_truth: bool, video: Optional[str], data: dict, features: Optional[str]) -> str:
     escape = html.escape
     long = axis is not None and axis[-1] >= 60
     peak_frame = int(np.nanargmax(scores))
@@ -242,7 +246,8 @@ def _page(title: str, scores: np.ndarray, threshold: float, fps: Optional[float]
         f"<style>{_STYLE}</style>",
         "</head>",
         "<body>",
-        f'<header><h1 id="report-title">{escape(title)}</h1><p id="summary">{escape(summary)}</p></header>',
+        f'<header><h1 id="report-title">{escape(title)}</h1><p id="summary">{escape(summary)}</p>'
+        + ("" if features is None else f'<p id="features">{escape(features)}</p>') + "</header>",
         "<main>",
         f'<section class="top"><div class="player">{player}</div>',
         f'<div class="segments"><h2>Segments above {threshold:g}</h2>{segment_list}</div></section>',
@@ -268,6 +273,7 @@ body { margin: 0 auto; max-width: 1100px; padding: 16px 24px; color: #1d2733; ba
 h1 { font-size: 22px; margin: 0 0 4px; overflow-wrap: anywhere; }
 h2 { font-size: 15px; margin: 0 0 8px; }
 #summary { margin: 0 0 16px; color: #4a5563; }
+#features { margin: -12px 0 16px; font-size: 13px; color: #6b7685; }
 .top { display: flex; flex-wrap: wrap; gap: 16px; margin-bottom: 16px; }
 .player { flex: 1 1 420px; }
 .segments { flex: 1 1 280px; max-height: 340px; overflow: auto; background: #fff; border: 1px solid #dde1e6;

@@ -62,6 +62,7 @@ def test_a_curve_per_frame_a_picture_and_the_segments(inputs, tmp_path):
     page = PageParts((output / "street_report.html").read_text())  # the report page, its video linked relatively
     assert urljoin((output / "street_report.html").as_uri(), page.first("video")["src"]) == inputs["video"].as_uri()
     assert json.loads(page.texts["report-data"])["truth"] == [[3 / 20, 6 / 20]]  # frames 3-5, in seconds
+    assert page.texts["features"] == "I3D features: --preset rtfm, 1 crop, fp32"  # what made them, as run
     assert out.strip() == f"{inputs['video']}: 1 segment(s) above 0.25: 0.00-0.40 s (peak 0.500)"
 
     # Run again: the features are reused (not rewritten), the scores are the same.

@@ -133,6 +133,16 @@ def test_a_model_measures_with_the_kernel_choice_it_is_given():
     assert published.video_classifier[0].weight is model.video_classifier[0].weight  # the same weights, shared
 
 
+def test_a_kernel_already_chosen_is_looked_up_without_drawing_a_measurement_sample():
+    model = S3R(64, batch_size=1).eval()
+    video, dictionary = torch.rand(1, 1, 8, 64), torch.rand(1, 6, 64)
+    with torch.no_grad():
+        model.snippet_scores(video, dictionary)  # the choices made (or kept as defaults) here
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            model.snippet_scores(video, dictionary)
+    assert not [event.key for event in profile.key_averages() if event.key in ("aten::uniform_", "aten::normal_")]
+
+
 @pytest.mark.parametrize("flags, expected", [("avx2 avx512f", "fp32"), ("avx2 avx512f avx512_bf16", "bf16"), ("amx_bf16", "bf16")])
 def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected):
     info = hardware.CpuInfo("Test CPU", "TestVendor", frozenset(flags.split()), "AVX512")

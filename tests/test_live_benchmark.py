@@ -11,6 +11,7 @@ from anomaly.engine.evaluator import DeviceTestSet
 from anomaly.live.benchmark import causal_scores, causality
 from anomaly.live.causal import CausalScores
 from anomaly.models import S3R
+from anomaly.precision import resolve_precision
 from tests.conftest import FEATURE_SIZE, assert_close_to_scale, run_tool
 
 CHANNELS, CROPS, LENGTHS = 64, 2, (1, 2, 5, 9, 13)
@@ -73,16 +74,31 @@ def test_the_command_prints_the_causality_table_of_a_dataset(workspace, tmp_path
     assert rows[-1][2:] == rows[0][2:]  # the window that covers every video: the offline AUC and AP
 
 
-def test_the_throughput_says_what_a_snippet_costs_here():
-    status, out, err = run_tool("benchmark_live.py", "--no_causality", "--crops", "1", "--repeats", "1")
+def test_the_throughput_says_what_a_snippet_costs_here_in_each_precision_as_it_ran():
+    """One row per precision that ran: auto runs bf16 where it is native (a row of its own) and fp32 elsewhere (the
+    fp32 row stands for it, said under the table)."""
+    status, out, err = run_tool("benchmark_live.py", "--no_causality", "--crops", "1", "--repeats", "1",
+                                "--precision", "fp32", "auto")  # fmt: skip
     assert status == 0, err
-    row = re.search(r"^\| +1 \|(.*)\|$", out, re.MULTILINE).group(1).split("|")
-    i3d, window, snippet, rate, at_25, at_30, gflop, gflops, share = (cell.strip() for cell in row)
-    assert float(snippet.replace(",", "")) == pytest.approx(float(i3d.replace(",", "")) + float(window), abs=1)
-    assert at_25 == ("yes" if float(rate) >= 25 / 16 else "no") and at_30 == ("yes" if float(rate) >= 30 / 16 else "no")
-    assert float(gflop) == pytest.approx(32.8, rel=0.05)  # the network's FLOPs of one crop, counted
-    assert 0 < float(share) <= 100
-    assert "live throughput: " in out and "peak: " in out
+    ran, note = resolve_precision("auto", torch.device("cpu"))
+    assert note in out  # what auto became, said before the tables
+    cells = [[cell.strip() for cell in row.split("|")[1:-1]]
+             for row in re.findall(r"^\| (?:fp32|bf16) .*\|$", out, re.MULTILINE)]  # fmt: skip
+    times, work = cells[: len(cells) // 2], cells[len(cells) // 2 :]
+    rows = [["fp32", "1"]] + ([["bf16", "1"]] if ran == "bf16" else [])
+    assert [row[:2] for row in times] == [row[:2] for row in work] == rows
+    for precision, _, i3d, window, share, snippet, rate, at_25, at_30 in times:
+        i3d, window, snippet = (float(value.replace(",", "")) for value in (i3d, window, snippet))
+        assert snippet == pytest.approx(i3d + window, abs=1)
+        assert float(share) == pytest.approx(100 * window / i3d, abs=0.1)
+        assert [at_25, at_30] == ["yes" if float(rate) >= fps / 16 else "no" for fps in (25, 30)]
+    for precision, _, i3d_gflop, _, i3d_share, window_gflop, _, window_share in work:
+        assert float(i3d_gflop) == pytest.approx(32.8, rel=0.05)  # the network's FLOPs of one crop, counted
+        # A window of 16 snippets and 4 zero rows: under 2 GFLOP of products with the dictionary folded.
+        assert 0.5 < float(window_gflop) < 2
+        assert 0 < float(i3d_share) <= 100 and 0 < float(window_share) <= 100
+    assert "live throughput: " in out and "peak GFLOP/s: fp32 " in out
+    assert ("--precision auto ran fp32 here (said above): the fp32 rows are its" in out) == (ran == "fp32")
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -90,6 +106,7 @@ def test_the_throughput_says_what_a_snippet_costs_here():
     ([], "the causality table needs --checkpoint, S3R weights trained on --dataset (or --no_causality for the "
          "throughput alone)"),
     (["--no_causality", "--crops", "3"], "--crops must be one of 10, 5, 1, not 3"),
+    (["--no_causality", "--precision", "fp32", "fp16"], "--precision must be one of fp32, bf16, auto, not 'fp16'"),
 ])
 def test_impossible_options_are_one_line(arguments, message):
     assert run_tool("benchmark_live.py", *arguments) == (2, "", f"s3r benchmark-live: {message}\n")

@@ -28,9 +28,10 @@ from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.extraction import PRESETS
 from anomaly.live.source import source_of
 from anomaly.live import watch as live_watch
+from anomaly.live.pace import MEASURED_SNIPPETS, WARMUP_SNIPPETS, Pace
 from anomaly.live.watch import Watch, open_stream
 from anomaly.models.s3r import S3R
-from tests.browser import console_errors, open_page
+from tests.browser import PageParts, console_errors, open_page
 from tests.conftest import REPO, run_tool
 from tests.extraction_helpers import make_video, seeded_state_dict, write_frames, write_picture
 from tests.live_helpers import free_udp_port, send_paced, udp_port_bound
@@ -88,6 +89,7 @@ def check_snippet_lines(lines, offline):
     assert [line["start_s"] for line in snippets] == pytest.approx(STARTS)
     assert [line["end_s"] for line in snippets] == pytest.approx(ENDS)
     assert all(line["latency_ms"] > 0 and "dropped" not in line for line in snippets)
+    assert all(line["precision"] == "fp32" for line in snippets)  # what the network ran, in every line
     # --window 64 --lookahead 8: every snippet's window is the whole video, so each score is the offline one.
     assert [line["score"] for line in snippets] == pytest.approx(offline, abs=1e-6)
     assert len(set(offline)) == 4  # the scores differ: the equality says something
@@ -112,6 +114,8 @@ def test_a_fifo_fed_in_real_time_is_scored_as_it_comes_and_equals_offline_where_
         rows = list(csv.DictReader(file))
     assert [float(row["time_s"]) for row in rows] == pytest.approx(np.arange(FRAMES) / FPS)  # the stream's times
     assert [float(row["score"]) for row in rows] == pytest.approx(np.repeat(offline, 16)[:FRAMES], abs=1e-6)
+    page = PageParts((tmp_path / "out" / "camera_report.html").read_text())
+    assert page.texts["features"] == "I3D features: --preset rtfm, 1 crop, fp32"
 
 
 def test_a_udp_mpeg_ts_stream_on_loopback_is_scored_until_it_goes_quiet(inputs, offline, tmp_path):
@@ -235,6 +239,30 @@ def test_a_file_read_at_its_own_pace_is_never_dropped_from(tmp_path):
     assert not any("dropped" in line for line in lines) and stream.queue.dropped == 0
 
 
+PACE_LINE = (r"scoring \d+\.\d\d snippets/s; the stream brings 6\.25/s \(100 fps\): a snippet takes [\d,]+ ms in fp32 "
+             r"\(the network [\d,]+ with 1 crop, S3R [\d,]+\): (keeping up|falling behind, .*)")
+
+
+def test_a_live_source_says_once_whether_the_watch_keeps_up(tmp_path):
+    """After its first snippets (the warm-up, then the measured ones), in one line; the numbers are this machine's,
+    so only the line's form is checked."""
+    said = []
+    video = lossless_video(tmp_path / "live.mkv", [10, 20, 30] * 4, fps=100)
+    stream = open_stream(source_of(str(video)), PRESETS["rtfm"], realtime=True)  # live: paced by its timestamps
+    lines = []
+    Watch(brightness, mean_score, window=4, pace=Pace(1, "fp32", False, said.append)).run(stream.start(), lines.append)
+    stream.close()
+    assert len(lines) >= WARMUP_SNIPPETS + MEASURED_SNIPPETS  # enough snippets reached the network
+    assert len(said) == 1 and re.fullmatch(PACE_LINE, said[0]), said
+
+
+def test_a_file_read_at_its_own_pace_has_no_rate_to_keep_up_with(tmp_path):
+    said = []
+    video = lossless_video(tmp_path / "file.mkv", [10, 20, 30] * 4, fps=100)
+    lines, _ = run_watch(video, window=4, pace=Pace(1, "fp32", False, said.append))
+    assert len(lines) == 12 and said == []
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Interrupted; refused
 # ---------------------------------------------------------------------------------------------------------------
@@ -277,7 +305,9 @@ def test_when_the_reader_of_the_lines_goes_away_the_watch_stops_and_still_writes
     process.stdout.close()  # what head does after its line
     err = process.stderr.read()
     assert process.wait(timeout=120) == 0, err
-    said = re.fullmatch(rf"{re.escape(str(video))}: the lines could not be written to standard output \(Broken pipe\)"
+    # A live source: once enough snippets are scored, whether the watch keeps up is said first (a line of its own).
+    said = re.fullmatch(rf"({re.escape(str(video))}: scoring .*\n)?"
+                        rf"{re.escape(str(video))}: the lines could not be written to standard output \(Broken pipe\)"
                         rf": \d+ snippets scored(, \d+ dropped)?, 0 alerts; wrote {re.escape(str(report / 'long_scores.csv'))}, "
                         rf"{re.escape(str(report / 'long_scores.png'))}, {re.escape(str(report / 'long_report.html'))}\n",
                         err)  # fmt: skip
@@ -336,6 +366,7 @@ import sys, time
 import numpy as np
 from anomaly.extraction import PRESETS
 from anomaly.live.source import source_of
+from anomaly.live.pace import MEASURED_SNIPPETS, WARMUP_SNIPPETS, Pace
 from anomaly.live.watch import Watch, open_stream
 
 def slow(clip):  # a network slower than the stream: a live source would drop snippets

@@ -7,8 +7,11 @@
 With --checkpoint: the dataset's test videos scored causally (every snippet on the window of the --windows W
 snippets up to it and --lookaheads L after it, as s3r watch scores a stream) and offline (each video whole, as
 --inference); the frame AUC and AP of each. Then, unless --no_throughput: the time of a snippet here (the I3D forward
-of one clip with each of --crops, S3R on a window of 16), the snippets per second, whether 25 and 30 fps streams
-are kept up with, and the I3D's share of the machine's peak. See anomaly/live/benchmark.py.
+of one clip with each of --crops in each --precision, S3R on a window of 16), the window's share of it, the snippets
+per second, whether 25 and 30 fps streams are kept up with, and the GFLOP, GFLOP/s and share of the machine's peak
+of the I3D and of the window. See anomaly/live/benchmark.py.
+
+    s3r benchmark-live --no_causality --precision fp32 bf16 auto --crops 1 5
 """
 
 from pathlib import Path
@@ -23,6 +26,7 @@ from anomaly.errors import InputError, check_choice
 from anomaly.hardware import resolve_device
 from anomaly.layout import NUM_CROPS, check_feature_size
 from anomaly.live.benchmark import LOOKAHEADS, WINDOWS, causality, throughput
+from anomaly.precision import NETWORK_CHOICES
 
 
 class Arguments(CommandArguments):
@@ -35,6 +39,7 @@ class Arguments(CommandArguments):
     windows: List[int] = list(WINDOWS)  # window lengths W, in snippets
     lookaheads: List[int] = list(LOOKAHEADS)  # lookaheads L, in snippets
     crops: List[int] = [1, 10]  # crop counts of the throughput
+    precision: List[str] = ["fp32"]  # the I3D's precisions of the throughput (fp32, bf16, auto: one row each)
     repeats: int = 3  # timed runs of each part of a snippet (the median is kept)
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     no_causality: bool = False  # skip the causality table
@@ -43,12 +48,15 @@ class Arguments(CommandArguments):
     def configure(self) -> None:
         for name in ("windows", "lookaheads", "crops"):
             self.add_argument(f"--{name}", type=int, nargs="+")
+        self.add_argument("--precision", nargs="+")
 
     def process_args(self) -> None:
         if self.feature_size is not None:
             check_feature_size(self.feature_size, "--feature_size")
         for count in self.crops:
             check_choice(count, NUM_CROPS, "--crops")
+        for precision in self.precision:
+            check_choice(precision, NETWORK_CHOICES, "--precision")
         if self.no_causality and self.no_throughput:
             raise InputError(None, "--no_causality and --no_throughput leave nothing to measure")
         if not self.no_causality and self.checkpoint is None:
@@ -68,5 +76,5 @@ def run(args: Arguments) -> int:
         print(result.table())
         print(f"checkpoint {args.checkpoint}; {result.seconds:.0f} s on {device}")
     if not args.no_throughput:
-        print(throughput(device, args.crops, args.repeats).table())
+        print(throughput(device, args.crops, args.precision, args.repeats).table())
     return 0

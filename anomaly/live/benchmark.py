@@ -9,13 +9,15 @@ window is their whole video (those score as offline). The windows are many short
 packed evaluator (``DeviceTestSet.from_tensors`` and ``score_test_set``) in chunks of ``CHUNK_WINDOWS``, and a
 window that is the same snippets for several t is scored once.
 
-**Throughput** (:func:`throughput`). The work per snippet of a live stream, timed on this machine: the I3D forward
-of one clip (a batch of one, as ``s3r watch`` runs it; 1 and 10 crops) and S3R's scoring of a window of
-``THROUGHPUT_WINDOW`` snippets at 2048 channels; the snippets per second that makes, the latency it adds, whether
-25 and 30 fps streams (1.5625 and 1.875 snippets/s) are kept up with, and the I3D's GFLOP/s (its FLOPs counted by
-``FlopCounterMode``) as a share of the machine's measured peak (``anomaly.benchmark.detector.measure_peak``).
-Resizing the frames runs beside it, in the decoding thread; its time per snippet is given apart. Random weights:
-the speed does not depend on their values.
+**Throughput** (:func:`throughput`). The work per snippet of a live stream, timed on this machine for each precision
+asked for (``NETWORK_CHOICES``, as ``resolve_precision`` runs it) and crop count: the I3D forward of one clip (a
+batch of one, as ``s3r watch`` runs it) and S3R's scoring of a window of ``THROUGHPUT_WINDOW`` snippets at 2048
+channels, by the scorer ``s3r watch`` and ``s3r detect`` use (``anomaly.detection.window_scorer``), both in that
+precision; the window's share of the clip's time, the snippets per second they make, whether 25 and 30 fps streams
+(1.5625 and 1.875 snippets/s) are kept up with, and for each of the two its FLOPs (counted by ``FlopCounterMode`` as
+the detector benchmark counts them, ``counted_run``), GFLOP/s and share of the machine's measured peak in that
+precision (``anomaly.benchmark.detector.measure_peak``). Resizing the frames runs beside it, in the decoding thread;
+its time per snippet is given apart. Random weights: the speed does not depend on their values.
 """
 
 import time
@@ -25,17 +27,19 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.flop_counter import FlopCounterMode
 
-from anomaly.benchmark.detector import measure_peak
+from anomaly.benchmark.detector import counted_run, measure_peak
+from anomaly.detection import window_scorer
+from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.engine.evaluator import DeviceTestSet, check_finite_scores, score_test_set
 from anomaly.engine.metrics import weighted_ap_stepwise, weighted_roc_auc
-from anomaly.errors import check_range
-from anomaly.extraction import FEATURE_SIZE, PRESETS, FeatureExtractor, I3DResNet50
+from anomaly.errors import check_choice, check_range
+from anomaly.extraction import BACKBONE, FEATURE_SIZE, PRESETS, FeatureExtractor, I3DResNet50
 from anomaly.extraction.network import GFLOP_PER_CLIP
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.measuring import device_name, run_times
 from anomaly.models import S3R
+from anomaly.precision import NETWORK_CHOICES, dtype_of, resolve_precision
 from anomaly.tables import ascii_table
 
 WINDOWS = (4, 8, 16, 32, 64)
@@ -150,10 +154,12 @@ def causality(
 # ------------------------------------------------------------------------------------------------- throughput
 @dataclass
 class ThroughputRow:
+    precision: str  # what the I3D and S3R ran (never auto)
     crops: int
     i3d_ms: float  # median time of the I3D forward of one clip
     window_ms: float  # median time of S3R's scoring of a window of THROUGHPUT_WINDOW snippets
     i3d_gflop: float  # FLOPs of one I3D forward, counted
+    window_gflop: float  # FLOPs of one window's scoring, counted
 
     @property
     def snippet_ms(self) -> float:
@@ -170,41 +176,66 @@ class ThroughputRow:
     def i3d_gflops(self) -> float:
         return self.i3d_gflop / self.i3d_ms * 1000
 
+    @property
+    def window_gflops(self) -> float:
+        return self.window_gflop / self.window_ms * 1000
+
 
 @dataclass
 class Throughput:
     machine: str
-    peak_gflops: float
+    peaks: Dict[str, float]  # GFLOP/s per precision run
     resize_ms: float  # resizing the 16 frames of a snippet (rtfm, FRAME_SIZE), in the decoding thread
     rows: List[ThroughputRow] = field(default_factory=list)
+    stand_ins: List[str] = field(default_factory=list)  # one line per precision asked for that ran as another
 
     def table(self) -> str:
         rates = [f"{fps} fps ({fps / FRAMES_PER_SNIPPET:g}/s)" for fps in STREAM_RATES]
-        rows = [["crops", "I3D (ms)", f"S3R W={THROUGHPUT_WINDOW} (ms)", "per snippet (ms)", "snippets/s", *rates,
-                 "I3D GFLOP", "I3D GFLOP/s", "% of peak"]]  # fmt: skip
+        window = f"S3R W={THROUGHPUT_WINDOW}"
+        times = [["precision", "crops", "I3D (ms)", f"{window} (ms)", "S3R / I3D (%)", "per snippet (ms)",
+                  "snippets/s", *rates]]  # fmt: skip
+        work = [["precision", "crops", "I3D GFLOP", "I3D GFLOP/s", "I3D % of peak", f"{window} GFLOP",
+                 "S3R GFLOP/s", "S3R % of peak"]]  # fmt: skip
         for row in self.rows:
-            rows.append([row.crops, f"{row.i3d_ms:,.0f}", f"{row.window_ms:,.1f}", f"{row.snippet_ms:,.0f}",
-                         f"{row.snippets_per_second:.2f}",
-                         *("yes" if row.keeps_up(fps) else "no" for fps in STREAM_RATES),
-                         f"{row.i3d_gflop:.1f}", f"{row.i3d_gflops:,.1f}",
-                         f"{100 * row.i3d_gflops / self.peak_gflops:.0f}"])  # fmt: skip
-        table = ascii_table(rows, f" live throughput: {self.machine} ", dict.fromkeys(range(len(rows[0])), "right"))
+            keeps_up = ["yes" if row.keeps_up(fps) else "no" for fps in STREAM_RATES]
+            times.append([row.precision, row.crops, f"{row.i3d_ms:,.0f}", f"{row.window_ms:,.1f}",
+                          f"{100 * row.window_ms / row.i3d_ms:.1f}", f"{row.snippet_ms:,.0f}",
+                          f"{row.snippets_per_second:.2f}", *keeps_up])  # fmt: skip
+            work.append([row.precision, row.crops, f"{row.i3d_gflop:.1f}", f"{row.i3d_gflops:,.1f}",
+                         f"{100 * row.i3d_gflops / self.peaks[row.precision]:.0f}", f"{row.window_gflop:.2f}",
+                         f"{row.window_gflops:,.1f}", f"{100 * row.window_gflops / self.peaks[row.precision]:.0f}"])
+        right = dict.fromkeys(range(1, len(times[0])), "right")
         height, width = FRAME_SIZE
+        peaks = ", ".join(f"{precision} {rate:,.1f}" for precision, rate in self.peaks.items())
         notes = [
-            f"per snippet: the I3D forward of one clip (fp32, a batch of one, as s3r watch runs it), then S3R on a "
-            f"window of {THROUGHPUT_WINDOW} snippets (2048 channels, {THROUGHPUT_ATOMS} atoms); medians",
-            f"peak: {self.peak_gflops:,.1f} GFLOP/s (the better of a large convolution and matrix product, fp32); "
-            f"the I3D is {GFLOP_PER_CLIP:g} GFLOP per crop, its first convolution shared between overlapping crops",
+            f"per snippet: the I3D forward of one clip (a batch of one, as s3r watch runs it), then S3R on a window of "
+            f"{THROUGHPUT_WINDOW} snippets ({FEATURE_SIZE} channels, {THROUGHPUT_ATOMS} atoms, by the packed scorer "
+            "s3r watch and s3r detect use), both in the row's precision; medians",
+            *self.stand_ins,
+            f"peak GFLOP/s: {peaks} (the better of a large convolution and matrix product); the I3D is "
+            f"{GFLOP_PER_CLIP:g} GFLOP per crop, its first convolution shared between overlapping crops; S3R's GFLOP "
+            "are those of the products it runs (the dictionary folded, padding rows included)",
             f"beside it, in the decoding thread: resizing the 16 frames of a snippet ({width}x{height}, rtfm) "
             f"{self.resize_ms:.0f} ms",
         ]
-        return "\n".join([table, *notes])
+        return "\n".join([ascii_table(times, f" live throughput: {self.machine} ", right),
+                          ascii_table(work, " the work of a snippet, and its rate ", right), *notes])
 
 
-def throughput(device: torch.device, crops: Sequence[int] = (1, 10), repeats: int = 3,
-               log: Callable[[str], None] = print) -> Throughput:  # fmt: skip
-    """Time the work of one snippet here (see the module docstring) for each crop count of ``crops``."""
+def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions: Sequence[str] = ("fp32",),
+               repeats: int = 3, log: Callable[[str], None] = print) -> Throughput:  # fmt: skip
+    """Time the work of one snippet here (see the module docstring) for each precision of ``precisions`` (of
+    ``NETWORK_CHOICES``) and crop count of ``crops``. A precision runs as ``resolve_precision`` makes it (auto: bf16
+    where native; bf16 elsewhere: fp32, said in one line): those that run the same are measured once, their rows
+    labelled with what ran and a line under the table saying which others they stand for."""
     check_range(repeats, "--repeats", minimum=1, integer=True)
+    asked_for: Dict[str, List[str]] = {}  # precision run -> the precisions given that run it
+    for precision in dict.fromkeys(precisions):  # each once, in order
+        check_choice(precision, NETWORK_CHOICES, "--precision")
+        ran, note = resolve_precision(precision, device)
+        if note:
+            log(note)
+        asked_for.setdefault(ran, []).append(precision)
     generator = torch.Generator().manual_seed(0)
     preset = PRESETS["rtfm"]
     frames = torch.randint(0, 256, (FRAMES_PER_SNIPPET, *FRAME_SIZE, 3), generator=generator, dtype=torch.uint8)
@@ -213,23 +244,38 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), repeats: in
                                                  torch.device("cpu"), repeats)))  # fmt: skip
     clip = np.stack([preset.resize(frame) for frame in frames.numpy()])[None]  # 1 16 256 341 3
     log("measuring the peak rate of this machine's kernels ...")
-    peak = max(measure_peak(device, "fp32", 2048).values())
-    extractor = FeatureExtractor(I3DResNet50().eval(), device)
+    result = Throughput(device_name(device), {precision: _peak(device, precision) for precision in asked_for},
+                        resize_ms)  # fmt: skip
+    for ran, asked in asked_for.items():
+        others = [precision for precision in asked if precision != ran]
+        if others:
+            result.stand_ins.append(f"--precision {' and '.join(others)} ran {ran} here (said above): the {ran} rows "
+                                    f"are {'theirs' if len(others) > 1 else 'its'}")
+    network = I3DResNet50().eval()
     model = S3R(FEATURE_SIZE).to(device).eval()
     dictionary = torch.rand(1, THROUGHPUT_ATOMS, FEATURE_SIZE, generator=generator).to(device)
-    result = Throughput(device_name(device), peak, resize_ms)
-    for count in crops:
-        log(f"timing a snippet with {count} crop{'s' if count != 1 else ''} ...")
-        forward = lambda: extractor(clip, preset, count)  # noqa: E731
-        i3d = run_times(forward, device, repeats)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            forward()
-        window = torch.rand(1, count, THROUGHPUT_WINDOW, FEATURE_SIZE, generator=generator).to(device)
-        with torch.no_grad():
-            scoring = run_times(lambda: model.snippet_scores(window, dictionary), device, repeats)
-        result.rows.append(ThroughputRow(count, 1000 * float(np.median(i3d)), 1000 * float(np.median(scoring)),
-                                         counter.get_total_flops() / 1e9))  # fmt: skip
-    # The peak again at the end: on a shared machine the load at the start may not be the load of the runs.
-    result.peak_gflops = max(result.peak_gflops, max(measure_peak(device, "fp32", 2048).values()))
+    for ran in asked_for:
+        extractor = FeatureExtractor(network, device, ran)
+        for count in crops:
+            log(f"timing a snippet with {count} crop{'s' if count != 1 else ''} in {ran} ...")
+            forward = lambda: extractor(clip, preset, count)  # noqa: E731
+            # Built as s3r watch builds it: weights laid out once, kernels chosen for a window of this size.
+            detector = Detector(model, dictionary, FeatureSpec(BACKBONE, preset.name, count, FEATURE_SIZE))
+            score = window_scorer(detector, ran, THROUGHPUT_WINDOW)
+            window = torch.rand(count, THROUGHPUT_WINDOW, FEATURE_SIZE, generator=generator).to(device)
+            scoring = lambda: score(window)  # noqa: E731
+            i3d_ms, window_ms = (1000 * float(np.median(run_times(run, device, repeats))) for run in (forward, scoring))
+            result.rows.append(ThroughputRow(ran, count, i3d_ms, window_ms, _gflop(forward, device, dtype_of(ran)),
+                                             _gflop(scoring, device, dtype_of(ran))))  # fmt: skip
+    # The peaks again at the end: on a shared machine the load at the start may not be the load of the runs.
+    result.peaks = {precision: max(rate, _peak(device, precision)) for precision, rate in result.peaks.items()}
     return result
+
+
+def _peak(device: torch.device, precision: str) -> float:
+    return max(measure_peak(device, precision, 2048).values())
+
+
+def _gflop(run: Callable[[], object], device: torch.device, dtype: torch.dtype) -> float:
+    """The GFLOP of one call of ``run``: its products and convolutions, counted as the detector benchmark counts."""
+    return counted_run(run, device, dtype)[0] / 1e9

@@ -141,6 +141,17 @@ class SnippetStream:
     def frames(self) -> int:
         return len(self.frame_times)
 
+    @property
+    def frame_rate(self) -> Optional[float]:
+        """Frames per second: the declared ``fps``, else the rate the timestamps so far show (None before two
+        frames at different times)."""
+        if self.fps is not None:
+            return self.fps
+        frames = len(self.frame_times)
+        if frames > 1 and self.frame_times[-1] > 0:
+            return (frames - 1) / self.frame_times[-1]
+        return None
+
     def start(self) -> "SnippetStream":
         self._thread.start()
         return self

@@ -3,22 +3,29 @@ the anomaly curve's CSV, picture and report page of what was seen.
 
 Per snippet (``anomaly.live.stream``: decoded, upright and resized in a thread ahead), the network makes its
 features (I3D, a batch of one clip: ``FeatureExtractor``) and ``CausalScores`` scores it on the window of the last
-``window`` snippets (plus ``lookahead`` after it, once they have come). Each score is a line of ``lines``, flushed::
+``window`` snippets (plus ``lookahead`` after it, once they have come), by the detector's packed scorer
+(``anomaly.detection.window_scorer``, built once). Each score is a line of ``lines``, flushed::
 
-    {"snippet": 4, "start_s": 2.56, "end_s": 3.2, "score": 0.8123, "latency_ms": 845.2}
+    {"snippet": 4, "start_s": 2.56, "end_s": 3.2, "score": 0.8123, "latency_ms": 845.2, "precision": "fp32"}
     {"alert": "start", "time_s": 1.92, "snippet": 3}
 
 ``latency_ms``: from the snippet's last frame decoded to its score (with a lookahead, the wait for the snippets
-after it included); ``dropped`` (only when some were): the snippets a live source dropped since the line before,
-because the network fell behind. Alerts come from ``AlertTracker`` (hysteresis); an event still going when the
-stream ends gets its end there (``"stream_ended": true``, at the end of the last snippet). The last line sums up::
+after it included); ``precision``: what the network and S3R ran for it (fp32 or bf16, never ``auto``), in every
+line, so that a line read alone says what made it; ``dropped`` (only when some were): the snippets a live
+source dropped since the line before, because the network fell behind. Alerts come from ``AlertTracker``
+(hysteresis); an event still going when the stream ends gets its end there (``"stream_ended": true``, at the end
+of the last snippet). The last line sums up::
 
     {"end": "end of stream", "frames": 190, "snippets": 12, "dropped": 0, "alerts": 1}
 
 At the end of the stream, after ``timeout`` seconds without data, when it breaks, or on SIGINT/SIGTERM (the
 interruption is raised again once the files are written), the scores so far become ``<name>_scores.csv``,
 ``_scores.png`` and ``_report.html`` (``anomaly.detection.write_curve_files``, as detection writes them): each
-snippet's score for its frames, the frames of dropped snippets without a score, times from the stream's timestamps.
+snippet's score for its frames, the frames of dropped snippets without a score, times from the stream's timestamps;
+the page names the features' preset, crops and precision.
+
+From a live source, after its first snippets, one line on standard error says how many snippets per second the
+watch scores against the rate the stream brings, and when it falls behind what could keep up (``anomaly.live.pace``).
 """
 
 import json
@@ -34,13 +41,14 @@ from typing import Callable, Dict, List, Optional, TextIO, Union
 import numpy as np
 import torch
 
-from anomaly.detection import CurveFiles, load_video_detector, window_scorer, write_curve_files
+from anomaly.detection import CurveFiles, features_description, load_video_detector, window_scorer, write_curve_files
 from anomaly.errors import InputError, Interrupted, check_choice, check_range
 from anomaly.extraction import PRESETS, FeatureExtractor, Preset, load_i3d
 from anomaly.files import check_writable_folder, ensure_folder, name_problem
-from anomaly.hardware import resolve_device
+from anomaly.hardware import native_bf16, resolve_device
 from anomaly.live.alerts import AlertTracker
 from anomaly.live.causal import CausalScores, ScoreWindow
+from anomaly.live.pace import Pace
 from anomaly.live.source import RTSP_TRANSPORTS, Source, open_source, source_of
 from anomaly.live.stream import Snippet, SnippetStream, to_stderr
 from anomaly.precision import NETWORK_CHOICES, resolve_precision
@@ -75,11 +83,16 @@ class WatchResult:
 class Watch:
     """Scores a :class:`SnippetStream` as it comes: ``features`` of each snippet's clip (the network), causal scores
     by ``score_window`` (``CausalScores``), alerts (``AlertTracker``); each line written by ``write_line`` at once.
-    Every setting is checked here, before anything is read or written (one-line InputError)."""
+    ``precision``: what the network and ``score_window`` run, recorded in every snippet's line. ``pace``: given
+    every snippet's times from a live stream, to say once whether the watch keeps up (``anomaly.live.pace``). Every
+    setting is checked here, before anything is read or written (one-line InputError)."""
 
     def __init__(self, features: Features, score_window: ScoreWindow, window: int = 16, lookahead: int = 0,
-                 threshold: float = 0.5, min_snippets: int = 3):  # fmt: skip
+                 threshold: float = 0.5, min_snippets: int = 3, precision: Optional[str] = None,
+                 pace: Optional[Pace] = None):  # fmt: skip
         self.features = features
+        self.precision = precision
+        self.pace = pace
         self.causal = CausalScores(score_window, window, lookahead)
         self.alerts = AlertTracker(threshold, min_snippets)
         self.result = WatchResult()
@@ -89,11 +102,17 @@ class Watch:
     def run(self, stream: SnippetStream, write_line: Callable[[Dict], None]) -> WatchResult:
         """Score every snippet of ``stream`` until it ends (then the scores still waiting for their lookahead, on
         the snippets there are). An interruption propagates: ``result`` holds what was scored and written."""
+        pace = self.pace if stream.live else None  # a file read at its own pace has no rate to keep up with
         for snippet, dropped in stream:
             self._unreported += dropped
+            started = time.perf_counter()
             features = torch.from_numpy(self.features(snippet.clip))
+            network_done = time.perf_counter()
             self._pushed.append(replace(snippet, clip=None))
-            for index, score in self.causal.push(features):
+            due = self.causal.push(features)
+            if pace is not None:
+                pace.add(network_done - started, time.perf_counter() - network_done, stream.frame_rate)
+            for index, score in due:
                 self._write(index, score, write_line)
         for index, score in self.causal.finish():
             self._write(index, score, write_line)
@@ -111,6 +130,8 @@ class Watch:
         self.result.scores.append(score)
         line = {"snippet": snippet.index, "start_s": round(snippet.start_s, 4), "end_s": round(snippet.end_s, 4),
                 "score": score, "latency_ms": round(1000 * (time.monotonic() - snippet.decoded_at), 1)}
+        if self.precision is not None:
+            line["precision"] = self.precision
         if self._unreported:
             line["dropped"], self._unreported = self._unreported, 0
         write_line(line)
@@ -238,9 +259,12 @@ def watch(
     extractor = FeatureExtractor(load_i3d(weights), torch_device, precision)
     if precision_note:
         log(precision_note)
-    live = Watch(lambda clip: extractor(clip[None], chosen_preset, crops)[0], window_scorer(scorer), window,
-                 lookahead, threshold, min_snippets)  # fmt: skip
+    pace = Pace(crops, precision, native_bf16(torch_device), lambda line: log(f"{spec.shown}: {line}"))
+    live = Watch(lambda clip: extractor(clip[None], chosen_preset, crops)[0],
+                 window_scorer(scorer, precision, window + lookahead), window, lookahead, threshold, min_snippets,
+                 precision, pace)  # fmt: skip
     stream = open_stream(spec, chosen_preset, timeout, realtime, reconnect, rtsp_transport, log)
+    features = features_description(chosen_preset.name, crops, precision)
     interrupted = False
     lines = JsonLines(output, lambda: stream.halt(lines.failure))
     try:  # whatever happens from here on, the decoding thread is stopped and the source closed
@@ -253,9 +277,9 @@ def watch(
             interrupted = True
             number = interruption.signal_number if isinstance(interruption, Interrupted) else signal.SIGINT
             stream.halt(f"interrupted by {signal.Signals(number).name}")
-            finish(live.result, stream, spec, files, threshold, lines, log)
+            finish(live.result, stream, spec, files, threshold, lines, features, log)
             raise
-        return finish(live.result, stream, spec, files, threshold, lines, log)
+        return finish(live.result, stream, spec, files, threshold, lines, features, log)
     finally:
         # After an interruption only the stop request: joining the thread could wait for a network read, and
         # closing the container under it would pull the frames from under FFmpeg. The process ends with it.
@@ -274,8 +298,9 @@ def open_stream(source: Source, preset: Preset, timeout: float = 10.0, realtime:
 
 
 def finish(result: WatchResult, stream: SnippetStream, source: Source, files: CurveFiles, threshold: float,
-           lines: JsonLines, log: Callable[[str], None]) -> int:  # fmt: skip
-    """The last line, the files of what was scored, one line on ``log``; the exit status (see ``watch``)."""
+           lines: JsonLines, features: str, log: Callable[[str], None]) -> int:  # fmt: skip
+    """The last line, the files of what was scored (``features``: ``features_description`` of what made the
+    features, on the page), one line on ``log``; the exit status (see ``watch``)."""
     end = stream.end
     dropped = stream.queue.dropped
     lines({"end": end, "frames": stream.frames, "snippets": len(result.scored), "dropped": dropped,
@@ -285,11 +310,8 @@ def finish(result: WatchResult, stream: SnippetStream, source: Source, files: Cu
         return 1
     frames = result.frames_scored
     times = np.array(stream.frame_times[:frames], dtype=np.float64)
-    fps = stream.fps
-    if fps is None and frames > 1 and times[-1] > 0:  # no declared rate: the rate the timestamps show
-        fps = (frames - 1) / times[-1]
-    write_curve_files(files, result.frame_scores(frames), threshold, source.shown, fps, times=times,
-                      video=source.video)
+    write_curve_files(files, result.frame_scores(frames), threshold, source.shown, stream.frame_rate, times=times,
+                      video=source.video, features=features)
     counts = f"{len(result.scored)} snippets scored" + (f", {dropped} dropped" if dropped else "")
     alerts = f"{result.alerts} alert" + ("" if result.alerts == 1 else "s")
     log(f"{source.shown}: {end}: {counts}, {alerts}; wrote {files.csv}, {files.picture}, {files.page}")

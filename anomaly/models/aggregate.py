@@ -8,7 +8,7 @@ same change in its packed form (``tests/test_packed_forms.py`` compares the two 
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -79,21 +79,28 @@ def _faster_kernel(choice: KernelChoice, conv: nn.Conv1d, x: Tensor, weight: Ten
     grad = torch.is_grad_enabled()
     key = f"module conv1d weight={tuple(weight.shape)} bias={conv.bias is not None} {dtype} autocast={autocast} grad={grad}"
     length = min(x.shape[2], MEASURE_ROWS)
-    sample = measurement_input((max(1, MEASURE_ROWS // length), x.shape[1], length), x.dtype, device).requires_grad_(grad)
-    parameters = weight.detach().requires_grad_(grad), None if conv.bias is None else conv.bias.detach().requires_grad_(grad)
+    shape = (max(1, MEASURE_ROWS // length), x.shape[1], length)
+
+    # Made only when the key is measured: looking up a choice already made draws no measurement sample.
+    @functools.cache
+    def inputs() -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        sample = measurement_input(shape, x.dtype, device).requires_grad_(grad)
+        bias = None if conv.bias is None else conv.bias.detach().requires_grad_(grad)
+        return sample, weight.detach().requires_grad_(grad), bias
 
     def run(kernel: str):
         def step():
+            sample, weights, bias = inputs()
             if kernel == "conv":
-                out = F.conv1d(sample, parameters[0], parameters[1], 1, conv.padding[0], conv.dilation[0])
+                out = F.conv1d(sample, weights, bias, 1, conv.padding[0], conv.dilation[0])
             else:
-                out = conv1d_as_matmul(sample, parameters[0], parameters[1], conv.padding[0], conv.dilation[0])
+                out = conv1d_as_matmul(sample, weights, bias, conv.padding[0], conv.dilation[0])
             if grad:
                 out.float().sum().backward()
 
         return step
 
-    flops = 2.0 * sample.shape[0] * length * weight.numel() * (3 if grad else 1)  # backward: twice the forward
+    flops = 2.0 * shape[0] * length * weight.numel() * (3 if grad else 1)  # backward: twice the forward
     return choice.fastest(key, {name: run(name) for name in ("conv", "matmul")}, device, "conv", flops)
 
 
@@ -294,13 +301,14 @@ class PackedAggregate:
     block's input is given as coefficients a (rows × K) of x = a·basis and the first convolutions take a directly,
     their weights folded with the basis (as ``forward``'s ``basis``). Two stages, each run by one of ``KERNELS``:
     "branches" (conv_1-3 and conv_4 side by side: with "matmul" their middle taps share one product) and "conv_5";
-    by ``kernel`` when given, else the fastest here, measured by ``choice`` (Winograd in float32 only: its sums of
-    inputs add a rounding each, 2^-24 in float32 but 2^-8 in bfloat16).
+    by ``kernel`` when given, else the fastest here, measured by ``choice`` on ``rows`` body rows, the size of the
+    chunks it will run (Winograd in float32 only: its sums of inputs add a rounding each, 2^-24 in float32 but 2^-8
+    in bfloat16).
     """
 
     def __init__(
         self, block: Aggregate, dtype: torch.dtype, choice: KernelChoice, basis: Optional[Tensor] = None,
-        kernel: Optional[str] = None,
+        kernel: Optional[str] = None, rows: int = MEASURE_ROWS,
     ):  # fmt: skip
         branches = (block.conv_1, block.conv_2, block.conv_3)
         self.inner = block.conv_1[0].out_channels
@@ -316,7 +324,7 @@ class PackedAggregate:
         }
         in_channels = block.dim if basis is None else basis.shape[0]
         device = block.conv_5[0].weight.device
-        self.kernels = self._choose_kernels(kernel, choice, dtype, device, in_channels, block.dim, forms)
+        self.kernels = self._choose_kernels(kernel, choice, dtype, device, in_channels, block.dim, forms, rows)
         self.branch_weights = forms["branches"][self.kernels["branches"]]()
         self.fuse_weights = forms["conv_5"][self.kernels["conv_5"]]()
 
@@ -354,26 +362,29 @@ class PackedAggregate:
 
     def _choose_kernels(
         self, kernel: Optional[str], choice: KernelChoice, dtype: torch.dtype, device: torch.device,
-        in_channels: int, channels: int, forms: Dict[str, Dict[str, Callable[[], object]]],
+        in_channels: int, channels: int, forms: Dict[str, Dict[str, Callable[[], object]]], rows: int,
     ) -> Dict[str, str]:  # fmt: skip
         """The kernel of each stage: ``kernel`` when given, else the one ``choice`` measures fastest on a buffer of
-        ``MEASURE_ROWS`` random rows (``forms[stage][name]()`` gives a candidate's weights)."""
+        ``rows`` random rows (``forms[stage][name]()`` gives a candidate's weights)."""
         if kernel is not None:
             check_choice(kernel, KERNELS, "kernel")
             if kernel == "winograd" and dtype != torch.float32:
                 raise ValueError(f"the winograd kernel runs in float32 only, not {dtype}")
             return {"branches": kernel, "conv_5": kernel}
         names = KERNELS if dtype == torch.float32 else tuple(name for name in KERNELS if name != "winograd")
+        # Evaluation's key predates the row count (training states saved it): only other sizes name theirs.
+        size = "" if rows == MEASURE_ROWS else f" rows={rows}"
         chosen = {}
         for stage, width, run in (("branches", in_channels, self._branches), ("conv_5", channels, self._fuse)):
-            sample = measurement_input((MEASURE_ROWS + 2 * GAP, width), dtype, device)
-            key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}"
+            # Drawn only when the key is measured: looking up a choice already made draws no sample.
+            sample = functools.cache(lambda width=width: measurement_input((rows + 2 * GAP, width), dtype, device))
+            key = f"packed {stage} {dtype} in={in_channels} channels={channels} dilations={self.dilations}{size}"
             # Timed within this iteration (fastest runs them at once), so the loop's variables are the right ones.
             candidates = {
-                name: lambda name=name: run(sample, MEASURE_ROWS, name, forms[stage][name]()) for name in names
+                name: lambda name=name: run(sample(), rows, name, forms[stage][name]()) for name in names
             }
             out_channels = 4 * self.inner if stage == "branches" else channels
-            flops = 2.0 * MEASURE_ROWS * width * out_channels * 3
+            flops = 2.0 * rows * width * out_channels * 3
             chosen[stage] = choice.fastest(key, candidates, device, "matmul", flops)
         return chosen
 

@@ -9,6 +9,7 @@ shape (GAP + R·P + GAP, C): GAP zero rows, then for every sequence P = T_max + 
 zero rows), then GAP zero rows. Every sequence is thus surrounded by at least GAP zero rows, GAP being the largest
 dilation of Aggregate's convolutions, so a kernel-3 temporal convolution with dilation d over the whole buffer
 computes every sequence's own convolution at once: each sequence sees the zeros of its own padding at its borders.
+A chunk of one sequence (a live window of one crop) has P = T: the buffer's border rows are all the zeros it needs.
 Rows past a sequence's end ("tail rows") hold garbage after a layer; they are zeroed before anything reads them,
 and every statistic (GroupNorm, time means, the non-local division by T) counts real snippets only.
 
@@ -76,7 +77,8 @@ class PackedChunk:
     @staticmethod
     def plan(lengths: Sequence[int], num_crops: int, device: torch.device) -> "PackedChunk":
         lengths = tuple(int(length) for length in lengths)
-        pitch = max(lengths) + GAP
+        # GAP zero rows between sequences; the buffer's borders give the first and the last theirs.
+        pitch = max(lengths) + (GAP if len(lengths) * num_crops > 1 else 0)
         sequence_lengths = torch.tensor(lengths).repeat_interleave(num_crops)
         tail = torch.arange(pitch).unsqueeze(0) >= sequence_lengths.unsqueeze(1)
         return PackedChunk(

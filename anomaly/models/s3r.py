@@ -22,7 +22,7 @@ from anomaly.errors import check_choice
 from anomaly.layout import TRAINING_SNIPPETS, check_feature_size
 from anomaly.measuring import Timer, no_timer
 from anomaly.models.aggregate import CONV_KERNELS, Aggregate, PackedAggregate
-from anomaly.models.kernel_choice import KernelChoice
+from anomaly.models.kernel_choice import MEASURE_ROWS, KernelChoice
 from anomaly.models.packing import PackedChunk, body, padded
 
 MODALITIES = ("taskaware", "universal", "univ-task")
@@ -404,7 +404,8 @@ class PackedScorer:
        scores only through its time mean, mean(A)·V, as does the whole macro embedding (the channel gate's input).
     3. Eval-mode BatchNorm folds into the non-local blocks' output convolutions (``PackedNonLocal``).
     4. Every sequence's convolutions run as one kernel call per layer, by the kernels ``kernel`` names (one of
-       ``packing.KERNELS``) or ``model.kernel_choice`` measures fastest (``PackedAggregate``).
+       ``packing.KERNELS``) or ``model.kernel_choice`` measures fastest on chunks of ``rows`` body rows
+       (``PackedAggregate``; evaluation's chunks are hundreds of rows, a live window's ``PackedChunk.body_rows``).
     The macro classifier (``GlobalStatistics``) does not reach snippet scores. Weights are folded once per scorer, in
     float64: build a new scorer whenever the model's weights change. ``dtype`` (float32 or bfloat16) is that of the
     products; GroupNorm statistics, time means, the softmax, the channel gate and the final sigmoid run in float32.
@@ -412,7 +413,8 @@ class PackedScorer:
     which ``--precision`` sets) and the others the matmul setting, as the modules would.
     """
 
-    def __init__(self, model: S3R, dictionary: Tensor, dtype: torch.dtype = torch.float32, kernel: Optional[str] = None):
+    def __init__(self, model: S3R, dictionary: Tensor, dtype: torch.dtype = torch.float32, kernel: Optional[str] = None,
+                 rows: int = MEASURE_ROWS):  # fmt: skip
         if model.training:
             raise ValueError("PackedScorer needs the model in eval mode")
         if dictionary.dim() == 3:
@@ -422,10 +424,16 @@ class PackedScorer:
             self.en_normal = PackedEnNormal(model.en_normal.en_normal_module, dictionary, dtype)
             self.fold = model.fold_dictionary and dictionary.shape[0] < dictionary.shape[1]
             basis = self.en_normal.values if self.fold else None
-            self.video_block = PackedAggregate(model.video_embedding[0], dtype, model.kernel_choice, kernel=kernel)
-            self.macro_block = PackedAggregate(model.macro_embedding[0], dtype, model.kernel_choice, basis, kernel)
+            choice = model.kernel_choice
+            self.video_block = PackedAggregate(model.video_embedding[0], dtype, choice, None, kernel, rows)
+            self.macro_block = PackedAggregate(model.macro_embedding[0], dtype, choice, basis, kernel, rows)
             self.de_normal = PackedDeNormal(model.de_normal)
             self.classifier = PackedClassifier(model.video_classifier, dtype)
+
+    def video_scores(self, video: Tensor) -> Tensor:
+        """One video, N T C -> its T snippet scores (float32): a chunk of its own."""
+        length = video.shape[1]
+        return self([video], PackedChunk.plan([length], video.shape[0], video.device))[0, :length]
 
     @torch.no_grad()
     def __call__(self, videos: Sequence[Tensor], chunk: PackedChunk, timer: Timer = no_timer) -> Tensor:

@@ -18,7 +18,7 @@ one line; the others are scored.
 """
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -33,6 +33,7 @@ from anomaly.extraction import (
     BACKBONE,
     FEATURE_SIZE,
     ExtractionPlan,
+    FeatureOptions,
     VideoResult,
     features_of,
     plan_extraction,
@@ -52,27 +53,34 @@ PathLike = Union[str, Path]
 RELEASED_PRESET, RELEASED_NUM_CROPS = "rtfm", 10  # how the released checkpoints' features were made
 
 
-def load_video_detector(
-    detector: Optional[PathLike], checkpoint: Optional[PathLike], dictionary: Optional[PathLike],
-    preset: Optional[str], num_crops: Optional[int], device: torch.device,
-) -> Detector:  # fmt: skip
-    """The detector that scores videos: a detector file (``--detector``, which records its features' preset and
-    crops), or a released checkpoint with its dictionary (``--checkpoint``/``--dictionary``; ``rtfm`` and ten crops
-    unless given). Either way it must score the 2048-channel features of I3D ResNet-50 that extraction makes."""
-    if (detector is None) == (checkpoint is None) or (checkpoint is None) != (dictionary is None):
-        raise InputError(None, "give --detector FILE, or --checkpoint FILE and --dictionary FILE (a released "
-                         "checkpoint): one of the two")
-    if detector is not None:
-        loaded, source = load_detector_file(detector, device), detector
-    else:
-        loaded = detector_from_checkpoint(checkpoint, dictionary, FEATURE_SIZE, device, backbone=BACKBONE)
-        source, preset, num_crops = checkpoint, preset or RELEASED_PRESET, num_crops or RELEASED_NUM_CROPS
-    features = loaded.features
-    if (features.backbone, features.feature_size) != (BACKBONE, FEATURE_SIZE):
-        raise InputError(source, f"was trained on {features.feature_size}-channel {features.backbone} features; "
-                         f"videos are scored with {FEATURE_SIZE}-channel {BACKBONE} features (train on features made "
-                         "by s3r extract)")
-    return loaded.with_preset(preset, num_crops, source)
+@dataclass(frozen=True)
+class DetectorFiles:
+    """Which detector scores videos (``s3r detect`` and ``s3r watch``): a detector file written by training
+    (``detector``, which records its features' preset and crops), or a released checkpoint with its dictionary
+    (``checkpoint`` and ``dictionary``): one of the two."""
+
+    detector: Optional[PathLike] = None
+    checkpoint: Optional[PathLike] = None
+    dictionary: Optional[PathLike] = None
+
+    def load(self, preset: Optional[str], num_crops: Optional[int], device: torch.device) -> Detector:
+        """The detector on ``device``, its features' recipe checked against ``preset`` and ``num_crops`` (None: the
+        detector file's; ``rtfm`` and ten crops for a released checkpoint). Either way it must score the
+        2048-channel features of I3D ResNet-50 that extraction makes; a one-line InputError otherwise."""
+        if (self.detector is None) == (self.checkpoint is None) or (self.checkpoint is None) != (self.dictionary is None):
+            raise InputError(None, "give --detector FILE, or --checkpoint FILE and --dictionary FILE (a released "
+                             "checkpoint): one of the two")
+        if self.detector is not None:
+            loaded, source = load_detector_file(self.detector, device), self.detector
+        else:
+            loaded = detector_from_checkpoint(self.checkpoint, self.dictionary, FEATURE_SIZE, device, backbone=BACKBONE)
+            source, preset, num_crops = self.checkpoint, preset or RELEASED_PRESET, num_crops or RELEASED_NUM_CROPS
+        features = loaded.features
+        if (features.backbone, features.feature_size) != (BACKBONE, FEATURE_SIZE):
+            raise InputError(source, f"was trained on {features.feature_size}-channel {features.backbone} features; "
+                             f"videos are scored with {FEATURE_SIZE}-channel {BACKBONE} features (train on features "
+                             "made by s3r extract)")
+        return loaded.with_preset(preset, num_crops, source)
 
 
 def check_cached_recipe(plan: ExtractionPlan) -> None:
@@ -210,30 +218,24 @@ def mask_labels(mask: np.ndarray, frames: int, counted: str, label_file: PathLik
 
 def detect_anomalies(
     videos: Sequence[PathLike],
-    weights: PathLike,
     output: PathLike,
-    detector: Optional[PathLike] = None,
-    checkpoint: Optional[PathLike] = None,
-    dictionary: Optional[PathLike] = None,
-    preset: Optional[str] = None,
-    num_crops: Optional[int] = None,
-    precision: str = "fp32",
-    device: Optional[str] = None,
+    options: FeatureOptions,
+    detector: DetectorFiles,
     threshold: float = 0.5,
     ground_truth: Optional[Sequence[PathLike]] = None,
-    batch_size: int = 4,
     progress: bool = True,
     log: Callable[[str], None] = print,
-    accept_partial: bool = False,
 ) -> int:
-    """Score every video with the detector (``load_video_detector``); write its CSV, PNG and report page; log its
-    segments above ``threshold``. Returns the number of videos that could not be scored (each reported in one line
-    on stderr). Bad arguments raise ``InputError`` before anything is written."""
+    """Score every video with ``detector`` on features made with ``options`` (its preset and crops: the
+    detector's when None); write its CSV, PNG and report page; log its segments above ``threshold``. Returns the
+    number of videos that could not be scored (each reported in one line on stderr). Bad arguments raise
+    ``InputError`` before anything is written."""
     check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
-    torch_device = resolve_device(device, "detection")
-    loaded = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
-    plan = plan_extraction(videos, output, weights, loaded.features.preset, loaded.features.num_crops, precision,
-                           str(torch_device), batch_size, accept_partial, read_values=True)  # fmt: skip
+    options.check()
+    torch_device = resolve_device(options.device, "detection")
+    loaded = detector.load(options.preset, options.num_crops, torch_device)
+    options = replace(options.with_recipe(loaded.features.preset, loaded.features.num_crops), device=str(torch_device))
+    plan = plan_extraction(videos, output, options, read_values=True)
     check_cached_recipe(plan)
     masks = check_masks(plan, ground_truth)
     summary = run_plan(plan, progress)

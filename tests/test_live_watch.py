@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 import torch
 
+from anomaly.detection import DetectorFiles
 from anomaly.engine.detector_file import FeatureSpec, save_detector
-from anomaly.extraction import PRESETS
+from anomaly.extraction import PRESETS, FeatureOptions
 from anomaly.live.source import source_of
 from anomaly.live import watch as live_watch
 from anomaly.live.pace import MEASURED_SNIPPETS, WARMUP_SNIPPETS, Pace
@@ -336,7 +337,8 @@ def test_a_failure_inside_the_watch_stops_decoding_and_closes_the_source(inputs,
     monkeypatch.setattr(Watch, "run", failing)
     video = make_video(tmp_path / "long.ts", 160, 64, 48, fps=FPS)
     with pytest.raises(OSError, match="No space left on device"):
-        live_watch.watch(str(video), inputs["weights"], tmp_path / "lines.jsonl", detector=inputs["detector"])
+        live_watch.watch(str(video), FeatureOptions(inputs["weights"], preset=None, num_crops=None),
+                         DetectorFiles(inputs["detector"]), tmp_path / "lines.jsonl")
     (stream,) = streams
     assert not stream._thread.is_alive() and closed == [None]
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.detection import detect_anomalies
+from anomaly.detection import DetectorFiles, detect_anomalies
+from anomaly.extraction import FeatureOptions
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
 from anomaly.precision import NETWORK_CHOICES
 
@@ -50,11 +51,10 @@ class Arguments(CommandArguments):
 
 
 def run(args: Arguments) -> int:
+    options = FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device, args.batch_size,
+                             args.accept_partial)  # fmt: skip
     failed = detect_anomalies(
-        args.videos, args.weights, args.output, detector=args.detector, checkpoint=args.checkpoint,
-        dictionary=args.dictionary, preset=args.preset,
-        num_crops=args.num_crops, precision=args.precision, device=args.device, threshold=args.threshold,
-        ground_truth=args.ground_truth, batch_size=args.batch_size, progress=not args.no_progress,
-        accept_partial=args.accept_partial,
+        args.videos, args.output, options, DetectorFiles(args.detector, args.checkpoint, args.dictionary),
+        threshold=args.threshold, ground_truth=args.ground_truth, progress=not args.no_progress,
     )  # fmt: skip
     return 1 if failed else 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.extraction import run_extraction
+from anomaly.extraction import FeatureOptions, run_extraction
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
 from anomaly.precision import NETWORK_CHOICES
 
@@ -41,11 +41,9 @@ class Arguments(CommandArguments):
 
 
 def run(args: Arguments) -> int:
-    summary = run_extraction(
-        args.videos, args.output, args.weights, preset=args.preset, num_crops=args.num_crops,
-        precision=args.precision, device=args.device, batch_size=args.batch_size, progress=not args.no_progress,
-        accept_partial=args.accept_partial,
-    )  # fmt: skip
+    options = FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device, args.batch_size,
+                             args.accept_partial)  # fmt: skip
+    summary = run_extraction(args.videos, args.output, options, progress=not args.no_progress)
     if summary.is_main:
         print(summary.table())
     return 1 if summary.count("failed") else 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
+from anomaly.extraction import FeatureOptions
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
 from anomaly.precision import NETWORK_CHOICES
 from anomaly.video_dataset.builder import make_dataset
@@ -42,10 +43,10 @@ class Arguments(CommandArguments):
 
 
 def run(args: Arguments) -> int:
+    options = FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device,
+                             args.extract_batch_size, args.accept_partial)  # fmt: skip
     failed = make_dataset(
-        args.name, args.videos, args.weights, args.annotations, preset=args.preset, num_crops=args.num_crops,
-        device=args.device, precision=args.precision, extract_batch_size=args.extract_batch_size,
-        batch_size=args.batch_size, root_path=args.root_path, dictionary_path=args.dictionary_path,
-        dictionary_ratio=args.dictionary_ratio, accept_partial=args.accept_partial, progress=not args.no_progress,
+        args.name, args.videos, args.annotations, options, batch_size=args.batch_size, root_path=args.root_path,
+        dictionary_path=args.dictionary_path, dictionary_ratio=args.dictionary_ratio, progress=not args.no_progress,
     )  # fmt: skip
     return 1 if failed else 0

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
+from anomaly.detection import DetectorFiles
+from anomaly.extraction import FeatureOptions
 from anomaly.layout import NUM_CROPS, PRESET_NAMES
 from anomaly.live.source import RTSP_TRANSPORTS
 from anomaly.live.watch import watch
@@ -55,9 +57,9 @@ class Arguments(CommandArguments):
 
 def run(args: Arguments) -> int:
     return watch(
-        args.source, args.weights, args.output, detector=args.detector, checkpoint=args.checkpoint,
-        dictionary=args.dictionary, preset=args.preset, num_crops=args.num_crops, precision=args.precision,
-        device=args.device, window=args.window, lookahead=args.lookahead, threshold=args.threshold,
+        args.source, FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device),
+        DetectorFiles(args.detector, args.checkpoint, args.dictionary), args.output, window=args.window,
+        lookahead=args.lookahead, threshold=args.threshold,
         min_snippets=args.min_snippets, timeout=args.timeout, realtime=args.realtime, reconnect=args.reconnect,
         report_dir=args.report_dir, rtsp_transport=args.rtsp_transport,
     )  # fmt: skip

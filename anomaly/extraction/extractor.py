@@ -28,7 +28,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -83,6 +83,36 @@ class ExtractionSettings:
         check_choice(self.preset, PRESETS, "--preset")
         check_choice(self.num_crops, NUM_CROPS, "--num_crops")
         check_choice(self.precision, NETWORK_PRECISIONS, "--precision")
+
+
+@dataclass(frozen=True)
+class FeatureOptions:
+    """How a command makes the features of videos, the one object that extract, detect, watch and make-dataset pass
+    down (a new option is a field here): the network's ``weights``; the recipe (``preset``, ``num_crops``; None in
+    detect and watch: the detector's, see :meth:`with_recipe`); how it runs (``precision``: one of NETWORK_CHOICES,
+    ``device``: None for CUDA when present, ``batch_size``: snippets per forward); and ``accept_partial``: extract
+    what decodes of a partial video (said in one line) instead of failing it. ``ExtractionSettings`` is what of
+    them the features record."""
+
+    weights: PathLike
+    preset: Optional[str] = "rtfm"
+    num_crops: Optional[int] = 10
+    precision: str = "fp32"
+    device: Optional[str] = None
+    batch_size: int = 4
+    accept_partial: bool = False
+
+    def with_recipe(self, preset: str, num_crops: int) -> "FeatureOptions":
+        return replace(self, preset=preset, num_crops=num_crops)
+
+    def check(self) -> None:
+        """The choices and sizes, checked in one line each before any file is read."""
+        check_range(self.batch_size, "--batch_size", minimum=1, integer=True)
+        check_choice(self.precision, NETWORK_CHOICES, "--precision")
+        if self.preset is not None:
+            check_choice(self.preset, PRESETS, "--preset")
+        if self.num_crops is not None:
+            check_choice(self.num_crops, NUM_CROPS, "--num_crops")
 
 
 def features_of(output: PathLike, video: PathLike) -> Path:
@@ -480,33 +510,22 @@ class ExtractionPlan:
 
 
 def plan_extraction(
-    video_paths: Sequence[PathLike],
-    output: PathLike,
-    weights: PathLike,
-    preset: str = "rtfm",
-    num_crops: int = 10,
-    precision: str = "fp32",
-    device: Optional[str] = None,
-    batch_size: int = 4,
-    accept_partial: bool = False,
-    read_values: bool = False,
+    video_paths: Sequence[PathLike], output: PathLike, options: FeatureOptions, read_values: bool = False
 ) -> ExtractionPlan:
     """Check every argument (one-line ``InputError``) and decide what each video needs, writing nothing: skipped
     when its features are done (:func:`cached_features`; ``read_values`` reads them whole), failed when the file
     system would refuse its files' names, else to be extracted (again, with the reason as a line to say)."""
-    check_range(batch_size, "--batch_size", minimum=1, integer=True)
-    check_choice(precision, NETWORK_CHOICES, "--precision")
-    ExtractionSettings(preset, num_crops)  # checks the other choices before any file is read
+    options.check()
     ranks = torchrun_ranks()
-    torch_device = resolve_device(device, "extraction", ranks.local_rank)
-    precision, precision_note = resolve_precision(precision, torch_device)
+    torch_device = resolve_device(options.device, "extraction", ranks.local_rank)
+    precision, precision_note = resolve_precision(options.precision, torch_device)
     videos = list_videos(video_paths)
     check_writable_folder(output)
-    settings = ExtractionSettings(preset, num_crops, precision, file_sha256(weights))
-    network = load_i3d(weights)
+    settings = ExtractionSettings(options.preset, options.num_crops, precision, file_sha256(options.weights))
+    network = load_i3d(options.weights)
     lines = [precision_note] if precision_note else []
-    plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, batch_size, accept_partial,
-                          decided={}, todo={}, identities={}, lines=lines)  # fmt: skip
+    plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, options.batch_size,
+                          options.accept_partial, decided={}, todo={}, identities={}, lines=lines)  # fmt: skip
     for index, video in enumerate(videos):
         target = features_of(output, video)
         plan.identities[index] = video_identity(video)
@@ -637,23 +656,14 @@ def _gather(plan: ExtractionPlan, mine: List[int], results: Dict[int, VideoResul
 def run_extraction(
     video_paths: Sequence[PathLike],
     output: PathLike,
-    weights: PathLike,
-    preset: str = "rtfm",
-    num_crops: int = 10,
-    precision: str = "fp32",
-    device: Optional[str] = None,
-    batch_size: int = 4,
+    options: FeatureOptions,
     progress: bool = True,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
-    accept_partial: bool = False,
 ) -> RunSummary:
-    """Extract the features of every video not yet done with these settings into ``output``: plan, extract, gather.
+    """Extract the features of every video not yet done with these options into ``output``: plan, extract, gather.
 
     Bad arguments (weights, output folder, device, no videos) raise ``InputError`` before anything is written; a
     video that fails is logged in one line and counted in the summary. Under torchrun every rank returns the summary
-    of all ranks. ``accept_partial``: extract what decodes of a partial video (said in one line) instead of failing
-    it.
+    of all ranks.
     """
-    plan = plan_extraction(video_paths, output, weights, preset, num_crops, precision, device, batch_size,
-                           accept_partial)  # fmt: skip
-    return run_plan(plan, progress, log)
+    return run_plan(plan_extraction(video_paths, output, options), progress, log)

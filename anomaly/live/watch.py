@@ -41,9 +41,9 @@ from typing import Callable, Dict, List, Optional, TextIO, Union
 import numpy as np
 import torch
 
-from anomaly.detection import CurveFiles, features_description, load_video_detector, window_scorer, write_curve_files
+from anomaly.detection import CurveFiles, DetectorFiles, features_description, window_scorer, write_curve_files
 from anomaly.errors import InputError, Interrupted, check_choice, check_range
-from anomaly.extraction import PRESETS, FeatureExtractor, Preset, load_i3d
+from anomaly.extraction import PRESETS, FeatureExtractor, FeatureOptions, Preset, load_i3d
 from anomaly.files import check_writable_folder, ensure_folder, name_problem
 from anomaly.hardware import native_bf16, resolve_device
 from anomaly.live.alerts import AlertTracker
@@ -51,7 +51,7 @@ from anomaly.live.causal import CausalScores, ScoreWindow
 from anomaly.live.pace import Pace
 from anomaly.live.source import RTSP_TRANSPORTS, Source, open_source, source_of
 from anomaly.live.stream import Snippet, SnippetStream, to_stderr
-from anomaly.precision import NETWORK_CHOICES, resolve_precision
+from anomaly.precision import resolve_precision
 
 PathLike = Union[str, Path]
 Features = Callable[[np.ndarray], np.ndarray]  # one clip, uint8 16 h w 3 -> its features N C
@@ -203,15 +203,9 @@ def report_folder(output: PathLike, report_dir: Optional[PathLike]) -> Path:
 
 def watch(
     source: str,
-    weights: PathLike,
+    options: FeatureOptions,
+    detector: DetectorFiles,
     output: PathLike = "-",
-    detector: Optional[PathLike] = None,
-    checkpoint: Optional[PathLike] = None,
-    dictionary: Optional[PathLike] = None,
-    preset: Optional[str] = None,
-    num_crops: Optional[int] = None,
-    precision: str = "fp32",
-    device: Optional[str] = None,
     window: int = 16,
     lookahead: int = 0,
     threshold: float = 0.5,
@@ -223,8 +217,10 @@ def watch(
     rtsp_transport: str = "tcp",
     log: Callable[[str], None] = to_stderr,
 ) -> int:
-    """Watch ``source`` (``anomaly.live.source``) with the detector (``anomaly.detection.load_video_detector``) and
-    the I3D ``weights``: the lines to ``output`` (a file, or ``-``), the CSV, PNG and page to ``report_folder``.
+    """Watch ``source`` (``anomaly.live.source``) with ``detector`` on features made with ``options`` (its preset
+    and crops: the detector's when None; a stream is scored one clip at a time as it comes, so its ``batch_size``
+    and ``accept_partial`` do not apply): the lines to ``output`` (a file, or ``-``), the CSV, PNG and page to
+    ``report_folder``.
 
     Every argument is checked (``output`` and the files must be writable files, not folders) before a model is
     loaded, and the source opened before anything is written: a one-line InputError otherwise. Returns 0 when the
@@ -235,7 +231,7 @@ def watch(
     """
     check_range(timeout, "--timeout", above=0, fix="seconds without data after which the stream is over")
     check_choice(rtsp_transport, RTSP_TRANSPORTS, "--rtsp_transport")
-    check_choice(precision, NETWORK_CHOICES, "--precision")
+    options.check()
     spec = source_of(source)
     if realtime and spec.kind != "file":
         raise InputError(spec.shown, "--realtime paces a video file by its timestamps; this source comes at its own "
@@ -252,11 +248,11 @@ def watch(
             problem = "cannot be written (permission denied)"  # the others are replaced, as their folder allows
         if problem:
             raise InputError(path, problem)
-    torch_device = resolve_device(device, "live detection")
-    precision, precision_note = resolve_precision(precision, torch_device)
-    scorer = load_video_detector(detector, checkpoint, dictionary, preset, num_crops, torch_device)
+    torch_device = resolve_device(options.device, "live detection")
+    precision, precision_note = resolve_precision(options.precision, torch_device)
+    scorer = detector.load(options.preset, options.num_crops, torch_device)
     chosen_preset, crops = PRESETS[scorer.features.preset], scorer.features.num_crops
-    extractor = FeatureExtractor(load_i3d(weights), torch_device, precision)
+    extractor = FeatureExtractor(load_i3d(options.weights), torch_device, precision)
     if precision_note:
         log(precision_note)
     pace = Pace(crops, precision, native_bf16(torch_device), lambda line: log(f"{spec.shown}: {line}"))

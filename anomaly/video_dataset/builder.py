@@ -35,6 +35,7 @@ from anomaly.extraction import (
     BACKBONE,
     FEATURE_SIZE,
     ExtractionPlan,
+    FeatureOptions,
     Preset,
     list_videos,
     plan_extraction,
@@ -141,24 +142,20 @@ def check_both_classes(labels: Dict[str, np.ndarray], source: PathLike) -> None:
 def make_dataset(
     name: str,
     videos: PathLike,
-    weights: PathLike,
     annotations: Optional[PathLike],
-    preset: str = "rtfm",
-    num_crops: int = 10,
-    device: Optional[str] = None,
-    precision: str = "fp32",
-    extract_batch_size: int = 4,
+    options: FeatureOptions,
     batch_size: Optional[int] = None,
     root_path: PathLike = "data",
     dictionary_path: PathLike = "dictionary",
     dictionary_ratio: int = 90,
-    accept_partial: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> int:
-    """Make the dataset ``name`` from the folder ``videos`` (see the module docstring). Returns the number of videos
-    that could not be extracted (each said in one line): then nothing but features is written, and a rerun after
-    fixing or removing them continues. Bad input raises a one-line ``InputError`` first."""
+    """Make the dataset ``name`` from the folder ``videos`` (see the module docstring), extracting its features
+    with ``options`` (its ``batch_size`` is the extraction's; ``batch_size`` here is the training batch the
+    description records). Returns the number of videos that could not be extracted (each said in one line): then
+    nothing but features is written, and a rerun after fixing or removing them continues. Bad input raises a
+    one-line ``InputError`` first."""
     root, videos = Path(root_path), Path(videos)
     check_dataset_name(name)
     if name in DATASETS:
@@ -175,8 +172,7 @@ def make_dataset(
     read = read_annotations(annotations)
     read.check_videos([video.stem for video in folders.test])
     plans = [
-        plan_extraction(group, feature_folder(root, name, BACKBONE, subset), weights, preset, num_crops, precision,
-                        device, extract_batch_size, accept_partial)
+        plan_extraction(group, feature_folder(root, name, BACKBONE, subset), options)
         for group, subset in ((folders.anomalous + folders.normal, "train"), (folders.test, "test"))
     ]
     check_same_recipe(name, plans)
@@ -192,8 +188,8 @@ def make_dataset(
     labels = {video.stem: video_ground_truth(video, read, plans[1].preset, records[video]["frames"])
               for video in plans[1].videos}
     check_both_classes(labels, annotations)
-    return _write_dataset(name, folders, labels, root, Path(dictionary_path), preset, num_crops, train_batch,
-                          dictionary_ratio, log)
+    return _write_dataset(name, folders, labels, root, Path(dictionary_path), options.preset, options.num_crops,
+                          train_batch, dictionary_ratio, log)
 
 
 def _write_dataset(

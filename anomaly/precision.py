@@ -18,6 +18,8 @@ PRECISIONS = ("fp32", "tf32", "bf16")  # what S3R's training and evaluation run
 AUTO = "auto"
 NETWORK_PRECISIONS = ("fp32", "bf16")  # what a feature network runs, and what its features record
 NETWORK_CHOICES = NETWORK_PRECISIONS + (AUTO,)  # --precision of extract, detect, watch and make-dataset
+# bfloat16 keeps 8 significant bits (7 stored): rounding to it changes a value by at most 2^-8 of itself.
+BF16_UNIT_ROUNDOFF = 2.0**-8
 
 
 def check_precision(precision: str) -> None:

@@ -39,13 +39,14 @@ from tqdm import tqdm
 
 from anomaly.data.features import load_features, read_npy_shape
 from anomaly.errors import InputError, check_choice, check_range
+from anomaly.extraction.compiling import NetworkBody
 from anomaly.extraction.network import FEATURE_SIZE, WEIGHTS_NOT_FOUND, I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import NUM_CROPS, feature_file_name
-from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS, autocast, resolve_precision
+from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS, dtype_of, resolve_precision
 from anomaly.tables import ascii_table
 
 PathLike = Union[str, Path]
@@ -278,21 +279,36 @@ def list_videos(paths: Sequence[PathLike]) -> List[Path]:
 class FeatureExtractor:
     """The network on a device: uint8 clip batches B 16 h w 3 (resized frames) -> float32 features B N 2048.
 
-    ``network`` is left as it is: the extractor runs its ``inference_copy`` (BatchNorm folded, channels-last 3-D).
+    ``network`` is left as it is: the extractor runs its ``inference_copy`` (BatchNorm folded, channels-last 3-D) in
+    ``precision``: fp32, or bf16 weights and activations. In bf16 on a CPU the stem runs one clip of frames at a time
+    and the rest of the network one crop at a time (faster per crop than a batch of them where bf16 is native: the
+    activations stay in the caches), compiled when that pays (``anomaly.extraction.compiling``: ``compile_mode`` is its
+    mode, ``clips`` the crops the run will extract when known, and the choice is said on ``log``). fp32, and bf16 on
+    CUDA, run a whole batch in one forward, eager, unless ``compile_mode`` is ``compiled`` (on a CPU: one crop per
+    forward, compiled; the benchmark measures it).
     """
 
-    def __init__(self, network: I3DResNet50, device: torch.device, precision: str = "fp32"):
-        self.network = network.inference_copy().to(device)
-        self.device = device
+    def __init__(self, network: I3DResNet50, device: torch.device, precision: str = "fp32",
+                 clips: Optional[int] = None, compile_mode: str = "auto",
+                 log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)):  # fmt: skip
+        check_choice(precision, NETWORK_PRECISIONS, "precision")
+        self.device = torch.device(device)
         self.precision = precision
+        self.dtype = dtype_of(precision)
+        self.network = network.inference_copy(self.dtype).to(self.device)
+        # One crop per forward where bf16 gains from it, and wherever the body is compiled (one shape, one compile).
+        per_crop = self.device.type == "cpu" and (precision == "bf16" or compile_mode == "compiled")
+        self.clips_per_forward = 1 if per_crop else None
+        self.body = NetworkBody(self.network.from_stem, compile_mode if per_crop else "eager", clips,
+                                f"{precision} I3D", log)  # fmt: skip
 
     @torch.no_grad()
     def __call__(self, clips: Union[np.ndarray, torch.Tensor], preset: Preset, num_crops: int) -> np.ndarray:
         clips = torch.as_tensor(clips).to(self.device, non_blocking=True)
         boxes = preset.crop_boxes(clips.shape[2], clips.shape[3], num_crops)
-        with autocast(self.precision, self.device):
-            features = self.network.crop_features(preset.normalise(clips), boxes)
-        return features.float().cpu().numpy()
+        frames = preset.normalise(clips).to(self.dtype)
+        features = self.network.crop_features(frames, boxes, self.clips_per_forward, self.body)
+        return features.cpu().numpy()
 
 
 @dataclass
@@ -595,7 +611,8 @@ def _extract(plan: ExtractionPlan, mine: List[int], show: bool, log: Callable[[s
             say(results[index].error or results[index].note)
         video_bar.update(1)
 
-    extractor = FeatureExtractor(plan.network, plan.device, plan.settings.precision)
+    clips = expected * plan.settings.num_crops
+    extractor = FeatureExtractor(plan.network, plan.device, plan.settings.precision, clips, log=say)
     try:
         extract_features([plan.videos[index] for index in mine], extractor, plan.preset, plan.settings.num_crops,
                          plan.batch_size, on_video, snippet_bar.update, accept_partial=plan.accept_partial)  # fmt: skip

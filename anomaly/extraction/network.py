@@ -5,13 +5,14 @@ included), so the released weights load with ``strict=True``. ``features`` is th
 of ``layer4``: clips B 3 16 224 224 (RGB, time, height, width) -> B 2048. About 32.8 GFLOP per clip.
 
 The module as loaded is the released network, for loading and saving weights; ``inference_copy`` gives the form to
-run: the same features, faster. ``crop_features`` takes whole (resized) frames and the crops' boxes, cuts the crops
-itself and computes the first convolution once where the crops overlap (``CropStem``): frames B 3 16 H W -> B N 2048.
+run: the same features, faster, in float32 or bfloat16. ``crop_features`` takes whole (resized) frames and the
+crops' boxes, cuts the crops itself and computes the first convolution once where the crops overlap (``CropStem``):
+frames B 3 16 H W -> B N 2048, the rest of the network (``from_stem``) run on all clips at once or a few at a time.
 """
 
 import copy
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -229,44 +230,62 @@ class I3DResNet50(nn.Module):
                 if block.downsample is not None:
                     yield block.downsample, "0", "1"
 
-    def inference_copy(self) -> "I3DResNet50":
-        """An eval-only copy that computes the same ``features`` (to float32 rounding) faster, on CPU and CUDA.
+    def inference_copy(self, dtype: torch.dtype = torch.float32) -> "I3DResNet50":
+        """An eval-only copy that computes the same ``features`` faster, on CPU and CUDA, with weights and
+        activations in ``dtype``: float32 (the same features to float32 rounding) or bfloat16.
 
-        - Every BatchNorm is folded into its convolution (``fold_batch_norm``) and replaced by ``nn.Identity``: one
-          pass over each activation instead of two.
+        - Every BatchNorm is folded into its convolution (``fold_batch_norm``, in float64, rounded once to ``dtype``)
+          and replaced by ``nn.Identity``: one pass over each activation instead of two.
         - The convolution weights are channels-last 3-D (B C T H W stored as B T H W C), the layout of oneDNN's
           fastest CPU convolutions and of cuDNN's tensor-core ones, so that no layer reorders its input or output.
-          Inputs should be channels-last 3-D too (``Preset.normalise`` gives that); the max-pools and the average
-          pool keep the layout.
+          Inputs should be channels-last 3-D too (``Preset.normalise`` gives that), in ``dtype``; the max-pools and
+          the average pool keep the layout.
+        - In bfloat16 every convolution reads and writes bfloat16 (the products accumulate in float32 inside the
+          kernels), with no autocast casts between layers; the final average is taken in float32, and the features
+          are float32.
 
         Its state_dict is no longer the released layout (convolution biases, no BatchNorm entries): load and save
         weights with this module, run the copy. Parameters do not require gradients.
         """
-        fast = copy.deepcopy(self).eval().requires_grad_(False)
+        fast = copy.deepcopy(self).eval().requires_grad_(False).double()
         with torch.no_grad():
             for owner, conv, norm in fast._conv_norm_pairs():
                 fold_batch_norm(getattr(owner, conv), getattr(owner, norm))
                 setattr(owner, norm, nn.Identity())
-        return fast.to(memory_format=torch.channels_last_3d)
+        return fast.to(dtype=dtype, memory_format=torch.channels_last_3d)
 
     def features(self, clips: Tensor) -> Tensor:
         """clips B 3 16 224 224 -> B 2048 (call in eval mode: BatchNorm uses its running statistics)."""
-        return self._from_stem(self.conv1(clips))
+        return self.from_stem(self.conv1(clips))
 
-    def crop_features(self, frames: Tensor, boxes: Sequence[CropBox]) -> Tensor:
-        """frames B 3 16 H W (H, W ≥ 224), the crops' boxes -> B N 2048: ``features`` of every crop of every clip,
-        with the stem computed once where the crops overlap (``CropStem``) when that is less work."""
+    def crop_features(self, frames: Tensor, boxes: Sequence[CropBox], clips_per_forward: Optional[int] = None,
+                      body: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:  # fmt: skip
+        """frames B 3 16 H W (H, W ≥ 224), the crops' boxes -> B N 2048 (as ``from_stem``): ``features`` of every crop of
+        every clip, with the stem computed once where the crops overlap (``CropStem``) when that is less work.
+
+        ``clips_per_forward``: None runs the rest of the network (``body``, by default ``from_stem``) on all B·N
+        crops at once; a number runs the stem one clip of frames (its N crops) at a time and ``body`` on that many
+        crops at a time (smaller activations, which stay in the CPU's caches; one shape for a compiled ``body``)."""
+        body = body or self.from_stem
+        if clips_per_forward is None:
+            return body(self._stem(frames, boxes)).view(frames.shape[0], len(boxes), -1)
+        features = []
+        for clip in frames.split(1):
+            crops = self._stem(clip, boxes)
+            features += [body(part) for part in crops.split(clips_per_forward)]
+        return torch.cat(features).view(frames.shape[0], len(boxes), -1)
+
+    def _stem(self, frames: Tensor, boxes: Sequence[CropBox]) -> Tensor:
         stem = CropStem(self.conv1, boxes)
-        x = stem(frames) if stem.pays else self.conv1(cut_crops(frames, boxes))
-        return self._from_stem(x).view(frames.shape[0], len(boxes), -1)
+        return stem(frames) if stem.pays else self.conv1(cut_crops(frames, boxes))
 
-    def _from_stem(self, x: Tensor) -> Tensor:
-        """The stem convolution's output (B·N) 64 8 112 112 -> B·N 2048."""
+    def from_stem(self, x: Tensor) -> Tensor:
+        """The stem convolution's output (B·N) 64 8 112 112 -> B·N 2048 (float32, or float64 in float64)."""
         x = self.relu(self.bn1(x))
         x = spatial_max_pool(temporal_pair_max(x), self.maxpool1)
         x = temporal_pair_max(self.layer1(x))  # pytorch-resnet3d's maxpool2: MaxPool3d((2, 1, 1), stride=(2, 1, 1))
         x = self.layer4(self.layer3(self.layer2(x)))
-        return self.avgpool(x).flatten(1)
+        return self.avgpool(x.to(torch.promote_types(x.dtype, torch.float32))).flatten(1)  # bf16: a float32 mean
 
 
 def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> I3DResNet50:

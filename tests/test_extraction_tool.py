@@ -430,11 +430,24 @@ def test_the_extraction_benchmark_names_the_machine_and_measures_every_stage():
                                 "--device", "cpu")
     assert status == 0, err
     assert out.startswith("machine: ") and "thread" in out.splitlines()[0]
-    for stage in ("decode (frames/s)", "preprocess (frames/s)", "network fp32 (snippets/s)",
-                  "end to end, this pipeline (snippets/s)", "end to end, baseline (snippets/s)"):
-        line = next(line for line in out.splitlines() if line.strip().startswith(stage))
-        assert float(line.split()[-1]) > 0, line
-    line = next(line for line in out.splitlines() if line.strip().startswith("features: "))
+    def figure(label: str) -> str:
+        return next(line for line in out.splitlines() if line.strip().startswith(label))
+
+    stages = ["decode (frames/s)", "preprocess (frames/s)", "network fp32 (snippets/s)", "ceiling fp32 (GFLOP/s)",
+              "one snippet per forward fp32 (ms)", "end to end, this pipeline (snippets/s)",
+              "end to end, baseline (snippets/s)"]  # fmt: skip
+    if native_bf16(torch.device("cpu")):
+        stages += ["network bf16 (snippets/s)", "ceiling bf16 (GFLOP/s)", "one snippet per forward bf16 (ms)",
+                   "end to end, this pipeline bf16 (snippets/s)"]  # fmt: skip
+    else:
+        assert figure("bf16: skipped, this CPU has no bf16 instructions")
+    for stage in stages:
+        assert float(figure(stage).split()[len(stage.split())]) > 0, figure(stage)
+    assert "% of the ceiling" in figure("network fp32 (snippets/s)")
+    for ratio in ["end to end / network, fp32", "end to end / the community way, fp32"] + (
+            ["network bf16 / best fp32", "end to end / the community way, bf16"] if native_bf16(torch.device("cpu")) else []):
+        assert float(figure(ratio).split()[-1].rstrip("x")) > 0, figure(ratio)
+    line = figure("features: ")
     assert float(line.split("= ")[1].split()[0]) <= 1e-4, line  # the pipeline's network computes the same features
 
 

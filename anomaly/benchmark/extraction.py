@@ -5,22 +5,33 @@ On one synthetic video (smooth moving gradients, encoded with libx264 into a tem
 - decode: PyAV frames/s (``decode_frames``, RGB arrays);
 - preprocess: frames/s of resizing decoded frames (``Preset.resize``, uint8), the host's part of preprocessing (the
   crops are cut and scaled on the network's device, within the network's time);
-- network: snippets/s of the I3D forward alone (``--num_crops`` clips per snippet, ``batch_size`` snippets per
-  forward), fp32 and bf16 (bf16 only on CUDA or on CPUs with bf16 instructions: elsewhere it is emulated and
-  orders of magnitude slower, so it is skipped and said so);
-- end to end, snippets/s: this package's pipeline (a decoding thread feeding batched forwards) and the baseline of
+- the ceiling: GFLOP/s of a layer-3-sized 3×3×3 convolution (256 → 256 channels over one clip's 4 × 14 × 14,
+  channels-last 3-D; :func:`conv3d_ceiling`) in each precision, the rate the network's own convolutions could at
+  best reach here;
+- network: snippets/s of the I3D forward alone (``--num_crops`` clips per snippet), each formulation the extractor
+  has (``FeatureExtractor``): fp32 eager, ``batch_size`` snippets per forward (what fp32 extraction runs); bf16
+  eager, weights and activations in bf16, one crop per forward; and, with ``compile``, each compiled
+  (``anomaly.extraction.compiling``; one crop per forward, its compile time said apart). Each with its GFLOP/s
+  (FLOPs counted once by ``FlopCounterMode``, on the meta device) and its share of the ceiling. bf16 runs only on
+  CUDA or on CPUs with bf16 instructions: elsewhere it is emulated and orders of magnitude slower, so it is skipped
+  and said so;
+- one snippet per forward, as ``s3r watch`` runs the network (eager): ms per snippet, fp32 and bf16;
+- end to end, snippets/s: this package's pipeline (a decoding thread feeding the network: fp32 as extraction runs
+  it, bf16 in its fastest formulation above) and the baseline of
   I3D_Feature_Extraction_resnet: every frame written to a JPEG file first, each 16-frame chunk read back with PIL,
   resized (340 × 256 Lanczos) and scaled in float64 numpy, cropped, and sent through the network one snippet at a
   time, with nothing overlapping, as pytorch-resnet3d's module computes it (BatchNorm layers, 3-D max-pools,
   the default channels-first layout). Both use the gowtham recipe, so they compute the same features.
 
-Random weights: speed does not depend on their values.
+Ratios printed: bf16 against the best fp32 network, compiled against eager, end to end against the network (how
+much of the network's rate the pipeline keeps), and end to end against the community way. Random weights: speed
+does not depend on their values.
 """
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import av
 import numpy as np
@@ -29,13 +40,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from torch.utils.flop_counter import FlopCounterMode
+
 from anomaly.hardware import native_bf16
-from anomaly.measuring import device_name, run_times, timed
+from anomaly.measuring import best_time, device_name, run_times, timed
 from anomaly.extraction.extractor import FeatureExtractor, extract_features
 from anomaly.errors import InputError, check_range
 from anomaly.extraction.network import I3DResNet50
 from anomaly.layout import FRAMES_PER_SNIPPET
-from anomaly.extraction.preprocess import PRESETS
+from anomaly.extraction.preprocess import PRESETS, Preset
+from anomaly.precision import NETWORK_PRECISIONS, dtype_of
 from anomaly.extraction.video import decode_frames
 
 
@@ -50,12 +64,13 @@ class ExtractionBenchmarkSettings:
     height: int
     num_crops: int
     batch_size: int
-    repeats: int = 1  # timed network forwards per precision
+    repeats: int = 1  # timed network forwards per formulation
+    compile: bool = True  # also time the compiled formulations (CPU only; a minute or so of compiling each)
 
     @classmethod
     def for_device(cls, device: str, quick: bool = False, **overrides) -> "ExtractionBenchmarkSettings":
         if quick:
-            base = dict(frames=48, width=320, height=240, num_crops=1, batch_size=3)
+            base = dict(frames=48, width=320, height=240, num_crops=1, batch_size=3, compile=False)
         elif torch.device(device).type == "cuda":
             base = dict(frames=320, width=856, height=480, num_crops=10, batch_size=8)  # ShanghaiTech frames
         else:
@@ -82,7 +97,10 @@ class ExtractionBenchmarkSettings:
 class ExtractionBenchmarkResult:
     settings: ExtractionBenchmarkSettings
     machine: str
-    rates: Dict[str, float] = field(default_factory=dict)  # label -> frames/s or snippets/s
+    rates: Dict[str, float] = field(default_factory=dict)  # label -> frames/s, snippets/s or ms/snippet
+    ceilings: Dict[str, float] = field(default_factory=dict)  # precision -> GFLOP/s of the ceiling convolution
+    network_gflops: Dict[str, float] = field(default_factory=dict)  # network label -> GFLOP/s
+    ratios: Dict[str, float] = field(default_factory=dict)  # label -> ratio
     feature_difference: float = float("nan")  # the pipeline's features against the published network's, relative
     notes: List[str] = field(default_factory=list)
 
@@ -149,6 +167,44 @@ def published_features(network: I3DResNet50, clips: Tensor) -> Tensor:
     return network.avgpool(x).flatten(1)
 
 
+CEILING_SHAPE = (1, 256, 4, 14, 14)  # one clip's activations at layer 3: a bottleneck's 256 channels, 4 × 14 × 14
+CEILING_REPEATS = 10  # the best of these runs (one is a few ms where bf16 is native)
+
+
+def conv3d_ceiling(device: torch.device, precision: str) -> float:
+    """GFLOP/s of a 3×3×3 convolution, 256 → 256 channels over ``CEILING_SHAPE``, channels-last 3-D, in
+    ``precision``: the best of ``CEILING_REPEATS`` runs after one untimed."""
+    generator = torch.Generator().manual_seed(0)
+    dtype = dtype_of(precision)
+    channels = CEILING_SHAPE[1]
+    x = torch.rand(CEILING_SHAPE, generator=generator).to(device, dtype)
+    weight = torch.rand(channels, channels, 3, 3, 3, generator=generator).to(device, dtype) / 27
+    x, weight = (tensor.contiguous(memory_format=torch.channels_last_3d) for tensor in (x, weight))
+    flops = 2 * channels * channels * 27 * CEILING_SHAPE[2] * CEILING_SHAPE[3] * CEILING_SHAPE[4]
+    with torch.no_grad():
+        seconds = best_time(lambda: F.conv3d(x, weight, padding=1), device, CEILING_REPEATS)
+    return flops / seconds / 1e9
+
+
+def snippet_flops(preset: Preset, height: int, width: int, num_crops: int) -> float:
+    """FLOPs of one snippet through the network as the extractor computes it (stem shared between overlapping
+    crops), counted on the meta device: nothing is computed."""
+    network = I3DResNet50().eval().inference_copy().to("meta")
+    frames = torch.empty(1, 3, FRAMES_PER_SNIPPET, height, width, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        network.crop_features(frames.contiguous(memory_format=torch.channels_last_3d),
+                              preset.crop_boxes(height, width, num_crops))  # fmt: skip
+    return float(counter.get_total_flops())
+
+
+def _forward_seconds(extractor: FeatureExtractor, clips: Tensor, preset: Preset, settings, device) -> float:
+    """Seconds of one forward of ``clips`` (the mean of ``settings.repeats``), after one untimed forward (for a
+    compiled extractor: its compilation)."""
+    forward = lambda: extractor(clips, preset, settings.num_crops)  # noqa: E731
+    return sum(run_times(forward, device, settings.repeats, warmup=1)) / settings.repeats
+
+
 def run_extraction_benchmark(
     settings: ExtractionBenchmarkSettings, log: Callable[[str], None] = print
 ) -> ExtractionBenchmarkResult:
@@ -168,37 +224,84 @@ def run_extraction_benchmark(
         result.rates["preprocess (frames/s)"] = len(frames) / seconds
 
         network = I3DResNet50().to(device).eval()  # the baseline runs it as it is, the pipeline its inference copy
-        extractor = FeatureExtractor(network, device)
         height, width = preset.resize(frames[0]).shape[:2]
         clips = torch.randint(0, 256, (settings.batch_size, FRAMES_PER_SNIPPET, height, width, 3), dtype=torch.uint8)
-        for precision in ("fp32", "bf16"):
+        gflop_per_snippet = snippet_flops(preset, height, width, settings.num_crops) / 1e9
+        pipelines: Dict[str, Tuple[str, FeatureExtractor]] = {}  # precision -> (network label, extractor) end to end
+        for precision in NETWORK_PRECISIONS:
             if precision == "bf16" and not native_bf16(device):
-                result.notes.append(f"network bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no "
-                                    "bf16 instructions (emulated: far slower)")
+                result.notes.append(f"bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no bf16 "
+                                    "instructions (emulated: far slower)")  # fmt: skip
                 continue
-            extractor.precision = precision
-            log(f"network {precision}: warm-up, then {settings.repeats} forward(s) of {settings.batch_size} snippets")
-            extractor(clips[:1], preset, settings.num_crops)  # warm-up on one snippet
-            seconds = sum(run_times(lambda: extractor(clips, preset, settings.num_crops), device, settings.repeats, warmup=0))
-            result.rates[f"network {precision} (snippets/s)"] = settings.batch_size * settings.repeats / seconds
-        extractor.precision = "fp32"
+            log(f"the ceiling: a 3x3x3 convolution 256 -> 256 in {precision}")
+            result.ceilings[precision] = conv3d_ceiling(device, precision)
+            modes = ["eager"] + (["compiled"] if settings.compile and device.type == "cpu" else [])
+            best = 0.0
+            for mode in modes:  # fp32 end to end as extraction runs it (eager), bf16 in its fastest formulation
+                label = f"network {precision}{' compiled' if mode == 'compiled' else ''}"
+                log(f"{label}: warm-up, then {settings.repeats} forward(s) of {settings.batch_size} snippets")
+                extractor = FeatureExtractor(network, device, precision, compile_mode=mode, log=log)
+                seconds = _forward_seconds(extractor, clips, preset, settings, device)
+                if mode == "compiled" and not extractor.body.is_compiled:
+                    result.notes.append(f"{label}: not measured, compiling was not possible here (said above)")
+                    continue
+                if mode == "compiled":
+                    result.notes.append(f"{label}: compiling took {extractor.body.compile_seconds:.0f} s")
+                rate = settings.batch_size / seconds
+                result.rates[f"{label} (snippets/s)"] = rate
+                result.network_gflops[label] = rate * gflop_per_snippet
+                if rate > best and (precision != "fp32" or mode == "eager"):
+                    best, pipelines[precision] = rate, (label, extractor)
+            log(f"one snippet per forward {precision} (as s3r watch runs it)")
+            watch = FeatureExtractor(network, device, precision, compile_mode="eager", log=log)
+            result.rates[f"one snippet per forward {precision} (ms)"] = 1000 * _forward_seconds(
+                watch, clips[:1], preset, settings, device)  # fmt: skip
 
-        log("end to end: this pipeline")
-        extracted: List[np.ndarray] = []
-        seconds = timed(
-            lambda: extract_features([video], extractor, preset, settings.num_crops, settings.batch_size,
-                                     on_video=lambda _index, features, *_: extracted.append(features)),  # fmt: skip
-            device,
-        )
-        result.rates["end to end, this pipeline (snippets/s)"] = snippets / seconds
-        result.feature_difference = _difference_from_published(extracted[0][0], frames[:FRAMES_PER_SNIPPET], network,
-                                                               preset, settings.num_crops, device)  # fmt: skip
+        for precision, (network_label, extractor) in pipelines.items():
+            log(f"end to end: this pipeline, {network_label}")
+            extracted: List[np.ndarray] = []
+            seconds = timed(
+                lambda: extract_features([video], extractor, preset, settings.num_crops, settings.batch_size,
+                                         on_video=lambda _index, features, *_: extracted.append(features)),  # fmt: skip
+                device,
+            )
+            end_to_end = snippets / seconds
+            result.rates[f"{_pipeline_label(precision)} (snippets/s)"] = end_to_end
+            network_rate = result.rates[f"{network_label} (snippets/s)"]
+            result.ratios[f"end to end / network, {precision} ({network_label})"] = end_to_end / network_rate
+            if precision == "fp32":
+                result.feature_difference = _difference_from_published(extracted[0][0], frames[:FRAMES_PER_SNIPPET],
+                                                                       network, preset, settings.num_crops, device)  # fmt: skip
         log("end to end: baseline (JPEG files, PIL, float64, one snippet per forward)")
         jpegs = folder / "frames"
         jpegs.mkdir()
         seconds = timed(lambda: baseline_extract(video, jpegs, network, device, settings.num_crops), device)
         result.rates["end to end, baseline (snippets/s)"] = snippets / seconds
+    _compare(result, list(pipelines))
     return result
+
+
+def _pipeline_label(precision: str) -> str:
+    return "end to end, this pipeline" + ("" if precision == "fp32" else f" {precision}")
+
+
+def _best_network(rates: Dict[str, float], precision: str) -> float:
+    return max(rate for label, rate in rates.items() if label.startswith(f"network {precision}"))
+
+
+def _compare(result: ExtractionBenchmarkResult, precisions: List[str]) -> None:
+    """The ratios between the rates measured (beside end to end / network, added as measured)."""
+    rates = result.rates
+    for precision in precisions:
+        compiled = rates.get(f"network {precision} compiled (snippets/s)")
+        if compiled is not None:
+            result.ratios[f"network {precision}: compiled / eager"] = compiled / rates[f"network {precision} (snippets/s)"]
+        result.ratios[f"end to end / the community way, {precision}"] = (
+            rates[f"{_pipeline_label(precision)} (snippets/s)"] / rates["end to end, baseline (snippets/s)"])
+    if "bf16" in precisions:
+        result.ratios["network bf16 / best fp32"] = _best_network(rates, "bf16") / _best_network(rates, "fp32")
+        result.ratios["one snippet per forward: bf16 / fp32 (s3r watch)"] = (
+            rates["one snippet per forward fp32 (ms)"] / rates["one snippet per forward bf16 (ms)"])
 
 
 def format_extraction_report(result: ExtractionBenchmarkResult) -> str:
@@ -206,13 +309,22 @@ def format_extraction_report(result: ExtractionBenchmarkResult) -> str:
     lines = [
         f"machine: {result.machine}",
         f"video: {settings.frames} frames of {settings.width}x{settings.height}, {BENCHMARK_PRESET} recipe, "
-        f"{settings.num_crops} crop(s), {settings.batch_size} snippets per forward",
+        f"{settings.num_crops} crop(s), {settings.batch_size} snippets per forward (fp32 eager; the other "
+        "formulations one crop per forward)",
     ]
-    width = max(len(label) for label in result.rates)
-    lines += [f"  {label:<{width}}  {rate:10.2f}" for label, rate in result.rates.items()]
-    ours = result.rates["end to end, this pipeline (snippets/s)"]
-    baseline = result.rates["end to end, baseline (snippets/s)"]
-    lines.append(f"  {'end to end speed-up':<{width}}  {ours / baseline:9.2f}x")
+    width = max(len(label) for label in [*result.rates, *result.ratios])
+    for label, rate in result.rates.items():
+        line = f"  {label:<{width}}  {rate:10.2f}"
+        network = label.rsplit(" (", 1)[0]
+        if network in result.network_gflops:
+            gflops = result.network_gflops[network]
+            ceiling = result.ceilings[network.split()[1]]
+            line += f"   {gflops:7.1f} GFLOP/s, {100 * gflops / ceiling:3.0f} % of the ceiling"
+        lines.append(line)
+    for precision, gflops in result.ceilings.items():
+        lines.append(f"  {'ceiling ' + precision + ' (GFLOP/s)':<{width}}  {gflops:10.1f}   (3x3x3 convolution "
+                     f"256 -> 256 over {'x'.join(map(str, CEILING_SHAPE[2:]))}, channels-last)")
+    lines += [f"  {label:<{width}}  {ratio:9.2f}x" for label, ratio in result.ratios.items()]
     lines.append(f"  features: max |pipeline - published network| on the same frames = "
                  f"{result.feature_difference:.1e} of the largest feature")  # fmt: skip
     lines += [f"  {note}" for note in result.notes]

@@ -1,10 +1,12 @@
-"""Time I3D feature extraction stage by stage (decode, preprocess, network fp32/bf16, end to end) beside the
-community extractor's way (JPEG files, PIL, float64 numpy, one snippet per forward), in the same run.
+"""Time I3D feature extraction stage by stage (decode, preprocess, network fp32/bf16 eager and compiled, end to end)
+beside the community extractor's way (JPEG files, PIL, float64 numpy, one snippet per forward), in the same run.
 
-    python tools/benchmark_extraction.py            # ShanghaiTech-sized frames; ten crops
-    python tools/benchmark_extraction.py --quick    # a small video and one crop (a minute on a CPU)
+    python tools/benchmark_extraction.py               # ShanghaiTech-sized frames; ten crops
+    python tools/benchmark_extraction.py --no_compile  # without the compiled formulations (a minute each to compile)
+    python tools/benchmark_extraction.py --quick       # a small video and one crop, nothing compiled (a minute on a CPU)
 
-Prints the machine (CPU model or GPU) and the rates. See anomaly/benchmark/extraction.py.
+Prints the machine (CPU model or GPU), the rates, each network's share of the ceiling (a 3x3x3 convolution in the
+same precision) and the ratios. See anomaly/benchmark/extraction.py.
 """
 
 import sys
@@ -28,7 +30,8 @@ class Arguments(CommandArguments):
     height: Optional[int] = None  # its height (even)
     num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet
     batch_size: Optional[int] = None  # snippets per forward
-    repeats: Optional[int] = None  # timed forwards per precision
+    repeats: Optional[int] = None  # timed forwards per formulation
+    no_compile: bool = False  # skip the compiled formulations (CPU; each takes a minute or so to compile)
 
     def configure(self) -> None:
         self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
@@ -39,6 +42,7 @@ def run(args: Arguments) -> int:
     settings = ExtractionBenchmarkSettings.for_device(
         str(device), quick=args.quick, frames=args.frames, width=args.width, height=args.height,
         num_crops=args.num_crops, batch_size=args.batch_size, repeats=args.repeats,
+        compile=False if args.no_compile else None,
     )  # fmt: skip
     result = run_extraction_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(format_extraction_report(result))

@@ -4,7 +4,7 @@ The project's one timing loop is :func:`run_times`: untimed warm-up runs first (
 primitive creation, cuDNN's algorithm search), then timed runs, each with the device synchronised at both ends (CUDA
 runs asynchronously: unsynchronised, a run's time would be the time to queue it). The kernel choice and the peak
 measurement keep the best time (:func:`best_time`: the run least disturbed by other processes), the detector
-benchmark the median, the extraction benchmark the sum.
+benchmark the median, the extraction benchmark the best of runs that take turns.
 
 The bottom layer: imports only torch, the standard library and ``anomaly.hardware``.
 """

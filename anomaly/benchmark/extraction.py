@@ -23,15 +23,16 @@ On one synthetic video (smooth moving gradients, encoded with libx264 into a tem
   time, with nothing overlapping, as pytorch-resnet3d's module computes it (BatchNorm layers, 3-D max-pools,
   the default channels-first layout). Both use the gowtham recipe, so they compute the same features.
 
-Ratios printed: bf16 against the best fp32 network, compiled against eager, end to end against the network (how
-much of the network's rate the pipeline keeps), and end to end against the community way. Random weights: speed
-does not depend on their values.
+The network's formulations are timed taking turns, and so are the pipelines and the baseline, each the best of
+``repeats`` runs: on a shared machine a change of load then falls on all alike. Ratios printed: bf16 against the
+best fp32 network, compiled against eager, end to end against the network (how much of the network's rate the
+pipeline keeps), and end to end against the community way. Random weights: speed does not depend on their values.
 """
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List
 
 import av
 import numpy as np
@@ -43,7 +44,7 @@ from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly.hardware import native_bf16
-from anomaly.measuring import best_time, device_name, run_times, timed
+from anomaly.measuring import best_time, device_name, timed
 from anomaly.extraction.extractor import FeatureExtractor, extract_features
 from anomaly.errors import InputError, check_range
 from anomaly.extraction.network import I3DResNet50
@@ -64,7 +65,7 @@ class ExtractionBenchmarkSettings:
     height: int
     num_crops: int
     batch_size: int
-    repeats: int = 1  # timed network forwards per formulation
+    repeats: int = 1  # timed runs of each network formulation and pipeline, taking turns: the best is kept
     compile: bool = True  # also time the compiled formulations (CPU only; a minute or so of compiling each)
 
     @classmethod
@@ -74,7 +75,7 @@ class ExtractionBenchmarkSettings:
         elif torch.device(device).type == "cuda":
             base = dict(frames=320, width=856, height=480, num_crops=10, batch_size=8)  # ShanghaiTech frames
         else:
-            base = dict(frames=32, width=856, height=480, num_crops=10, batch_size=2)
+            base = dict(frames=96, width=856, height=480, num_crops=10, batch_size=2)  # three forwards: overlap shows
         base.update({key: value for key, value in overrides.items() if value is not None})
         return cls(device=device, **base)
 
@@ -198,11 +199,16 @@ def snippet_flops(preset: Preset, height: int, width: int, num_crops: int) -> fl
     return float(counter.get_total_flops())
 
 
-def _forward_seconds(extractor: FeatureExtractor, clips: Tensor, preset: Preset, settings, device) -> float:
-    """Seconds of one forward of ``clips`` (the mean of ``settings.repeats``), after one untimed forward (for a
-    compiled extractor: its compilation)."""
-    forward = lambda: extractor(clips, preset, settings.num_crops)  # noqa: E731
-    return sum(run_times(forward, device, settings.repeats, warmup=1)) / settings.repeats
+def _interleaved_best(runs: Dict[str, Callable[[], object]], repeats: int, device: torch.device) -> Dict[str, float]:
+    """The best of ``repeats`` timed calls of each run, the runs taking turns (on a shared machine a change of load
+    then falls on all of them alike), after one untimed call each (a compiled extractor compiles there)."""
+    for run in runs.values():
+        run()
+    times: Dict[str, List[float]] = {label: [] for label in runs}
+    for _ in range(repeats):
+        for label, run in runs.items():
+            times[label].append(timed(run, device))
+    return {label: min(seconds) for label, seconds in times.items()}
 
 
 def run_extraction_benchmark(
@@ -227,56 +233,70 @@ def run_extraction_benchmark(
         height, width = preset.resize(frames[0]).shape[:2]
         clips = torch.randint(0, 256, (settings.batch_size, FRAMES_PER_SNIPPET, height, width, 3), dtype=torch.uint8)
         gflop_per_snippet = snippet_flops(preset, height, width, settings.num_crops) / 1e9
-        pipelines: Dict[str, Tuple[str, FeatureExtractor]] = {}  # precision -> (network label, extractor) end to end
-        for precision in NETWORK_PRECISIONS:
-            if precision == "bf16" and not native_bf16(device):
-                result.notes.append(f"bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no bf16 "
-                                    "instructions (emulated: far slower)")  # fmt: skip
-                continue
+        precisions = [precision for precision in NETWORK_PRECISIONS if precision == "fp32" or native_bf16(device)]
+        if "bf16" not in precisions:
+            result.notes.append(f"bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no bf16 "
+                                "instructions (emulated: far slower)")  # fmt: skip
+        modes = ["eager"] + (["compiled"] if settings.compile and device.type == "cpu" else [])
+        extractors: Dict[str, FeatureExtractor] = {}  # network label -> its formulation
+        runs: Dict[str, Callable[[], object]] = {}
+        for precision in precisions:
+            for mode in modes:
+                label = f"network {precision}{' compiled' if mode == 'compiled' else ''}"
+                extractors[label] = FeatureExtractor(network, device, precision, compile_mode=mode, log=log)
+                runs[label] = lambda extractor=extractors[label]: extractor(clips, preset, settings.num_crops)
+            watch = FeatureExtractor(network, device, precision, compile_mode="eager", log=log)
+            runs[f"one snippet per forward {precision}"] = lambda watch=watch: watch(clips[:1], preset,
+                                                                                   settings.num_crops)
+        log(f"the network: {', '.join(runs)}: one forward each (compiling where compiled), then the best of "
+            f"{settings.repeats} taking turns; {settings.batch_size} snippets per forward")
+        best = _interleaved_best(runs, settings.repeats, device)
+        for precision in precisions:
             log(f"the ceiling: a 3x3x3 convolution 256 -> 256 in {precision}")
             result.ceilings[precision] = conv3d_ceiling(device, precision)
-            modes = ["eager"] + (["compiled"] if settings.compile and device.type == "cpu" else [])
-            best = 0.0
-            for mode in modes:  # fp32 end to end as extraction runs it (eager), bf16 in its fastest formulation
-                label = f"network {precision}{' compiled' if mode == 'compiled' else ''}"
-                log(f"{label}: warm-up, then {settings.repeats} forward(s) of {settings.batch_size} snippets")
-                extractor = FeatureExtractor(network, device, precision, compile_mode=mode, log=log)
-                seconds = _forward_seconds(extractor, clips, preset, settings, device)
-                if mode == "compiled" and not extractor.body.is_compiled:
-                    result.notes.append(f"{label}: not measured, compiling was not possible here (said above)")
-                    continue
-                if mode == "compiled":
-                    result.notes.append(f"{label}: compiling took {extractor.body.compile_seconds:.0f} s")
-                rate = settings.batch_size / seconds
-                result.rates[f"{label} (snippets/s)"] = rate
-                result.network_gflops[label] = rate * gflop_per_snippet
-                if rate > best and (precision != "fp32" or mode == "eager"):
-                    best, pipelines[precision] = rate, (label, extractor)
-            log(f"one snippet per forward {precision} (as s3r watch runs it)")
-            watch = FeatureExtractor(network, device, precision, compile_mode="eager", log=log)
-            result.rates[f"one snippet per forward {precision} (ms)"] = 1000 * _forward_seconds(
-                watch, clips[:1], preset, settings, device)  # fmt: skip
+        pipelines: Dict[str, str] = {}  # precision -> the network label it runs end to end
+        for label, extractor in extractors.items():
+            precision = label.split()[1]
+            if extractor.body.compile_seconds is not None:
+                result.notes.append(f"{label}: compiling took {extractor.body.compile_seconds:.0f} s")
+            if label.endswith("compiled") and not extractor.body.is_compiled:
+                result.notes.append(f"{label}: not measured, compiling was not possible here (said above)")
+                continue
+            rate = settings.batch_size / best[label]
+            result.rates[f"{label} (snippets/s)"] = rate
+            result.network_gflops[label] = rate * gflop_per_snippet
+            # End to end: fp32 as extraction runs it (eager), bf16 in its fastest formulation.
+            faster = precision in pipelines and rate > result.rates[f"{pipelines[precision]} (snippets/s)"]
+            if precision not in pipelines or (precision != "fp32" and faster):
+                pipelines[precision] = label
+        for precision in precisions:
+            watch_seconds = best[f"one snippet per forward {precision}"]
+            result.rates[f"one snippet per forward {precision} (ms)"] = 1000 * watch_seconds
 
-        for precision, (network_label, extractor) in pipelines.items():
-            log(f"end to end: this pipeline, {network_label}")
-            extracted: List[np.ndarray] = []
-            seconds = timed(
-                lambda: extract_features([video], extractor, preset, settings.num_crops, settings.batch_size,
-                                         on_video=lambda _index, features, *_: extracted.append(features)),  # fmt: skip
-                device,
-            )
-            end_to_end = snippets / seconds
-            result.rates[f"{_pipeline_label(precision)} (snippets/s)"] = end_to_end
-            network_rate = result.rates[f"{network_label} (snippets/s)"]
-            result.ratios[f"end to end / network, {precision} ({network_label})"] = end_to_end / network_rate
-            if precision == "fp32":
-                result.feature_difference = _difference_from_published(extracted[0][0], frames[:FRAMES_PER_SNIPPET],
-                                                                       network, preset, settings.num_crops, device)  # fmt: skip
-        log("end to end: baseline (JPEG files, PIL, float64, one snippet per forward)")
+        extracted: Dict[str, np.ndarray] = {}  # precision -> the video's features
+
+        def end_to_end(precision: str) -> None:
+            def keep(_index: int, features: np.ndarray, *_) -> None:
+                extracted[precision] = features
+
+            extract_features([video], extractors[pipelines[precision]], preset, settings.num_crops,
+                             settings.batch_size, on_video=keep)  # fmt: skip
+
+        runs = {precision: lambda precision=precision: end_to_end(precision) for precision in pipelines}
         jpegs = folder / "frames"
         jpegs.mkdir()
-        seconds = timed(lambda: baseline_extract(video, jpegs, network, device, settings.num_crops), device)
-        result.rates["end to end, baseline (snippets/s)"] = snippets / seconds
+        runs["baseline"] = lambda: baseline_extract(video, jpegs, network, device, settings.num_crops)
+        log(f"end to end: this pipeline ({', '.join(pipelines.values())}) and the baseline (JPEG files, PIL, float64, "
+            "one snippet per forward)")
+        best = _interleaved_best(runs, settings.repeats, device)
+        for precision, label in pipelines.items():
+            end_to_end = snippets / best[precision]
+            result.rates[f"{_pipeline_label(precision)} (snippets/s)"] = end_to_end
+            network_rate = result.rates[f"{label} (snippets/s)"]
+            result.ratios[f"end to end / network, {precision} ({label})"] = end_to_end / network_rate
+        result.rates["end to end, baseline (snippets/s)"] = snippets / best["baseline"]
+        result.feature_difference = _difference_from_published(extracted["fp32"][0], frames[:FRAMES_PER_SNIPPET],
+                                                               network, preset, settings.num_crops, device)  # fmt: skip
     _compare(result, list(pipelines))
     return result
 
@@ -295,7 +315,8 @@ def _compare(result: ExtractionBenchmarkResult, precisions: List[str]) -> None:
     for precision in precisions:
         compiled = rates.get(f"network {precision} compiled (snippets/s)")
         if compiled is not None:
-            result.ratios[f"network {precision}: compiled / eager"] = compiled / rates[f"network {precision} (snippets/s)"]
+            eager = rates[f"network {precision} (snippets/s)"]
+            result.ratios[f"network {precision}: compiled / eager"] = compiled / eager
         result.ratios[f"end to end / the community way, {precision}"] = (
             rates[f"{_pipeline_label(precision)} (snippets/s)"] / rates["end to end, baseline (snippets/s)"])
     if "bf16" in precisions:

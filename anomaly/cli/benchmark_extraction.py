@@ -3,7 +3,7 @@ beside the community extractor's way (JPEG files, PIL, float64 numpy, one snippe
 
     python tools/benchmark_extraction.py               # ShanghaiTech-sized frames; ten crops
     python tools/benchmark_extraction.py --no_compile  # without the compiled formulations (a minute each to compile)
-    python tools/benchmark_extraction.py --quick       # a small video and one crop, nothing compiled (a minute on a CPU)
+    python tools/benchmark_extraction.py --quick       # a small video and one crop, nothing compiled (a minute)
 
 Prints the machine (CPU model or GPU), the rates, each network's share of the ceiling (a 3x3x3 convolution in the
 same precision) and the ratios. See anomaly/benchmark/extraction.py.
@@ -30,7 +30,7 @@ class Arguments(CommandArguments):
     height: Optional[int] = None  # its height (even)
     num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet
     batch_size: Optional[int] = None  # snippets per forward
-    repeats: Optional[int] = None  # timed forwards per formulation
+    repeats: Optional[int] = None  # timed runs of each formulation and pipeline, taking turns (the best is kept)
     no_compile: bool = False  # skip the compiled formulations (CPU; each takes a minute or so to compile)
 
     def configure(self) -> None:

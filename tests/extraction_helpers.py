@@ -1,15 +1,15 @@
-"""Inputs of the extraction and detection tests: short encoded videos and the seeded I3D weights of
-../shared/reference/i3d/README.md (the rule is restated here so that tests without ../shared still have weights)."""
+"""Inputs of the extraction and detection tests: short encoded videos, and the seeded I3D weights of
+../shared/reference/i3d/README.md (``anomaly.extraction.network.seeded_state_dict``: the package measures bf16's
+effect with them too, and tests without ../shared still have weights)."""
 
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import av
 import numpy as np
-import torch
 from PIL import Image
 
-from anomaly.extraction.network import I3DResNet50
+from anomaly.extraction.network import seeded_state_dict  # noqa: F401 - the tests' weights
 
 
 def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, codec: str = "libx264", seed: int = 0,
@@ -98,32 +98,3 @@ def write_picture(path: Path, image_format: str, width: int = 64, height: int = 
     Image.fromarray(pixels).save(path, format=image_format)
     return path
 
-
-def seeded_state_dict() -> dict:
-    """The README's rule: seed 0, entries in state_dict order; BatchNorm 1 + 0.1·N / 0.1·N, statistics 0 and 1,
-    other weights N·sqrt(2 / fan_in), other biases 0.01·N (float64 draws cast to float32)."""
-    rng = np.random.default_rng(0)
-    network = I3DResNet50()
-    modules = dict(network.named_modules())
-    state = {}
-    for name, value in network.state_dict().items():
-        owner, leaf = name.rsplit(".", 1)
-        batch_norm = isinstance(modules[owner], torch.nn.BatchNorm3d)
-        shape = tuple(value.shape)
-        if leaf == "num_batches_tracked":
-            state[name] = torch.zeros_like(value)
-            continue
-        if leaf == "running_mean":
-            array = np.zeros(shape)
-        elif leaf == "running_var":
-            array = np.ones(shape)
-        elif batch_norm and leaf == "weight":
-            array = 1 + 0.1 * rng.standard_normal(shape)
-        elif batch_norm and leaf == "bias":
-            array = 0.1 * rng.standard_normal(shape)
-        elif leaf == "weight":
-            array = rng.standard_normal(shape) * np.sqrt(2 / np.prod(shape[1:]))
-        else:
-            array = 0.01 * rng.standard_normal(shape)
-        state[name] = torch.from_numpy(array.astype(np.float32))
-    return state

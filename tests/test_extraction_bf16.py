@@ -1,6 +1,7 @@
 """bf16 I3D: weights and activations in bfloat16 give the fp32 features to bf16's precision (and so does the float32
 simulation that measures bf16's effect where bf16 is emulated); one crop per forward gives the batched features; the
-network's body is compiled only where that is possible and pays, and runs eager otherwise, said in one line.
+network's body is compiled only where that is possible and pays, and runs eager otherwise, said in one line; the
+measurement of bf16's effect on a detector's scores.
 
 bf16 is emulated on CPUs without bf16 instructions (about 1 GFLOP/s): the bf16 network runs here on one crop of 8
 frames, about 16 GFLOP. The body needs 8 frames at least (two temporal poolings of two after the stem's stride 2)."""
@@ -11,14 +12,19 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from anomaly.benchmark.bf16_effect import SimulatedBf16, feature_error_bound, rounding_stages
+from anomaly.benchmark.bf16_effect import Extracted, SimulatedBf16, feature_error_bound, rounding_stages, score_change
+from anomaly.cli.command import run_command
+from anomaly.detection import frame_scores, snippet_scores
+from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.extraction import FeatureExtractor, I3DResNet50, PRESETS
 from anomaly.extraction.compiling import NetworkBody, break_even_seconds, compile_pays, compiler_problem
+from anomaly.models import S3R
 from anomaly.precision import BF16_UNIT_ROUNDOFF
 from tests.conftest import REPO, assert_close_to_scale
 from tests.extraction_helpers import seeded_state_dict
@@ -157,3 +163,44 @@ def test_without_a_working_compiler_the_body_runs_eager_and_says_why(tmp_path, c
     lines = completed.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith(line), completed.stdout
     assert "Traceback" not in completed.stderr
+
+
+def small_detector() -> Detector:
+    torch.manual_seed(0)
+    model = S3R(64, batch_size=1).eval()
+    return Detector(model, torch.rand(1, 5, 64), FeatureSpec("i3d", "rtfm", 2, 64))
+
+
+def test_the_score_change_is_that_of_each_frame_and_the_aucs_are_of_each_precision():
+    rng = np.random.default_rng(0)
+    fp32 = {Path(f"v{index}.mp4"): rng.random((snippets, 2, 64), dtype=np.float32)
+            for index, snippets in enumerate((3, 5))}  # fmt: skip
+    frames = {video: 16 * len(features) - 5 for video, features in fp32.items()}  # a partial last snippet
+    labels = {video: (np.arange(count) >= 20).astype(float) for video, count in frames.items()}
+    detector = small_detector()
+
+    def extracted(change: float):
+        return {video: Extracted(features, features * (1 + change), frames[video], np.arange(frames[video]) / 25)
+                for video, features in fp32.items()}  # fmt: skip
+
+    same = score_change(detector, extracted(0.0), labels)
+    assert same.largest == 0 and same.auc_fp32 == same.auc_bf16 and 0 <= same.auc_fp32 <= 1
+    changed = score_change(detector, extracted(2.0**-8), labels)
+    expected = max(float(np.abs(frame_scores(snippet_scores(detector, features * (1 + 2.0**-8)), frames[video])
+                                - frame_scores(snippet_scores(detector, features), frames[video])).max())
+                   for video, features in fp32.items())  # fmt: skip
+    assert changed.largest == pytest.approx(expected) and changed.largest > 0
+    assert changed.auc_fp32 == same.auc_fp32
+    assert score_change(detector, extracted(0.0), {}).auc_fp32 is None  # no labels, no AUC
+
+
+@pytest.mark.parametrize("arguments, problem", [
+    (["--annotations", "incidents.csv"], "incidents.csv: --annotations label --videos; the made videos carry their "
+                                         "own labels"),
+    (["--steps", "0"], "--steps must be an integer at least 1, not 0"),
+    (["--checkpoint", "s3r.pth"], "give --detector FILE, or --checkpoint FILE and --dictionary FILE (a released "
+                                  "checkpoint): one of the two"),
+])  # fmt: skip
+def test_the_bf16_benchmark_refuses_bad_arguments_in_one_line(capsys, arguments, problem):
+    assert run_command("benchmark-bf16", arguments) == 2
+    assert capsys.readouterr().err == f"s3r benchmark-bf16: {problem}\n"

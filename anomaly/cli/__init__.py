@@ -29,5 +29,6 @@ COMMANDS: Dict[str, Command] = {
     "summarize": Command("summarize_runs", "best value per run and mean ± std over seeds, beside the paper's"),
     "benchmark": Command("benchmark", "how fast training and evaluation run here, against the published way"),
     "benchmark-extraction": Command("benchmark_extraction", "how fast feature extraction runs here"),
+    "benchmark-bf16": Command("benchmark_bf16", "what bf16 I3D changes: features against fp32, a detector's scores"),
     "benchmark-live": Command("benchmark_live", "the AUC that live (causal) scores give up, and a snippet's speed here"),
 }

@@ -14,6 +14,7 @@ import copy
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -260,8 +261,8 @@ class I3DResNet50(nn.Module):
 
     def crop_features(self, frames: Tensor, boxes: Sequence[CropBox], clips_per_forward: Optional[int] = None,
                       body: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:  # fmt: skip
-        """frames B 3 16 H W (H, W ≥ 224), the crops' boxes -> B N 2048 (as ``from_stem``): ``features`` of every crop of
-        every clip, with the stem computed once where the crops overlap (``CropStem``) when that is less work.
+        """frames B 3 16 H W (H, W ≥ 224), the crops' boxes -> B N 2048 (as ``from_stem``): ``features`` of every
+        crop of every clip, with the stem computed once where the crops overlap (``CropStem``) when that is less work.
 
         ``clips_per_forward``: None runs the rest of the network (``body``, by default ``from_stem``) on all B·N
         crops at once; a number runs the stem one clip of frames (its N crops) at a time and ``body`` on that many
@@ -303,3 +304,35 @@ def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> 
     state = {key: value.float() if value.is_floating_point() else value for key, value in state.items()}
     load_model_weights(network, state, path, "the I3D ResNet-50 of i3d_r50_kinetics.pth", assign=True)
     return network.eval()
+
+
+def seeded_state_dict() -> Dict[str, Tensor]:
+    """Seeded weights, for measuring where the released ones are not at hand (the tests, ``s3r benchmark-bf16``):
+    the rule of the reference features (../shared/reference/i3d/README.md), seed 0, entries in state_dict order;
+    BatchNorm 1 + 0.1·N / 0.1·N, statistics 0 and 1, other weights N·sqrt(2 / fan_in), other biases 0.01·N (float64
+    draws cast to float32)."""
+    rng = np.random.default_rng(0)
+    network = I3DResNet50()
+    modules = dict(network.named_modules())
+    state = {}
+    for name, value in network.state_dict().items():
+        owner, leaf = name.rsplit(".", 1)
+        batch_norm = isinstance(modules[owner], nn.BatchNorm3d)
+        shape = tuple(value.shape)
+        if leaf == "num_batches_tracked":
+            state[name] = torch.zeros_like(value)
+            continue
+        if leaf == "running_mean":
+            array = np.zeros(shape)
+        elif leaf == "running_var":
+            array = np.ones(shape)
+        elif batch_norm and leaf == "weight":
+            array = 1 + 0.1 * rng.standard_normal(shape)
+        elif batch_norm and leaf == "bias":
+            array = 0.1 * rng.standard_normal(shape)
+        elif leaf == "weight":
+            array = rng.standard_normal(shape) * np.sqrt(2 / np.prod(shape[1:]))
+        else:
+            array = 0.01 * rng.standard_normal(shape)
+        state[name] = torch.from_numpy(array.astype(np.float32))
+    return state

@@ -20,7 +20,7 @@ import torch
 
 from anomaly.benchmark.bf16_effect import Extracted, SimulatedBf16, feature_error_bound, rounding_stages, score_change
 from anomaly.cli.command import run_command
-from anomaly.detection import frame_scores, snippet_scores
+from anomaly.detection import frame_scores, snippet_scores, window_scorer
 from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.extraction import FeatureExtractor, I3DResNet50, PRESETS
 from anomaly.extraction.compiling import NetworkBody, break_even_seconds, compile_pays, compiler_problem
@@ -186,8 +186,9 @@ def test_the_score_change_is_that_of_each_frame_and_the_aucs_are_of_each_precisi
     same = score_change(detector, extracted(0.0), labels)
     assert same.largest == 0 and same.auc_fp32 == same.auc_bf16 and 0 <= same.auc_fp32 <= 1
     changed = score_change(detector, extracted(2.0**-8), labels)
-    expected = max(float(np.abs(frame_scores(snippet_scores(detector, features * (1 + 2.0**-8)), frames[video])
-                                - frame_scores(snippet_scores(detector, features), frames[video])).max())
+    score = window_scorer(detector)
+    expected = max(float(np.abs(frame_scores(snippet_scores(score, features * (1 + 2.0**-8)), frames[video])
+                                - frame_scores(snippet_scores(score, features), frames[video])).max())
                    for video, features in fp32.items())  # fmt: skip
     assert changed.largest == pytest.approx(expected) and changed.largest > 0
     assert changed.auc_fp32 == same.auc_fp32

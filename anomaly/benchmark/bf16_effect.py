@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from anomaly.data.features import resample_snippets
-from anomaly.detection import frame_scores, snippet_scores
+from anomaly.detection import frame_scores, snippet_scores, window_scorer
 from anomaly.dictionary_learning import learn_task_dictionary
 from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.engine.metrics import weighted_roc_auc
@@ -124,8 +124,10 @@ class Extracted:
 
 
 def extract_both(videos: Sequence[Path], fp32: Extractor, bf16: Extractor, preset: Preset, num_crops: int,
-                 batch_size: int, log: Callable[[str], None]) -> Dict[Path, Extracted]:  # fmt: skip
-    """Both precisions' features of every video that extracts (one that fails is a line on ``log``)."""
+                 batch_size: int, log: Callable[[str], None]) -> Tuple[Dict[Path, Extracted], List[str]]:  # fmt: skip
+    """Both precisions' features of every video that extracts, and the line that says why of each that fails
+    (said on ``log`` too)."""
+    failures: List[str] = []
     runs: Dict[str, Dict[int, Tuple[np.ndarray, ClipReader]]] = {}
     for name, extractor in (("fp32", fp32), ("bf16", bf16)):
         done = runs[name] = {}
@@ -133,14 +135,16 @@ def extract_both(videos: Sequence[Path], fp32: Extractor, bf16: Extractor, prese
         def on_video(index: int, features: Optional[np.ndarray], reader: Optional[ClipReader], error: str) -> None:
             if features is None:
                 if name == "fp32":
+                    failures.append(error)
                     log(error)
             else:
                 done[index] = (features, reader)
 
         log(f"extracting {len(videos)} video{'' if len(videos) == 1 else 's'}, {name}")
         extract_features(videos, extractor, preset, num_crops, batch_size, on_video)
-    return {videos[index]: Extracted(features, runs["bf16"][index][0], reader.frames, reader.times)
+    both = {videos[index]: Extracted(features, runs["bf16"][index][0], reader.frames, reader.times)
             for index, (features, reader) in runs["fp32"].items() if index in runs["bf16"]}  # fmt: skip
+    return both, failures
 
 
 @dataclass
@@ -242,9 +246,11 @@ class ScoreChange:
 
 def score_change(detector: Detector, extracted: Dict[Path, Extracted],
                  labels: Dict[Path, np.ndarray]) -> ScoreChange:  # fmt: skip
-    """Every frame scored from both precisions' features (a frame takes its snippet's score, as ``s3r detect``); the
-    frame AUC of each over the videos with ``labels`` (0/1 per frame), when some frames are anomalous and some not."""
-    scores = {video: [frame_scores(snippet_scores(detector, getattr(both, name)), both.frames)
+    """Every frame scored from both precisions' features (a frame takes its snippet's score, as ``s3r detect``; the
+    detector in fp32, so that the features alone differ); the frame AUC of each over the videos with ``labels`` (0/1
+    per frame), when some frames are anomalous and some not."""
+    score = window_scorer(detector)
+    scores = {video: [frame_scores(snippet_scores(score, getattr(both, name)), both.frames)
                       for name in ("fp32", "bf16")] for video, both in extracted.items()}  # fmt: skip
     changes = {video: float(np.abs(bf16 - fp32).max()) for video, (fp32, bf16) in scores.items()}
     worst = max(changes, key=changes.get)
@@ -266,6 +272,7 @@ class Bf16Effect:
     weights: str  # which I3D weights
     bound: float  # feature_error_bound
     extracted: Dict[Path, Extracted] = field(default_factory=dict)
+    failures: List[str] = field(default_factory=list)  # a line per video that could not be extracted
     detector: str = ""  # which detector scored them ('' none)
     scores: Optional[ScoreChange] = None
 
@@ -288,7 +295,9 @@ def measure_bf16_effect(
     fp32 = FeatureExtractor(network, device, "fp32", log=log)
     bf16, how = bf16_extractor(network, device, _declared_snippets(videos, preset) * num_crops, log)
     effect = Bf16Effect(device_name(device), how, weights, feature_error_bound(network))
-    effect.extracted = extract_both(videos, fp32, bf16, preset, num_crops, batch_size, log)
+    effect.extracted, effect.failures = extract_both(videos, fp32, bf16, preset, num_crops, batch_size, log)
+    if not effect.extracted:
+        raise InputError(None, "none of the videos could be extracted (said above)")
     scored = {video: both for video, both in effect.extracted.items() if made is None or video in made.test}
     if made is not None and detector is None:
         # Features at their own scale: the seeded network's are about 10^3 (BatchNorm statistics 0 and 1, not the

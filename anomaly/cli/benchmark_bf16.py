@@ -13,7 +13,8 @@ error and the largest error; the bound bf16's rounding explains. With a detector
 make-dataset: a seconds or frames CSV, or a folder of masks), the frame AUC from each. Without --videos: a made set
 of labelled videos and, without a detector, S3R trained for --steps steps on their fp32 features. Without --weights:
 the seeded weights of the tests (no released weights were at hand), which the output says. See
-anomaly/benchmark/bf16_effect.py.
+anomaly/benchmark/bf16_effect.py. Exit status 1 when some videos could not be extracted (one line each; the others
+are measured).
 """
 
 import sys
@@ -86,4 +87,4 @@ def run(args: Arguments) -> int:
         effect = measure_bf16_effect(network.eval(), weights, device, preset, num_crops, args.batch_size, Path(folder),
                                      videos, labels, detector, name or "", args.steps, args.seed, log)  # fmt: skip
     print(format_bf16_effect(effect))
-    return 0
+    return 1 if effect.failures else 0

@@ -26,7 +26,7 @@ import numpy as np
 
 from anomaly.benchmark.bf16_effect import SEEDED_WEIGHTS, Extracted, format_bf16_effect, measure_bf16_effect
 from anomaly.cli.command import CommandArguments
-from anomaly.detection import load_video_detector
+from anomaly.detection import DetectorFiles
 from anomaly.errors import InputError, check_range
 from anomaly.extraction import PRESETS, I3DResNet50, list_videos, load_i3d
 from anomaly.extraction.network import seeded_state_dict
@@ -64,8 +64,8 @@ def run(args: Arguments) -> int:
     device = resolve_device(args.device, "the bf16 benchmark")
     detector = name = None
     if args.detector is not None or args.checkpoint is not None or args.dictionary is not None:
-        detector = load_video_detector(args.detector, args.checkpoint, args.dictionary, args.preset, args.num_crops,
-                                       device)  # fmt: skip
+        detector = DetectorFiles(args.detector, args.checkpoint, args.dictionary).load(args.preset, args.num_crops,
+                                                                                       device)  # fmt: skip
         name = str(args.detector or args.checkpoint)
     preset = PRESETS[detector.features.preset if detector else args.preset or "rtfm"]
     num_crops = detector.features.num_crops if detector else args.num_crops or 10

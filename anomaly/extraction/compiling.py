@@ -119,9 +119,10 @@ class NetworkBody:
             else:
                 self.state = "compiling"
             return
-        work = self.clips_left * self.eager_seconds
+        left = max(self.clips_left, 0)  # the count comes from what the containers declare: it may fall short
         self._eager(f"compiling takes about {COMPILE_SECONDS:.0f} s and pays from {break_even_seconds():.0f} s of "
-                    f"eager work; {self.clips_left} clips left at {self.eager_seconds:.3f} s are {work:.0f} s")
+                    f"eager work; the clips left, {left} at {self.eager_seconds:.3f} s, are "
+                    f"{left * self.eager_seconds:.0f} s")
 
     def _eager(self, why: str) -> None:
         self.state, self.compiled = "eager", None

@@ -142,6 +142,15 @@ def test_title_and_video_name_are_escaped_and_the_data_cannot_end_its_script(tmp
     assert urljoin(page.as_uri(), parts.first("video")["src"]) == video.as_uri()
 
 
+def test_the_page_says_what_made_the_features_when_told_and_escapes_it(tmp_path):
+    told = write_report_page(tmp_path / "a_report.html", title="a", scores=BUMPS, threshold=THRESHOLD,
+                             features="I3D features: --preset rtfm, 1 crop, <b>fp32</b>")  # fmt: skip
+    parts = PageParts(told.read_text())
+    assert parts.texts["features"] == "I3D features: --preset rtfm, 1 crop, <b>fp32</b>" and parts.all("b") == []
+    untold = write_report_page(tmp_path / "b_report.html", title="b", scores=BUMPS, threshold=THRESHOLD)
+    assert "features" not in PageParts(untold.read_text()).texts
+
+
 def test_frames_without_a_score_are_gaps_not_points_nor_segments(tmp_path):
     """NaN: a frame not scored (a snippet a live stream dropped). The data holds null there, the segments and the
     summary come from the scored frames alone."""

@@ -1,11 +1,11 @@
 """Whether a watch keeps up with its live stream, said once, in one line, after its first snippets.
 
 A live source (a URL, a device, a pipe, a file with ``--realtime``) brings snippets at its own rate (its frame rate
-/ 16) and drops those the network cannot take in time. The watch times, for every snippet it takes, the network (the
-I3D forward of its crops) and S3R's scoring of its window. The first ``WARMUP_SNIPPETS`` are left out (their times
-hold one-time costs: oneDNN's primitives, the kernel choice, first allocations); after ``MEASURED_SNIPPETS`` more,
-the median of those snippets' times gives the snippets per second it sustains, said beside the rate the stream
-brings. A count of snippets rather than of seconds: the line then rests on the same number of measurements on a
+/ 16) and drops those the network cannot take in time. The watch times, for every snippet that gives a score as
+it comes in (with a lookahead, the first snippets give none), the network (the I3D forward of its crops) and S3R's
+scoring of the window due. The first ``WARMUP_SNIPPETS`` are left out (their times hold one-time costs: oneDNN's
+primitives, first allocations); after ``MEASURED_SNIPPETS`` more, the median of those snippets' times gives the
+snippets per second it sustains, said beside the rate the stream brings. A count of snippets rather than of seconds: the line then rests on the same number of measurements on a
 fast machine and a slow one, and comes within about 5 snippets of the stream (3.2 s at 25 fps) where it keeps up.
 
 When it falls behind the line says how long a snippet may take to keep up, and what could get there, from this

@@ -110,7 +110,7 @@ class Watch:
             network_done = time.perf_counter()
             self._pushed.append(replace(snippet, clip=None))
             due = self.causal.push(features)
-            if pace is not None:
+            if pace is not None and due:  # a snippet in, a score out: the steady state (a lookahead fills first)
                 pace.add(network_done - started, time.perf_counter() - network_done, stream.frame_rate)
             for index, score in due:
                 self._write(index, score, write_line)

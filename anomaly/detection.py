@@ -41,7 +41,7 @@ from anomaly.extraction import (
 )
 from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
-from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET, crops_text
 from anomaly.models.kernel_choice import MEASURE_ROWS
 from anomaly.models.packing import PackedChunk
 from anomaly.models.s3r import PackedScorer
@@ -161,8 +161,7 @@ class CurveFiles:
 def features_description(preset: str, num_crops: int, precision: str) -> str:
     """What the features a curve was scored from were made with, as its report page says it: the preset, the
     crops, and the precision the network ran (never ``auto``)."""
-    crops = f"{num_crops} crop{'s' if num_crops != 1 else ''}"
-    return f"{BACKBONE.upper()} features: --preset {preset}, {crops}, {precision}"
+    return f"{BACKBONE.upper()} features: --preset {preset}, {crops_text(num_crops)}, {precision}"
 
 
 def write_curve_files(

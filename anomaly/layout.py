@@ -15,6 +15,11 @@ TRAINING_SNIPPETS = 32  # snippets every training video is resampled to (the pub
 DICTIONARY_ALGORITHM = "omp"  # the sparse coding of dictionary learning; part of the dictionary's file name
 UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary is learned on
 NUM_CROPS = (10, 5, 1)  # crops per snippet: the published ten, the first five (XD-Violence), the centre one
+
+
+def crops_text(count: int) -> str:
+    """'1 crop', '10 crops': a crop count as every message and page words it."""
+    return f"{count} crop{'s' if count != 1 else ''}"
 PRESET_NAMES = ("rtfm", "gowtham")  # the extraction recipes (anomaly.extraction.preprocess.PRESETS)
 FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
 MAX_SEED = 2**32 - 1  # the largest seed NumPy's RandomState (np.random.seed, scikit-learn's random_state) takes

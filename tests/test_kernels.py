@@ -143,11 +143,16 @@ def test_a_kernel_already_chosen_is_looked_up_without_drawing_a_measurement_samp
     assert not [event.key for event in profile.key_averages() if event.key in ("aten::uniform_", "aten::normal_")]
 
 
-@pytest.mark.parametrize("flags, expected", [("avx2 avx512f", "fp32"), ("avx2 avx512f avx512_bf16", "bf16"), ("amx_bf16", "bf16")])
-def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected):
+def pretend_cpu(monkeypatch, flags: str) -> None:
+    """This process sees a CPU named "Test CPU" with these /proc/cpuinfo flags."""
     info = hardware.CpuInfo("Test CPU", "TestVendor", frozenset(flags.split()), "AVX512")
     monkeypatch.setattr(hardware, "cpu_info", lambda: info)
     monkeypatch.setattr("anomaly.precision.cpu_info", lambda: info)
+
+
+@pytest.mark.parametrize("flags, expected", [("avx2 avx512f", "fp32"), ("avx2 avx512f avx512_bf16", "bf16"), ("amx_bf16", "bf16")])
+def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected):
+    pretend_cpu(monkeypatch, flags)
     precision, note = resolve_precision("bf16", torch.device("cpu"))
     assert precision == expected
     if expected == "fp32":
@@ -161,9 +166,7 @@ def test_bf16_runs_on_a_cpu_only_where_it_is_native(monkeypatch, flags, expected
 @pytest.mark.parametrize("flags, expected", [("avx2", "fp32"), ("avx2 avx512f", "fp32"), ("avx2 avx512f avx512_bf16", "bf16"),
                                              ("amx_tile amx_bf16", "bf16")])
 def test_auto_precision_is_bf16_exactly_where_it_is_native_and_says_what_it_became(monkeypatch, flags, expected):
-    info = hardware.CpuInfo("Test CPU", "TestVendor", frozenset(flags.split()), "AVX512")
-    monkeypatch.setattr(hardware, "cpu_info", lambda: info)
-    monkeypatch.setattr("anomaly.precision.cpu_info", lambda: info)
+    pretend_cpu(monkeypatch, flags)
     precision, note = resolve_precision("auto", torch.device("cpu"))
     assert precision == expected
     reason = "computes bf16 natively" if expected == "bf16" else "has neither AVX512-BF16 nor AMX"

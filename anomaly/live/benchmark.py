@@ -36,7 +36,7 @@ from anomaly.engine.metrics import weighted_ap_stepwise, weighted_roc_auc
 from anomaly.errors import check_choice, check_range
 from anomaly.extraction import BACKBONE, FEATURE_SIZE, PRESETS, FeatureExtractor, I3DResNet50
 from anomaly.extraction.network import GFLOP_PER_CLIP
-from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET, crops_text
 from anomaly.measuring import device_name, run_times
 from anomaly.models import S3R
 from anomaly.precision import NETWORK_CHOICES, dtype_of, resolve_precision
@@ -257,7 +257,7 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
     for ran in asked_for:
         extractor = FeatureExtractor(network, device, ran)
         for count in crops:
-            log(f"timing a snippet with {count} crop{'s' if count != 1 else ''} in {ran} ...")
+            log(f"timing a snippet with {crops_text(count)} in {ran} ...")
             forward = lambda: extractor(clip, preset, count)  # noqa: E731
             # Built as s3r watch builds it: weights laid out once, kernels chosen for a window of this size.
             detector = Detector(model, dictionary, FeatureSpec(BACKBONE, preset.name, count, FEATURE_SIZE))

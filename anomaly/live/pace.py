@@ -21,14 +21,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Optional, Tuple
 
-from anomaly.layout import FRAMES_PER_SNIPPET, NUM_CROPS
+from anomaly.layout import FRAMES_PER_SNIPPET, NUM_CROPS, crops_text
 
 WARMUP_SNIPPETS = 1  # snippets whose times are left out: they hold the one-time costs
 MEASURED_SNIPPETS = 4  # snippets whose median time is said (one slow snippet does not move a median of four)
-
-
-def _crops(count: int) -> str:
-    return f"{count} crop{'s' if count != 1 else ''}"
 
 
 def pace_line(network_ms: float, scoring_ms: float, crops: int, precision: str, native_bf16: bool,
@@ -39,7 +35,7 @@ def pace_line(network_ms: float, scoring_ms: float, crops: int, precision: str, 
     snippet_ms = network_ms + scoring_ms
     sustained, brought = 1000 / snippet_ms, frame_rate / FRAMES_PER_SNIPPET
     head = (f"scoring {sustained:.2f} snippets/s; the stream brings {brought:.2f}/s ({frame_rate:g} fps): a snippet "
-            f"takes {snippet_ms:,.0f} ms in {precision} (the network {network_ms:,.0f} with {_crops(crops)}, S3R "
+            f"takes {snippet_ms:,.0f} ms in {precision} (the network {network_ms:,.0f} with {crops_text(crops)}, S3R "
             f"{scoring_ms:,.0f})")
     if sustained >= brought:
         return f"{head}: keeping up"
@@ -48,10 +44,10 @@ def pace_line(network_ms: float, scoring_ms: float, crops: int, precision: str, 
     fewer = [count for count in sorted(NUM_CROPS) if count < crops]
     possible = [count for count in fewer if snippet_ms * count / crops <= budget]
     if possible:
-        options.append(f"{_crops(possible[-1])} might keep up (at least {snippet_ms * possible[-1] / crops:,.0f} ms "
+        options.append(f"{crops_text(possible[-1])} might keep up (at least {snippet_ms * possible[-1] / crops:,.0f} ms "
                        f"a snippet; s3r benchmark-live --crops {possible[-1]} measures it)")
     elif fewer:
-        options.append(f"fewer crops cannot ({_crops(fewer[0])} takes at least {snippet_ms * fewer[0] / crops:,.0f} "
+        options.append(f"fewer crops cannot ({crops_text(fewer[0])} takes at least {snippet_ms * fewer[0] / crops:,.0f} "
                        "ms)")
     if precision == "fp32" and native_bf16:
         options.append("--precision auto would run bf16, native here (s3r benchmark-live --precision fp32 bf16 "

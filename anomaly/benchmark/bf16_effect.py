@@ -29,13 +29,13 @@ them) carries them to the features at about their size. The longest path from a 
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import av
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from anomaly.benchmark.extraction import write_h264
 from anomaly.data.features import resample_snippets
 from anomaly.detection import frame_scores, snippet_scores, window_scorer
 from anomaly.dictionary_learning import learn_task_dictionary
@@ -174,9 +174,8 @@ def made_video(path: Path, frames: int, anomalous: Sequence[bool], seed: int, fp
     height, width = MADE_SIZE
     rows, columns = np.mgrid[0:height, 0:width]
     speed, phase = rng.uniform(1, 4, 3), rng.uniform(0, 255, 3)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+
+    def images() -> Iterator[np.ndarray]:
         for index in range(frames):
             shift = phase + speed * index
             image = np.stack([(rows + shift[0]) % 256, (columns + shift[1]) % 256,
@@ -186,11 +185,9 @@ def made_video(path: Path, frames: int, anomalous: Sequence[bool], seed: int, fp
                 top, left = (20 + 7 * index) % (height * 3 // 4), (13 * index) % (width * 3 // 4)
                 patch = (slice(top, top + height // 4), slice(left, left + width // 4))
                 image[patch] = static[patch][..., None]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+            yield image
+
+    return write_h264(path, images(), width, height, fps)
 
 
 def made_videos(folder: Path) -> MadeVideos:

@@ -32,7 +32,7 @@ pipeline keeps), and end to end against the community way. Random weights: speed
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterable, List
 
 import av
 import numpy as np
@@ -106,18 +106,24 @@ class ExtractionBenchmarkResult:
     notes: List[str] = field(default_factory=list)
 
 
-def make_test_video(path: Path, frames: int, width: int, height: int, fps: int = 25) -> Path:
-    rows, columns = np.mgrid[0:height, 0:width]
+def write_h264(path: Path, images: Iterable[np.ndarray], width: int, height: int, fps: int = 25) -> Path:
+    """``images`` (height × width × 3 RGB, any numeric dtype with values in 0..255) as an H.264 video at ``path``."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(frames):
-            image = np.stack([(rows + 3 * index) % 256, (columns + 5 * index) % 256, (rows + columns) % 256], axis=2)
+        for image in images:
             for packet in stream.encode(av.VideoFrame.from_ndarray(image.astype(np.uint8), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def make_test_video(path: Path, frames: int, width: int, height: int, fps: int = 25) -> Path:
+    rows, columns = np.mgrid[0:height, 0:width]
+    images = (np.stack([(rows + 3 * index) % 256, (columns + 5 * index) % 256, (rows + columns) % 256], axis=2)
+              for index in range(frames))  # fmt: skip
+    return write_h264(path, images, width, height, fps)
 
 
 def baseline_extract(

@@ -573,4 +573,7 @@ def test_without_reconnect_a_broken_stream_ends_the_watch_with_status_1(inputs, 
     assert status == 1
     end = read_lines(output)[-1]["end"]
     assert re.fullmatch(r"the stream broke after \d+ frames \(Connection reset by peer\)", end)
-    assert err.startswith(f"{camera.url}: {end}: ") and err.count("\n") == 1  # why it ended, what was scored
+    # A fast machine scores enough snippets before the break to say whether it keeps up (a line of its own, first).
+    *pace, last = err.splitlines()
+    assert last.startswith(f"{camera.url}: {end}: ")  # why it ended, what was scored
+    assert len(pace) <= 1 and all(line.startswith(f"{camera.url}: scoring ") for line in pace)

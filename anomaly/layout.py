@@ -17,8 +17,9 @@ UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary 
 NUM_CROPS = (10, 5, 1)  # crops per snippet: the published ten, the first five (XD-Violence), the centre one
 # The feature networks (anomaly.extraction.backbones.BACKBONES), I3D the default, and the frame recipes each takes
 # (anomaly.extraction.preprocess.PRESETS), its default first.
-BACKBONE_PRESETS = {"i3d": ("rtfm", "gowtham")}
+BACKBONE_PRESETS = {"i3d": ("rtfm", "gowtham"), "clip": ("vadclip",)}
 BACKBONE_NAMES = tuple(BACKBONE_PRESETS)
+BACKBONE_FEATURE_SIZES = {"i3d": 2048, "clip": 512}  # channels of each network's features
 PRESET_NAMES = tuple(preset for presets in BACKBONE_PRESETS.values() for preset in presets)
 FRAME_READINGS = ("mean", "middle")  # how a per-frame network's 16 frames become a snippet's row (--clip_frames)
 FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
@@ -57,18 +58,22 @@ def description_file_name(dataset: str) -> str:
     return f"{dataset}.dataset.json"
 
 
-def dataset_files(dataset: str, dictionary_ratio: int, feature_size: int, dictionary_max_iter: int) -> dict:
-    """The published file names of a dataset laid out as in the RTFM feature release."""
+def dataset_files(dataset: str, dictionary_ratio: int, feature_size: int, dictionary_max_iter: int,
+                  backbone: str = "i3d") -> dict:  # fmt: skip
+    """The published file names of a dataset laid out as in the RTFM feature release. The dictionaries (and the
+    regular features and states they are learned from) are of one backbone's features: another backbone's than
+    I3D go in a folder of their own, ``<dataset>/<backbone>/``, so that learning them never replaces I3D's."""
     iterations = f"{DICTIONARY_ALGORITHM}.{dictionary_max_iter}iters"
     universal = UNIVERSAL_DICTIONARY_DATA
+    own = "" if backbone == "i3d" else f"{backbone}/"
     return dict(
         data_file_train=f"{dataset}/{dataset}.training.csv",
         data_file_test=f"{dataset}/{dataset}.testing.csv",
         ann_file_test=f"{dataset}/{dataset}_ground_truth.testing.json",
-        task_dict_file=f"{dataset}/{dataset}_dictionaries.taskaware.{iterations}.{dictionary_ratio}pct.npy",
-        univ_dict_file=f"{universal}/{universal}_dictionaries.universal.{iterations}.npy",
-        tmp_dict_file=f"{dataset}/{dataset}_states.universal.npy",
-        regular_file=f"{dataset}/{dataset}_regular_features-{feature_size}dim.training.pickle",
+        task_dict_file=f"{dataset}/{own}{dataset}_dictionaries.taskaware.{iterations}.{dictionary_ratio}pct.npy",
+        univ_dict_file=f"{universal}/{own}{universal}_dictionaries.universal.{iterations}.npy",
+        tmp_dict_file=f"{dataset}/{own}{dataset}_states.universal.npy",
+        regular_file=f"{dataset}/{own}{dataset}_regular_features-{feature_size}dim.training.pickle",
     )
 
 

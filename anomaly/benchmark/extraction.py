@@ -159,7 +159,7 @@ def _difference_from_published(
     """max |Δ| / max |feature| between the pipeline's first snippet (N 2048) and ``published_features`` of the
     same 16 decoded frames, cropped and scaled on the host: what the pipeline's faster network changes."""
     crops = np.stack([preset.crops(frame, num_crops) for frame in frames], axis=1)  # N 16 224 224 3
-    clips = preset.scale(torch.from_numpy(crops).permute(0, 4, 1, 2, 3).float()).to(device)
+    clips = preset.scale(torch.from_numpy(crops).float()).permute(0, 4, 1, 2, 3).to(device)
     with torch.no_grad():
         expected = published_features(network, clips).cpu().numpy()
     return float(np.abs(features - expected).max() / np.abs(expected).max())
@@ -205,7 +205,7 @@ def snippet_flops(preset: Preset, height: int, width: int, num_crops: int) -> fl
     return float(counter.get_total_flops())
 
 
-def _interleaved_best(runs: Dict[str, Callable[[], object]], repeats: int, device: torch.device) -> Dict[str, float]:
+def interleaved_best(runs: Dict[str, Callable[[], object]], repeats: int, device: torch.device) -> Dict[str, float]:
     """The best of ``repeats`` timed calls of each run, the runs taking turns (on a shared machine a change of load
     then falls on all of them alike), after one untimed call each (a compiled extractor compiles there)."""
     for run in runs.values():
@@ -256,7 +256,7 @@ def run_extraction_benchmark(
                                                                                    settings.num_crops)
         log(f"the network: {', '.join(runs)}: one forward each (compiling where compiled), then the best of "
             f"{settings.repeats} taking turns; {settings.batch_size} snippets per forward")
-        best = _interleaved_best(runs, settings.repeats, device)
+        best = interleaved_best(runs, settings.repeats, device)
         for precision in precisions:
             log(f"the ceiling: a 3x3x3 convolution 256 -> 256 in {precision}")
             result.ceilings[precision] = conv3d_ceiling(device, precision)
@@ -294,7 +294,7 @@ def run_extraction_benchmark(
         runs["baseline"] = lambda: baseline_extract(video, jpegs, network, device, settings.num_crops)
         log(f"end to end: this pipeline ({', '.join(pipelines.values())}) and the baseline (JPEG files, PIL, float64, "
             "one snippet per forward)")
-        best = _interleaved_best(runs, settings.repeats, device)
+        best = interleaved_best(runs, settings.repeats, device)
         for precision, label in pipelines.items():
             end_to_end = snippets / best[precision]
             result.rates[f"{_pipeline_label(precision)} (snippets/s)"] = end_to_end

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from anomaly.errors import InputError, check_choice
+from anomaly.extraction import clip
 from anomaly.extraction import network as i3d
 from anomaly.extraction.preprocess import Preset
-from anomaly.layout import BACKBONE_NAMES, BACKBONE_PRESETS
+from anomaly.layout import BACKBONE_FEATURE_SIZES, BACKBONE_NAMES, BACKBONE_PRESETS, FRAME_READINGS
 
 PathLike = Union[str, Path]
 Log = Callable[[str], None]
@@ -84,13 +85,29 @@ def _i3d_seeded() -> nn.Module:
     return network.eval()
 
 
+def _clip_runner(network: nn.Module, device: torch.device, precision: str, frames: Optional[str],
+                 clips: Optional[int], compile_mode: str, log: Log) -> FeatureNetwork:  # fmt: skip
+    return clip.ClipExtractor(network, device, precision, frames)
+
+
+def _clip_seeded() -> nn.Module:
+    encoder = clip.ClipImageEncoder()
+    encoder.load_state_dict(clip.seeded_state_dict())
+    return encoder.eval()
+
+
 BACKBONES: Dict[str, Backbone] = {
     "i3d": Backbone(
         "i3d", "I3D ResNet-50", i3d.FEATURE_SIZE, BACKBONE_PRESETS["i3d"], (), i3d.WEIGHTS_FILE, i3d.load_i3d, _i3d_runner,
         lambda frames: i3d.GFLOP_PER_CLIP, _i3d_seeded,
     ),
+    "clip": Backbone(
+        "clip", "CLIP ViT-B/16", clip.FEATURE_SIZE, BACKBONE_PRESETS["clip"], FRAME_READINGS, clip.WEIGHTS_FILE,
+        clip.load_clip, _clip_runner, lambda frames: clip.GFLOP_PER_IMAGE * clip.images_per_row(frames), _clip_seeded,
+    ),
 }  # fmt: skip
 assert tuple(BACKBONES) == BACKBONE_NAMES, "anomaly.layout.BACKBONE_NAMES names these backbones"
+assert all(backbone.feature_size == BACKBONE_FEATURE_SIZES[name] for name, backbone in BACKBONES.items())
 
 
 def backbone_of(name: str, source: Optional[PathLike] = None) -> Backbone:

@@ -154,9 +154,10 @@ def test_the_release_becomes_a_described_dataset_of_clip_features(tmp_path, caps
                             for video in test}
     description = json.loads((dataset / "imported.dataset.json").read_text())
     seed, metric = {"ucf-crime": (49, "AUC"), "xd-violence": (823, "AP")}[benchmark]
-    assert description == {"format": "s3r-dataset/1", "name": "imported", "num_crops": len(crops), "feature_size": 512,
-                           "metric": metric, "num_anomalous_train": 2, "dictionary_ratio": 50, "batch_size": 2,
-                           "backbone": "clip", "preset": None, "frame_rate": "native", "random_state": seed}
+    expected = {"format": "s3r-dataset/1", "name": "imported", "num_crops": len(crops), "feature_size": 512,
+                "metric": metric, "num_anomalous_train": 2, "dictionary_ratio": 50, "batch_size": 2, "backbone": "clip",
+                "preset": None, "frame_rate": "native", "random_state": seed}  # the benchmark's ratio and seed
+    assert {field: description.get(field) for field in expected} == expected
     assert sorted(path.name for path in root.iterdir()) == ["imported"]  # no hidden folder left behind
 
 
@@ -253,6 +254,15 @@ def break_release(release: Release, case: str) -> str:
         replace_in(release.annotations, "Abuse028_x264.mp4  Abuse  20  40  70  200  \n", "")
         return (f"{release.annotations}: has no annotation of the anomalous test video 'Abuse028_x264' "
                 f"({release.test_list} line 2, label Abuse)")
+    if case == "normal video annotated":
+        replace_in(release.annotations, "Normal_Videos_003_x264.mp4  Normal  -1  -1", "Normal_Videos_003_x264.mp4  "
+                   "Normal  10  20")
+        return (f"{release.annotations}: marks anomalous frames of the normal test video 'Normal_Videos_003_x264' "
+                f"({release.test_list} line 3, label Normal)")
+    if case == "anomalous video without event":
+        replace_in(release.annotations, "Abuse  20  40  70  200", "Abuse  -1  -1  -1  -1")
+        return (f"{release.annotations}: marks no anomalous frame of the anomalous test video 'Abuse028_x264' "
+                f"({release.test_list} line 2, label Abuse)")
     if case == "wrong feature width":
         np.save(release.crop_file(video_named("Normal_Videos_003_x264"), 0), np.zeros((5, 768), np.float32))
         return (f"{release.crop_file(video_named('Normal_Videos_003_x264'), 0)}: expected 512 channels, found 768 "
@@ -266,7 +276,8 @@ def break_release(release: Release, case: str) -> str:
 
 
 CASES = ["missing crop file", "unequal lengths", "row without its file", "wrong header", "unknown label",
-         "test video not annotated", "wrong feature width", "not a number"]
+         "test video not annotated", "normal video annotated", "anomalous video without event", "wrong feature width",
+         "not a number"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -75,10 +75,6 @@ ROW_AXES = (("T", "rows"), ("C", "channels"))
 STAGING = "importing"  # .<name>.importing-<random>: the hidden folder a dataset is written into
 
 
-def _ucf_crime_annotations(path: PathLike) -> Tuple[Dict[str, Ranges], Dict[str, Path]]:
-    return read_ucf_crime_annotations(path)
-
-
 def _xd_violence_annotations(path: PathLike) -> Tuple[Dict[str, Ranges], Dict[str, Path]]:
     ranges = read_xd_violence_annotations(path)
     return ranges, {video_id: Path(path) for video_id in ranges}
@@ -88,7 +84,6 @@ def _xd_violence_annotations(path: PathLike) -> Tuple[Dict[str, Ranges], Dict[st
 class Benchmark:
     """What VadCLIP's lists of one benchmark's videos hold, and where its frame labels come from."""
 
-    dataset: str  # the built-in dataset of these videos: its metric, dictionary ratio and seed are the import's
     title: str
     normal_label: str
     classes: Tuple[str, ...]  # the anomalous videos' labels
@@ -98,7 +93,7 @@ class Benchmark:
     def label_problem(self, label: str) -> str:
         """Why ``label`` is not one of this benchmark's ('' when it is)."""
         parts = label.split("-") if self.joined else [label]
-        if label == self.normal_label or (parts[0] in self.classes and
+        if label == self.normal_label or (len(parts) <= 3 and parts[0] in self.classes and
                                           all(part in self.classes + ("0",) for part in parts[1:])):
             return ""
         known = f"{self.normal_label} for a normal video, else one of {', '.join(self.classes)}"
@@ -107,12 +102,13 @@ class Benchmark:
         return f"label {label!r} is not one of VadCLIP's {self.title} labels ({known})"
 
 
+# By built-in dataset, whose config gives the imported dataset its metric, dictionary ratio and seed
 BENCHMARKS: Dict[str, Benchmark] = {
-    "ucf-crime": Benchmark("ucf-crime", "UCF-Crime", "Normal", (
+    "ucf-crime": Benchmark("UCF-Crime", "Normal", (
         "Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting", "RoadAccidents", "Robbery",
-        "Shooting", "Shoplifting", "Stealing", "Vandalism"), joined=False, read_annotations=_ucf_crime_annotations),
+        "Shooting", "Shoplifting", "Stealing", "Vandalism"), joined=False, read_annotations=read_ucf_crime_annotations),
     # B1 fighting, B2 shooting, B4 riot, B5 abuse, B6 car accident, G explosion (VadCLIP's xd_train.py)
-    "xd-violence": Benchmark("xd-violence", "XD-Violence", "A", ("B1", "B2", "B4", "B5", "B6", "G"), joined=True,
+    "xd-violence": Benchmark("XD-Violence", "A", ("B1", "B2", "B4", "B5", "B6", "G"), joined=True,
                              read_annotations=_xd_violence_annotations),
 }  # fmt: skip
 
@@ -233,7 +229,7 @@ def chosen_crops(lists: Sequence[Tuple[Path, List[ListedVideo]]], log: Callable[
             partial.setdefault(source, []).append(video)
     if not partial:
         return tuple(range(CROPS))
-    source, videos = next(iter(partial.items()))
+    source = next(iter(partial))
     named = {tuple(video.named) for videos in partial.values() for video in videos}
     if len(named) != 1 or len(next(iter(named))) != 1:
         shown = " and ".join(sorted({", ".join(map(str, crops)) for crops in named}))
@@ -266,7 +262,7 @@ def video_rows(video: ListedVideo, crops: Sequence[int]) -> int:
 
 
 def ground_truth_of(videos: List[ListedVideo], rows: Dict[str, int], benchmark: Benchmark, annotations: PathLike,
-                    test_list: Path) -> Dict[str, np.ndarray]:  # fmt: skip
+                    test_list: Path) -> Dict[str, np.ndarray]:
     """Frame labels (``16 × T``) of the test videos, in list order, from the official annotations."""
     ranges, sources = benchmark.read_annotations(annotations)
     labels = {}

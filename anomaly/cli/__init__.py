@@ -26,6 +26,7 @@ COMMANDS: Dict[str, Command] = {
     "detect": Command("detect_anomalies", "the anomaly curve of your own videos (CSV, PNG, report page, segments)"),
     "watch": Command("watch", "live anomaly scores of a camera, stream or video as it plays, alerts and a report"),
     "make-dataset": Command("make_dataset", "a trainable dataset from folders of your videos and their annotations"),
+    "import-features": Command("import_features", "a trainable dataset from released features (VadCLIP's CLIP ones)"),
     "summarize": Command("summarize_runs", "best value per run and mean ± std over seeds, beside the paper's"),
     "benchmark": Command("benchmark", "how fast training and evaluation run here, against the published way"),
     "benchmark-extraction": Command("benchmark_extraction", "how fast feature extraction runs here"),

@@ -86,18 +86,28 @@ class VideoFolders:
                                  "lists, the annotations and the feature files; rename one of them")
 
 
-def training_batch_size(folders: VideoFolders, batch_size: Optional[int]) -> int:
+def training_batch_size(classes: Dict[str, int], batch_size: Optional[int]) -> int:
     """The trainer's batch (videos per class): ``batch_size`` when the smaller class fills it, by default as many as
-    the smaller class holds, up to the published 32."""
-    fewest = min(len(folders.normal), len(folders.anomalous))
+    the smaller class holds, up to the published 32. ``classes``: the number of training videos of each class, by
+    where they are (``train/normal``: what a refusal names)."""
+    smaller = min(classes, key=classes.get)
+    fewest = classes[smaller]
     if batch_size is None:
         return min(MAX_BATCH_SIZE, fewest)
     check_range(batch_size, "--batch_size", minimum=1, integer=True)
     if batch_size > fewest:
-        smaller = "normal" if len(folders.normal) <= len(folders.anomalous) else "anomalous"
         raise InputError(None, f"--batch_size {batch_size} needs {batch_size} training videos of each class, but "
-                         f"train/{smaller} has {fewest}: --batch_size {fewest} or less would work (or add videos)")
+                         f"{smaller} has {fewest}: --batch_size {fewest} or less would work (or add videos)")
     return batch_size
+
+
+def next_commands(name: str, root: Path, dictionaries: Path, learn_dictionary: bool) -> List[str]:
+    """The commands that train the dataset ``name`` (first learning its dictionary when ``learn_dictionary``), with
+    the folder options that differ from the defaults."""
+    options = "" if root == Path("data") else f" --root_path {shlex.quote(str(root))}"
+    options += "" if dictionaries == Path("dictionary") else f" --dictionary_path {shlex.quote(str(dictionaries))}"
+    learn = [f"s3r learn-dictionary --dataset {name}{options}"] if learn_dictionary else []
+    return learn + [f"s3r train --dataset {name}{options} --version {name}"]
 
 
 def check_same_recipe(name: str, plans: Sequence[ExtractionPlan]) -> None:
@@ -161,7 +171,8 @@ def make_dataset(
         raise InputError(None, f"'{name}' is a built-in dataset: choose another name for yours")
     check_range(dictionary_ratio, "--dictionary_ratio", minimum=1, maximum=100, integer=True)
     folders = VideoFolders.scan(videos)
-    train_batch = training_batch_size(folders, batch_size)
+    train_batch = training_batch_size({"train/normal": len(folders.normal),
+                                       "train/anomalous": len(folders.anomalous)}, batch_size)
     check_enough_normal_videos(len(folders.normal), dictionary_ratio, videos / "train" / "normal",
                                fix=f"add normal videos (at least {minimum_videos(dictionary_ratio)}) or raise "
                                "--dictionary_ratio")
@@ -214,7 +225,5 @@ def _write_dataset(
         log(f"wrote {path}")
     log(f"dataset '{name}': {len(folders.anomalous)} anomalous and {len(folders.normal)} normal training videos, "
         f"{len(labels)} test videos; described by {description_path(root, name)}")
-    options = "" if root == Path("data") else f" --root_path {shlex.quote(str(root))}"
-    options += "" if dictionaries == Path("dictionary") else f" --dictionary_path {shlex.quote(str(dictionaries))}"
-    print(f"s3r train --dataset {name}{options} --version {name}")
+    print("\n".join(next_commands(name, root, dictionaries, learn_dictionary=False)))
     return 0

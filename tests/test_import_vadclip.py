@@ -156,7 +156,8 @@ def test_the_release_becomes_a_described_dataset_of_clip_features(tmp_path, caps
     seed, metric = {"ucf-crime": (49, "AUC"), "xd-violence": (823, "AP")}[benchmark]
     expected = {"format": "s3r-dataset/1", "name": "imported", "num_crops": len(crops), "feature_size": 512,
                 "metric": metric, "num_anomalous_train": 2, "dictionary_ratio": 50, "batch_size": 2, "backbone": "clip",
-                "preset": None, "frame_rate": "native", "random_state": seed}  # the benchmark's ratio and seed
+                "preset": "vadclip" if len(crops) == 10 or crops == [0] else None, "frame_rate": "native",
+                "random_state": seed}  # the benchmark's ratio and seed; a recipe this project's extraction makes
     assert {field: description.get(field) for field in expected} == expected
     assert sorted(path.name for path in root.iterdir()) == ["imported"]  # no hidden folder left behind
 
@@ -194,6 +195,7 @@ def test_the_imported_dataset_learns_its_dictionary_and_trains(tmp_path, monkeyp
                                  "--evaluate_min_step", "0"]) == 0  # fmt: skip
     detector = load_detector_file(tmp_path / "checkpoint" / "clip" / "imported_s3r_clip.detector.pth")
     assert detector.dataset == "imported" and detector.features.backbone == "clip"
+    # Crop 5 (the flipped frame's centre) is not the one crop extraction cuts: no recipe recorded
     assert detector.features.num_crops == 1 and detector.features.preset is None
     assert "AUC" in (tmp_path / "logs" / "clip" / "imported_s3r_clip.score").read_text()
 

@@ -62,13 +62,15 @@ from anomaly.data.video_lists import order_video_list, video_id_problem, write_v
 from anomaly.dictionary_learning import check_enough_normal_videos, minimum_videos
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import check_writable_folder, ensure_folder, save_npy
-from anomaly.layout import FRAMES_PER_SNIPPET, crops_text, dataset_files
+from anomaly.layout import BACKBONE_FEATURE_SIZES, FRAMES_PER_SNIPPET, crops_text, dataset_files
 from anomaly.video_dataset.builder import next_commands, training_batch_size
 
 PathLike = Union[str, Path]
 BACKBONE = "clip"  # the features' folder and file suffix: <root>/<name>/clip/{train,test}/<id>_clip.npy
-FEATURE_SIZE = 512  # CLIP ViT-B/16's image embedding
+FEATURE_SIZE = BACKBONE_FEATURE_SIZES[BACKBONE]  # CLIP ViT-B/16's image embedding
+PRESET = "vadclip"  # VadCLIP's frame recipe (anomaly.extraction.preprocess), as far as it is published
 CROPS = 10  # VadCLIP's crops of a frame, in its order: centre, 4 corners, then the same five of the flipped frame
+PRESET_CROPS = ([0], list(range(CROPS)))  # the crops that recipe cuts (1 crop: the centre, VadCLIP's crop 0)
 LIST_HEADER = ("path", "label")
 CROP_FILE = re.compile(r"(?P<video>.+)__(?P<crop>[0-9])\.npy")
 ROW_AXES = (("T", "rows"), ("C", "channels"))
@@ -330,7 +332,8 @@ def import_vadclip(
             for subset, videos in (("train", train), ("test", test))}
     labels = ground_truth_of(test, rows["test"], recipe, annotations, test_path)
     description = DatasetDescription(name, len(crops), FEATURE_SIZE, defaults.metric, len(anomalous), ratio, batch,
-                                     backbone=BACKBONE, random_state=defaults.random_state).check()
+                                     backbone=BACKBONE, preset=PRESET if list(crops) in PRESET_CROPS else None,
+                                     random_state=defaults.random_state).check()  # fmt: skip
     ensure_folder(root)
     for leftover in root.glob(f".{name}.{STAGING}-*"):  # a killed import's
         shutil.rmtree(leftover, ignore_errors=True)
@@ -345,7 +348,7 @@ def import_vadclip(
                 save_npy(stacked, feature_file(folder, video.video_id, BACKBONE))
                 bar.update()
         bar.close()
-        files = dataset_files(name, ratio, FEATURE_SIZE, defaults.dictionary_max_iter)
+        files = dataset_files(name, ratio, FEATURE_SIZE, defaults.dictionary_max_iter, BACKBONE)
         write_video_list(order_video_list(anomalous + normal, anomalous), staging / files["data_file_train"])
         write_video_list(list(labels), staging / files["data_file_test"])
         write_ground_truth(labels, staging / files["ann_file_test"])

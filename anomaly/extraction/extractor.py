@@ -21,7 +21,6 @@ Under torchrun the videos are split across ranks, balanced by frame count; each 
 files, with exactly the batches one process would use, so the files do not depend on the number of processes.
 """
 
-import hashlib
 import json
 import os
 import queue
@@ -43,7 +42,15 @@ from anomaly.extraction.compiling import NetworkBody
 from anomaly.extraction.network import FEATURE_SIZE, WEIGHTS_NOT_FOUND, I3DResNet50, load_i3d
 from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
-from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
+from anomaly.files import (
+    check_writable_folder,
+    ensure_folder,
+    file_sha256,
+    name_problem,
+    remove_temporaries,
+    save_npy,
+    save_text,
+)
 from anomaly.hardware import resolve_device
 from anomaly.layout import NUM_CROPS, feature_file_name
 from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS, dtype_of, resolve_precision
@@ -55,20 +62,6 @@ VIDEO_SUFFIXES = {
 }  # fmt: skip
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 BACKBONE = "i3d"  # the backbone part of the feature files' names (anomaly.layout.feature_file_name)
-
-
-def file_sha256(path: PathLike) -> str:
-    path = Path(path)
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        raise InputError(path, WEIGHTS_NOT_FOUND) from None
-    except OSError as error:
-        raise InputError(path, f"the weights file cannot be read ({error.strerror or error})") from None
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -537,7 +530,8 @@ def plan_extraction(
     precision, precision_note = resolve_precision(options.precision, torch_device)
     videos = list_videos(video_paths)
     check_writable_folder(output)
-    settings = ExtractionSettings(options.preset, options.num_crops, precision, file_sha256(options.weights))
+    weights_sha256 = file_sha256(options.weights, WEIGHTS_NOT_FOUND)
+    settings = ExtractionSettings(options.preset, options.num_crops, precision, weights_sha256)
     network = load_i3d(options.weights)
     lines = [precision_note] if precision_note else []
     plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, options.batch_size,

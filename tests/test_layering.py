@@ -24,7 +24,7 @@ LAYERS = (
     ("anomaly.losses", "anomaly.dictionary_learning"),
     ("anomaly.engine",),
     ("anomaly.extraction",),
-    ("anomaly.detection", "anomaly.benchmark", "anomaly.live", "anomaly.video_dataset"),
+    ("anomaly.detection", "anomaly.benchmark", "anomaly.live", "anomaly.video_dataset", "anomaly.deploy"),
     ("anomaly.cli",),
 )
 

@@ -6,7 +6,7 @@ relative: lists, ground truth and features to the ``--root_path`` folder, dictio
 ``--dictionary_path`` folder, run files to the version folders.
 """
 
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from anomaly.errors import InputError
 
@@ -24,6 +24,7 @@ PRESET_NAMES = ("rtfm", "gowtham")  # the extraction recipes (anomaly.extraction
 FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
 MAX_SEED = 2**32 - 1  # the largest seed NumPy's RandomState (np.random.seed, scikit-learn's random_state) takes
 DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
+EXPORT_MANIFEST = "manifest.json"  # in a folder of s3r export: what its models compute (anomaly.deploy.manifest)
 
 
 def check_feature_size(feature_size: int, name: str = "feature_size") -> int:
@@ -75,3 +76,9 @@ def run_stem(dataset: str, model_name: str, backbone: str) -> str:
 def dataset_of_run_stem(stem: str) -> str:
     """The dataset of a run file's stem (``run_stem``): dataset names hold no '_' (``anomaly.data.catalog``)."""
     return stem.partition("_")[0]
+
+
+def exported_model_files(model: str) -> Dict[str, Tuple[str, ...]]:
+    """The files of an exported model (``features``, ``scorer``) in a folder of s3r export, per format: ONNX, and
+    OpenVINO IR (the graph, then its weights)."""
+    return {"onnx": (f"{model}.onnx",), "openvino": (f"{model}.xml", f"{model}.bin")}

@@ -3,7 +3,7 @@
 PyTorch path (``anomaly.deploy.runtime``). ``anomaly.deploy.export`` is not imported here: it imports the detection
 layer, which runs exported folders through ``anomaly.deploy.runtime``."""
 
-from anomaly.deploy.manifest import MANIFEST_FORMAT, MANIFEST_NAME, OPSET, Manifest, read_manifest
+from anomaly.deploy.manifest import MANIFEST_FORMAT, OPSET, Manifest, read_manifest
 from anomaly.deploy.runtime import (
     INSTALL,
     RUNTIMES,
@@ -17,7 +17,6 @@ from anomaly.deploy.runtime import (
 __all__ = [
     "INSTALL",
     "MANIFEST_FORMAT",
-    "MANIFEST_NAME",
     "OPSET",
     "RUNTIMES",
     "ExportedFeatures",

@@ -28,21 +28,14 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from anomaly.deploy.manifest import (
-    MANIFEST_NAME,
-    OPSET,
-    Manifest,
-    ModelEntry,
-    ModelFile,
-    TensorSpec,
-)
+from anomaly.deploy.manifest import OPSET, Manifest, ModelEntry, ModelFile, TensorSpec
 from anomaly.deploy.runtime import require
 from anomaly.detection import DetectorFiles
 from anomaly.engine.detector_file import Detector
 from anomaly.extraction import BACKBONE, PRESETS, I3DResNet50, Preset, load_i3d
 from anomaly.extraction.network import CROP_SIZE, WEIGHTS_NOT_FOUND
 from anomaly.files import check_writable_folder, ensure_folder, file_sha256
-from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.layout import EXPORT_MANIFEST, FRAMES_PER_SNIPPET, exported_model_files
 from anomaly.models.s3r import S3R
 
 PathLike = Union[str, Path]
@@ -95,9 +88,10 @@ def export_detector(detector: PathLike, weights: PathLike, output: PathLike, pre
     check_writable_folder(output)
     weights_sha256 = file_sha256(weights, WEIGHTS_NOT_FOUND)
     loaded = DetectorFiles(detector=detector).load(preset, num_crops, torch.device("cpu"))
+    detector_sha256 = file_sha256(detector, "the detector file is missing")  # of the file as loaded, not later
     network = load_i3d(weights)
     folder = ensure_folder(output)
-    (folder / MANIFEST_NAME).unlink(missing_ok=True)
+    (folder / EXPORT_MANIFEST).unlink(missing_ok=True)
     spec = loaded.features
     crops = TensorSpec("crops", ("crops", FRAMES_PER_SNIPPET, CROP_SIZE, CROP_SIZE, 3), "uint8")
     features = TensorSpec("features", ("crops", spec.feature_size), "float32")
@@ -108,38 +102,39 @@ def export_detector(detector: PathLike, weights: PathLike, output: PathLike, pre
     log(f"exporting the {BACKBONE.upper()} feature network ({spec.preset} preset) to {folder}")
     models = {
         "features": _export(CropsNetwork(network, PRESETS[spec.preset]), sample_crops, (crops, features),
-                            {0: torch.export.Dim("crops", min=1, max=MAX_CROPS)}, folder / "features"),
+                            {0: torch.export.Dim("crops", min=1, max=MAX_CROPS)}, folder, "features"),
         "scorer": _export(WindowScores(loaded), sample_window, (window, scores),
-                          {1: torch.export.Dim("snippets", min=1, max=MAX_SNIPPETS)}, folder / "scorer"),
+                          {1: torch.export.Dim("snippets", min=1, max=MAX_SNIPPETS)}, folder, "scorer"),
     }  # fmt: skip
     manifest = Manifest(
         backbone=spec.backbone, preset=spec.preset, num_crops=spec.num_crops, feature_size=spec.feature_size,
         frames_per_snippet=FRAMES_PER_SNIPPET, crop_size=CROP_SIZE, precision="fp32", opset=OPSET,
         scorer_kernel=SCORER_KERNEL,
-        detector={"name": Path(detector).name, "sha256": file_sha256(detector, "is missing"),
-                  "dataset": loaded.dataset},
+        detector={"name": Path(detector).name, "sha256": detector_sha256, "dataset": loaded.dataset},
         weights={"name": Path(weights).name, "sha256": weights_sha256},
         models=models, made_with={package: version(package) for package in ("torch", *EXPORT_PACKAGES)},
     )  # fmt: skip
     manifest.write(folder)
     log(f"wrote {', '.join(file.name for entry in models.values() for files in entry.files.values() for file in files)}"
-        f" and {MANIFEST_NAME} in {folder}")
+        f" and {EXPORT_MANIFEST} in {folder}")
     return manifest
 
 
 def _export(module: nn.Module, sample: Tensor, specs: Tuple[TensorSpec, TensorSpec],
-            dynamic: Dict[int, "torch.export.Dim"], stem: Path) -> ModelEntry:  # fmt: skip
-    """``module`` (one input, one output) as ``<stem>.onnx`` and ``<stem>.xml`` + ``.bin``; their manifest entry."""
+            dynamic: Dict[int, "torch.export.Dim"], folder: Path, model: str) -> ModelEntry:  # fmt: skip
+    """``module`` (one input, one output) as the files of ``model`` in ``folder``: ONNX, then OpenVINO IR converted
+    from it; their manifest entry."""
     openvino = importlib.import_module("openvino")
     given, returned = specs
-    onnx_file, ir_file = stem.with_suffix(".onnx"), stem.with_suffix(".xml")
+    names = exported_model_files(model)
+    onnx_file, ir_file = folder / names["onnx"][0], folder / names["openvino"][0]  # the IR's .bin: beside its .xml
     with torch.no_grad(), _quiet():
         torch.onnx.export(module.eval(), (sample,), onnx_file, input_names=[given.name], output_names=[returned.name],
-                          dynamic_shapes=({**dynamic},), opset_version=OPSET, dynamo=True, external_data=False)  # fmt: skip
+                          dynamic_shapes=(dynamic,), opset_version=OPSET, dynamo=True, external_data=False)  # fmt: skip
     # Converted from the ONNX file, not from the module: both formats hold the same graph; compress_to_fp16=False
     # keeps the float32 weights (save_model's default halves them).
     openvino.save_model(openvino.convert_model(onnx_file), ir_file, compress_to_fp16=False)
-    files = {"onnx": (ModelFile.of(onnx_file),), "openvino": (ModelFile.of(ir_file), ModelFile.of(stem.with_suffix(".bin")))}
+    files = {file_format: tuple(ModelFile.of(folder / name) for name in names[file_format]) for file_format in names}
     return ModelEntry((given,), (returned,), files)
 
 

@@ -31,13 +31,13 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from anomaly.errors import InputError
 from anomaly.files import file_sha256, save_text
+from anomaly.layout import EXPORT_MANIFEST, exported_model_files
 
 PathLike = Union[str, Path]
 MANIFEST_FORMAT = "s3r-export/1"
-MANIFEST_NAME = "manifest.json"
 OPSET = 18  # the ONNX opset of the exported graphs (torch.onnx's dynamo exporter writes 18 natively)
 MODELS = ("features", "scorer")  # the feature network, the detector's window scorer
-FORMATS = ("onnx", "openvino")  # the model files of each: an .onnx file; OpenVINO's IR, .xml and .bin
+FORMATS = tuple(exported_model_files(MODELS[0]))  # onnx, openvino: the files of each model
 EXPORT_AGAIN = "export the folder again with s3r export"
 
 
@@ -88,7 +88,7 @@ class Manifest:
     def write(self, folder: PathLike) -> None:
         content = asdict(self)
         content = {"format": content.pop("format"), **content}  # first: what a reader checks before the rest
-        save_text(json.dumps(content, indent=1) + "\n", Path(folder) / MANIFEST_NAME)
+        save_text(json.dumps(content, indent=1) + "\n", Path(folder) / EXPORT_MANIFEST)
 
     def check_recipe(self, folder: PathLike, backbone: str, preset: Optional[str], num_crops: Optional[int],
                      feature_size: int) -> None:  # fmt: skip
@@ -98,7 +98,7 @@ class Manifest:
                                        ("num_crops", num_crops, self.num_crops),
                                        ("feature_size", feature_size, self.feature_size)):  # fmt: skip
             if wanted is not None and wanted != recorded:
-                raise InputError(Path(folder) / MANIFEST_NAME,
+                raise InputError(Path(folder) / EXPORT_MANIFEST,
                                  f"exported for {name} {recorded!r}, not {wanted!r}: use a folder exported for "
                                  f"{name} {wanted!r} (s3r export with a detector of such features), or leave the "
                                  "option out to take the folder's")
@@ -124,7 +124,7 @@ class Manifest:
 def read_manifest(folder: PathLike) -> Manifest:
     """The manifest of an exported ``folder``, every entry checked; a one-line InputError naming it otherwise."""
     folder = Path(folder)
-    path = folder / MANIFEST_NAME
+    path = folder / EXPORT_MANIFEST
     if not folder.is_dir():
         raise InputError(folder, "is not a folder: give the folder s3r export wrote")
     try:

@@ -83,7 +83,7 @@ def _built_in_config(dataset: str, root: Path) -> Munch:
     config = Munch({field: getattr(module, field) for field in CONFIG_FIELDS})
     entry = DATASETS[dataset]
     config.update(num_crops=entry.num_crops, metric=entry.metric, per_class_auc=entry.per_class_auc,
-                  preset=entry.preset)
+                  preset=entry.preset, frames=None, weights_sha256=None)  # the released features: weights not known
     if config.num_anomalous_train is None:  # a generated dataset records its own split
         config.num_anomalous_train = num_anomalous_training_videos(root, dataset)
     return config

@@ -15,16 +15,21 @@ TRAINING_SNIPPETS = 32  # snippets every training video is resampled to (the pub
 DICTIONARY_ALGORITHM = "omp"  # the sparse coding of dictionary learning; part of the dictionary's file name
 UNIVERSAL_DICTIONARY_DATA = "kinetics400"  # the dataset a universal dictionary is learned on
 NUM_CROPS = (10, 5, 1)  # crops per snippet: the published ten, the first five (XD-Violence), the centre one
+# The feature networks (anomaly.extraction.backbones.BACKBONES), I3D the default, and the frame recipes each takes
+# (anomaly.extraction.preprocess.PRESETS), its default first.
+BACKBONE_PRESETS = {"i3d": ("rtfm", "gowtham")}
+BACKBONE_NAMES = tuple(BACKBONE_PRESETS)
+PRESET_NAMES = tuple(preset for presets in BACKBONE_PRESETS.values() for preset in presets)
+FRAME_READINGS = ("mean", "middle")  # how a per-frame network's 16 frames become a snippet's row (--clip_frames)
+FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
+MAX_SEED = 2**32 - 1  # the largest seed NumPy's RandomState (np.random.seed, scikit-learn's random_state) takes
+DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
+EXPORT_MANIFEST = "manifest.json"  # in a folder of s3r export: what its models compute (anomaly.deploy.manifest)
 
 
 def crops_text(count: int) -> str:
     """'1 crop', '10 crops': a crop count as every message and page words it."""
     return f"{count} crop{'s' if count != 1 else ''}"
-PRESET_NAMES = ("rtfm", "gowtham")  # the extraction recipes (anomaly.extraction.preprocess.PRESETS)
-FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
-MAX_SEED = 2**32 - 1  # the largest seed NumPy's RandomState (np.random.seed, scikit-learn's random_state) takes
-DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
-EXPORT_MANIFEST = "manifest.json"  # in a folder of s3r export: what its models compute (anomaly.deploy.manifest)
 
 
 def check_feature_size(feature_size: int, name: str = "feature_size") -> int:

@@ -19,7 +19,7 @@ from anomaly.deploy import OPSET, RUNTIMES, ExportedFeatures, open_export, read_
 from anomaly.detection import DetectorFiles, window_scorer
 from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.errors import InputError
-from anomaly.extraction import PRESETS, FeatureExtractor, load_i3d
+from anomaly.extraction import PRESETS, I3DExtractor, load_i3d
 from anomaly.models.s3r import S3R
 from tests.conftest import assert_close_to_scale, trained_like_batchnorm
 from tests.extraction_helpers import seeded_state_dict
@@ -55,7 +55,8 @@ def sha256(path) -> str:
 
 def test_the_manifest_names_the_recipe_the_detector_and_every_file(exported):
     manifest = read_manifest(exported["output"])
-    assert (manifest.backbone, manifest.preset, manifest.num_crops, manifest.feature_size) == ("i3d", "rtfm", 1, 2048)
+    assert (manifest.backbone, manifest.preset, manifest.num_crops, manifest.feature_size, manifest.frames) == (
+        "i3d", "rtfm", 1, 2048, None)
     assert (manifest.frames_per_snippet, manifest.crop_size, manifest.precision, manifest.opset) == (16, 224, "fp32", OPSET)
     assert manifest.detector == {"name": exported["detector"].name, "sha256": sha256(exported["detector"]),
                                  "dataset": "cams"}  # fmt: skip
@@ -80,7 +81,7 @@ def test_the_manifest_names_the_recipe_the_detector_and_every_file(exported):
 def clips_and_features(exported):
     """Two clips of resized frames (rtfm: 256 high) and PyTorch's features of them, as s3r watch makes them."""
     clips = np.random.default_rng(0).integers(0, 256, (2, 16, 256, 300, 3), dtype=np.uint8)
-    extractor = FeatureExtractor(load_i3d(exported["weights"]), torch.device("cpu"), "fp32")
+    extractor = I3DExtractor(load_i3d(exported["weights"]), torch.device("cpu"), "fp32")
     return clips, extractor(clips, PRESETS["rtfm"], 1)
 
 
@@ -95,7 +96,7 @@ def test_the_exported_network_makes_the_features_pytorch_makes(exported, clips_a
 @pytest.fixture(scope="module")
 def windows_and_scores(exported):
     """Windows of 1, 2, 7 and 16 snippets and PyTorch's scores of them, as s3r watch scores them."""
-    detector = DetectorFiles(detector=exported["detector"]).load("rtfm", None, torch.device("cpu"))
+    detector = DetectorFiles(detector=exported["detector"]).load("rtfm", None, None, torch.device("cpu"))
     score = window_scorer(detector, "fp32", 16)
     generator = torch.Generator().manual_seed(0)
     windows = [torch.randn(1, snippets, 2048, generator=generator) for snippets in (1, 2, 7, 16)]
@@ -126,14 +127,16 @@ def test_ten_crops_are_cut_in_the_order_and_places_of_the_preset(exported):
             np.testing.assert_array_equal(crops[clip, :, frame], PRESETS["rtfm"].crops(clips[clip, frame], 10))
 
 
-@pytest.mark.parametrize("option, value, recorded", [
-    ("preset", "gowtham", "rtfm"), ("num_crops", 10, 1), ("backbone", "clip", "i3d"), ("feature_size", 512, 2048),
+@pytest.mark.parametrize("argument, option, value, recorded", [
+    ("preset", "preset", "gowtham", "rtfm"), ("num_crops", "num_crops", 10, 1), ("backbone", "backbone", "clip", "i3d"),
+    ("frames", "clip_frames", "mean", None),
 ])  # fmt: skip
-def test_a_folder_exported_for_other_features_is_refused_naming_its_manifest(exported, option, value, recorded):
+def test_a_folder_exported_for_other_features_is_refused_naming_its_manifest(exported, argument, option, value,
+                                                                             recorded):  # fmt: skip
     with pytest.raises(InputError) as refused:
-        open_export(exported["output"], **{option: value})
-    assert str(refused.value).startswith(f"{exported['output'] / 'manifest.json'}: exported for {option} "
-                                         f"{recorded!r}, not {value!r}")
+        open_export(exported["output"], **{argument: value})
+    assert str(refused.value).startswith(f"{exported['output'] / 'manifest.json'}: exported for --{option} "
+                                         f"{recorded}, not {value}: ")
 
 
 def damaged_copy(exported, tmp_path, damage):

@@ -11,7 +11,7 @@ from PIL import Image
 from anomaly.errors import InputError
 from anomaly.extraction import preprocess
 from anomaly.extraction.network import cut_crops
-from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, PRESETS, ClipBuilder, ClipReader
+from anomaly.extraction.preprocess import MAX_RESIZED_PIXELS, PRESETS, ClipBuilder, ClipReader, opencv_bilinear_resize
 from anomaly.extraction.video import UPRIGHT, VideoInfo
 from tests.conftest import shared_path
 from tests.extraction_helpers import make_video
@@ -199,3 +199,54 @@ def test_a_stream_without_enough_frames_for_a_snippet_gives_no_clip():
     assert [clip for _ in range(16) for clip in builder.push(np.zeros((48, 64, 3), np.uint8))] == []
     with pytest.raises(InputError, match="^stream: has 16 frames; the gowtham preset needs at least 17"):
         builder.finish()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# opencv_bilinear_resize: cv2.resize(frame, (width, height)), INTER_LINEAR on uint8, without OpenCV
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def gray(rows) -> np.ndarray:
+    """A uint8 H W 3 frame whose three channels are ``rows``."""
+    return np.repeat(np.array(rows, np.uint8)[..., None], 3, axis=2)
+
+
+def test_opencv_resize_interpolates_between_pixel_centres():
+    """Half-pixel centres: output pixel d samples the input at (d + 0.5) · scale − 0.5; outside the first and last
+    centres the edge pixel is repeated. [0, 255] doubled samples at -0.25, 0.25, 0.75, 1.25: 0, 63.75, 191.25, 255."""
+    resized = opencv_bilinear_resize(gray([[0, 255]]), 4, 1)
+    assert resized.shape == (1, 4, 3) and resized.dtype == np.uint8
+    assert resized[..., 0].tolist() == [[0, 64, 191, 255]]
+    assert (resized == resized[..., :1]).all()  # channels are interpolated alike
+
+
+def test_opencv_resize_does_not_antialias_when_shrinking():
+    """A quarter of 8 pixels samples at 1.5 and 5.5: the mean of pixels 1, 2 and of 5, 6 alone (an antialiasing
+    filter would average all four pixels of each output and give 25 and 50)."""
+    assert opencv_bilinear_resize(gray([[0, 0, 100, 0, 0, 0, 0, 200]]), 2, 1)[..., 0].tolist() == [[50, 0]]
+
+
+def test_opencv_resize_rounds_in_its_fixed_point_arithmetic():
+    """2 × 2 -> 4 × 4, cv2.resize's output (OpenCV 5.1.0, x86-64). Output (0, 1) samples row -0.25, column 0.25;
+    OpenCV keeps the row fraction 0.75 there with both row taps on row 0, and rounds each row's product down on its
+    own: S = 33·1536 + 215·512 = 160768, S >> 4 = 10048, (512·10048 >> 16) + (1536·10048 >> 16) = 78 + 235,
+    (313 + 2) >> 2 = 78, where the exact value 0.75·33 + 0.25·215 = 78.5 would round to 79. Output (1, 0), at the
+    left edge column, weighs pixel 0 by 2048 alone: 0.75·33 + 0.25·217 = 79 exactly."""
+    frame = gray([[33, 215], [217, 130]])
+    expected = [[33, 78, 169, 215], [79, 108, 165, 194], [171, 166, 156, 151], [217, 195, 152, 130]]
+    assert opencv_bilinear_resize(frame, 4, 4)[..., 0].tolist() == expected
+    assert opencv_bilinear_resize(frame, 3, 5)[..., 0].tolist() == [
+        [33, 124, 215], [51, 129, 206], [125, 149, 173], [199, 168, 138], [217, 173, 130]]  # fmt: skip
+    ramp = gray(np.arange(35).reshape(5, 7) * 7)
+    assert opencv_bilinear_resize(ramp, 3, 2)[..., 0].tolist() == [[41, 58, 74], [164, 180, 196]]
+
+
+@pytest.mark.parametrize("height, width", [(1, 1), (1, 9), (9, 1), (37, 53), (256, 340), (1080, 1920)])
+def test_opencv_resize_to_340x256_keeps_a_constant_frame_and_the_same_size(height, width):
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[:] = (0, 137, 255)
+    resized = opencv_bilinear_resize(frame, 340, 256)
+    assert resized.shape == (256, 340, 3)
+    assert (resized == (0, 137, 255)).all()
+    noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    assert np.array_equal(opencv_bilinear_resize(noise, width, height), noise)

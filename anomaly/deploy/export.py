@@ -28,17 +28,20 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from anomaly import files
 from anomaly.deploy.manifest import OPSET, Manifest, ModelEntry, ModelFile, TensorSpec
 from anomaly.deploy.runtime import require
-from anomaly.detection import DetectorFiles
+from anomaly.detection import DetectorFiles, check_weights
 from anomaly.engine.detector_file import Detector
-from anomaly.extraction import BACKBONE, PRESETS, I3DResNet50, Preset, load_i3d
-from anomaly.extraction.network import CROP_SIZE, WEIGHTS_NOT_FOUND
-from anomaly.files import check_writable_folder, ensure_folder, file_sha256
+from anomaly.errors import check_choice
+from anomaly.extraction import BACKBONES, PRESETS, ExtractionSettings, I3DResNet50, Preset, file_sha256
+from anomaly.extraction.network import CROP_SIZE
+from anomaly.files import check_writable_folder, ensure_folder
 from anomaly.layout import EXPORT_MANIFEST, FRAMES_PER_SNIPPET, exported_model_files
 from anomaly.models.s3r import S3R
 
 PathLike = Union[str, Path]
+EXPORTED_BACKBONES = ("i3d",)  # the networks whose graph export knows (CropsNetwork)
 EXPORT_PACKAGES = ("onnx", "onnxscript", "openvino")  # torch.onnx's dynamo exporter needs the first two
 SCORER_KERNEL = "conv"  # F.conv1d: the one kernel form of the exported scorer (see the module docstring)
 MAX_CROPS = 4096  # the largest batch of crops the features graph is declared for (any size a runtime takes)
@@ -79,27 +82,32 @@ def export_detector(detector: PathLike, weights: PathLike, output: PathLike, pre
                     num_crops: Optional[int] = None, log: Callable[[str], None] = print) -> Manifest:  # fmt: skip
     """Export the detector file ``detector`` and the I3D ``weights`` into the folder ``output``: the features and
     scorer graphs as ONNX and OpenVINO IR, then the manifest. ``preset`` and ``num_crops``: for a detector that
-    records none (the synthetic datasets'), or the same as it records (see ``Detector.with_preset``).
+    records none (the synthetic datasets'), or the same as it records (see ``Detector.with_recipe``).
 
     Every argument is checked (one-line InputError) before anything is written; the old manifest goes first, so a
     killed export leaves a folder that runtimes refuse."""
     for package in EXPORT_PACKAGES:
         require(package)
     check_writable_folder(output)
-    weights_sha256 = file_sha256(weights, WEIGHTS_NOT_FOUND)
-    loaded = DetectorFiles(detector=detector).load(preset, num_crops, torch.device("cpu"))
-    detector_sha256 = file_sha256(detector, "the detector file is missing")  # of the file as loaded, not later
-    network = load_i3d(weights)
+    loaded = DetectorFiles(detector=detector).load(preset, num_crops, None, torch.device("cpu"))
+    detector_sha256 = files.file_sha256(detector, "the detector file is missing")  # of the file as loaded
+    spec = loaded.features
+    check_choice(spec.backbone, EXPORTED_BACKBONES, "the detector's backbone", source=detector,
+                 fix="s3r export exports the networks it has a graph of")
+    backbone = BACKBONES[spec.backbone]
+    settings = ExtractionSettings(spec.preset, spec.num_crops, "fp32", file_sha256(weights, backbone), backbone.name,
+                                  spec.frames)  # fmt: skip
+    check_weights(loaded, settings, weights, detector)
+    network = backbone.load(weights)
     folder = ensure_folder(output)
     (folder / EXPORT_MANIFEST).unlink(missing_ok=True)
-    spec = loaded.features
     crops = TensorSpec("crops", ("crops", FRAMES_PER_SNIPPET, CROP_SIZE, CROP_SIZE, 3), "uint8")
     features = TensorSpec("features", ("crops", spec.feature_size), "float32")
     window = TensorSpec("features", (spec.num_crops, "snippets", spec.feature_size), "float32")
     scores = TensorSpec("scores", ("snippets",), "float32")
     sample_crops = torch.zeros(1, *crops.shape[1:], dtype=torch.uint8)
     sample_window = torch.zeros(spec.num_crops, 2 * FRAMES_PER_SNIPPET, spec.feature_size)
-    log(f"exporting the {BACKBONE.upper()} feature network ({spec.preset} preset) to {folder}")
+    log(f"exporting the {backbone.title} network ({spec.preset} preset) and the detector to {folder}")
     models = {
         "features": _export(CropsNetwork(network, PRESETS[spec.preset]), sample_crops, (crops, features),
                             {0: torch.export.Dim("crops", min=1, max=MAX_CROPS)}, folder, "features"),
@@ -108,10 +116,10 @@ def export_detector(detector: PathLike, weights: PathLike, output: PathLike, pre
     }  # fmt: skip
     manifest = Manifest(
         backbone=spec.backbone, preset=spec.preset, num_crops=spec.num_crops, feature_size=spec.feature_size,
-        frames_per_snippet=FRAMES_PER_SNIPPET, crop_size=CROP_SIZE, precision="fp32", opset=OPSET,
+        frames=spec.frames, frames_per_snippet=FRAMES_PER_SNIPPET, crop_size=CROP_SIZE, precision="fp32", opset=OPSET,
         scorer_kernel=SCORER_KERNEL,
         detector={"name": Path(detector).name, "sha256": detector_sha256, "dataset": loaded.dataset},
-        weights={"name": Path(weights).name, "sha256": weights_sha256},
+        weights={"name": Path(weights).name, "sha256": settings.weights_sha256},
         models=models, made_with={package: version(package) for package in ("torch", *EXPORT_PACKAGES)},
     )  # fmt: skip
     manifest.write(folder)

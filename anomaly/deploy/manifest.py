@@ -5,7 +5,7 @@ made for other features instead of scoring garbage.
 whose export was killed has no manifest and is refused. One JSON object::
 
     {"format": "s3r-export/1",
-     "backbone": "i3d", "preset": "rtfm", "num_crops": 1, "feature_size": 2048, "frames_per_snippet": 16,
+     "backbone": "i3d", "preset": "rtfm", "num_crops": 1, "feature_size": 2048, "frames": null, "frames_per_snippet": 16,
      "crop_size": 224, "precision": "fp32", "opset": 18, "scorer_kernel": "conv",
      "detector": {"name": "cams_s3r_i3d.detector.pth", "sha256": "...", "dataset": "cams"},
      "weights": {"name": "i3d_r50_kinetics.pth", "sha256": "..."},
@@ -74,6 +74,7 @@ class Manifest:
     preset: str
     num_crops: int
     feature_size: int
+    frames: Optional[str]  # how a per-frame network's 16 frames become a row (--clip_frames); None for I3D
     frames_per_snippet: int
     crop_size: int
     precision: str
@@ -90,18 +91,17 @@ class Manifest:
         content = {"format": content.pop("format"), **content}  # first: what a reader checks before the rest
         save_text(json.dumps(content, indent=1) + "\n", Path(folder) / EXPORT_MANIFEST)
 
-    def check_recipe(self, folder: PathLike, backbone: str, preset: Optional[str], num_crops: Optional[int],
-                     feature_size: int) -> None:  # fmt: skip
+    def check_recipe(self, folder: PathLike, backbone: Optional[str], preset: Optional[str],
+                     num_crops: Optional[int], frames: Optional[str]) -> None:  # fmt: skip
         """A one-line InputError naming the manifest when the folder was exported for other features than the
-        caller makes or scores (``preset`` and ``num_crops`` None: any)."""
+        caller makes or scores (None: any)."""
         for name, wanted, recorded in (("backbone", backbone, self.backbone), ("preset", preset, self.preset),
                                        ("num_crops", num_crops, self.num_crops),
-                                       ("feature_size", feature_size, self.feature_size)):  # fmt: skip
+                                       ("clip_frames", frames, self.frames)):  # fmt: skip
             if wanted is not None and wanted != recorded:
                 raise InputError(Path(folder) / EXPORT_MANIFEST,
-                                 f"exported for {name} {recorded!r}, not {wanted!r}: use a folder exported for "
-                                 f"{name} {wanted!r} (s3r export with a detector of such features), or leave the "
-                                 "option out to take the folder's")
+                                 f"exported for --{name} {recorded}, not {wanted}: export the detector of such "
+                                 f"features (s3r export), or leave --{name} out to take the folder's")
 
     def model_files(self, folder: PathLike, model: str, file_format: str) -> List[Path]:
         """The files of ``model`` in ``file_format``, each checked against its recorded size and SHA-256: a

@@ -1,9 +1,10 @@
 """Running an exported folder (``s3r export``) with ONNX Runtime or OpenVINO, on the CPU, with the calls of the
 PyTorch path, so that a command can take either:
 
-- :class:`ExportedFeatures` is called as ``FeatureExtractor`` is: uint8 clips B 16 h w 3 (resized frames), the
-  preset and the crop count -> float32 features B N C (numpy). It cuts the crops as the network does
-  (``anomaly.extraction.cut_crops``) and runs the features graph on all B·N crops at once.
+- :class:`ExportedFeatures` is a ``FeatureNetwork`` (``anomaly.extraction.backbones``), called as
+  ``I3DExtractor`` is: uint8 clips B 16 h w 3 (resized frames), the preset and the crop count -> float32 features
+  B N C (numpy). It cuts the crops as the network does (``anomaly.extraction.cut_crops``) and runs the features
+  graph on all B·N crops at once.
 - :class:`ExportedScorer` is called as ``anomaly.detection.window_scorer``'s scorer is: features N T C of a window
   -> its T snippet scores (a float32 tensor).
 
@@ -28,7 +29,7 @@ from torch import Tensor
 
 from anomaly.deploy.manifest import Manifest, read_manifest
 from anomaly.errors import InputError, check_choice
-from anomaly.extraction import BACKBONE, FEATURE_SIZE, Preset, cut_crops
+from anomaly.extraction import Preset, cut_crops
 from anomaly.precision import NETWORK_PRECISIONS
 
 PathLike = Union[str, Path]
@@ -106,17 +107,18 @@ class ExportedFolder:
         return ExportedScorer(self.session("scorer", runtime, precision, threads))
 
 
-def open_export(folder: PathLike, backbone: str = BACKBONE, preset: Optional[str] = None,
-                num_crops: Optional[int] = None, feature_size: int = FEATURE_SIZE) -> ExportedFolder:  # fmt: skip
+def open_export(folder: PathLike, backbone: Optional[str] = None, preset: Optional[str] = None,
+                num_crops: Optional[int] = None, frames: Optional[str] = None) -> ExportedFolder:  # fmt: skip
     """The exported ``folder``, its manifest read and checked against the features the caller makes and scores
-    (``preset`` and ``num_crops`` None: the folder's); a one-line InputError naming the file at fault otherwise."""
+    (each None: the folder's); a one-line InputError naming the file at fault otherwise."""
     manifest = read_manifest(folder)
-    manifest.check_recipe(folder, backbone, preset, num_crops, feature_size)
+    manifest.check_recipe(folder, backbone, preset, num_crops, frames)
     return ExportedFolder(Path(folder), manifest)
 
 
 class ExportedFeatures:
-    """The exported feature network, called as ``FeatureExtractor``: uint8 clips B 16 h w 3 -> float32 B N C."""
+    """The exported feature network, a ``FeatureNetwork`` (called as ``I3DExtractor``): uint8 clips B 16 h w 3 ->
+    float32 B N C."""
 
     device = torch.device("cpu")  # where the clips are given (the runtimes run on the CPU)
 

@@ -254,7 +254,9 @@ class Run:
         self.lr = args.lr if args.lr else config.init_lr
         self.files = RunFiles.of(args, config.modality)
         self.metric = config.metric
-        self.feature_spec = FeatureSpec(args.backbone, config.preset, config.num_crops, self.feature_size)
+        # The dataset's recipe is of its own backbone's features: another backbone's (--backbone) has none known.
+        recipe = (config.preset, config.frames, config.weights_sha256) if args.backbone == config.backbone else (None,) * 3
+        self.feature_spec = FeatureSpec(args.backbone, recipe[0], config.num_crops, self.feature_size, *recipe[1:])
 
     # ---------------------------------------------------------------- setup
     def _model(self) -> S3R:

@@ -61,6 +61,53 @@ def _resize_340x256(frame: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((340, 256), Image.LANCZOS))
 
 
+# OpenCV's fixed-point bilinear weights: a pair of shorts summing to 2048 (INTER_RESIZE_COEF_BITS = 11).
+OPENCV_WEIGHT_BITS = 11
+
+
+def _opencv_bilinear_taps(destination: int, source: int, clamp_weights: bool) -> Tuple[np.ndarray, ...]:
+    """The two source indices (clamped) and the two fixed-point weights of each destination index, computed as
+    OpenCV's ``resize`` computes them: the position (d + 0.5) · scale − 0.5 in double, rounded to float, its
+    floor and float fraction, the weights (1 − f) · 2048 and f · 2048 rounded to nearest-even. Columns beyond an
+    edge (``clamp_weights``) take the edge pixel with weight 2048; rows keep their fraction, their two taps both
+    clamped to the edge row (OpenCV treats the two axes differently there, and the rounding shows it)."""
+    scale = 1.0 / (destination / source)  # OpenCV stores the inverse scale and inverts it
+    position = ((np.arange(destination) + 0.5) * scale - 0.5).astype(np.float32)
+    first = np.floor(position)
+    fraction = position - first
+    first = first.astype(np.int64)
+    if clamp_weights:
+        fraction[(first < 0) | (first >= source - 1)] = 0
+    one = np.float32(1 << OPENCV_WEIGHT_BITS)
+    weights = np.rint(np.stack([(np.float32(1) - fraction) * one, fraction * one])).astype(np.int32)
+    return np.clip(first, 0, source - 1), np.clip(first + 1, 0, source - 1), weights
+
+
+def opencv_bilinear_resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 H W C -> uint8 ``height`` ``width`` C, bit for bit ``cv2.resize(frame, (width, height))`` (its default
+    INTER_LINEAR), without OpenCV.
+
+    Half-pixel-centred bilinear, no antialiasing when shrinking, in OpenCV's fixed-point arithmetic: each row is
+    interpolated horizontally with 11-bit weights (S = a0·p0 + a1·p1, at most 255·2048), then two such rows
+    vertically as OpenCV's vectorised kernel does, each product rounded down on its own:
+    ((b0·(S0 >> 4)) >> 16) + ((b1·(S1 >> 4)) >> 16), rounded to nearest by (· + 2) >> 2. Equal sizes give the frame
+    unchanged. Only the pixels read are converted to integers, so the cost follows the output's size more than the
+    input's (a 1920 × 1080 frame to 340 × 256: about 2.5 ms, a seventh of PIL's bilinear resize).
+    """
+    src_height, src_width = frame.shape[:2]
+    left, right, alpha = _opencv_bilinear_taps(width, src_width, clamp_weights=True)
+    top, bottom, beta = _opencv_bilinear_taps(height, src_height, clamp_weights=False)
+    channels = int(np.prod(frame.shape[2:], dtype=np.int64))
+    # Rows as flat W·C vectors, so that each tap is one gather along the last axis: [top, bottom] × [left, right].
+    columns = (np.stack([left, right])[..., None] * channels + np.arange(channels)).reshape(-1)
+    rows = frame.reshape(src_height, src_width * channels)[np.concatenate([top, bottom])]
+    taps = np.take(rows, columns, axis=1).reshape(2, height, 2, width * channels).astype(np.int32)
+    alpha = np.repeat(alpha, channels, axis=1)
+    horizontal = (taps[:, :, 0] * alpha[0] + taps[:, :, 1] * alpha[1]) >> 4
+    vertical = ((horizontal[0] * beta[0][:, None]) >> 16) + ((horizontal[1] * beta[1][:, None]) >> 16)
+    return ((vertical + 2) >> 2).astype(np.uint8).reshape(height, width, *frame.shape[2:])
+
+
 def _ten_crop_corners(height: int, width: int) -> List[Tuple[int, int]]:
     """torchvision ``FiveCrop`` order: top-left, top-right, bottom-left, bottom-right, centre."""
     bottom, right = height - CROP_SIZE, width - CROP_SIZE

@@ -34,7 +34,7 @@ from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.engine.evaluator import DeviceTestSet, check_finite_scores, score_test_set
 from anomaly.engine.metrics import weighted_ap_stepwise, weighted_roc_auc
 from anomaly.errors import check_choice, check_range
-from anomaly.extraction import BACKBONE, FEATURE_SIZE, PRESETS, FeatureExtractor, I3DResNet50
+from anomaly.extraction import FEATURE_SIZE, PRESETS, I3DExtractor, I3DResNet50
 from anomaly.extraction.network import GFLOP_PER_CLIP
 from anomaly.layout import FRAMES_PER_SNIPPET, crops_text
 from anomaly.measuring import device_name, run_times
@@ -255,12 +255,12 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
     model = S3R(FEATURE_SIZE).to(device).eval()
     dictionary = torch.rand(1, THROUGHPUT_ATOMS, FEATURE_SIZE, generator=generator).to(device)
     for ran in asked_for:
-        extractor = FeatureExtractor(network, device, ran)
+        extractor = I3DExtractor(network, device, ran)
         for count in crops:
             log(f"timing a snippet with {crops_text(count)} in {ran} ...")
             forward = lambda: extractor(clip, preset, count)  # noqa: E731
             # Built as s3r watch builds it: weights laid out once, kernels chosen for a window of this size.
-            detector = Detector(model, dictionary, FeatureSpec(BACKBONE, preset.name, count, FEATURE_SIZE))
+            detector = Detector(model, dictionary, FeatureSpec("i3d", preset.name, count, FEATURE_SIZE))
             score = window_scorer(detector, ran, THROUGHPUT_WINDOW)
             window = torch.rand(count, THROUGHPUT_WINDOW, FEATURE_SIZE, generator=generator).to(device)
             scoring = lambda: score(window)  # noqa: E731

@@ -6,7 +6,7 @@ relative: lists, ground truth and features to the ``--root_path`` folder, dictio
 ``--dictionary_path`` folder, run files to the version folders.
 """
 
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from anomaly.errors import InputError
 
@@ -25,6 +25,7 @@ FRAME_READINGS = ("mean", "middle")  # how a per-frame network's 16 frames becom
 FRAME_RATES = ("native",)  # how features treat a video's frame rate: every decoded frame, 16 to a snippet
 MAX_SEED = 2**32 - 1  # the largest seed NumPy's RandomState (np.random.seed, scikit-learn's random_state) takes
 DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
+EXPORT_MANIFEST = "manifest.json"  # in a folder of s3r export: what its models compute (anomaly.deploy.manifest)
 
 
 def crops_text(count: int) -> str:
@@ -85,3 +86,9 @@ def run_stem(dataset: str, model_name: str, backbone: str) -> str:
 def dataset_of_run_stem(stem: str) -> str:
     """The dataset of a run file's stem (``run_stem``): dataset names hold no '_' (``anomaly.data.catalog``)."""
     return stem.partition("_")[0]
+
+
+def exported_model_files(model: str) -> Dict[str, Tuple[str, ...]]:
+    """The files of an exported model (``features``, ``scorer``) in a folder of s3r export, per format: ONNX, and
+    OpenVINO IR (the graph, then its weights)."""
+    return {"onnx": (f"{model}.onnx",), "openvino": (f"{model}.xml", f"{model}.bin")}

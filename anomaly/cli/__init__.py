@@ -25,6 +25,7 @@ COMMANDS: Dict[str, Command] = {
     "extract": Command("extract_features", "ten-crop I3D features of your own videos"),
     "detect": Command("detect_anomalies", "the anomaly curve of your own videos (CSV, PNG, report page, segments)"),
     "watch": Command("watch", "live anomaly scores of a camera, stream or video as it plays, alerts and a report"),
+    "export": Command("export", "a detector and its feature network as ONNX and OpenVINO models, with a manifest"),
     "make-dataset": Command("make_dataset", "a trainable dataset from folders of your videos and their annotations"),
     "import-features": Command("import_features", "a trainable dataset from released features (VadCLIP's CLIP ones)"),
     "summarize": Command("summarize_runs", "best value per run and mean ± std over seeds, beside the paper's"),

@@ -22,7 +22,6 @@ Under torchrun the videos are split across ranks, balanced by frame count; each 
 files, with exactly the batches one process would use, so the files do not depend on the number of processes.
 """
 
-import hashlib
 import json
 import os
 import queue
@@ -43,6 +42,7 @@ from anomaly.errors import InputError, check_choice, check_range
 from anomaly.extraction.backbones import BACKBONES, Backbone, FeatureNetwork, backbone_of
 from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
+from anomaly import files
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
 from anomaly.layout import BACKBONE_NAMES, NUM_CROPS, feature_file_name
@@ -58,17 +58,7 @@ LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
 def file_sha256(path: PathLike, backbone: Backbone) -> str:
     """The SHA-256 of ``backbone``'s weights file ``path``: the identity its features record."""
-    path = Path(path)
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        raise InputError(path, f"weights file not found ({backbone.weights})") from None
-    except OSError as error:
-        raise InputError(path, f"the weights file cannot be read ({error.strerror or error})") from None
-    return digest.hexdigest()
+    return files.file_sha256(path, f"weights file not found ({backbone.weights})")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ person looks at: the video, linked relative to the page, with the curve, its pla
 features N T C -> T. Frame f takes the score of
 snippet f // 16; with the gowtham preset the frames of the dropped tail (fewer than 16) take the last snippet's.
 
+The network and the detector are PyTorch's (``--weights`` and ``--detector``, or a released checkpoint), or an
+exported folder's run by ONNX Runtime or OpenVINO (``--runtime``, ``--exported``: ``anomaly.deploy``), opened by
+``open_models``, the one place that decides; features record the runtime that made them.
+
 Every argument is checked before anything is written: the threshold, the checkpoint and dictionary, the extraction's
 arguments (``anomaly.extraction.plan_extraction``) and each ground-truth mask against its video's length wherever
 that is known beforehand (cached features, or a count the container declares). Cached features are reused only when
@@ -26,22 +30,27 @@ from typing import Callable, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from anomaly import files
 from anomaly.data.features import load_features
 from anomaly.data.ground_truth import mask_to_labels, read_frame_mask
-from anomaly.engine.detector_file import Detector, detector_from_checkpoint, load_detector_file
+from anomaly.deploy import ExportedNetwork, open_export
+from anomaly.engine.detector_file import Detector, FeatureSpec, detector_from_checkpoint, load_detector_file
 from anomaly.errors import InputError, check_range
 from anomaly.extraction import (
     BACKBONES,
     ExtractionPlan,
     ExtractionSettings,
     FeatureOptions,
+    NetworkSource,
+    TorchNetwork,
     VideoResult,
+    file_sha256,
     plan_extraction,
     run_plan,
 )
 from anomaly.files import remove_temporaries, save_text
 from anomaly.hardware import resolve_device
-from anomaly.layout import FRAMES_PER_SNIPPET, crops_text
+from anomaly.layout import EXPORT_MANIFEST, FRAMES_PER_SNIPPET, TORCH_RUNTIME, crops_text
 from anomaly.models.kernel_choice import MEASURE_ROWS
 from anomaly.models.packing import PackedChunk
 from anomaly.models.s3r import PackedScorer
@@ -50,6 +59,7 @@ from anomaly.precision import autocast, dtype_of
 from anomaly.report_page import frame_axis, segments_above, write_report_page
 
 PathLike = Union[str, Path]
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # features N T C of a video or window -> its T scores (float32)
 RELEASED_BACKBONE, RELEASED_PRESET, RELEASED_NUM_CROPS = "i3d", "rtfm", 10  # how the released checkpoints' features were made
 
 
@@ -88,14 +98,84 @@ class DetectorFiles:
         return loaded.with_recipe(preset, num_crops, frames, source)
 
 
-def check_weights(detector: Detector, settings: ExtractionSettings, weights: PathLike, source: PathLike) -> None:
-    """The weights given (``settings.weights_sha256``, of ``weights``) must be those the detector's features were
-    made with, where the detector records them: other weights make other features, and garbage scores."""
+def check_weights(detector: Detector, weights_sha256: str, weights: PathLike, source: PathLike) -> None:
+    """The weights given (``weights_sha256``, of ``weights``) must be those the detector's features were made with,
+    where the detector records them: other weights make other features, and garbage scores."""
     recorded = detector.features.weights_sha256
-    if recorded is not None and recorded != settings.weights_sha256:
-        raise InputError(weights, f"is not the {BACKBONES[settings.backbone].title} weights file the detector {source} "
-                         f"was trained on features of (SHA-256 {recorded[:12]}…, this file's {settings.weights_sha256[:12]}…): "
-                         "give that file")
+    if recorded is not None and recorded != weights_sha256:
+        raise InputError(weights, f"is not the {BACKBONES[detector.features.backbone].title} weights file the "
+                         f"detector {source} was trained on features of (SHA-256 {recorded[:12]}…, this file's "
+                         f"{weights_sha256[:12]}…): give that file")
+
+
+@dataclass(frozen=True)
+class ScoringModels:
+    """What a command scores videos with (``open_models``): the features the detector scores (their recipe and
+    the weights' identity), the network that makes them and the detector's scorer, run by PyTorch or by the runtime
+    of an exported folder; ``source``: the file messages name (the detector, the checkpoint or the folder)."""
+
+    features: FeatureSpec
+    network: NetworkSource
+    make_scorer: Callable[[str, Optional[int]], Scorer]  # (precision as run, longest window or None) -> a scorer
+    source: PathLike
+
+    def scorer(self, precision: str, longest: Optional[int] = None) -> Scorer:
+        """The detector's scoring of a video or window in ``precision`` (as run), built once (``longest``: see
+        ``window_scorer``). A NaN or infinite score is a one-line InputError: no curve, segment or JSON line is
+        made of it."""
+        return finite_scores(self.make_scorer(precision, longest))
+
+
+def open_models(options: FeatureOptions, detector: DetectorFiles, device: torch.device) -> ScoringModels:
+    """The network and detector of ``options.runtime``, every file checked (one-line InputError) before anything
+    is written: PyTorch's (``detector`` loaded on ``device``, ``options.weights`` those it records); or the
+    exported folder ``options.exported`` (``anomaly.deploy``), its manifest's recipe checked against the
+    options', the runtime installed and its model files whole, ``--detector`` and ``--weights`` where given the
+    files exported."""
+    if options.runtime != TORCH_RUNTIME:
+        return _exported_models(options, detector)
+    loaded = detector.load(options.preset, options.num_crops, options.clip_frames, device)
+    source = detector.detector or detector.checkpoint
+    backbone = BACKBONES[loaded.features.backbone]
+    weights_sha256 = file_sha256(options.weights, backbone)
+    check_weights(loaded, weights_sha256, options.weights, source)
+    network = TorchNetwork(backbone, backbone.load(options.weights), weights_sha256)
+    return ScoringModels(loaded.features, network, lambda precision, longest: window_scorer(loaded, precision, longest),
+                         source)  # fmt: skip
+
+
+def _exported_models(options: FeatureOptions, detector: DetectorFiles) -> ScoringModels:
+    folder = options.exported
+    if detector.checkpoint is not None or detector.dictionary is not None:
+        raise InputError(detector.checkpoint or detector.dictionary, f"--exported {folder} holds its detector: give "
+                         "--detector (the file exported) or nothing, not --checkpoint and --dictionary")
+    exported = open_export(folder, options.backbone, options.preset, options.num_crops, options.clip_frames)
+    manifest = exported.manifest
+    for given, recorded, what in ((detector.detector, manifest.detector, "detector file"),
+                                  (options.weights, manifest.weights, "weights file")):  # fmt: skip
+        if given is not None and files.file_sha256(given, f"{what} not found") != recorded["sha256"]:
+            raise InputError(given, f"is not the {what} exported to {folder} ({recorded['name']}, SHA-256 "
+                             f"{recorded['sha256'][:12]}… in its {EXPORT_MANIFEST}): give that file, or leave it out")
+    precision, _ = ExportedNetwork(exported, options.runtime).resolve_precision(options.precision, torch.device("cpu"))
+    exported.check(options.runtime, precision)
+    features = FeatureSpec(manifest.backbone, manifest.preset, manifest.num_crops, manifest.feature_size,
+                           manifest.frames, manifest.weights["sha256"])  # fmt: skip
+    return ScoringModels(features, ExportedNetwork(exported, options.runtime),
+                         lambda precision, longest: exported.scorer(options.runtime, precision), folder)  # fmt: skip
+
+
+def finite_scores(score: Scorer) -> Scorer:
+    """``score`` refusing, in one line, scores that are NaN or infinite (whatever computed them)."""
+
+    def checked(video: torch.Tensor) -> torch.Tensor:
+        scores = score(video)
+        bad = int((~torch.isfinite(scores)).sum())
+        if bad:
+            raise InputError(None, f"the detector's scores are NaN or inf for {bad} of {len(scores)} snippets: its "
+                             "weights or these features overflow float32")
+        return scores
+
+    return checked
 
 
 def check_cached_recipe(plan: ExtractionPlan) -> None:
@@ -108,7 +188,7 @@ def check_cached_recipe(plan: ExtractionPlan) -> None:
 
 
 def window_scorer(detector: Detector, precision: str = "fp32",
-                  longest: Optional[int] = None) -> Callable[[torch.Tensor], torch.Tensor]:  # fmt: skip
+                  longest: Optional[int] = None) -> Scorer:  # fmt: skip
     """The detector's scoring of one video: features N T C (on any device) -> T scores (float32, on the detector's
     device), ``S3R.snippet_scores`` in eval mode computed as evaluation computes it: by the model's packed form
     (``PackedScorer``), built here once (weights folded and laid out once, the kernels chosen once) and used for
@@ -116,8 +196,7 @@ def window_scorer(detector: Detector, precision: str = "fp32",
     score was made): fp32 is strict float32 (on CUDA without TF32), bf16 takes the products in bfloat16 with
     float32 statistics, as ``--precision`` evaluates. ``longest``: the most snippets a video given will have (a
     live window), on which the kernels are measured; None: videos of any length (evaluation's measuring size).
-    Live detection scores its windows with it.
-    A NaN or infinite score is a one-line InputError: no curve, segment or JSON line is made of it."""
+    Live detection scores its windows with it (``ScoringModels.scorer``, which refuses NaN and inf)."""
     device = detector.dictionary.device
     crops = detector.features.num_crops
     rows = MEASURE_ROWS if longest is None or crops is None else PackedChunk.plan([longest], crops, device).body_rows
@@ -125,17 +204,12 @@ def window_scorer(detector: Detector, precision: str = "fp32",
 
     def score(video: torch.Tensor) -> torch.Tensor:
         with autocast(precision, device):
-            scores = scorer.video_scores(video.to(device))
-        bad = int((~torch.isfinite(scores)).sum())
-        if bad:
-            raise InputError(None, f"the detector's scores are NaN or inf for {bad} of {len(scores)} snippets: its "
-                             "weights or these features overflow float32")
-        return scores
+            return scorer.video_scores(video.to(device))
 
     return score
 
 
-def snippet_scores(score: Callable[[torch.Tensor], torch.Tensor], features: np.ndarray) -> np.ndarray:
+def snippet_scores(score: Scorer, features: np.ndarray) -> np.ndarray:
     """features T N C -> scores T (float64), by ``score`` (a ``window_scorer``)."""
     return score(torch.from_numpy(features).permute(1, 0, 2)).double().cpu().numpy()
 
@@ -175,10 +249,11 @@ class CurveFiles:
 def features_description(settings: ExtractionSettings) -> str:
     """What the features a curve was scored from were made with, as its report page says it: the backbone, the
     preset, the crops, the frame reading of a per-frame network, and the precision the network ran (never
-    ``auto``)."""
+    ``auto``), by the runtime that ran it where that is not PyTorch."""
     frames = f", --clip_frames {settings.frames}" if settings.frames else ""
+    runtime = f" ({settings.runtime})" if settings.runtime != TORCH_RUNTIME else ""
     return (f"{settings.backbone.upper()} features: --preset {settings.preset}, {crops_text(settings.num_crops)}"
-            f"{frames}, {settings.precision}")
+            f"{frames}, {settings.precision}{runtime}")
 
 
 def write_curve_files(
@@ -248,18 +323,17 @@ def detect_anomalies(
     ``InputError`` before anything is written."""
     check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
     options.check()
-    torch_device = resolve_device(options.device, "detection")
-    loaded = detector.load(options.preset, options.num_crops, options.clip_frames, torch_device)
-    recipe = loaded.features
+    torch_device = resolve_device(options.network_device, "detection")
+    models = open_models(options, detector, torch_device)
+    recipe = models.features
     options = replace(options.with_recipe(recipe.backbone, recipe.preset, recipe.num_crops, recipe.frames),
                       device=str(torch_device))  # fmt: skip
-    plan = plan_extraction(videos, output, options, read_values=True)
-    check_weights(loaded, plan.settings, options.weights, detector.detector or detector.checkpoint)
+    plan = plan_extraction(videos, output, options, read_values=True, network=models.network)
     check_cached_recipe(plan)
     masks = check_masks(plan, ground_truth)
+    score = models.scorer(plan.settings.precision)
     summary = run_plan(plan, progress)
     failed = summary.count("failed")  # each said in its line by the extraction
-    score = window_scorer(loaded, plan.settings.precision)
     for result, mask, label_file in zip(summary.results, masks, ground_truth or [None] * len(masks)):
         if result.status == "failed":
             continue
@@ -271,7 +345,7 @@ def detect_anomalies(
     return failed
 
 
-def score_video(result: VideoResult, plan: ExtractionPlan, score: Callable[[torch.Tensor], torch.Tensor],
+def score_video(result: VideoResult, plan: ExtractionPlan, score: Scorer,
                 threshold: float, mask: Optional[np.ndarray], label_file: Optional[PathLike]) -> str:
     """Score one extracted (or skipped) video by ``score`` (a ``window_scorer``), write its CSV, PNG and report page
     (``write_curve_files``); the line that names its segments."""

@@ -26,6 +26,10 @@ FRAME_RATES = ("native",)  # how features treat a video's frame rate: every deco
 MAX_SEED = 2**32 - 1  # the largest seed NumPy's RandomState (np.random.seed, scikit-learn's random_state) takes
 DETECTOR_SUFFIX = ".detector.pth"  # <run stem>.detector.pth: a trained detector, self-described
 EXPORT_MANIFEST = "manifest.json"  # in a folder of s3r export: what its models compute (anomaly.deploy.manifest)
+# What runs the feature network and the detector (--runtime): PyTorch (the first, the default), or the runtime of an
+# exported folder (anomaly.deploy: ONNX Runtime, OpenVINO). Features record it.
+RUNTIME_NAMES = ("torch", "onnxruntime", "openvino")
+TORCH_RUNTIME = RUNTIME_NAMES[0]
 
 
 def crops_text(count: int) -> str:

@@ -1,16 +1,22 @@
 """s3r export and the exported models: the same numbers as PyTorch under ONNX Runtime and OpenVINO, a manifest that
-names the recipe and the detector, and a folder refused in one line when it is damaged or made for other features.
+names the recipe and the detector, and a folder refused in one line when it is damaged or made for other features;
+s3r detect and s3r watch with --runtime onnxruntime|openvino giving PyTorch's curves, segments and lines.
 
 One export per module (the seeded I3D network and a 2048-channel detector, one crop): exporting takes tens of
 seconds."""
 
+import csv
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
+import contextlib
+import io
+
 import pytest
 import torch
 
@@ -22,13 +28,17 @@ from anomaly.errors import InputError
 from anomaly.extraction import PRESETS, I3DExtractor, load_i3d
 from anomaly.models.s3r import S3R
 from tests.conftest import assert_close_to_scale, trained_like_batchnorm
-from tests.extraction_helpers import seeded_state_dict
+from tests.extraction_helpers import make_video, seeded_state_dict
 
 # Exported models against PyTorch: the bound the deployment promises. The runtimes sum the same products in another
 # order (other blocking, Winograd convolutions), through the 50 layers of I3D: each layer's rounding (FORWARD_REL's
 # sqrt(K)·u, K up to 4,608) carried on by the next. Measured: 2e-7 (ONNX Runtime) and 4e-7 (OpenVINO) of the
 # features' scale, 4e-7 of the scores'.
 DEPLOY_REL = 1e-4
+# The seeded network's features have a standard deviation of about 600: the detector's last layer is scaled down
+# so that its scores of them (and of random windows of that scale) lie inside (0, 1), not saturated at 0.
+FEATURE_STD = 600.0
+LAST_LAYER_SCALE = 0.003
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +48,7 @@ def exported(tmp_path_factory):
     torch.save(seeded_state_dict(), weights)
     torch.manual_seed(0)
     model = trained_like_batchnorm(S3R(2048))
+    model.video_classifier[6].weight.data.mul_(LAST_LAYER_SCALE)
     detector = folder / "cams_s3r_i3d.detector.pth"
     # No preset recorded, as the synthetic datasets' detectors: the export takes --preset.
     save_detector(detector, model.state_dict(), torch.rand(8, 2048), FeatureSpec("i3d", None, 1, 2048), "cams",
@@ -46,7 +57,8 @@ def exported(tmp_path_factory):
     status = run_command("export", ["--detector", str(detector), "--weights", str(weights), "--output", str(output),
                                     "--preset", "rtfm"])  # fmt: skip
     assert status == 0
-    return dict(folder=folder, weights=weights, detector=detector, output=output)
+    video = make_video(folder / "street.mp4", 40, 320, 240, fps=20)  # 3 snippets (the last loop-padded)
+    return dict(folder=folder, weights=weights, detector=detector, output=output, video=video)
 
 
 def sha256(path) -> str:
@@ -99,7 +111,7 @@ def windows_and_scores(exported):
     detector = DetectorFiles(detector=exported["detector"]).load("rtfm", None, None, torch.device("cpu"))
     score = window_scorer(detector, "fp32", 16)
     generator = torch.Generator().manual_seed(0)
-    windows = [torch.randn(1, snippets, 2048, generator=generator) for snippets in (1, 2, 7, 16)]
+    windows = [FEATURE_STD * torch.randn(1, snippets, 2048, generator=generator) for snippets in (1, 2, 7, 16)]
     return [(window, score(window)) for window in windows]
 
 
@@ -230,4 +242,115 @@ def test_export_refuses_bad_input_in_one_line_writing_nothing(exported, tmp_path
     assert run_command("export", arguments) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("s3r export: ") and problem in lines[0], lines
+    assert not output.exists()
+
+
+# ------------------------------------------------------------------------------------ s3r detect and s3r watch
+def read_scores(path):
+    with open(path) as file:
+        return np.array([float(row["score"]) for row in csv.DictReader(file)])
+
+
+def model_arguments(exported, runtime):
+    """The options that name the detector and network: PyTorch's files, or the exported folder alone (its manifest
+    names the recipe, the detector and the weights)."""
+    if runtime == "torch":
+        return ["--runtime", runtime, "--detector", str(exported["detector"]), "--weights", str(exported["weights"]),
+                "--preset", "rtfm"]  # fmt: skip
+    return ["--runtime", runtime, "--exported", str(exported["output"])]
+
+
+def detect_arguments(exported, output, runtime):
+    return [str(exported["video"]), "--output", str(output), "--threshold", "0.2", "--no_progress",
+            *model_arguments(exported, runtime)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def torch_detection(exported, tmp_path_factory):
+    """s3r detect of the video by PyTorch: its output folder (features, settings, CSV) and its segments line."""
+    output = tmp_path_factory.mktemp("torch")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert run_command("detect", detect_arguments(exported, output, "torch")) == 0
+    return output, stdout.getvalue()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_detect_with_an_exported_folder_gives_the_curve_and_segments_of_pytorch_and_extracts_its_features_again(
+    exported, torch_detection, tmp_path, capsys, runtime
+):
+    torch_output, torch_lines = torch_detection
+    output = shutil.copytree(torch_output, tmp_path / "out")  # PyTorch's features cached in the output folder
+    assert run_command("detect", detect_arguments(exported, output, runtime)) == 0
+    captured = capsys.readouterr()
+    # Features of another runtime round differently: extracted again, said in one line, and recorded.
+    assert f"{exported['video']}: extracting again: its features were made with runtime 'torch' (now {runtime!r})" \
+        in captured.err
+    assert json.loads((output / "street_i3d.json").read_text())["settings"]["runtime"] == runtime
+    expected, scores = read_scores(torch_output / "street_scores.csv"), read_scores(output / "street_scores.csv")
+    assert len(scores) == 40 and np.ptp(expected[::16]) > 1e-3  # the snippets' scores differ: equality tells
+    assert_close_to_scale(scores, expected, rel=DEPLOY_REL, name=runtime)
+    assert captured.out == torch_lines and "1 segment(s) above 0.2" in torch_lines
+
+
+def test_watch_with_openvino_writes_the_lines_of_pytorch(exported, tmp_path):
+    lines = {}
+    for runtime in ("torch", "openvino"):
+        output = tmp_path / runtime / "street.jsonl"
+        arguments = [str(exported["video"]), "--output", str(output), *model_arguments(exported, runtime)]
+        assert run_command("watch", arguments) == 0
+        lines[runtime] = [json.loads(line) for line in output.read_text().splitlines()]
+    snippets = {runtime: [line for line in found if "score" in line] for runtime, found in lines.items()}
+    assert len(snippets["torch"]) == 3 and all(line["precision"] == "fp32" for line in snippets["openvino"])
+    assert_close_to_scale([line["score"] for line in snippets["openvino"]], [line["score"] for line in snippets["torch"]],
+                          rel=DEPLOY_REL, name="watch")  # fmt: skip
+    without_times = [{key: value for key, value in line.items() if key not in ("score", "latency_ms")}
+                     for runtime in ("torch", "openvino") for line in lines[runtime]]  # fmt: skip
+    assert without_times[: len(lines["torch"])] == without_times[len(lines["torch"]):]
+
+
+def edit_manifest(folder, **changes):
+    path = folder / "manifest.json"
+    replace_file(path, json.dumps({**json.loads(path.read_text()), **changes}).encode())
+
+
+@pytest.mark.parametrize("case, extra, problem", [
+    ("features.bin missing", [], "features.bin: is missing from the exported folder: export the folder again"),
+    ("features.onnx truncated", ["--runtime", "onnxruntime"], "features.onnx: has 1,000 bytes, not the"),
+    ("other preset", ["--preset", "gowtham"], "manifest.json: exported for --preset rtfm, not gowtham: "),
+    ("other crops", ["--num_crops", "10"], "manifest.json: exported for --num_crops 1, not 10: "),
+    ("other backbone", [], "manifest.json: records 2048-channel clip features, but clip makes 512-channel features"),
+    ("other feature size", [], "manifest.json: records 512-channel i3d features, but i3d makes 2048-channel"),
+    ("other detector", ["--detector", "{other}"], "other.pth: is not the detector file exported to"),
+    ("other weights", ["--weights", "{other}"], "other.pth: is not the weights file exported to"),
+    ("not installed", ["--runtime", "onnxruntime"], "onnxruntime is not installed: pip install -e .[deploy]"),
+    ("bf16", ["--runtime", "onnxruntime", "--precision", "bf16"], "--precision must be one of fp32, auto, not 'bf16'"),
+    ("no folder", [], "--runtime openvino runs an exported folder: give --exported"),
+    ("torch and a folder", ["--runtime", "torch"], "--exported is run by --runtime onnxruntime or openvino"),
+])  # fmt: skip
+@pytest.mark.parametrize("command", ["detect", "watch"])
+def test_a_bad_exported_folder_or_runtime_is_refused_in_one_line_writing_nothing(
+    exported, tmp_path, capsys, monkeypatch, command, case, extra, problem
+):
+    folder = damaged_copy(exported, tmp_path, lambda folder: None)
+    if case == "features.bin missing":
+        (folder / "features.bin").unlink()
+    elif case == "features.onnx truncated":
+        replace_file(folder / "features.onnx", (folder / "features.onnx").read_bytes()[:1000])
+    elif case == "other backbone":
+        edit_manifest(folder, backbone="clip")
+    elif case == "other feature size":
+        edit_manifest(folder, feature_size=512)
+    elif case == "not installed":
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails, as where it is absent
+    other = tmp_path / "other.pth"
+    other.write_bytes(b"another file")
+    extra = [str(other) if argument == "{other}" else argument for argument in extra]
+    folder_given = [] if case == "no folder" else ["--exported", str(folder)]
+    arguments = [str(exported["video"]), "--runtime", "openvino", *folder_given, *extra]  # the last --runtime counts
+    output = tmp_path / "out"
+    arguments += ["--output", str(output / "street.jsonl") if command == "watch" else str(output)]
+    assert run_command(command, arguments) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"s3r {command}: ") and problem in lines[0], lines
     assert not output.exists()

@@ -9,9 +9,11 @@ from anomaly.deploy.runtime import (
     RUNTIMES,
     ExportedFeatures,
     ExportedFolder,
+    ExportedNetwork,
     ExportedScorer,
     open_export,
     require,
+    resolve_runtime_precision,
 )
 
 __all__ = [
@@ -21,9 +23,11 @@ __all__ = [
     "RUNTIMES",
     "ExportedFeatures",
     "ExportedFolder",
+    "ExportedNetwork",
     "ExportedScorer",
     "Manifest",
     "open_export",
     "read_manifest",
     "require",
+    "resolve_runtime_precision",
 ]

@@ -97,7 +97,7 @@ def export_detector(detector: PathLike, weights: PathLike, output: PathLike, pre
     backbone = BACKBONES[spec.backbone]
     settings = ExtractionSettings(spec.preset, spec.num_crops, "fp32", file_sha256(weights, backbone), backbone.name,
                                   spec.frames)  # fmt: skip
-    check_weights(loaded, settings, weights, detector)
+    check_weights(loaded, settings.weights_sha256, weights, detector)
     network = backbone.load(weights)
     folder = ensure_folder(output)
     (folder / EXPORT_MANIFEST).unlink(missing_ok=True)

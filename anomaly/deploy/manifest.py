@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from anomaly.errors import InputError
 from anomaly.files import file_sha256, save_text
-from anomaly.layout import EXPORT_MANIFEST, exported_model_files
+from anomaly.layout import BACKBONE_FEATURE_SIZES, EXPORT_MANIFEST, exported_model_files
 
 PathLike = Union[str, Path]
 MANIFEST_FORMAT = "s3r-export/1"
@@ -148,6 +148,11 @@ def read_manifest(folder: PathLike) -> Manifest:
     for key in ("num_crops", "feature_size", "frames_per_snippet", "crop_size", "opset"):
         if isinstance(getattr(manifest, key), bool) or not isinstance(getattr(manifest, key), int):
             raise InputError(path, f"its {key} must be an integer, not {getattr(manifest, key)!r}: {EXPORT_AGAIN}")
+    channels = BACKBONE_FEATURE_SIZES.get(manifest.backbone)
+    if channels != manifest.feature_size:  # the features' channels are the backbone's: any other is not this export
+        made = f"{channels}-channel" if channels else "no"
+        raise InputError(path, f"records {manifest.feature_size}-channel {manifest.backbone} features, but "
+                         f"{manifest.backbone} makes {made} features: {EXPORT_AGAIN}")
     return manifest
 
 

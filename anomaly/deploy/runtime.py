@@ -7,6 +7,8 @@ PyTorch path, so that a command can take either:
   graph on all B·N crops at once.
 - :class:`ExportedScorer` is called as ``anomaly.detection.window_scorer``'s scorer is: features N T C of a window
   -> its T snippet scores (a float32 tensor).
+- :class:`ExportedNetwork` is a ``NetworkSource`` (``anomaly.extraction.backbones``): what ``s3r detect`` and
+  ``s3r watch`` run with ``--runtime onnxruntime|openvino --exported DIR`` in place of PyTorch's network.
 
 ``open_export`` reads the manifest and refuses a folder exported for other features than the caller's; each model
 is checked against its recorded size and SHA-256 before the runtime reads it; a runtime that is not installed is a
@@ -14,14 +16,14 @@ one-line error saying how to install it. Both runtimes run ``threads`` threads, 
 (``torch.get_num_threads()``), so that timings compare. Precisions: fp32 everywhere; bf16 with OpenVINO (its
 ``INFERENCE_PRECISION_HINT``: products in bfloat16, from the float32 weights), which OpenVINO applies only where the
 CPU has native bf16 (AVX512-BF16 or AMX) and otherwise runs fp32: callers resolve ``--precision`` first
-(``anomaly.precision.resolve_precision``), as for PyTorch.
+(:func:`resolve_runtime_precision`: PyTorch's rules for OpenVINO, fp32 alone for ONNX Runtime).
 """
 
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -29,8 +31,9 @@ from torch import Tensor
 
 from anomaly.deploy.manifest import Manifest, read_manifest
 from anomaly.errors import InputError, check_choice
-from anomaly.extraction import Preset, cut_crops
-from anomaly.precision import NETWORK_PRECISIONS
+from anomaly.extraction import FeatureNetwork, Preset, cut_crops
+from anomaly.layout import RUNTIME_NAMES
+from anomaly.precision import AUTO, NETWORK_PRECISIONS, resolve_precision
 
 PathLike = Union[str, Path]
 INSTALL = "pip install -e .[deploy]"  # the optional extra of pyproject.toml
@@ -38,6 +41,7 @@ RUNTIMES = {"onnxruntime": "onnx", "openvino": "openvino"}  # runtime -> the for
 RUNTIME_PRECISIONS = {"onnxruntime": ("fp32",), "openvino": NETWORK_PRECISIONS}
 OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16"}  # INFERENCE_PRECISION_HINT
 Session = Callable[[np.ndarray], np.ndarray]  # a model's one input -> its one output
+assert tuple(RUNTIMES) == RUNTIME_NAMES[1:], "anomaly.layout.RUNTIME_NAMES names PyTorch, then these runtimes"
 
 
 def require(package: str) -> ModuleType:
@@ -75,6 +79,21 @@ def openvino_session(path: Path, threads: int, precision: str) -> Session:
     return lambda array: request.infer({0: array})[0]
 
 
+def resolve_runtime_precision(runtime: str, precision: str, device: torch.device) -> Tuple[str, str]:
+    """``--precision`` (``NETWORK_CHOICES``) as ``runtime`` runs it on ``device`` (the CPU), never auto, and a
+    one-line note where that is not the precision given (else ''): a runtime with fp32 alone (ONNX Runtime) refuses
+    bf16 in one line and runs auto as fp32; the others follow PyTorch's rule (``resolve_precision``: bf16 where
+    native)."""
+    check_choice(runtime, RUNTIMES, "--runtime")
+    choices = RUNTIME_PRECISIONS[runtime]
+    check_choice(precision, choices + (AUTO,), "--precision", fix=f"{runtime} runs the exported models in "
+                 f"{', '.join(choices)}")  # fmt: skip
+    if len(choices) == 1:
+        return choices[0], f"--precision auto: {choices[0]} ({runtime} runs the exported models in it alone)" \
+            if precision == AUTO else ""
+    return resolve_precision(precision, device)
+
+
 SESSIONS = {"onnxruntime": onnxruntime_session, "openvino": openvino_session}
 
 
@@ -93,12 +112,24 @@ class ExportedFolder:
 
     def session(self, model: str, runtime: str, precision: str = "fp32", threads: Optional[int] = None) -> Session:
         """``model`` (features or scorer) loaded by ``runtime`` in ``precision``, its files checked first."""
+        self._check_runtime(runtime, precision)
+        paths = self.manifest.model_files(self.folder, model, RUNTIMES[runtime])
+        return SESSIONS[runtime](paths[0], threads or torch.get_num_threads(), precision)
+
+    def check(self, runtime: str, precision: str = "fp32") -> None:
+        """What loading the models by ``runtime`` in ``precision`` needs, each a one-line InputError: a runtime of
+        exported folders, installed, a precision it runs, and every model file it reads whole (size and
+        SHA-256): so that a command refuses before it writes anything, not when it first runs a model."""
+        self._check_runtime(runtime, precision)
+        for model in self.manifest.models:
+            self.manifest.model_files(self.folder, model, RUNTIMES[runtime])
+
+    @staticmethod
+    def _check_runtime(runtime: str, precision: str) -> None:
         check_choice(runtime, RUNTIMES, "--runtime")
         check_choice(precision, RUNTIME_PRECISIONS[runtime], "--precision",
                      fix=f"{runtime} runs the exported models in {', '.join(RUNTIME_PRECISIONS[runtime])}")
         require(runtime)
-        paths = self.manifest.model_files(self.folder, model, RUNTIMES[runtime])
-        return SESSIONS[runtime](paths[0], threads or torch.get_num_threads(), precision)
 
     def features(self, runtime: str, precision: str = "fp32", threads: Optional[int] = None) -> "ExportedFeatures":
         return ExportedFeatures(self.manifest, self.session("features", runtime, precision, threads), precision)
@@ -138,6 +169,26 @@ class ExportedFeatures:
         crops = cut_crops(clips.permute(0, 4, 1, 2, 3), boxes).permute(0, 2, 3, 4, 1)
         features = self.session(np.ascontiguousarray(crops.numpy()))
         return features.reshape(clips.shape[0], num_crops, -1)
+
+
+@dataclass(frozen=True)
+class ExportedNetwork:
+    """The features model of ``exported`` run by ``runtime``: a ``NetworkSource`` (``anomaly.extraction``), the
+    network of ``--runtime onnxruntime|openvino``, on the CPU, its weights those the manifest names."""
+
+    exported: ExportedFolder
+    runtime: str
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.exported.manifest.weights["sha256"]
+
+    def resolve_precision(self, precision: str, device: torch.device) -> Tuple[str, str]:
+        return resolve_runtime_precision(self.runtime, precision, device)
+
+    def runner(self, device: torch.device, precision: str, frames: Optional[str], clips: Optional[int],
+               compile_mode: str, log: Callable[[str], None]) -> FeatureNetwork:  # fmt: skip
+        return self.exported.features(self.runtime, precision)
 
 
 class ExportedScorer:

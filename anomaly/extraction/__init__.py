@@ -1,7 +1,15 @@
 """Features of videos: the backbones (ten-crop I3D ResNet-50, the published features; CLIP ViT-B/16), decoding,
 the preprocessing recipes, the pipeline."""
 
-from anomaly.extraction.backbones import BACKBONES, Backbone, FeatureNetwork, backbone_of
+from anomaly.extraction.backbones import (
+    BACKBONES,
+    Backbone,
+    FeatureNetwork,
+    NetworkSource,
+    TorchNetwork,
+    backbone_of,
+    file_sha256,
+)
 from anomaly.extraction.extractor import (
     ExtractionPlan,
     ExtractionSettings,
@@ -9,7 +17,6 @@ from anomaly.extraction.extractor import (
     RunSummary,
     VideoResult,
     features_of,
-    file_sha256,
     list_videos,
     plan_extraction,
     recorded_recipe,
@@ -35,9 +42,11 @@ __all__ = [
     "FeatureOptions",
     "I3DExtractor",
     "I3DResNet50",
+    "NetworkSource",
     "Orientation",
     "Preset",
     "RunSummary",
+    "TorchNetwork",
     "VideoDecoder",
     "VideoInfo",
     "VideoResult",

@@ -20,11 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from anomaly import files
 from anomaly.errors import InputError, check_choice
 from anomaly.extraction import clip
 from anomaly.extraction import network as i3d
 from anomaly.extraction.preprocess import Preset
-from anomaly.layout import BACKBONE_FEATURE_SIZES, BACKBONE_NAMES, BACKBONE_PRESETS, FRAME_READINGS
+from anomaly.layout import BACKBONE_FEATURE_SIZES, BACKBONE_NAMES, BACKBONE_PRESETS, FRAME_READINGS, TORCH_RUNTIME
+from anomaly.precision import resolve_precision
 
 PathLike = Union[str, Path]
 Log = Callable[[str], None]
@@ -108,6 +110,50 @@ BACKBONES: Dict[str, Backbone] = {
 }  # fmt: skip
 assert tuple(BACKBONES) == BACKBONE_NAMES, "anomaly.layout.BACKBONE_NAMES names these backbones"
 assert all(backbone.feature_size == BACKBONE_FEATURE_SIZES[name] for name, backbone in BACKBONES.items())
+
+
+def file_sha256(path: PathLike, backbone: Backbone) -> str:
+    """The SHA-256 of ``backbone``'s weights file ``path``: the identity its features record."""
+    return files.file_sha256(path, f"weights file not found ({backbone.weights})")
+
+
+class NetworkSource(Protocol):
+    """Where a run's feature network comes from: a backbone's weights run by PyTorch (:class:`TorchNetwork`), or an
+    exported folder run by its runtime (``anomaly.deploy.ExportedNetwork``); what the features record of it."""
+
+    runtime: str  # anomaly.layout.RUNTIME_NAMES
+    weights_sha256: str  # the identity of the network's weights
+
+    def resolve_precision(self, precision: str, device: torch.device) -> Tuple[str, str]:
+        """``--precision`` as this runtime runs it on ``device`` (never auto) and a one-line note where that is not
+        the precision given (else ''); a one-line InputError for one it cannot run."""
+
+    def runner(self, device: torch.device, precision: str, frames: Optional[str], clips: Optional[int],
+               compile_mode: str, log: Log) -> FeatureNetwork:  # fmt: skip
+        """The network on ``device`` in ``precision`` (resolved), as ``Backbone.runner`` makes it."""
+
+
+@dataclass(frozen=True)
+class TorchNetwork:
+    """A backbone's network run by PyTorch: a :class:`NetworkSource`."""
+
+    backbone: Backbone
+    network: nn.Module
+    weights_sha256: str
+    runtime: str = TORCH_RUNTIME
+
+    @classmethod
+    def load(cls, backbone: Backbone, weights: PathLike) -> "TorchNetwork":
+        """``backbone``'s network with the weights file ``weights`` (one-line InputError when missing or not)."""
+        sha256 = file_sha256(weights, backbone)
+        return cls(backbone, backbone.load(weights), sha256)
+
+    def resolve_precision(self, precision: str, device: torch.device) -> Tuple[str, str]:
+        return resolve_precision(precision, device)
+
+    def runner(self, device: torch.device, precision: str, frames: Optional[str], clips: Optional[int],
+               compile_mode: str, log: Log) -> FeatureNetwork:  # fmt: skip
+        return self.backbone.runner(self.network, device, precision, frames, clips, compile_mode, log)
 
 
 def backbone_of(name: str, source: Optional[PathLike] = None) -> Backbone:

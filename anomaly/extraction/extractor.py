@@ -39,14 +39,13 @@ from tqdm import tqdm
 
 from anomaly.data.features import load_features, read_npy_shape
 from anomaly.errors import InputError, check_choice, check_range
-from anomaly.extraction.backbones import BACKBONES, Backbone, FeatureNetwork, backbone_of
+from anomaly.extraction.backbones import BACKBONES, Backbone, FeatureNetwork, NetworkSource, TorchNetwork, backbone_of
 from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
-from anomaly import files
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
-from anomaly.layout import BACKBONE_NAMES, NUM_CROPS, feature_file_name
-from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS, resolve_precision
+from anomaly.layout import BACKBONE_NAMES, NUM_CROPS, RUNTIME_NAMES, TORCH_RUNTIME, feature_file_name
+from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS
 from anomaly.tables import ascii_table
 
 PathLike = Union[str, Path]
@@ -54,11 +53,6 @@ VIDEO_SUFFIXES = {
     ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp", ".gif",
 }  # fmt: skip
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
-
-
-def file_sha256(path: PathLike, backbone: Backbone) -> str:
-    """The SHA-256 of ``backbone``'s weights file ``path``: the identity its features record."""
-    return files.file_sha256(path, f"weights file not found ({backbone.weights})")
 
 
 @dataclass(frozen=True)
@@ -71,11 +65,13 @@ class ExtractionSettings:
     weights_sha256: str = ""
     backbone: str = "i3d"
     frames: Optional[str] = None  # how 16 frames become a row (--clip_frames); None where the network reads a clip
+    runtime: str = TORCH_RUNTIME  # what ran the network (--runtime): the same weights round differently in each
 
     def __post_init__(self):
         backbone_of(self.backbone).recipe(self.preset, self.frames)
         check_choice(self.num_crops, NUM_CROPS, "--num_crops")
         check_choice(self.precision, NETWORK_PRECISIONS, "--precision")
+        check_choice(self.runtime, RUNTIME_NAMES, "--runtime")
 
     @property
     def recipe(self) -> str:
@@ -88,8 +84,9 @@ class ExtractionSettings:
 
     @staticmethod
     def recorded(record: dict) -> dict:
-        """A settings file's settings with the fields that files written before the CLIP backbone lack (I3D's)."""
-        return {"backbone": "i3d", "frames": None, **record}
+        """A settings file's settings with the fields that files written before the CLIP backbone (I3D's) and before
+        the exported runtimes (PyTorch) lack."""
+        return {"backbone": "i3d", "frames": None, "runtime": TORCH_RUNTIME, **record}
 
 
 @dataclass(frozen=True)
@@ -100,9 +97,12 @@ class FeatureOptions:
     None for the backbone's default; in detect and watch the detector's, see :meth:`with_recipe`); how it runs
     (``precision``: one of NETWORK_CHOICES, ``device``: None for CUDA when present, ``batch_size``: snippets per
     forward); and ``accept_partial``: extract what decodes of a partial video (said in one line) instead of failing
-    it. ``ExtractionSettings`` is what of them the features record."""
+    it. What runs the network: ``runtime`` (``RUNTIME_NAMES``), PyTorch with the ``weights`` file, or the runtime
+    of the ``exported`` folder (``s3r export``), on the CPU, whose manifest holds the weights' identity (``weights``
+    may then be left out; given, it must be the file exported). ``ExtractionSettings`` is what of them the features
+    record."""
 
-    weights: PathLike
+    weights: Optional[PathLike]
     preset: Optional[str] = None
     num_crops: Optional[int] = 10
     precision: str = "fp32"
@@ -111,6 +111,8 @@ class FeatureOptions:
     accept_partial: bool = False
     backbone: Optional[str] = "i3d"
     clip_frames: Optional[str] = None
+    runtime: str = TORCH_RUNTIME
+    exported: Optional[PathLike] = None
 
     def with_recipe(self, backbone: str, preset: str, num_crops: int, frames: Optional[str]) -> "FeatureOptions":
         return replace(self, backbone=backbone, preset=preset, num_crops=num_crops, clip_frames=frames)
@@ -119,12 +121,32 @@ class FeatureOptions:
         """The choices and sizes, checked in one line each before any file is read."""
         check_range(self.batch_size, "--batch_size", minimum=1, integer=True)
         check_choice(self.precision, NETWORK_CHOICES, "--precision")
+        check_choice(self.runtime, RUNTIME_NAMES, "--runtime")
+        if self.runtime == TORCH_RUNTIME:
+            if self.exported is not None:
+                raise InputError(self.exported, "--exported is run by --runtime onnxruntime or openvino; PyTorch runs "
+                                 "--weights: give one of those runtimes, or leave --exported out")
+            if self.weights is None:
+                raise InputError(None, "give --weights, the weights of the backbone's network (or --exported with "
+                                 "--runtime onnxruntime or openvino)")
+        else:
+            if self.exported is None:
+                raise InputError(None, f"--runtime {self.runtime} runs an exported folder: give --exported, the "
+                                 "folder s3r export wrote")
+            if self.device not in (None, "cpu"):
+                raise InputError(None, f"--device {self.device}: --runtime {self.runtime} runs on the CPU (the "
+                                 "exported models on a GPU: docs/deployment.md)")
         if self.backbone is not None:
             backbone_of(self.backbone).recipe(self.preset, self.clip_frames)
         elif self.preset is not None:
             check_choice(self.preset, PRESETS, "--preset")
         if self.num_crops is not None:
             check_choice(self.num_crops, NUM_CROPS, "--num_crops")
+
+    @property
+    def network_device(self) -> Optional[str]:
+        """``device`` as the network runs on it: the runtimes of exported folders run on the CPU."""
+        return self.device if self.runtime == TORCH_RUNTIME else "cpu"
 
 
 def recipe_options(preset: str, num_crops: int, frames: Optional[str]) -> str:
@@ -475,7 +497,7 @@ class ExtractionPlan:
     videos: List[Path]
     output: Path
     settings: ExtractionSettings
-    network: torch.nn.Module  # the backbone's (settings.network), loaded
+    network: NetworkSource  # the backbone's (settings.network), loaded, or an exported folder's
     device: torch.device
     ranks: Ranks
     batch_size: int
@@ -520,22 +542,28 @@ class ExtractionPlan:
 
 
 def plan_extraction(
-    video_paths: Sequence[PathLike], output: PathLike, options: FeatureOptions, read_values: bool = False
+    video_paths: Sequence[PathLike], output: PathLike, options: FeatureOptions, read_values: bool = False,
+    network: Optional[NetworkSource] = None,
 ) -> ExtractionPlan:
     """Check every argument (one-line ``InputError``) and decide what each video needs, writing nothing: skipped
     when its features are done (:func:`cached_features`; ``read_values`` reads them whole), failed when the file
-    system would refuse its files' names, else to be extracted (again, with the reason as a line to say)."""
+    system would refuse its files' names, else to be extracted (again, with the reason as a line to say).
+    ``network``: what runs the network, opened by the caller (an exported folder's runtime, as ``options.runtime``
+    says: ``anomaly.deploy``); None: PyTorch with ``options.weights``, loaded here."""
     options.check()
+    if network is None and options.runtime != TORCH_RUNTIME:
+        raise InputError(options.exported, f"--runtime {options.runtime}: exported folders are run by s3r detect and "
+                         "s3r watch; extraction runs PyTorch")
     ranks = torchrun_ranks()
-    torch_device = resolve_device(options.device, "extraction", ranks.local_rank)
-    precision, precision_note = resolve_precision(options.precision, torch_device)
+    torch_device = resolve_device(options.network_device, "extraction", ranks.local_rank)
     backbone = backbone_of(options.backbone)
     preset, frames = backbone.recipe(options.preset, options.clip_frames)
     videos = list_videos(video_paths, backbone.name)
     check_writable_folder(output)
-    settings = ExtractionSettings(preset, options.num_crops, precision, file_sha256(options.weights, backbone),
-                                  backbone.name, frames)  # fmt: skip
-    network = backbone.load(options.weights)
+    network = network or TorchNetwork.load(backbone, options.weights)
+    precision, precision_note = network.resolve_precision(options.precision, torch_device)
+    settings = ExtractionSettings(preset, options.num_crops, precision, network.weights_sha256, backbone.name, frames,
+                                  network.runtime)  # fmt: skip
     lines = [precision_note] if precision_note else []
     plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, options.batch_size,
                           options.accept_partial, decided={}, todo={}, identities={}, lines=lines)  # fmt: skip
@@ -610,8 +638,7 @@ def _extract(plan: ExtractionPlan, mine: List[int], show: bool, log: Callable[[s
 
     clips = expected * plan.settings.num_crops
     settings = plan.settings
-    extractor = settings.network.runner(plan.network, plan.device, settings.precision, settings.frames, clips, "auto",
-                                        say)  # fmt: skip
+    extractor = plan.network.runner(plan.device, settings.precision, settings.frames, clips, "auto", say)
     try:
         extract_features([plan.videos[index] for index in mine], extractor, plan.preset, plan.settings.num_crops,
                          plan.batch_size, on_video, snippet_bar.update, accept_partial=plan.accept_partial)  # fmt: skip

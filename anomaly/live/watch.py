@@ -4,7 +4,8 @@ the anomaly curve's CSV, picture and report page of what was seen.
 Per snippet (``anomaly.live.stream``: decoded, upright and resized in a thread ahead), the network of the detector's
 backbone makes its features (a batch of one clip: its ``FeatureNetwork``) and ``CausalScores`` scores it on the
 window of the last ``window`` snippets (plus ``lookahead`` after it, once they have come), by the detector's packed scorer
-(``anomaly.detection.window_scorer``, built once). Each score is a line of ``lines``, flushed::
+(``anomaly.detection.window_scorer``, built once), or by an exported folder's runtime (``--runtime``,
+``anomaly.detection.open_models``). Each score is a line of ``lines``, flushed::
 
     {"snippet": 4, "start_s": 2.56, "end_s": 3.2, "score": 0.8123, "latency_ms": 845.2, "precision": "fp32"}
     {"alert": "start", "time_s": 1.92, "snippet": 3}
@@ -41,24 +42,17 @@ from typing import Callable, Dict, List, Optional, TextIO, Union
 import numpy as np
 import torch
 
-from anomaly.detection import (
-    CurveFiles,
-    DetectorFiles,
-    check_weights,
-    features_description,
-    window_scorer,
-    write_curve_files,
-)
+from anomaly.detection import CurveFiles, DetectorFiles, features_description, open_models, write_curve_files
 from anomaly.errors import InputError, Interrupted, check_choice, check_range
-from anomaly.extraction import BACKBONES, PRESETS, ExtractionSettings, FeatureOptions, Preset, file_sha256
+from anomaly.extraction import PRESETS, ExtractionSettings, FeatureOptions, Preset
 from anomaly.files import check_writable_folder, ensure_folder, name_problem
-from anomaly.hardware import native_bf16, resolve_device
+from anomaly.hardware import resolve_device
 from anomaly.live.alerts import AlertTracker
 from anomaly.live.causal import CausalScores, ScoreWindow
 from anomaly.live.pace import Pace
 from anomaly.live.source import RTSP_TRANSPORTS, Source, open_source, source_of
 from anomaly.live.stream import Snippet, SnippetStream, to_stderr
-from anomaly.precision import resolve_precision
+from anomaly.precision import AUTO
 
 PathLike = Union[str, Path]
 Features = Callable[[np.ndarray], np.ndarray]  # one clip, uint8 16 h w 3 -> its features N C
@@ -255,23 +249,22 @@ def watch(
             problem = "cannot be written (permission denied)"  # the others are replaced, as their folder allows
         if problem:
             raise InputError(path, problem)
-    torch_device = resolve_device(options.device, "live detection")
-    precision, precision_note = resolve_precision(options.precision, torch_device)
-    scorer = detector.load(options.preset, options.num_crops, options.clip_frames, torch_device)
-    recipe = scorer.features
-    backbone = BACKBONES[recipe.backbone]
-    settings = ExtractionSettings(recipe.preset, recipe.num_crops, precision, file_sha256(options.weights, backbone),
-                                  backbone.name, recipe.frames)  # fmt: skip
-    check_weights(scorer, settings, options.weights, detector.detector or detector.checkpoint)
+    torch_device = resolve_device(options.network_device, "live detection")
+    models = open_models(options, detector, torch_device)
+    network = models.network
+    precision, precision_note = network.resolve_precision(options.precision, torch_device)
+    recipe = models.features
+    settings = ExtractionSettings(recipe.preset, recipe.num_crops, precision, network.weights_sha256, recipe.backbone,
+                                  recipe.frames, network.runtime)  # fmt: skip
     chosen_preset, crops = PRESETS[settings.preset], settings.num_crops
-    extractor = backbone.runner(backbone.load(options.weights), torch_device, precision, settings.frames, None, "auto",
-                                log)  # fmt: skip
+    extractor = network.runner(torch_device, precision, settings.frames, None, "auto", log)
     if precision_note:
         log(precision_note)
-    pace = Pace(crops, precision, native_bf16(torch_device), lambda line: log(f"{spec.shown}: {line}"))
+    bf16_runs = network.resolve_precision(AUTO, torch_device)[0] == "bf16"  # natively, by this runtime
+    pace = Pace(crops, precision, bf16_runs, lambda line: log(f"{spec.shown}: {line}"))
     live = Watch(lambda clip: extractor(clip[None], chosen_preset, crops)[0],
-                 window_scorer(scorer, precision, window + lookahead), window, lookahead, threshold, min_snippets,
-                 precision, pace)  # fmt: skip
+                 models.scorer(precision, window + lookahead), window, lookahead, threshold, min_snippets, precision,
+                 pace)  # fmt: skip
     stream = open_stream(spec, chosen_preset, timeout, realtime, reconnect, rtsp_transport, log)
     features = features_description(settings)
     interrupted = False

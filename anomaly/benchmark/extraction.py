@@ -23,16 +23,22 @@ On one synthetic video (smooth moving gradients, encoded with libx264 into a tem
   time, with nothing overlapping, as pytorch-resnet3d's module computes it (BatchNorm layers, 3-D max-pools,
   the default channels-first layout). Both use the gowtham recipe, so they compute the same features.
 
+With ``runtimes`` beyond ``torch`` (``--runtime torch onnxruntime openvino``): the network and an untrained S3R
+exported once into the temporary folder as ``s3r export`` exports them (its time said), and each runtime's network
+timed beside PyTorch's, taking turns with it: the batch forward and the one snippet per forward of ``s3r watch``,
+in fp32 and, where the runtime runs it natively, bf16, each against PyTorch's fp32 of the same run.
+
 The network's formulations are timed taking turns, and so are the pipelines and the baseline, each the best of
 ``repeats`` runs: on a shared machine a change of load then falls on all alike. Ratios printed: bf16 against the
 best fp32 network, compiled against eager, end to end against the network (how much of the network's rate the
-pipeline keeps), and end to end against the community way. Random weights: speed does not depend on their values.
+pipeline keeps), end to end against the community way, and each runtime against PyTorch fp32. Random weights: speed
+does not depend on their values.
 """
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List
+from typing import Callable, Dict, Iterable, List, Tuple
 
 import av
 import numpy as np
@@ -43,18 +49,21 @@ from torch import Tensor
 
 from torch.utils.flop_counter import FlopCounterMode
 
+from anomaly.deploy.export import export_for_timing
+from anomaly.deploy.runtime import RUNTIME_PRECISIONS
 from anomaly.hardware import native_bf16
 from anomaly.measuring import best_time, device_name, timed
 from anomaly.extraction.extractor import extract_features
-from anomaly.errors import InputError, check_range
+from anomaly.errors import InputError, check_choice, check_range
 from anomaly.extraction.network import I3DExtractor, I3DResNet50
-from anomaly.layout import FRAMES_PER_SNIPPET
+from anomaly.layout import FRAMES_PER_SNIPPET, RUNTIME_NAMES, TORCH_RUNTIME
 from anomaly.extraction.preprocess import PRESETS, Preset
 from anomaly.precision import NETWORK_PRECISIONS, dtype_of
 from anomaly.extraction.video import decode_frames
 
 
 BENCHMARK_PRESET = "gowtham"  # the community extractor's recipe, which the baseline follows
+TIMING_ATOMS = 8  # the exported detector's dictionary: the network's timings do not involve it
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class ExtractionBenchmarkSettings:
     batch_size: int
     repeats: int = 1  # timed runs of each network formulation and pipeline, taking turns: the best is kept
     compile: bool = True  # also time the compiled formulations (CPU only; a minute or so of compiling each)
+    runtimes: Tuple[str, ...] = (TORCH_RUNTIME,)  # PyTorch, and the exported runtimes timed beside it (CPU only)
 
     @classmethod
     def for_device(cls, device: str, quick: bool = False, **overrides) -> "ExtractionBenchmarkSettings":
@@ -91,7 +101,29 @@ class ExtractionBenchmarkSettings:
                 raise InputError(None, f"--{name} must be even (H.264's 4:2:0 chroma halves it), not {value}")
         for name in ("batch_size", "repeats"):
             check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
+        check_runtimes(self.runtimes, torch.device(self.device))
         return self
+
+
+def check_runtimes(runtimes: Iterable[str], device: torch.device) -> None:
+    """The runtimes a benchmark times beside PyTorch (one-line InputError): each a runtime, the exported ones on
+    the CPU alone."""
+    for runtime in runtimes:
+        check_choice(runtime, RUNTIME_NAMES, "--runtime")
+        if runtime != TORCH_RUNTIME and device.type != "cpu":
+            raise InputError(None, f"--runtime {runtime} runs on the CPU: time it with --device cpu")
+
+
+def exported_networks(settings: ExtractionBenchmarkSettings, network: I3DResNet50, folder: Path,
+                      precisions: List[str], log: Callable[[str], None]) -> Tuple[Dict[str, Callable], float]:  # fmt: skip
+    """``network`` exported into ``folder`` (``export_for_timing``) and run by each exported runtime of
+    ``settings`` in each of ``precisions`` it runs: label ('<runtime> <precision>') -> its network (called as
+    ``I3DExtractor``), and the seconds the export took."""
+    exported, seconds = export_for_timing(folder, network, BENCHMARK_PRESET, settings.num_crops, TIMING_ATOMS, log)
+    networks = {f"{runtime} {precision}": exported.features(runtime, precision)
+                for runtime in settings.runtimes if runtime != TORCH_RUNTIME
+                for precision in precisions if precision in RUNTIME_PRECISIONS[runtime]}  # fmt: skip
+    return networks, seconds
 
 
 @dataclass
@@ -254,6 +286,15 @@ def run_extraction_benchmark(
             watch = I3DExtractor(network, device, precision, compile_mode="eager", log=log)
             runs[f"one snippet per forward {precision}"] = lambda watch=watch: watch(clips[:1], preset,
                                                                                    settings.num_crops)
+        runtimes: Dict[str, Callable] = {}  # '<runtime> <precision>' -> an exported runtime's network
+        if any(runtime != TORCH_RUNTIME for runtime in settings.runtimes):
+            log("exporting the network for the runtimes (s3r export) ...")
+            runtimes, seconds = exported_networks(settings, network, folder, precisions, log)
+            result.notes.append(f"the runtimes' models: exported in {seconds:.0f} s (s3r export)")
+        for label, exported in runtimes.items():
+            runs[f"network {label}"] = lambda exported=exported: exported(clips, preset, settings.num_crops)
+            runs[f"one snippet per forward {label}"] = lambda exported=exported: exported(clips[:1], preset,
+                                                                                         settings.num_crops)
         log(f"the network: {', '.join(runs)}: one forward each (compiling where compiled), then the best of "
             f"{settings.repeats} taking turns; {settings.batch_size} snippets per forward")
         best = interleaved_best(runs, settings.repeats, device)
@@ -278,6 +319,13 @@ def run_extraction_benchmark(
         for precision in precisions:
             watch_seconds = best[f"one snippet per forward {precision}"]
             result.rates[f"one snippet per forward {precision} (ms)"] = 1000 * watch_seconds
+        for label in runtimes:
+            rate, watch_seconds = settings.batch_size / best[f"network {label}"], best[f"one snippet per forward {label}"]
+            result.rates[f"network {label} (snippets/s)"] = rate
+            result.rates[f"one snippet per forward {label} (ms)"] = 1000 * watch_seconds
+            result.ratios[f"network {label} / torch fp32"] = rate / result.rates["network fp32 (snippets/s)"]
+            result.ratios[f"one snippet per forward {label} / torch fp32 (s3r watch)"] = (
+                best["one snippet per forward fp32"] / watch_seconds)
 
         extracted: Dict[str, np.ndarray] = {}  # precision -> the video's features
 

@@ -12,6 +12,7 @@ per second, whether 25 and 30 fps streams are kept up with, and the GFLOP, GFLOP
 of the I3D and of the window. See anomaly/live/benchmark.py.
 
     s3r benchmark-live --no_causality --precision fp32 bf16 auto --crops 1 5
+    s3r benchmark-live --no_causality --crops 1 --runtime torch onnxruntime openvino  # the exported runtimes beside PyTorch
 """
 
 from pathlib import Path
@@ -24,7 +25,7 @@ from anomaly.engine.detector_file import load_s3r
 from anomaly.engine.runner import Datasets
 from anomaly.errors import InputError, check_choice
 from anomaly.hardware import resolve_device
-from anomaly.layout import FRAME_READINGS, NUM_CROPS, check_feature_size
+from anomaly.layout import FRAME_READINGS, NUM_CROPS, RUNTIME_NAMES, TORCH_RUNTIME, check_feature_size
 from anomaly.live.benchmark import LOOKAHEADS, WINDOWS, causality, throughput
 from anomaly.precision import NETWORK_CHOICES
 
@@ -45,11 +46,13 @@ class Arguments(CommandArguments):
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     no_causality: bool = False  # skip the causality table
     no_throughput: bool = False  # skip the throughput
+    runtime: List[str] = [TORCH_RUNTIME]  # what runs the throughput's network and S3R: torch, and beside it onnxruntime, openvino (exported per crop count, CPU)
 
     def configure(self) -> None:
         for name in ("windows", "lookaheads", "crops"):
             self.add_argument(f"--{name}", type=int, nargs="+")
         self.add_argument("--precision", nargs="+")
+        self.add_argument("--runtime", nargs="+", choices=RUNTIME_NAMES)
 
     def process_args(self) -> None:
         if self.feature_size is not None:
@@ -78,5 +81,5 @@ def run(args: Arguments) -> int:
         print(f"checkpoint {args.checkpoint}; {result.seconds:.0f} s on {device}")
     if not args.no_throughput:
         print(throughput(device, args.crops, args.precision, args.repeats, backbone=args.backbone,
-                         frames=args.clip_frames).table())
+                         frames=args.clip_frames, runtimes=[TORCH_RUNTIME, *args.runtime]).table())
     return 0

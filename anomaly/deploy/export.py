@@ -20,6 +20,7 @@ import contextlib
 import importlib
 import io
 import logging
+import time
 import warnings
 from importlib.metadata import version
 from pathlib import Path
@@ -30,9 +31,9 @@ from torch import Tensor, nn
 
 from anomaly import files
 from anomaly.deploy.manifest import OPSET, Manifest, ModelEntry, ModelFile, TensorSpec
-from anomaly.deploy.runtime import require
+from anomaly.deploy.runtime import ExportedFolder, open_export, require
 from anomaly.detection import DetectorFiles, check_weights
-from anomaly.engine.detector_file import Detector
+from anomaly.engine.detector_file import Detector, FeatureSpec, save_detector
 from anomaly.errors import check_choice
 from anomaly.extraction import BACKBONES, PRESETS, ExtractionSettings, I3DResNet50, Preset, file_sha256
 from anomaly.extraction.network import CROP_SIZE
@@ -126,6 +127,23 @@ def export_detector(detector: PathLike, weights: PathLike, output: PathLike, pre
     log(f"wrote {', '.join(file.name for entry in models.values() for files in entry.files.values() for file in files)}"
         f" and {EXPORT_MANIFEST} in {folder}")
     return manifest
+
+
+def export_for_timing(folder: PathLike, network: nn.Module, preset: str, num_crops: int, atoms: int,
+                      log: Callable[[str], None] = print) -> Tuple[ExportedFolder, float]:  # fmt: skip
+    """The I3D ``network`` (weights of any values) and an S3R of ``atoms`` dictionary atoms (untrained), for
+    ``preset`` and ``num_crops``, exported into ``folder`` as ``s3r export`` exports them: what the benchmarks
+    time the runtimes on (their speed does not depend on the values). The folder opened, and the seconds the export
+    took."""
+    folder = Path(folder)
+    weights, detector = folder / "i3d.pth", folder / "timing.detector.pth"
+    torch.save(network.state_dict(), weights)
+    feature_size = BACKBONES[EXPORTED_BACKBONES[0]].feature_size
+    save_detector(detector, S3R(feature_size).state_dict(), torch.rand(atoms, feature_size),
+                  FeatureSpec(EXPORTED_BACKBONES[0], preset, num_crops, feature_size), "timing", "AUC", 0.0, 0)
+    started = time.perf_counter()
+    export_detector(detector, weights, folder / "exported", log=log)
+    return open_export(folder / "exported"), time.perf_counter() - started
 
 
 def _export(module: nn.Module, sample: Tensor, specs: Tuple[TensorSpec, TensorSpec],

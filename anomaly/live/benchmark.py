@@ -17,9 +17,14 @@ precision; the window's share of the clip's time, the snippets per second they m
 (1.5625 and 1.875 snippets/s) are kept up with, and for each of the two its FLOPs (counted by ``FlopCounterMode`` as
 the detector benchmark counts them, ``counted_run``), GFLOP/s and share of the machine's measured peak in that
 precision (``anomaly.benchmark.detector.measure_peak``). Resizing the frames runs beside it, in the decoding thread;
-its time per snippet is given apart. Random weights: the speed does not depend on their values.
+its time per snippet is given apart. With ``runtimes`` beyond ``torch``, the same work by each exported runtime
+(the network and an untrained S3R of the same atoms exported by ``s3r export``, once per crop count: the scorer's
+crops are fixed in its graph; the time of each export said), in the precisions it runs, rows beside PyTorch's with
+each network's speed against PyTorch's fp32 of the same run (its GFLOP are not counted: the runtimes' kernels are
+not PyTorch's). Random weights: the speed does not depend on their values.
 """
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -29,13 +34,16 @@ import torch
 from torch import Tensor
 
 from anomaly.benchmark.detector import counted_run, measure_peak
+from anomaly.benchmark.extraction import check_runtimes
+from anomaly.deploy.export import EXPORTED_BACKBONES, export_for_timing
+from anomaly.deploy.runtime import RUNTIME_PRECISIONS, resolve_runtime_precision
 from anomaly.detection import window_scorer
 from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.engine.evaluator import DeviceTestSet, check_finite_scores, score_test_set
 from anomaly.engine.metrics import weighted_ap_stepwise, weighted_roc_auc
-from anomaly.errors import check_choice, check_range
+from anomaly.errors import InputError, check_choice, check_range
 from anomaly.extraction import PRESETS, backbone_of
-from anomaly.layout import FRAMES_PER_SNIPPET, crops_text
+from anomaly.layout import FRAMES_PER_SNIPPET, TORCH_RUNTIME, crops_text
 from anomaly.measuring import device_name, run_times
 from anomaly.models import S3R
 from anomaly.precision import NETWORK_CHOICES, dtype_of, resolve_precision
@@ -157,8 +165,9 @@ class ThroughputRow:
     crops: int
     network_ms: float  # median time of the network's forward of one clip
     window_ms: float  # median time of S3R's scoring of a window of THROUGHPUT_WINDOW snippets
-    network_gflop: float  # FLOPs of one forward of the network, counted
-    window_gflop: float  # FLOPs of one window's scoring, counted
+    network_gflop: float  # FLOPs of one forward of the network, counted (NaN: not counted, another runtime's)
+    window_gflop: float  # FLOPs of one window's scoring, counted (NaN likewise)
+    runtime: str = TORCH_RUNTIME
 
     @property
     def snippet_ms(self) -> float:
@@ -196,15 +205,20 @@ class Throughput:
         rates = [f"{fps} fps ({fps / FRAMES_PER_SNIPPET:g}/s)" for fps in STREAM_RATES]
         window = f"S3R W={THROUGHPUT_WINDOW}"
         network = self.network
-        times = [["precision", "crops", f"{network} (ms)", f"{window} (ms)", f"S3R / {network} (%)",
-                  "per snippet (ms)", "snippets/s", *rates]]  # fmt: skip
+        times = [["runtime", "precision", "crops", f"{network} (ms)", f"{network} vs torch fp32", f"{window} (ms)",
+                  f"S3R / {network} (%)", "per snippet (ms)", "snippets/s", *rates]]  # fmt: skip
+        torch_fp32 = {row.crops: row.network_ms for row in self.rows
+                      if row.runtime == TORCH_RUNTIME and row.precision == "fp32"}  # fmt: skip
         work = [["precision", "crops", f"{network} GFLOP", f"{network} GFLOP/s", f"{network} % of peak",
                  f"{window} GFLOP", "S3R GFLOP/s", "S3R % of peak"]]  # fmt: skip
         for row in self.rows:
             keeps_up = ["yes" if row.keeps_up(fps) else "no" for fps in STREAM_RATES]
-            times.append([row.precision, row.crops, f"{row.network_ms:,.0f}", f"{row.window_ms:,.1f}",
-                          f"{100 * row.window_ms / row.network_ms:.1f}", f"{row.snippet_ms:,.0f}",
-                          f"{row.snippets_per_second:.2f}", *keeps_up])  # fmt: skip
+            against = f"{torch_fp32[row.crops] / row.network_ms:.2f}x" if row.crops in torch_fp32 else ""
+            times.append([row.runtime, row.precision, row.crops, f"{row.network_ms:,.0f}", against,
+                          f"{row.window_ms:,.1f}", f"{100 * row.window_ms / row.network_ms:.1f}",
+                          f"{row.snippet_ms:,.0f}", f"{row.snippets_per_second:.2f}", *keeps_up])  # fmt: skip
+            if row.runtime != TORCH_RUNTIME:
+                continue
             work.append([row.precision, row.crops, f"{row.network_gflop:.1f}", f"{row.network_gflops:,.1f}",
                          f"{100 * row.network_gflops / self.peaks[row.precision]:.0f}", f"{row.window_gflop:.2f}",
                          f"{row.window_gflops:,.1f}", f"{100 * row.window_gflops / self.peaks[row.precision]:.0f}"])
@@ -227,14 +241,20 @@ class Throughput:
 
 def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions: Sequence[str] = ("fp32",),
                repeats: int = 3, log: Callable[[str], None] = print, backbone: str = "i3d",
-               frames: Optional[str] = None) -> Throughput:  # fmt: skip
+               frames: Optional[str] = None, runtimes: Sequence[str] = (TORCH_RUNTIME,)) -> Throughput:  # fmt: skip
     """Time the work of one snippet here (see the module docstring) for each precision of ``precisions`` (of
     ``NETWORK_CHOICES``) and crop count of ``crops``, the network that of ``backbone`` (with its frame reading
     ``frames``, None: its default). A precision runs as ``resolve_precision`` makes it (auto: bf16 where native;
     bf16 elsewhere: fp32, said in one line): those that run the same are measured once, their rows labelled with
-    what ran and a line under the table saying which others they stand for."""
+    what ran and a line under the table saying which others they stand for. ``runtimes``: PyTorch and the exported
+    runtimes timed beside it (see the module docstring; CPU, I3D)."""
     check_range(repeats, "--repeats", minimum=1, integer=True)
+    check_runtimes(runtimes, device)
     network = backbone_of(backbone)
+    exported_runtimes = [runtime for runtime in dict.fromkeys(runtimes) if runtime != TORCH_RUNTIME]
+    if exported_runtimes and network.name not in EXPORTED_BACKBONES:
+        raise InputError(None, f"--runtime {exported_runtimes[0]}: s3r export exports {', '.join(EXPORTED_BACKBONES)}; "
+                         f"--backbone {network.name} is timed in PyTorch alone")
     preset_name, frames = network.recipe(None, frames)
     asked_for: Dict[str, List[str]] = {}  # precision run -> the precisions given that run it
     for precision in dict.fromkeys(precisions):  # each once, in order
@@ -278,9 +298,45 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
             result.rows.append(ThroughputRow(ran, count, network_ms, window_ms,
                                              _gflop(forward, device, dtype_of(ran)),
                                              _gflop(scoring, device, dtype_of(ran))))  # fmt: skip
+    if exported_runtimes:
+        _time_runtimes(result, exported_runtimes, weights, preset, clip, crops, asked_for, repeats, generator, log)
     # The peaks again at the end: on a shared machine the load at the start may not be the load of the runs.
     result.peaks = {precision: max(rate, _peak(device, precision)) for precision, rate in result.peaks.items()}
     return result
+
+
+def _time_runtimes(result: Throughput, runtimes: List[str], weights: torch.nn.Module, preset, clip: np.ndarray,
+                   crops: Sequence[int], asked_for: Dict[str, List[str]], repeats: int, generator: torch.Generator,
+                   log: Callable[[str], None]) -> None:  # fmt: skip
+    """The rows of the exported ``runtimes`` (on the CPU): for each crop count, the network ``weights`` and an
+    S3R exported once, then each runtime's network and window scoring timed in each precision asked for
+    (``asked_for``: as PyTorch ran them) that it runs."""
+    cpu = torch.device("cpu")
+    precisions: Dict[str, List[str]] = {}  # runtime -> the precisions it runs, resolved by its rules
+    for runtime in runtimes:
+        for asked in dict.fromkeys(precision for given in asked_for.values() for precision in given):
+            if asked != "auto" and asked not in RUNTIME_PRECISIONS[runtime]:
+                result.stand_ins.append(f"{runtime} runs {', '.join(RUNTIME_PRECISIONS[runtime])} alone: no "
+                                        f"{asked} row for it")
+                continue
+            ran = resolve_runtime_precision(runtime, asked, cpu)[0]
+            precisions.setdefault(runtime, [])
+            if ran not in precisions[runtime]:
+                precisions[runtime].append(ran)
+    for count in crops:
+        with tempfile.TemporaryDirectory() as folder:
+            log(f"exporting the network and S3R for {crops_text(count)} (s3r export) ...")
+            exported, seconds = export_for_timing(folder, weights, preset.name, count, THROUGHPUT_ATOMS, log)
+            result.stand_ins.append(f"the runtimes' models for {crops_text(count)}: exported in {seconds:.0f} s")
+            window = torch.rand(count, THROUGHPUT_WINDOW, result.feature_size, generator=generator)
+            for runtime, ran_in in precisions.items():
+                for ran in ran_in:
+                    log(f"timing a snippet with {crops_text(count)} by {runtime} in {ran} ...")
+                    features, score = exported.features(runtime, ran), exported.scorer(runtime, ran)
+                    network_ms, window_ms = (1000 * float(np.median(run_times(run, cpu, repeats)))
+                                             for run in (lambda: features(clip, preset, count), lambda: score(window)))
+                    result.rows.append(ThroughputRow(ran, count, network_ms, window_ms, float("nan"), float("nan"),
+                                                     runtime))  # fmt: skip
 
 
 def _peak(device: torch.device, precision: str) -> float:

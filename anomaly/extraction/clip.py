@@ -23,11 +23,13 @@ Weight files (``load_clip``; every layout goes through ``clip_image_state_dict``
 - timm's layout (``cls_token``, ``pos_embed``, ``patch_embed.proj``, ``blocks.*``, ``head``): ``model.safetensors`` or
   ``pytorch_model.bin`` of ``timm/vit_base_patch16_clip_224.openai``. ``head.weight`` is transposed into ``proj``;
   its ``head.bias`` must be zero (timm stores CLIP's bias-free projection as a linear head with a zero bias).
+- This module's own state_dict (OpenAI's names without ``visual.``), as ``torch.save`` or safetensors' ``save_file``
+  writes it (``seeded_state_dict``'s weights, for one).
 - Refused: OpenAI's own ``ViT-B-16.pt``, a TorchScript archive (recognised by its ``code/`` entries, without loading
   it): running the code inside a data file is not safe; use one of the files above instead.
 
 ``.safetensors`` files are read with the safetensors package, other files with ``torch.load(weights_only=True)``
-(``anomaly.engine.checkpoint.load_checkpoint``). A file that holds another network (ViT-B/32, ViT-L/14, ...), only
+(``anomaly.engine.checkpoint.load_checkpoint``). A file that holds another network (ViT-B/32, ViT-L/14, a ResNet, ...), only
 CLIP's text encoder, misses entries, has entries of other shapes or is not a weight file at all is refused in one
 line saying what was found. Only the weights' names and shapes can be checked: a ViT-B/16 trained with GELU instead
 of QuickGELU (LAION's open_clip ViT-B-16, for one) has the same entries and would load; its features would be those
@@ -300,6 +302,9 @@ def _check_architecture(state: Mapping[str, Tensor], layout: Layout, source: Pat
         return  # reported with the other missing or misshapen entries
     width, patch = state[patch_key].shape[0], state[patch_key].shape[-1]
     blocks = len({match.group(1) for key in state if layout.owns(key) for match in [BLOCK_INDEX.search(key)] if match})
+    if blocks == 0:  # open_clip's ResNets (RN50, ...) also have a visual.conv1, their stem
+        raise InputError(source, f"holds an image encoder without transformer blocks ({patch_key} "
+                         f"{list(state[patch_key].shape)}: a ResNet?), not CLIP ViT-B/16, which this extractor runs")
     if (width, patch, blocks) != (WIDTH, PATCH_SIZE, LAYERS):
         name = KNOWN_VITS.get((width, patch, blocks), "ViT")
         raise InputError(source, f"holds a {name} image encoder (width {width}, patch {patch}, {blocks} blocks), not "

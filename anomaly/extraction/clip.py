@@ -29,9 +29,9 @@ Weight files (``load_clip``; every layout goes through ``clip_image_state_dict``
   it): running the code inside a data file is not safe; use one of the files above instead.
 
 ``.safetensors`` files are read with the safetensors package, other files with ``torch.load(weights_only=True)``
-(``anomaly.engine.checkpoint.load_checkpoint``). A file that holds another network (ViT-B/32, ViT-L/14, a ResNet, ...), only
-CLIP's text encoder, misses entries, has entries of other shapes or is not a weight file at all is refused in one
-line saying what was found. Only the weights' names and shapes can be checked: a ViT-B/16 trained with GELU instead
+(``anomaly.engine.checkpoint.load_checkpoint``). A file that holds another network (ViT-B/32, ViT-L/14, a ResNet,
+...), only CLIP's text encoder, misses entries, has entries of other shapes or is not a weight file at all is refused
+in one line saying what was found. Only the weights' names and shapes can be checked: a ViT-B/16 trained with GELU instead
 of QuickGELU (LAION's open_clip ViT-B-16, for one) has the same entries and would load; its features would be those
 of a slightly different network.
 """

@@ -8,12 +8,13 @@ STAMP := $(VENV)/.requirements-installed
 # The demo: a synthetic dataset in the real layout, its dictionary, a short training run and the AUC table.
 DEMO_STEPS ?= 200
 
-# The virtual environment: the pinned requirements, then this project installed editable with its test extra
-# (console commands s3r-train, ...). Rebuilt whenever requirements.txt or pyproject.toml changes.
+# The virtual environment: the pinned requirements, then this project installed editable with its test and deploy
+# extras (console commands s3r-train, ...; the exporter and runtimes of s3r export, which the tests run). Rebuilt
+# whenever requirements.txt or pyproject.toml changes.
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV_PYTHON) -m pip install --quiet -r requirements.txt
-	$(VENV_PYTHON) -m pip install --quiet -e ".[test]"
+	$(VENV_PYTHON) -m pip install --quiet -e ".[test,deploy]"
 	touch $(STAMP)
 
 test: $(STAMP)

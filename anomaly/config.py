@@ -47,6 +47,7 @@ def load_dataset_config(
     dictionary_ratio: Optional[int] = None,
     dictionary_max_iter: Optional[int] = None,
     num_anomalous_train: Optional[int] = None,
+    backbone: Optional[str] = None,
 ) -> Munch:
     """The config of ``dataset`` with its files resolved: lists, ground truth and features under ``root_path``,
     dictionaries and regular features under ``dictionary_path``.
@@ -56,14 +57,19 @@ def load_dataset_config(
     fields. The keyword arguments, when given, replace the config's values (command-line overrides), so the file
     names follow them: a dictionary learned with ``--max_iter 50`` is the one a trainer with
     ``--dictionary_max_iter 50`` reads. A config whose ``num_anomalous_train`` is None (a generated dataset) reads it
-    from the dataset's spec file.
+    from the dataset's spec file. ``backbone``: features of another network than the dataset's own (``--backbone``):
+    their folder, their dictionaries (``anomaly.layout.dataset_files``), and no recipe known for them (the dataset's
+    preset, frame reading and weights are of its own backbone's features).
     """
     root, dictionaries = Path(root_path), Path(dictionary_path)
     config = _built_in_config(dataset, root) if dataset in DATASETS else _described_config(dataset, root)
     overrides = dict(feature_size=feature_size, dictionary_ratio=dictionary_ratio,
                      dictionary_max_iter=dictionary_max_iter, num_anomalous_train=num_anomalous_train)
     config.update({field: value for field, value in overrides.items() if value is not None})
-    names = dataset_files(dataset, config.dictionary_ratio, config.feature_size, config.dictionary_max_iter)
+    if backbone is not None and backbone != config.backbone:
+        config.update(backbone=backbone, preset=None, frames=None, weights_sha256=None)
+    names = dataset_files(dataset, config.dictionary_ratio, config.feature_size, config.dictionary_max_iter,
+                          config.backbone)  # fmt: skip
     config.files = Munch(
         training_list=root / names["data_file_train"],
         testing_list=root / names["data_file_test"],
@@ -83,7 +89,7 @@ def _built_in_config(dataset: str, root: Path) -> Munch:
     config = Munch({field: getattr(module, field) for field in CONFIG_FIELDS})
     entry = DATASETS[dataset]
     config.update(num_crops=entry.num_crops, metric=entry.metric, per_class_auc=entry.per_class_auc,
-                  preset=entry.preset)
+                  preset=entry.preset, frames=None, weights_sha256=None)  # the released features: weights not known
     if config.num_anomalous_train is None:  # a generated dataset records its own split
         config.num_anomalous_train = num_anomalous_training_videos(root, dataset)
     return config
@@ -101,7 +107,8 @@ def _described_config(dataset: str, root: Path) -> Munch:
 
 def _check_against_features(description: DatasetDescription, root: Path) -> None:
     """The crops and channels of the first training video's features must be those the description declares."""
-    names = dataset_files(description.name, description.dictionary_ratio, description.feature_size, 1)
+    names = dataset_files(description.name, description.dictionary_ratio, description.feature_size, 1,
+                          description.backbone)  # fmt: skip
     training_list = root / names["data_file_train"]
     if not training_list.is_file():
         return  # the trainer says that the list is missing

@@ -1,6 +1,7 @@
-"""Anomaly curves of single videos: I3D features (extracted, or reused from the output folder) scored by S3R.
+"""Anomaly curves of single videos: features of the detector's backbone (extracted, or reused from the output folder)
+scored by S3R.
 
-Per video, in the output folder: ``<stem>_i3d.npy`` / ``.json`` (features float32 T N 2048 and their settings,
+Per video, in the output folder: ``<stem>_<backbone>.npy`` / ``.json`` (features float32 T N C and their settings,
 see ``anomaly.extraction``), ``<stem>_scores.csv`` (frame, time_s, score: one row per decoded frame),
 ``<stem>_scores.png`` (score over time, threshold line, ground truth shaded) and ``<stem>_report.html`` (the page a
 person looks at: the video, linked relative to the page, with the curve, its playhead and the segments; see
@@ -30,12 +31,11 @@ from anomaly.data.ground_truth import mask_to_labels, read_frame_mask
 from anomaly.engine.detector_file import Detector, detector_from_checkpoint, load_detector_file
 from anomaly.errors import InputError, check_range
 from anomaly.extraction import (
-    BACKBONE,
-    FEATURE_SIZE,
+    BACKBONES,
     ExtractionPlan,
+    ExtractionSettings,
     FeatureOptions,
     VideoResult,
-    features_of,
     plan_extraction,
     run_plan,
 )
@@ -50,7 +50,7 @@ from anomaly.precision import autocast, dtype_of
 from anomaly.report_page import frame_axis, segments_above, write_report_page
 
 PathLike = Union[str, Path]
-RELEASED_PRESET, RELEASED_NUM_CROPS = "rtfm", 10  # how the released checkpoints' features were made
+RELEASED_BACKBONE, RELEASED_PRESET, RELEASED_NUM_CROPS = "i3d", "rtfm", 10  # how the released checkpoints' features were made
 
 
 @dataclass(frozen=True)
@@ -63,24 +63,39 @@ class DetectorFiles:
     checkpoint: Optional[PathLike] = None
     dictionary: Optional[PathLike] = None
 
-    def load(self, preset: Optional[str], num_crops: Optional[int], device: torch.device) -> Detector:
-        """The detector on ``device``, its features' recipe checked against ``preset`` and ``num_crops`` (None: the
-        detector file's; ``rtfm`` and ten crops for a released checkpoint). Either way it must score the
-        2048-channel features of I3D ResNet-50 that extraction makes; a one-line InputError otherwise."""
+    def load(self, preset: Optional[str], num_crops: Optional[int], frames: Optional[str],
+             device: torch.device) -> Detector:  # fmt: skip
+        """The detector on ``device``, its features' recipe checked against ``preset``, ``num_crops`` and
+        ``frames`` (None: the detector file's; I3D, ``rtfm`` and ten crops for a released checkpoint). Either way it
+        must score the features of a backbone extraction runs (``anomaly.extraction.BACKBONES``: its name and
+        channels); a one-line InputError otherwise."""
         if (self.detector is None) == (self.checkpoint is None) or (self.checkpoint is None) != (self.dictionary is None):
             raise InputError(None, "give --detector FILE, or --checkpoint FILE and --dictionary FILE (a released "
                              "checkpoint): one of the two")
         if self.detector is not None:
             loaded, source = load_detector_file(self.detector, device), self.detector
         else:
-            loaded = detector_from_checkpoint(self.checkpoint, self.dictionary, FEATURE_SIZE, device, backbone=BACKBONE)
+            released = BACKBONES[RELEASED_BACKBONE]
+            loaded = detector_from_checkpoint(self.checkpoint, self.dictionary, released.feature_size, device,
+                                              backbone=released.name)  # fmt: skip
             source, preset, num_crops = self.checkpoint, preset or RELEASED_PRESET, num_crops or RELEASED_NUM_CROPS
         features = loaded.features
-        if (features.backbone, features.feature_size) != (BACKBONE, FEATURE_SIZE):
+        backbone = BACKBONES.get(features.backbone)
+        if backbone is None or features.feature_size != backbone.feature_size:
+            made = " or ".join(f"{made.feature_size}-channel {made.name}" for made in BACKBONES.values())
             raise InputError(source, f"was trained on {features.feature_size}-channel {features.backbone} features; "
-                             f"videos are scored with {FEATURE_SIZE}-channel {BACKBONE} features (train on features "
-                             "made by s3r extract)")
-        return loaded.with_preset(preset, num_crops, source)
+                             f"videos are scored with {made} features (train on features made by s3r extract)")
+        return loaded.with_recipe(preset, num_crops, frames, source)
+
+
+def check_weights(detector: Detector, settings: ExtractionSettings, weights: PathLike, source: PathLike) -> None:
+    """The weights given (``settings.weights_sha256``, of ``weights``) must be those the detector's features were
+    made with, where the detector records them: other weights make other features, and garbage scores."""
+    recorded = detector.features.weights_sha256
+    if recorded is not None and recorded != settings.weights_sha256:
+        raise InputError(weights, f"is not the {BACKBONES[settings.backbone].title} weights file the detector {source} "
+                         f"was trained on features of (SHA-256 {recorded[:12]}…, this file's {settings.weights_sha256[:12]}…): "
+                         "give that file")
 
 
 def check_cached_recipe(plan: ExtractionPlan) -> None:
@@ -88,9 +103,8 @@ def check_cached_recipe(plan: ExtractionPlan) -> None:
     replaced: they may be another detector's), in one line naming them."""
     other = plan.other_recipe()
     if other is not None:
-        raise InputError(other.settings, f"features of {other.video.name} made with --preset {other.preset} "
-                         f"--num_crops {other.num_crops}, but the detector scores --preset {plan.settings.preset} "
-                         f"--num_crops {plan.settings.num_crops}: give another --output or remove them")
+        raise InputError(other.settings, f"features of {other.video.name} made with {other.recipe}, but the detector "
+                         f"scores {plan.settings.recipe}: give another --output or remove them")
 
 
 def window_scorer(detector: Detector, precision: str = "fp32",
@@ -158,10 +172,13 @@ class CurveFiles:
         return iter((self.csv, self.picture, self.page))
 
 
-def features_description(preset: str, num_crops: int, precision: str) -> str:
-    """What the features a curve was scored from were made with, as its report page says it: the preset, the
-    crops, and the precision the network ran (never ``auto``)."""
-    return f"{BACKBONE.upper()} features: --preset {preset}, {crops_text(num_crops)}, {precision}"
+def features_description(settings: ExtractionSettings) -> str:
+    """What the features a curve was scored from were made with, as its report page says it: the backbone, the
+    preset, the crops, the frame reading of a per-frame network, and the precision the network ran (never
+    ``auto``)."""
+    frames = f", --clip_frames {settings.frames}" if settings.frames else ""
+    return (f"{settings.backbone.upper()} features: --preset {settings.preset}, {crops_text(settings.num_crops)}"
+            f"{frames}, {settings.precision}")
 
 
 def write_curve_files(
@@ -232,9 +249,12 @@ def detect_anomalies(
     check_range(threshold, "--threshold", minimum=0, maximum=1, fix="scores are probabilities")
     options.check()
     torch_device = resolve_device(options.device, "detection")
-    loaded = detector.load(options.preset, options.num_crops, torch_device)
-    options = replace(options.with_recipe(loaded.features.preset, loaded.features.num_crops), device=str(torch_device))
+    loaded = detector.load(options.preset, options.num_crops, options.clip_frames, torch_device)
+    recipe = loaded.features
+    options = replace(options.with_recipe(recipe.backbone, recipe.preset, recipe.num_crops, recipe.frames),
+                      device=str(torch_device))  # fmt: skip
     plan = plan_extraction(videos, output, options, read_values=True)
+    check_weights(loaded, plan.settings, options.weights, detector.detector or detector.checkpoint)
     check_cached_recipe(plan)
     masks = check_masks(plan, ground_truth)
     summary = run_plan(plan, progress)
@@ -257,7 +277,7 @@ def score_video(result: VideoResult, plan: ExtractionPlan, score: Callable[[torc
     (``write_curve_files``); the line that names its segments."""
     record = result.record
     settings = plan.settings
-    features = load_features(features_of(plan.output, result.video), settings.num_crops, FEATURE_SIZE)
+    features = load_features(plan.target(result.video), settings.num_crops, settings.network.feature_size)
     labels = None if mask is None else mask_labels(mask, record["frames"], "decoded frames", label_file, result.video)
     scores = frame_scores(snippet_scores(score, features), record["frames"])
     fps = record.get("fps")
@@ -265,7 +285,7 @@ def score_video(result: VideoResult, plan: ExtractionPlan, score: Callable[[torc
     times = None if recorded is None else np.asarray(recorded, dtype=np.float64)
     write_curve_files(CurveFiles.of(plan.output, result.video.stem), scores, threshold, result.video.name, fps,
                       times=times, ground_truth=labels, video=result.video,
-                      features=features_description(settings.preset, settings.num_crops, settings.precision))
+                      features=features_description(settings))
     segments = segments_above(scores, threshold)
     if segments:
         axis = frame_axis(len(scores), fps, times)

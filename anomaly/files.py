@@ -4,6 +4,7 @@ Every file goes to a temporary name in the same folder, is flushed and fsynced, 
 readers see the old file or the new one, never a mixture.
 """
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -76,6 +77,22 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def file_sha256(path: PathLike, missing: str) -> str:
+    """The SHA-256 of the file ``path`` (hex), read in blocks; a one-line InputError naming it, ``missing`` saying
+    what it should be when it is not there."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise InputError(path, missing) from None
+    except OSError as error:
+        raise InputError(path, f"cannot be read ({error.strerror or error})") from None
+    return digest.hexdigest()
 
 
 def save_torch(obj: Any, path: PathLike) -> None:

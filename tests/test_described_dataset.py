@@ -88,11 +88,13 @@ def edit_description(described, **changes):
     (dict(dictionary_ratio=12.5), "dictionary_ratio must be an integer in [1, 100], not 12.5"),
     (dict(backbone="i3d_rgb"), "'i3d_rgb' is not a backbone name: use letters, digits, '-' and '.', starting with a "
                                "letter or digit (no '_', which separates the parts of run file names, and no '/')"),
-    (dict(preset="fast"), "preset must be one of rtfm, gowtham, not 'fast'; or null for features not made by s3r "
-                          "extract"),
+    (dict(preset="fast"), "preset must be one of rtfm, gowtham, vadclip, not 'fast'; or null for features not made "
+                          "by s3r extract"),
+    (dict(frames="all"), "frames must be one of mean, middle, not 'all'; or null"),
+    (dict(weights_sha256="abc"), "weights_sha256 must be 64 lowercase hexadecimal digits or null, not 'abc'"),
     (dict(colour="blue"), "unknown field(s) colour; the fields are name, num_crops, feature_size, metric, "
-                          "num_anomalous_train, dictionary_ratio, batch_size, backbone, preset, frame_rate, "
-                          "random_state"),
+                          "num_anomalous_train, dictionary_ratio, batch_size, backbone, preset, frames, "
+                          "weights_sha256, frame_rate, random_state"),
     (dict(name="other"), "describes the dataset 'other', not 'my-cameras' (its folder's name)"),
     (dict(format="v2"), "not a dataset description: expected a JSON object with \"format\": \"s3r-dataset/1\""),
     (dict(feature_size=[1, 2]), "feature_size must be a single value, not list"),

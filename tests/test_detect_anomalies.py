@@ -215,7 +215,7 @@ def test_cached_features_of_another_recipe_are_refused_not_replaced(inputs, tmp_
     ("none", (), "{detector}: records no extraction preset (its features were not made from video here): give "
                  "--preset (rtfm, gowtham)"),
     ("text", (), "{detector}: not a readable checkpoint: truncated, corrupt or not a PyTorch file"),
-    ("dict", (), "{detector}: not a detector file (no \"format\": \"s3r-detector/1\"): training writes one beside the "
+    ("dict", (), "{detector}: not a detector file (no \"format\": \"s3r-detector/2\"): training writes one beside the "
                  "best checkpoint; for a plain checkpoint give --checkpoint and --dictionary"),
 ])
 def test_a_detector_that_cannot_score_these_videos_is_refused(inputs, tmp_path, make, extra, problem):

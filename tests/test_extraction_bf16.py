@@ -23,7 +23,7 @@ from anomaly.benchmark.bf16_effect import Extracted, SimulatedBf16, feature_erro
 from anomaly.cli.command import run_command
 from anomaly.detection import frame_scores, snippet_scores, window_scorer
 from anomaly.engine.detector_file import Detector, FeatureSpec
-from anomaly.extraction import FeatureExtractor, I3DResNet50, PRESETS
+from anomaly.extraction import I3DExtractor, I3DResNet50, PRESETS
 from anomaly.extraction.compiling import NetworkBody, break_even_seconds, compile_pays, compiler_problem
 from anomaly.models import S3R
 from anomaly.precision import BF16_UNIT_ROUNDOFF
@@ -52,8 +52,8 @@ def test_bf16_features_are_the_fp32_features_to_bf16_precision(network):
     clips = torch.randint(0, 256, (1, 8, 224, 224, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     preset = PRESETS["rtfm"]
     lines = []
-    fp32 = FeatureExtractor(network, torch.device("cpu"), "fp32")(clips, preset, 1)
-    bf16 = FeatureExtractor(network, torch.device("cpu"), "bf16", log=lines.append)(clips, preset, 1)
+    fp32 = I3DExtractor(network, torch.device("cpu"), "fp32")(clips, preset, 1)
+    bf16 = I3DExtractor(network, torch.device("cpu"), "bf16", log=lines.append)(clips, preset, 1)
     simulated = SimulatedBf16(network)(clips, preset, 1)
     assert rounding_stages(network) == 66
     bound = feature_error_bound(network)

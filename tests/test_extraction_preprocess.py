@@ -1,4 +1,4 @@
-"""The two preprocessing recipes, computed here by hand with PIL and numpy, against the pipeline's tensors."""
+"""The preprocessing recipes, computed here by hand with PIL and numpy, against the pipeline's tensors."""
 
 import dataclasses
 
@@ -42,8 +42,21 @@ def gowtham_by_hand(frame: np.ndarray) -> np.ndarray:
     return np.stack(five(image) + five(image[:, ::-1]))
 
 
-BY_HAND = {"rtfm": rtfm_by_hand, "gowtham": gowtham_by_hand}
-CENTRE = {"rtfm": 4, "gowtham": 2}
+def vadclip_by_hand(frame: np.ndarray) -> np.ndarray:
+    """VadCLIP's src/crop.py: cv2.resize to 340 × 256 (its INTER_LINEAR: ``opencv_bilinear_resize``, checked against
+    OpenCV's rule below), crops centre, top-left, top-right, bottom-left, bottom-right of the frame and then of the
+    flipped frame, CLIP's (x / 255 − mean) / std -> float32 10 224 224 3."""
+    image = opencv_bilinear_resize(frame, 340, 256).astype(np.float32) / 255
+    image = (image - np.float32([0.48145466, 0.4578275, 0.40821073])) / np.float32([0.26862954, 0.26130258, 0.27577711])
+
+    def five(im):
+        return [im[16:240, 58:282], im[:224, :224], im[:224, -224:], im[-224:, :224], im[-224:, -224:]]
+
+    return np.stack(five(image) + five(image[:, ::-1]))
+
+
+BY_HAND = {"rtfm": rtfm_by_hand, "gowtham": gowtham_by_hand, "vadclip": vadclip_by_hand}
+CENTRE = {"rtfm": 4, "gowtham": 2, "vadclip": 0}
 
 
 def pipeline_crops(preset: str, clips: torch.Tensor, num_crops: int) -> torch.Tensor:
@@ -89,7 +102,8 @@ def decoded_frames(path) -> list:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_a_short_clip_of_small_frames(tmp_path, preset):
-    """20 frames of 176 × 144: rtfm gives 2 clips (the second loop-padded), gowtham 1 (the tail dropped)."""
+    """20 frames of 176 × 144: rtfm gives 2 clips (the second loop-padded), gowtham and vadclip 1 (the tail
+    dropped)."""
     video = make_video(tmp_path / "small.mp4", 20, 176, 144)
     frames = decoded_frames(video)
     assert len(frames) == 20

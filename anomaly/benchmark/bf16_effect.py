@@ -43,7 +43,7 @@ from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.engine.metrics import weighted_roc_auc
 from anomaly.engine.trainer import TrainingData, make_optimizer, train_step
 from anomaly.engine.training_state import seed_everything
-from anomaly.extraction import BACKBONE, FEATURE_SIZE, FeatureExtractor
+from anomaly.extraction import FEATURE_SIZE, I3DExtractor
 from anomaly.extraction.extractor import extract_features
 from anomaly.extraction.network import Bottleneck, I3DResNet50
 from anomaly.extraction.preprocess import ClipReader, Preset
@@ -74,7 +74,7 @@ def feature_error_bound(network: I3DResNet50) -> float:
 
 class SimulatedBf16:
     """The bf16 network computed in float32, rounding to bf16 where the bf16 network stores bf16 (see the module
-    docstring); called as ``FeatureExtractor`` is: uint8 clips B 16 h w 3 -> float32 features B N 2048."""
+    docstring); called as ``I3DExtractor`` is: uint8 clips B 16 h w 3 -> float32 features B N 2048."""
 
     def __init__(self, network: I3DResNet50, device: Union[str, torch.device] = "cpu"):
         self.device = torch.device(device)
@@ -93,14 +93,14 @@ class SimulatedBf16:
         return self.network.crop_features(frames, boxes, body=body).cpu().numpy()
 
 
-Extractor = Callable[[np.ndarray, Preset, int], np.ndarray]  # FeatureExtractor or SimulatedBf16
+Extractor = Callable[[np.ndarray, Preset, int], np.ndarray]  # I3DExtractor or SimulatedBf16
 
 
 def bf16_extractor(network: I3DResNet50, device: torch.device, clips: Optional[int],
                    log: Callable[[str], None]) -> Tuple[Extractor, str]:  # fmt: skip
     """The bf16 network as extraction runs it where bf16 is native, else its float32 simulation; and which."""
     if native_bf16(device):
-        return FeatureExtractor(network, device, "bf16", clips, log=log), "computed in bf16 (native here)"
+        return I3DExtractor(network, device, "bf16", clips, log=log), "computed in bf16 (native here)"
     return SimulatedBf16(network, device), ("simulated in float32 (bf16 is emulated here: see "
                                             "anomaly/benchmark/bf16_effect.py)")
 
@@ -228,7 +228,7 @@ def train_detector(normal: Sequence[np.ndarray], anomalous: Sequence[np.ndarray]
     data = TrainingData(normal32, anomalous32, batch, device)
     for _ in range(steps):
         train_step(model, optimizer, *data.next_batch(), dictionary)
-    return Detector(model.eval(), dictionary[None], FeatureSpec(BACKBONE, preset, normal32.shape[1], FEATURE_SIZE))
+    return Detector(model.eval(), dictionary[None], FeatureSpec("i3d", preset, normal32.shape[1], FEATURE_SIZE))
 
 
 @dataclass
@@ -289,7 +289,7 @@ def measure_bf16_effect(
     extracted)``: a video's frame labels when known (made videos: always)."""
     made = made_videos(folder) if videos is None else None
     videos = made.all if made is not None else list(videos)
-    fp32 = FeatureExtractor(network, device, "fp32", log=log)
+    fp32 = I3DExtractor(network, device, "fp32", log=log)
     bf16, how = bf16_extractor(network, device, _declared_snippets(videos, preset) * num_crops, log)
     effect = Bf16Effect(device_name(device), how, weights, feature_error_bound(network))
     effect.extracted, effect.failures = extract_both(videos, fp32, bf16, preset, num_crops, batch_size, log)

@@ -9,7 +9,7 @@ On one synthetic video (smooth moving gradients, encoded with libx264 into a tem
   channels-last 3-D; :func:`conv3d_ceiling`) in each precision, the rate the network's own convolutions could at
   best reach here;
 - network: snippets/s of the I3D forward alone (``--num_crops`` clips per snippet), each formulation the extractor
-  has (``FeatureExtractor``): fp32 eager, ``batch_size`` snippets per forward (what fp32 extraction runs); bf16
+  has (``I3DExtractor``): fp32 eager, ``batch_size`` snippets per forward (what fp32 extraction runs); bf16
   eager, weights and activations in bf16, one crop per forward; and, with ``compile``, each compiled
   (``anomaly.extraction.compiling``; one crop per forward, its compile time said apart). Each with its GFLOP/s
   (FLOPs counted once by ``FlopCounterMode``, on the meta device) and its share of the ceiling. bf16 runs only on
@@ -45,9 +45,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly.hardware import native_bf16
 from anomaly.measuring import best_time, device_name, timed
-from anomaly.extraction.extractor import FeatureExtractor, extract_features
+from anomaly.extraction.extractor import extract_features
 from anomaly.errors import InputError, check_range
-from anomaly.extraction.network import I3DResNet50
+from anomaly.extraction.network import I3DExtractor, I3DResNet50
 from anomaly.layout import FRAMES_PER_SNIPPET
 from anomaly.extraction.preprocess import PRESETS, Preset
 from anomaly.precision import NETWORK_PRECISIONS, dtype_of
@@ -159,7 +159,7 @@ def _difference_from_published(
     """max |Δ| / max |feature| between the pipeline's first snippet (N 2048) and ``published_features`` of the
     same 16 decoded frames, cropped and scaled on the host: what the pipeline's faster network changes."""
     crops = np.stack([preset.crops(frame, num_crops) for frame in frames], axis=1)  # N 16 224 224 3
-    clips = preset.scale(torch.from_numpy(crops).permute(0, 4, 1, 2, 3).float()).to(device)
+    clips = preset.scale(torch.from_numpy(crops).float()).permute(0, 4, 1, 2, 3).to(device)
     with torch.no_grad():
         expected = published_features(network, clips).cpu().numpy()
     return float(np.abs(features - expected).max() / np.abs(expected).max())
@@ -205,7 +205,7 @@ def snippet_flops(preset: Preset, height: int, width: int, num_crops: int) -> fl
     return float(counter.get_total_flops())
 
 
-def _interleaved_best(runs: Dict[str, Callable[[], object]], repeats: int, device: torch.device) -> Dict[str, float]:
+def interleaved_best(runs: Dict[str, Callable[[], object]], repeats: int, device: torch.device) -> Dict[str, float]:
     """The best of ``repeats`` timed calls of each run, the runs taking turns (on a shared machine a change of load
     then falls on all of them alike), after one untimed call each (a compiled extractor compiles there)."""
     for run in runs.values():
@@ -244,19 +244,19 @@ def run_extraction_benchmark(
             result.notes.append(f"bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no bf16 "
                                 "instructions (emulated: far slower)")  # fmt: skip
         modes = ["eager"] + (["compiled"] if settings.compile and device.type == "cpu" else [])
-        extractors: Dict[str, FeatureExtractor] = {}  # network label -> its formulation
+        extractors: Dict[str, I3DExtractor] = {}  # network label -> its formulation
         runs: Dict[str, Callable[[], object]] = {}
         for precision in precisions:
             for mode in modes:
                 label = f"network {precision}{' compiled' if mode == 'compiled' else ''}"
-                extractors[label] = FeatureExtractor(network, device, precision, compile_mode=mode, log=log)
+                extractors[label] = I3DExtractor(network, device, precision, compile_mode=mode, log=log)
                 runs[label] = lambda extractor=extractors[label]: extractor(clips, preset, settings.num_crops)
-            watch = FeatureExtractor(network, device, precision, compile_mode="eager", log=log)
+            watch = I3DExtractor(network, device, precision, compile_mode="eager", log=log)
             runs[f"one snippet per forward {precision}"] = lambda watch=watch: watch(clips[:1], preset,
                                                                                    settings.num_crops)
         log(f"the network: {', '.join(runs)}: one forward each (compiling where compiled), then the best of "
             f"{settings.repeats} taking turns; {settings.batch_size} snippets per forward")
-        best = _interleaved_best(runs, settings.repeats, device)
+        best = interleaved_best(runs, settings.repeats, device)
         for precision in precisions:
             log(f"the ceiling: a 3x3x3 convolution 256 -> 256 in {precision}")
             result.ceilings[precision] = conv3d_ceiling(device, precision)
@@ -294,7 +294,7 @@ def run_extraction_benchmark(
         runs["baseline"] = lambda: baseline_extract(video, jpegs, network, device, settings.num_crops)
         log(f"end to end: this pipeline ({', '.join(pipelines.values())}) and the baseline (JPEG files, PIL, float64, "
             "one snippet per forward)")
-        best = _interleaved_best(runs, settings.repeats, device)
+        best = interleaved_best(runs, settings.repeats, device)
         for precision, label in pipelines.items():
             end_to_end = snippets / best[precision]
             result.rates[f"{_pipeline_label(precision)} (snippets/s)"] = end_to_end

@@ -4,34 +4,37 @@ beside the community extractor's way (JPEG files, PIL, float64 numpy, one snippe
     python tools/benchmark_extraction.py               # ShanghaiTech-sized frames; ten crops
     python tools/benchmark_extraction.py --no_compile  # without the compiled formulations (a minute each to compile)
     python tools/benchmark_extraction.py --quick       # a small video and one crop, nothing compiled (a minute)
+    s3r benchmark-extraction --backbone clip           # CLIP ViT-B/16: mean against middle, fp32 and bf16
 
 Prints the machine (CPU model or GPU), the rates, each network's share of the ceiling (a 3x3x3 convolution in the
-same precision) and the ratios. See anomaly/benchmark/extraction.py.
+same precision) and the ratios. See anomaly/benchmark/extraction.py (I3D) and anomaly/benchmark/clip_extraction.py.
 """
 
 import sys
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
+from anomaly.benchmark.clip_extraction import ClipBenchmarkSettings, run_clip_extraction_benchmark
 from anomaly.benchmark.extraction import (
     ExtractionBenchmarkSettings,
     format_extraction_report,
     run_extraction_benchmark,
 )
 from anomaly.hardware import resolve_device
-from anomaly.layout import NUM_CROPS
+from anomaly.layout import BACKBONE_NAMES, NUM_CROPS
 
 
 class Arguments(CommandArguments):
+    backbone: Literal[BACKBONE_NAMES] = "i3d"  # the network timed: i3d (beside the community extractor) or clip
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
-    quick: bool = False  # a 48-frame 320x240 video, one crop
+    quick: bool = False  # a 48-frame (clip: 32-frame) 320x240 video, one crop
     frames: Optional[int] = None  # frames of the test video (more than 16)
     width: Optional[int] = None  # its width (even)
     height: Optional[int] = None  # its height (even)
-    num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet
+    num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: i3d 10, clip 1; 1 with --quick)
     batch_size: Optional[int] = None  # snippets per forward
     repeats: Optional[int] = None  # timed runs of each formulation and pipeline, taking turns (the best is kept)
-    no_compile: bool = False  # skip the compiled formulations (CPU; each takes a minute or so to compile)
+    no_compile: bool = False  # skip the compiled formulations of I3D (CPU; each takes a minute or so to compile)
 
     def configure(self) -> None:
         self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
@@ -39,6 +42,15 @@ class Arguments(CommandArguments):
 
 def run(args: Arguments) -> int:
     device = resolve_device(args.device, "the extraction benchmark")
+    if args.backbone == "clip":
+        sizes = dict(frames=32, width=320, height=240) if args.quick else {}
+        given = dict(frames=args.frames, width=args.width, height=args.height, num_crops=args.num_crops,
+                     batch_size=args.batch_size, repeats=args.repeats)  # fmt: skip
+        sizes.update({name: value for name, value in given.items() if value is not None})
+        result = run_clip_extraction_benchmark(ClipBenchmarkSettings(str(device), **sizes),
+                                               log=lambda line: print(line, file=sys.stderr, flush=True))
+        print(result.table())
+        return 0
     settings = ExtractionBenchmarkSettings.for_device(
         str(device), quick=args.quick, frames=args.frames, width=args.width, height=args.height,
         num_crops=args.num_crops, batch_size=args.batch_size, repeats=args.repeats,

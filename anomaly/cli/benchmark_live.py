@@ -15,7 +15,7 @@ of the I3D and of the window. See anomaly/live/benchmark.py.
 """
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 from anomaly.cli.command import CommandArguments
 from anomaly.config import load_dataset_config
@@ -24,7 +24,7 @@ from anomaly.engine.detector_file import load_s3r
 from anomaly.engine.runner import Datasets
 from anomaly.errors import InputError, check_choice
 from anomaly.hardware import resolve_device
-from anomaly.layout import NUM_CROPS, check_feature_size
+from anomaly.layout import FRAME_READINGS, NUM_CROPS, check_feature_size
 from anomaly.live.benchmark import LOOKAHEADS, WINDOWS, causality, throughput
 from anomaly.precision import NETWORK_CHOICES
 
@@ -35,11 +35,12 @@ class Arguments(CommandArguments):
     root_path: Path = Path("data")  # folder of lists, ground truth and features
     dictionary_path: Path = Path("dictionary")  # folder of dictionaries
     feature_size: Optional[int] = None  # feature channels (default: the dataset config's)
-    backbone: str = "i3d"  # feature extractor of the features on disk
+    backbone: str = "i3d"  # feature network: of the features on disk (causality), and the one timed (throughput: i3d or clip)
+    clip_frames: Optional[Literal[FRAME_READINGS]] = None  # clip: a row of the mean of 16 frames' embeddings (default) or the middle frame's
     windows: List[int] = list(WINDOWS)  # window lengths W, in snippets
     lookaheads: List[int] = list(LOOKAHEADS)  # lookaheads L, in snippets
     crops: List[int] = [1, 10]  # crop counts of the throughput
-    precision: List[str] = ["fp32"]  # the I3D's precisions of the throughput (fp32, bf16, auto: one row each)
+    precision: List[str] = ["fp32"]  # the network's precisions of the throughput (fp32, bf16, auto: one row each)
     repeats: int = 3  # timed runs of each part of a snippet (the median is kept)
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     no_causality: bool = False  # skip the causality table
@@ -76,5 +77,6 @@ def run(args: Arguments) -> int:
         print(result.table())
         print(f"checkpoint {args.checkpoint}; {result.seconds:.0f} s on {device}")
     if not args.no_throughput:
-        print(throughput(device, args.crops, args.precision, args.repeats).table())
+        print(throughput(device, args.crops, args.precision, args.repeats, backbone=args.backbone,
+                         frames=args.clip_frames).table())
     return 0

@@ -59,9 +59,10 @@ def run(args: Arguments) -> int:
     config = load_dataset_config(
         args.dataset, args.root_path, args.dictionary_path, feature_size=args.feature_size,
         dictionary_ratio=args.ratio, dictionary_max_iter=max_iter, num_anomalous_train=args.num_anomalous,
+        backbone=args.backbone,
     )
     written = learn_dataset_dictionary(
-        config, args.root_path, backbone=args.backbone or config.backbone, quantize_size=args.quantize_size, batch_size=args.batch_size,
+        config, args.root_path, backbone=config.backbone, quantize_size=args.quantize_size, batch_size=args.batch_size,
         seed=args.seed, workers=args.workers, debug=args.debug, universal_dictionary=args.universal_dictionary,
     )
     for path in written:

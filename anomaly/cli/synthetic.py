@@ -3,6 +3,7 @@
     python tools/make_synthetic_dataset.py                       # data/synthetic/, 128 channels, seed 0
     python tools/make_synthetic_dataset.py --feature_size 2048   # a full-size one
     python tools/make_synthetic_dataset.py --shape xd-violence   # data/xd-violence-synthetic/, 5 crops, AP
+    s3r synthetic --backbone clip                                # data/synthetic/clip/: CLIP-shaped, 512 channels
 
 ShanghaiTech-like proportions and lengths, or XD-Violence-like ones with --shape xd-violence (each shape has its
 dataset name, config and size defaults); see anomaly/data/synthetic.py for how the features are made. When the
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from anomaly.cli.command import CommandArguments
-from anomaly.layout import check_feature_size
+from anomaly.layout import BACKBONE_FEATURE_SIZES, BACKBONE_NAMES, check_feature_size
 from anomaly.data.catalog import SYNTHETIC_NAMES
 from anomaly.data.synthetic import (
     SHAPE_SPECS,
@@ -46,13 +47,14 @@ HELP = {
 }
 
 
-SIZE_FIELDS = tuple(field.name for field in fields(SyntheticSpec) if field.name != "shape")
+SIZE_FIELDS = tuple(field.name for field in fields(SyntheticSpec) if field.name not in ("shape", "backbone"))
 
 
 class Arguments(CommandArguments):
     root: Path = Path("data")  # datasets folder
     shape: Literal[SHAPES] = "shanghaitech"  # the real dataset imitated: names, crops, class balance, lengths
     name: Optional[str] = None  # dataset name and folder (default: the shape's, synthetic / xd-violence-synthetic)
+    backbone: Literal[BACKBONE_NAMES] = "i3d"  # whose features' place it takes: <name>/<backbone>/; clip: 512 channels unless --feature_size
     overwrite: bool = False  # replace an existing synthetic dataset
     # ... and one option per size field of SyntheticSpec (its single source of truth), added in configure
 
@@ -64,6 +66,8 @@ class Arguments(CommandArguments):
 
     def process_args(self) -> None:
         """Fill the size options not given, and the name, from the shape's defaults."""
+        if self.feature_size is None and self.backbone != "i3d":  # i3d's default stays small: the demo's
+            self.feature_size = BACKBONE_FEATURE_SIZES[self.backbone]
         for name in SIZE_FIELDS:
             if getattr(self, name) is None:
                 setattr(self, name, getattr(SHAPE_SPECS[self.shape], name))

@@ -95,12 +95,11 @@ class Arguments(CommandArguments):
 
 def run(args: Arguments) -> int:
     config = load_dataset_config(args.dataset, args.root_path, args.dictionary_path, args.feature_size,
-                                 dictionary_max_iter=args.dictionary_max_iter)
+                                 dictionary_max_iter=args.dictionary_max_iter, backbone=args.backbone)
     seed_everything(config.random_state if args.seed == -1 else args.seed)
     if args.batch_size is None:
         args.batch_size = config.batch_size
-    if args.backbone is None:
-        args.backbone = config.backbone
+    args.backbone = config.backbone
     run = Run(args, config)
     if args.inference:
         run.infer()

@@ -23,7 +23,7 @@ from typing import Literal, Optional
 from anomaly.cli.command import CommandArguments
 from anomaly.detection import DetectorFiles
 from anomaly.extraction import FeatureOptions
-from anomaly.layout import NUM_CROPS, PRESET_NAMES
+from anomaly.layout import FRAME_READINGS, NUM_CROPS, PRESET_NAMES
 from anomaly.live.source import RTSP_TRANSPORTS
 from anomaly.live.watch import watch
 from anomaly.precision import NETWORK_CHOICES
@@ -31,13 +31,14 @@ from anomaly.precision import NETWORK_CHOICES
 
 class Arguments(CommandArguments):
     source: str  # a video file, a stream URL, /dev/videoN, a FIFO, or - (standard input)
-    weights: Path  # i3d_r50_kinetics.pth (pytorch-resnet3d's release)
+    weights: Path  # the weights of the detector's backbone: i3d_r50_kinetics.pth (pytorch-resnet3d's release), or CLIP ViT-B/16's
     detector: Optional[Path] = None  # a detector file written by training (<run>.detector.pth)
     checkpoint: Optional[Path] = None  # or: S3R weights trained on 2048-channel I3D features (a released checkpoint)
     dictionary: Optional[Path] = None  # with --checkpoint: its dictionary of normal atoms [S, 2048]
     preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
     num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
-    precision: Literal[NETWORK_CHOICES] = "fp32"  # I3D network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
+    clip_frames: Optional[Literal[FRAME_READINGS]] = None  # a CLIP detector's frame reading (default: the detector's)
+    precision: Literal[NETWORK_CHOICES] = "fp32"  # network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
     device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present)
     output: str = "-"  # the JSON lines: a .jsonl file, or - for standard output
     report_dir: Optional[Path] = None  # folder of the CSV, PNG and HTML report (default: beside --output; output/watch for -)
@@ -57,7 +58,8 @@ class Arguments(CommandArguments):
 
 def run(args: Arguments) -> int:
     return watch(
-        args.source, FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device),
+        args.source, FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device,
+                                    backbone=None, clip_frames=args.clip_frames),  # the detector's backbone
         DetectorFiles(args.detector, args.checkpoint, args.dictionary), args.output, window=args.window,
         lookahead=args.lookahead, threshold=args.threshold,
         min_snippets=args.min_snippets, timeout=args.timeout, realtime=args.realtime, reconnect=args.reconnect,

@@ -10,6 +10,8 @@ The file is JSON, written by ``s3r make-dataset`` and readable and editable by h
       "feature_size": 2048,
       "num_crops": 1,
       "preset": "rtfm",
+      "frames": null,
+      "weights_sha256": "5b2d…",
       "frame_rate": "native",
       "metric": "AUC",
       "num_anomalous_train": 4,
@@ -21,7 +23,10 @@ The file is JSON, written by ``s3r make-dataset`` and readable and editable by h
 - ``name``: a plain name without '_' (run files are ``<dataset>_<model>_<backbone>``), the folder's;
 - ``backbone``: the features' network: ``<root>/<name>/<backbone>/{train,test}/<id>_<backbone>.npy``;
 - ``feature_size``, ``num_crops``: channels C and crops N (10, 5 or 1) of the features;
-- ``preset``: the extraction recipe of the features (rtfm, gowtham), or null for features made elsewhere;
+- ``preset``: the extraction recipe of the features (rtfm, gowtham, vadclip), or null for features made elsewhere;
+- ``frames``: how a per-frame network (CLIP) made a row of 16 frames (``--clip_frames``: mean, middle), null for
+  I3D or where not known; ``weights_sha256``: the SHA-256 of the network's weights file, null where not known
+  (both may be left out);
 - ``frame_rate``: "native", every decoded frame, 16 to a snippet, at each video's own rate;
 - ``metric``: frame-level AUC, or AP;
 - ``num_anomalous_train``: the training list's first rows are the anomalous videos;
@@ -43,7 +48,7 @@ from anomaly.data.catalog import DATASETS
 from anomaly.data.ground_truth import read_text_file
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import ensure_folder, save_text
-from anomaly.layout import FRAME_RATES, MAX_SEED, NUM_CROPS, PRESET_NAMES, description_file_name
+from anomaly.layout import FRAME_RATES, FRAME_READINGS, MAX_SEED, NUM_CROPS, PRESET_NAMES, description_file_name
 
 PathLike = Union[str, Path]
 DESCRIPTION_FORMAT = "s3r-dataset/1"
@@ -71,6 +76,8 @@ class DatasetDescription:
     batch_size: int
     backbone: str = "i3d"
     preset: Optional[str] = None
+    frames: Optional[str] = None
+    weights_sha256: Optional[str] = None
     frame_rate: str = "native"
     random_state: int = 823
 
@@ -89,6 +96,11 @@ class DatasetDescription:
         if self.preset is not None:
             check_choice(self.preset, PRESET_NAMES, "preset", fix="or null for features not made by s3r extract",
                          source=source)
+        if self.frames is not None:
+            check_choice(self.frames, FRAME_READINGS, "frames", fix="or null", source=source)
+        if self.weights_sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", str(self.weights_sha256)):
+            raise InputError(source, f"weights_sha256 must be 64 lowercase hexadecimal digits or null, not "
+                             f"{self.weights_sha256!r}")
         check_choice(self.frame_rate, FRAME_RATES, "frame_rate", source=source)
         check_range(self.random_state, "random_state", minimum=0, maximum=MAX_SEED, integer=True, source=source)
         return self

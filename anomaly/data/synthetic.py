@@ -1,8 +1,9 @@
 """A synthetic dataset in the real on-disk layout, for the demo and the tests.
 
 ``<root>/<name>/``: ``<name>.training.csv`` (anomalous videos first), ``<name>.testing.csv``,
-``<name>_ground_truth.testing.json`` (the published json format) and ``i3d/{train,test}/<id>_i3d.npy`` float32
-``[T, N, C]``, and ``<name>.spec.json`` (the sizes, seed and shape, written last).
+``<name>_ground_truth.testing.json`` (the published json format) and ``<backbone>/{train,test}/<id>_<backbone>.npy``
+float32 ``[T, N, C]`` (``i3d`` by default; ``clip`` for features shaped as CLIP's, 512 channels from the command
+line), and ``<name>.spec.json`` (the sizes, seed, shape and backbone, written last).
 
 Two shapes (``SyntheticSpec.shape``, presets in :data:`SHAPE_SPECS`, dataset names in ``anomaly.data.catalog.SYNTHETIC_NAMES``):
 
@@ -41,8 +42,9 @@ import numpy as np
 from tqdm import tqdm
 
 from anomaly.data.catalog import SYNTHETIC_NAMES
-from anomaly.layout import FRAMES_PER_SNIPPET, check_feature_size
+from anomaly.data.features import feature_file, feature_folder
 from anomaly.data.ground_truth import write_ground_truth
+from anomaly.layout import BACKBONE_NAMES, FRAMES_PER_SNIPPET, check_feature_size
 from anomaly.data.video_lists import write_video_list
 from anomaly.errors import InputError, check_choice, check_range
 from anomaly.files import ensure_folder, save_npy, save_text
@@ -72,9 +74,11 @@ class SyntheticSpec:
     min_length: int = 8
     max_length: int = 160
     shape: str = "shanghaitech"  # which real dataset's names, crops, balance and lengths it imitates
+    backbone: str = "i3d"  # the network whose features' place (folder, file names) it takes
 
     def __post_init__(self) -> None:
         check_choice(self.shape, SHAPES, "shape")
+        check_choice(self.backbone, BACKBONE_NAMES, "backbone")
         for name in ("num_train_anomalous", "num_train_normal", "num_test_anomalous", "num_test_normal"):
             check_range(getattr(self, name), name, minimum=1, integer=True,
                         fix="a synthetic dataset needs at least one video of each class in each split")
@@ -270,7 +274,8 @@ def make_synthetic_dataset(
     videos (the rows at the top of the training list). Files of an earlier dataset at the same place are not
     removed: call :func:`remove_synthetic_dataset` first."""
     base = Path(root) / name
-    folders = {subset: ensure_folder(base / "i3d" / subset) for subset in ("train", "test")}  # before any work
+    folders = {subset: ensure_folder(feature_folder(root, name, spec.backbone, subset))  # before any work
+               for subset in ("train", "test")}  # fmt: skip
     rng = np.random.default_rng(spec.seed)
     world = _make_world(spec, rng)
     total = spec.num_train_anomalous + spec.num_train_normal + spec.num_test_anomalous + spec.num_test_normal
@@ -289,7 +294,7 @@ def make_synthetic_dataset(
         scene = int(rng.integers(spec.num_scenes))
         features, labels = _make_video(spec, world, rng, scene, anomalous)
         video_id = _video_id(spec, rng, scene, int(number), anomalous, len(features))
-        save_npy(features, folders[subset] / f"{video_id}_i3d.npy")
+        save_npy(features, feature_file(folders[subset], video_id, spec.backbone))
         lists[(subset, anomalous)].append(video_id)
         if subset == "test":
             ground_truth[video_id] = labels

@@ -254,7 +254,8 @@ class Run:
         self.lr = args.lr if args.lr else config.init_lr
         self.files = RunFiles.of(args, config.modality)
         self.metric = config.metric
-        self.feature_spec = FeatureSpec(args.backbone, config.preset, config.num_crops, self.feature_size)
+        self.feature_spec = FeatureSpec(config.backbone, config.preset, config.num_crops, self.feature_size,
+                                        config.frames, config.weights_sha256)  # fmt: skip
 
     # ---------------------------------------------------------------- setup
     def _model(self) -> S3R:

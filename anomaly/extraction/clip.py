@@ -31,9 +31,9 @@ Weight files (``load_clip``; every layout goes through ``clip_image_state_dict``
 ``.safetensors`` files are read with the safetensors package, other files with ``torch.load(weights_only=True)``
 (``anomaly.engine.checkpoint.load_checkpoint``). A file that holds another network (ViT-B/32, ViT-L/14, a ResNet,
 ...), only CLIP's text encoder, misses entries, has entries of other shapes or is not a weight file at all is refused
-in one line saying what was found. Only the weights' names and shapes can be checked: a ViT-B/16 trained with GELU instead
-of QuickGELU (LAION's open_clip ViT-B-16, for one) has the same entries and would load; its features would be those
-of a slightly different network.
+in one line saying what was found. Only the weights' names and shapes can be checked: a ViT-B/16 trained with GELU
+instead of QuickGELU (LAION's open_clip ViT-B-16, for one) has the same entries and would load; its features would be
+those of a slightly different network.
 """
 
 import copy
@@ -41,7 +41,7 @@ import re
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -51,7 +51,13 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from anomaly.engine.checkpoint import load_checkpoint, model_state_of
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_choice
+from anomaly.extraction.network import CROP_SIZE, cut_crops
+from anomaly.layout import FRAME_READINGS, FRAMES_PER_SNIPPET
+from anomaly.precision import NETWORK_PRECISIONS, dtype_of
+
+if TYPE_CHECKING:  # preprocess imports this module's constants
+    from anomaly.extraction.preprocess import Preset
 
 PathLike = Union[str, Path]
 IMAGE_SIZE = 224
@@ -73,8 +79,9 @@ GFLOP_PER_IMAGE = 2 * (
     + LAYERS * TOKENS * WIDTH * (3 * WIDTH + 2 * TOKENS + WIDTH + 2 * MLP_WIDTH)
     + WIDTH * FEATURE_SIZE
 ) / 1e9  # 35.13
-WEIGHTS_NOT_FOUND = ("weights file not found (CLIP ViT-B/16: open_clip_model.safetensors of "
-                     "timm/vit_base_patch16_clip_224.openai, or model.safetensors of openai/clip-vit-base-patch16)")
+WEIGHTS_FILE = ("CLIP ViT-B/16: open_clip_model.safetensors of timm/vit_base_patch16_clip_224.openai, or "
+                "model.safetensors of openai/clip-vit-base-patch16")
+WEIGHTS_NOT_FOUND = f"weights file not found ({WEIGHTS_FILE})"
 TORCHSCRIPT_REFUSED = (
     "a TorchScript archive (OpenAI's ViT-B-16.pt): refused, loading it would run the code inside it; use "
     "open_clip_model.safetensors of timm/vit_base_patch16_clip_224.openai or model.safetensors of "
@@ -403,3 +410,45 @@ def seeded_state_dict(seed: int = 0) -> Dict[str, Tensor]:
             array = 0.01 * draw
         state[name] = torch.from_numpy(np.asarray(array, dtype=np.float32))
     return state
+
+
+MIDDLE_FRAME = FRAMES_PER_SNIPPET // 2  # --clip_frames middle: frame 8 of a snippet's 0-15
+IMAGES_PER_FORWARD = 32  # crops of frames per encoder forward: activations that stay small whatever the batch
+
+
+def images_per_row(frames: Optional[str]) -> int:
+    """The images a snippet's row of one crop costs under the frame reading ``frames``: 16 (mean), 1 (middle)."""
+    return FRAMES_PER_SNIPPET if frames == "mean" else 1
+
+
+class ClipExtractor:
+    """The image encoder on a device, as extraction runs it: uint8 clips B 16 h w 3 (frames resized by a preset) ->
+    float32 features B N 512, a snippet's row of each crop made of its frames' embeddings by ``frames``: ``mean``
+    of the 16 frames' (16 forwards), or the ``middle`` frame's alone (``MIDDLE_FRAME``; 1 forward).
+
+    The crops are cut and scaled on the device (``Preset.normalise``, ``cut_crops``), one clip at a time, and go
+    through the encoder ``IMAGES_PER_FORWARD`` at a time, in ``precision`` (fp32, or bf16 weights and activations);
+    the mean is taken in float32."""
+
+    def __init__(self, encoder: ClipImageEncoder, device: torch.device, precision: str = "fp32",
+                 frames: str = "mean"):  # fmt: skip
+        check_choice(precision, NETWORK_PRECISIONS, "precision")
+        check_choice(frames, FRAME_READINGS, "--clip_frames")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.frames = frames
+        self.encoder = encoder.inference_copy(dtype_of(precision)).to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, clips: Union[np.ndarray, Tensor], preset: "Preset", num_crops: int) -> np.ndarray:
+        clips = torch.as_tensor(clips)
+        if self.frames == "middle":
+            clips = clips[:, MIDDLE_FRAME : MIDDLE_FRAME + 1]
+        boxes = preset.crop_boxes(clips.shape[2], clips.shape[3], num_crops)
+        rows = []
+        for clip in clips.split(1):
+            frames = preset.normalise(clip.to(self.device, non_blocking=True))  # 1 3 F h w
+            images = cut_crops(frames, boxes).transpose(1, 2).reshape(-1, 3, CROP_SIZE, CROP_SIZE)  # (N F) 3 224 224
+            embeddings = torch.cat([self.encoder(part) for part in images.split(IMAGES_PER_FORWARD)])
+            rows.append(embeddings.view(len(boxes), -1, FEATURE_SIZE).mean(dim=1))  # N 512
+        return torch.stack(rows).cpu().numpy()

@@ -1,8 +1,9 @@
-"""Extracting ten-crop I3D features of many videos: float32 ``T N 2048`` per video, written atomically.
+"""Extracting the features of many videos with a backbone's network (``anomaly.extraction.backbones``: ten-crop
+I3D by default, float32 ``T N 2048`` per video; CLIP, ``T N 512``), written atomically.
 
-Each video gives ``<output>/<stem>_i3d.npy`` and a settings file ``<stem>_i3d.json`` (preset, crops, precision,
-the weights' SHA-256; the video file's size and modification time; the frames decoded, frame rate, upright size and
-the turn that made them upright; the features' shape). A video is skipped only when its features are done: both
+Each video gives ``<output>/<stem>_<backbone>.npy`` and a settings file ``<stem>_<backbone>.json`` (backbone,
+preset, crops, frame reading, precision, the weights' SHA-256; the video file's size and modification time; the
+frames decoded, frame rate, upright size and the turn that made them upright; the features' shape). A video is skipped only when its features are done: both
 files there, the settings the same, the video the same file (size and modification time: a content hash would read
 every video again on every run), and the feature file whole (its header holds the recorded shape and the file
 holds all the data that header announces). Otherwise it is extracted again, said in one line, so presets are never
@@ -14,14 +15,13 @@ collects the results of every process.
 
 A worker thread decodes, resizes and batches the clips of the next videos (a bounded queue of uint8
 ``B 16 h w 3`` batches of resized frames) while the network runs on the current batch, cutting the crops on its
-device (``I3DResNet50.crop_features``). A video that cannot be read or written fails alone: one line naming it,
+device (the backbone's ``FeatureNetwork``). A video that cannot be read or written fails alone: one line naming it,
 the others are still extracted.
 
 Under torchrun the videos are split across ranks, balanced by frame count; each rank writes its own videos'
 files, with exactly the batches one process would use, so the files do not depend on the number of processes.
 """
 
-import hashlib
 import json
 import os
 import queue
@@ -39,14 +39,14 @@ from tqdm import tqdm
 
 from anomaly.data.features import load_features, read_npy_shape
 from anomaly.errors import InputError, check_choice, check_range
-from anomaly.extraction.compiling import NetworkBody
-from anomaly.extraction.network import FEATURE_SIZE, WEIGHTS_NOT_FOUND, I3DResNet50, load_i3d
+from anomaly.extraction.backbones import BACKBONES, Backbone, FeatureNetwork, backbone_of
 from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
+from anomaly import files
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
-from anomaly.layout import NUM_CROPS, feature_file_name
-from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS, dtype_of, resolve_precision
+from anomaly.layout import BACKBONE_NAMES, NUM_CROPS, feature_file_name
+from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS, resolve_precision
 from anomaly.tables import ascii_table
 
 PathLike = Union[str, Path]
@@ -54,21 +54,11 @@ VIDEO_SUFFIXES = {
     ".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts", ".3gp", ".gif",
 }  # fmt: skip
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
-BACKBONE = "i3d"  # the backbone part of the feature files' names (anomaly.layout.feature_file_name)
 
 
-def file_sha256(path: PathLike) -> str:
-    path = Path(path)
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        raise InputError(path, WEIGHTS_NOT_FOUND) from None
-    except OSError as error:
-        raise InputError(path, f"the weights file cannot be read ({error.strerror or error})") from None
-    return digest.hexdigest()
+def file_sha256(path: PathLike, backbone: Backbone) -> str:
+    """The SHA-256 of ``backbone``'s weights file ``path``: the identity its features record."""
+    return files.file_sha256(path, f"weights file not found ({backbone.weights})")
 
 
 @dataclass(frozen=True)
@@ -79,57 +69,84 @@ class ExtractionSettings:
     num_crops: int = 10
     precision: str = "fp32"  # as run: never auto
     weights_sha256: str = ""
+    backbone: str = "i3d"
+    frames: Optional[str] = None  # how 16 frames become a row (--clip_frames); None where the network reads a clip
 
     def __post_init__(self):
-        check_choice(self.preset, PRESETS, "--preset")
+        backbone_of(self.backbone).recipe(self.preset, self.frames)
         check_choice(self.num_crops, NUM_CROPS, "--num_crops")
         check_choice(self.precision, NETWORK_PRECISIONS, "--precision")
+
+    @property
+    def recipe(self) -> str:
+        """The options that give these features' numbers, as a command line writes them."""
+        return recipe_options(self.preset, self.num_crops, self.frames)
+
+    @property
+    def network(self) -> Backbone:
+        return BACKBONES[self.backbone]
+
+    @staticmethod
+    def recorded(record: dict) -> dict:
+        """A settings file's settings with the fields that files written before the CLIP backbone lack (I3D's)."""
+        return {"backbone": "i3d", "frames": None, **record}
 
 
 @dataclass(frozen=True)
 class FeatureOptions:
     """How a command makes the features of videos, the one object that extract, detect, watch and make-dataset pass
-    down (a new option is a field here): the network's ``weights``; the recipe (``preset``, ``num_crops``; None in
-    detect and watch: the detector's, see :meth:`with_recipe`); how it runs (``precision``: one of NETWORK_CHOICES,
-    ``device``: None for CUDA when present, ``batch_size``: snippets per forward); and ``accept_partial``: extract
-    what decodes of a partial video (said in one line) instead of failing it. ``ExtractionSettings`` is what of
-    them the features record."""
+    down (a new option is a field here): the network (``backbone``, its ``weights``); the recipe (``preset``: None
+    for the backbone's default, ``num_crops``, ``clip_frames``: how a per-frame network's 16 frames become a row,
+    None for the backbone's default; in detect and watch the detector's, see :meth:`with_recipe`); how it runs
+    (``precision``: one of NETWORK_CHOICES, ``device``: None for CUDA when present, ``batch_size``: snippets per
+    forward); and ``accept_partial``: extract what decodes of a partial video (said in one line) instead of failing
+    it. ``ExtractionSettings`` is what of them the features record."""
 
     weights: PathLike
-    preset: Optional[str] = "rtfm"
+    preset: Optional[str] = None
     num_crops: Optional[int] = 10
     precision: str = "fp32"
     device: Optional[str] = None
     batch_size: int = 4
     accept_partial: bool = False
+    backbone: Optional[str] = "i3d"
+    clip_frames: Optional[str] = None
 
-    def with_recipe(self, preset: str, num_crops: int) -> "FeatureOptions":
-        return replace(self, preset=preset, num_crops=num_crops)
+    def with_recipe(self, backbone: str, preset: str, num_crops: int, frames: Optional[str]) -> "FeatureOptions":
+        return replace(self, backbone=backbone, preset=preset, num_crops=num_crops, clip_frames=frames)
 
     def check(self) -> None:
         """The choices and sizes, checked in one line each before any file is read."""
         check_range(self.batch_size, "--batch_size", minimum=1, integer=True)
         check_choice(self.precision, NETWORK_CHOICES, "--precision")
-        if self.preset is not None:
+        if self.backbone is not None:
+            backbone_of(self.backbone).recipe(self.preset, self.clip_frames)
+        elif self.preset is not None:
             check_choice(self.preset, PRESETS, "--preset")
         if self.num_crops is not None:
             check_choice(self.num_crops, NUM_CROPS, "--num_crops")
 
 
-def features_of(output: PathLike, video: PathLike) -> Path:
-    """``<output>/<video stem>_i3d.npy``: where a video's features go (``anomaly.layout.feature_file_name``)."""
-    return Path(output) / feature_file_name(Path(video).stem, BACKBONE)
+def recipe_options(preset: str, num_crops: int, frames: Optional[str]) -> str:
+    """'--preset rtfm --num_crops 10' (and '--clip_frames mean' where the backbone reads frames one by one)."""
+    return f"--preset {preset} --num_crops {num_crops}" + (f" --clip_frames {frames}" if frames else "")
+
+
+def features_of(output: PathLike, video: PathLike, backbone: str) -> Path:
+    """``<output>/<video stem>_<backbone>.npy``: where a video's features go (``anomaly.layout.feature_file_name``)."""
+    return Path(output) / feature_file_name(Path(video).stem, backbone)
 
 
 def settings_path(features: PathLike) -> Path:
     return Path(features).with_suffix(".json")
 
 
-def recorded_recipe(features: PathLike) -> Optional[Tuple[str, int]]:
-    """(preset, crops) that the settings file beside ``features`` records, or None without a readable one."""
+def recorded_recipe(features: PathLike) -> Optional[Tuple[str, int, Optional[str]]]:
+    """(preset, crops, frame reading) that the settings file beside ``features`` records, or None without a
+    readable one."""
     try:
-        settings = json.loads(settings_path(features).read_text())["settings"]
-        return settings["preset"], settings["num_crops"]
+        settings = ExtractionSettings.recorded(json.loads(settings_path(features).read_text())["settings"])
+        return settings["preset"], settings["num_crops"], settings["frames"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -147,6 +164,7 @@ def video_identity(video: PathLike) -> Optional[dict]:
 def _changed_settings(recorded: object, settings: ExtractionSettings) -> str:
     if not isinstance(recorded, dict):
         return "its settings file records no settings"
+    recorded = ExtractionSettings.recorded(recorded)
     now = asdict(settings)
     changes = [
         "other weights" if key == "weights_sha256" else f"{key} {recorded.get(key)!r} (now {value!r})"
@@ -185,13 +203,14 @@ def cached_features(
         return None, f"its settings file {record_file} is unreadable ({' '.join(str(error).split())})"
     if not isinstance(record, dict):
         return None, f"{record_file} is not a settings file of this tool"
-    if record.get("settings") != asdict(settings):
+    recorded = record.get("settings")
+    if not isinstance(recorded, dict) or ExtractionSettings.recorded(recorded) != asdict(settings):
         return None, _changed_settings(record.get("settings"), settings)
     if record.get("video_file") != identity:
         return None, _changed_video(record.get("video_file"), identity)
     try:
         if read_values:
-            shape = load_features(features, settings.num_crops, FEATURE_SIZE).shape
+            shape = load_features(features, settings.num_crops, settings.network.feature_size).shape
         else:
             shape = read_npy_shape(features)
     except InputError as error:
@@ -242,13 +261,14 @@ def _listed_videos(listing: Path) -> List[Path]:
             for line in (line.strip() for line in lines) if line and not line.startswith("#")]
 
 
-def list_videos(paths: Sequence[PathLike]) -> List[Path]:
+def list_videos(paths: Sequence[PathLike], backbone: str = "i3d") -> List[Path]:
     """Videos named by files, folders (searched recursively for video suffixes: :func:`videos_below`) or text files
     (one path a line, relative to the text file's folder; blank lines and ``#`` comments ignored; a UTF-8 byte-order
     mark dropped).
     A file is kept as a video even when missing or not one: it fails as a video, in one line. A folder or a list that
     names no video is a one-line InputError naming it, whatever the other paths name: a mistyped folder is never
-    silently left out of a batch."""
+    silently left out of a batch. Two videos of one name are refused: both would be written to one ``backbone``
+    feature file."""
     videos: List[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -272,43 +292,8 @@ def list_videos(paths: Sequence[PathLike]) -> List[Path]:
         other = stems.setdefault(video.stem, video)
         if other != video:
             raise InputError(video, f"has the same name as {other}: both would be written to "
-                                    f"{features_of('.', video).name}")  # fmt: skip
+                                    f"{features_of('.', video, backbone).name}")  # fmt: skip
     return unique
-
-
-class FeatureExtractor:
-    """The network on a device: uint8 clip batches B 16 h w 3 (resized frames) -> float32 features B N 2048.
-
-    ``network`` is left as it is: the extractor runs its ``inference_copy`` (BatchNorm folded, channels-last 3-D) in
-    ``precision``: fp32, or bf16 weights and activations. In bf16 on a CPU the stem runs one clip of frames at a time
-    and the rest of the network one crop at a time (faster per crop than a batch of them where bf16 is native: the
-    activations stay in the caches), compiled when that pays (``anomaly.extraction.compiling``: ``compile_mode`` is its
-    mode, ``clips`` the crops the run will extract when known, and the choice is said on ``log``). fp32, and bf16 on
-    CUDA, run a whole batch in one forward, eager, unless ``compile_mode`` is ``compiled`` (on a CPU: one crop per
-    forward, compiled; the benchmark measures it).
-    """
-
-    def __init__(self, network: I3DResNet50, device: torch.device, precision: str = "fp32",
-                 clips: Optional[int] = None, compile_mode: str = "auto",
-                 log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)):  # fmt: skip
-        check_choice(precision, NETWORK_PRECISIONS, "precision")
-        self.device = torch.device(device)
-        self.precision = precision
-        self.dtype = dtype_of(precision)
-        self.network = network.inference_copy(self.dtype).to(self.device)
-        # One crop per forward where bf16 gains from it, and wherever the body is compiled (one shape, one compile).
-        per_crop = self.device.type == "cpu" and (precision == "bf16" or compile_mode == "compiled")
-        self.clips_per_forward = 1 if per_crop else None
-        self.body = NetworkBody(self.network.from_stem, compile_mode if per_crop else "eager", clips,
-                                f"{precision} I3D", log)  # fmt: skip
-
-    @torch.no_grad()
-    def __call__(self, clips: Union[np.ndarray, torch.Tensor], preset: Preset, num_crops: int) -> np.ndarray:
-        clips = torch.as_tensor(clips).to(self.device, non_blocking=True)
-        boxes = preset.crop_boxes(clips.shape[2], clips.shape[3], num_crops)
-        frames = preset.normalise(clips).to(self.dtype)
-        features = self.network.crop_features(frames, boxes, self.clips_per_forward, self.body)
-        return features.cpu().numpy()
 
 
 @dataclass
@@ -405,7 +390,7 @@ def _stack(clips: List[np.ndarray], pin: bool) -> torch.Tensor:
 
 def extract_features(
     videos: Sequence[Path],
-    extractor: FeatureExtractor,
+    extractor: FeatureNetwork,
     preset: Preset,
     num_crops: int,
     batch_size: int,
@@ -414,7 +399,7 @@ def extract_features(
     prefetch: int = 2,
     accept_partial: bool = False,
 ) -> None:
-    """Run the pipeline over ``videos``; ``on_video(index, features T N 2048 or None, its ClipReader or None,
+    """Run the pipeline over ``videos``; ``on_video(index, features T N C or None, its ClipReader or None,
     error)`` is called once per video, in order, ``on_snippets(count)`` after each batch."""
     batches: "queue.Queue" = queue.Queue(maxsize=prefetch)
     stop = threading.Event()
@@ -476,6 +461,11 @@ class OtherRecipe(NamedTuple):
     settings: Path
     preset: str
     num_crops: int
+    frames: Optional[str]
+
+    @property
+    def recipe(self) -> str:
+        return recipe_options(self.preset, self.num_crops, self.frames)
 
 
 @dataclass
@@ -485,7 +475,7 @@ class ExtractionPlan:
     videos: List[Path]
     output: Path
     settings: ExtractionSettings
-    network: I3DResNet50
+    network: torch.nn.Module  # the backbone's (settings.network), loaded
     device: torch.device
     ranks: Ranks
     batch_size: int
@@ -506,14 +496,18 @@ class ExtractionPlan:
         return [todo[i] for i in balanced_split(frames, self.ranks.world_size)[self.ranks.rank]]
 
     def other_recipe(self) -> Optional[OtherRecipe]:
-        """The first video whose features in the output folder were made with another preset or crop count than
-        this plan's, or None: callers refuse to mix them."""
-        wanted = (self.settings.preset, self.settings.num_crops)
+        """The first video whose features in the output folder were made with another preset, crop count or frame
+        reading than this plan's, or None: callers refuse to mix them."""
+        wanted = (self.settings.preset, self.settings.num_crops, self.settings.frames)
         for video in self.videos:
-            recipe = recorded_recipe(features_of(self.output, video))
+            recipe = recorded_recipe(self.target(video))
             if recipe is not None and recipe != wanted:
-                return OtherRecipe(video, settings_path(features_of(self.output, video)), *recipe)
+                return OtherRecipe(video, settings_path(self.target(video)), *recipe)
         return None
+
+    def target(self, video: Path) -> Path:
+        """Where ``video``'s features go: ``features_of`` the output folder, for this plan's backbone."""
+        return features_of(self.output, video, self.settings.backbone)
 
     def known_frames(self, index: int) -> Optional[Tuple[int, str]]:
         """The frame count of video ``index`` known before extracting it, and where it comes from: a skipped video's
@@ -535,15 +529,18 @@ def plan_extraction(
     ranks = torchrun_ranks()
     torch_device = resolve_device(options.device, "extraction", ranks.local_rank)
     precision, precision_note = resolve_precision(options.precision, torch_device)
-    videos = list_videos(video_paths)
+    backbone = backbone_of(options.backbone)
+    preset, frames = backbone.recipe(options.preset, options.clip_frames)
+    videos = list_videos(video_paths, backbone.name)
     check_writable_folder(output)
-    settings = ExtractionSettings(options.preset, options.num_crops, precision, file_sha256(options.weights))
-    network = load_i3d(options.weights)
+    settings = ExtractionSettings(preset, options.num_crops, precision, file_sha256(options.weights, backbone),
+                                  backbone.name, frames)  # fmt: skip
+    network = backbone.load(options.weights)
     lines = [precision_note] if precision_note else []
     plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, options.batch_size,
                           options.accept_partial, decided={}, todo={}, identities={}, lines=lines)  # fmt: skip
     for index, video in enumerate(videos):
-        target = features_of(output, video)
+        target = plan.target(video)
         plan.identities[index] = video_identity(video)
         refused = next(filter(None, map(name_problem, (target, settings_path(target)))), "")
         if refused:  # before looking for the files: the system refuses even to look for names too long
@@ -583,8 +580,8 @@ def run_plan(
         for line in plan.lines:
             log(line)
         for video in plan.videos:  # what writes killed half-way left; no process writes before the barrier
-            remove_temporaries(features_of(plan.output, video))
-            remove_temporaries(settings_path(features_of(plan.output, video)))
+            remove_temporaries(plan.target(video))
+            remove_temporaries(settings_path(plan.target(video)))
     if plan.ranks.world_size > 1:
         dist.barrier()  # every rank has decided what to skip before any rank writes a file
     mine = plan.share()
@@ -612,7 +609,9 @@ def _extract(plan: ExtractionPlan, mine: List[int], show: bool, log: Callable[[s
         video_bar.update(1)
 
     clips = expected * plan.settings.num_crops
-    extractor = FeatureExtractor(plan.network, plan.device, plan.settings.precision, clips, log=say)
+    settings = plan.settings
+    extractor = settings.network.runner(plan.network, plan.device, settings.precision, settings.frames, clips, "auto",
+                                        say)  # fmt: skip
     try:
         extract_features([plan.videos[index] for index in mine], extractor, plan.preset, plan.settings.num_crops,
                          plan.batch_size, on_video, snippet_bar.update, accept_partial=plan.accept_partial)  # fmt: skip
@@ -625,7 +624,7 @@ def _extract(plan: ExtractionPlan, mine: List[int], show: bool, log: Callable[[s
 def _write(plan: ExtractionPlan, index: int, features: np.ndarray, reader: ClipReader) -> VideoResult:
     """Write a video's features and, last, its settings file; a write that fails fails this video alone."""
     video = plan.videos[index]
-    target = features_of(plan.output, video)
+    target = plan.target(video)
     info = plan.todo[index]
     width, height = reader.size
     record = {

@@ -11,8 +11,9 @@ frames B 3 16 H W -> B N 2048, the rest of the network (``from_stem``) run on al
 """
 
 import copy
+import sys
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -20,13 +21,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anomaly.engine.checkpoint import load_checkpoint, load_model_weights, model_state_of
-from anomaly.errors import InputError
+from anomaly.errors import InputError, check_choice
+from anomaly.extraction.compiling import NetworkBody
+from anomaly.precision import NETWORK_PRECISIONS, dtype_of
+
+if TYPE_CHECKING:  # preprocess imports this module's crop geometry
+    from anomaly.extraction.preprocess import Preset
 
 PathLike = Union[str, Path]
 FEATURE_SIZE = 2048
 CROP_SIZE = 224
 GFLOP_PER_CLIP = 32.8
-WEIGHTS_NOT_FOUND = "weights file not found (i3d_r50_kinetics.pth from pytorch-resnet3d's release)"
+WEIGHTS_FILE = "i3d_r50_kinetics.pth from pytorch-resnet3d's release"
+WEIGHTS_NOT_FOUND = f"weights file not found ({WEIGHTS_FILE})"
 # A crop of a frame: (flipped, top, left), ``flipped`` for a crop of the horizontally flipped frame, (top, left) its
 # corner in that (flipped or not) frame.
 CropBox = Tuple[bool, int, int]
@@ -287,6 +294,41 @@ class I3DResNet50(nn.Module):
         x = temporal_pair_max(self.layer1(x))  # pytorch-resnet3d's maxpool2: MaxPool3d((2, 1, 1), stride=(2, 1, 1))
         x = self.layer4(self.layer3(self.layer2(x)))
         return self.avgpool(x.to(torch.promote_types(x.dtype, torch.float32))).flatten(1)  # bf16: a float32 mean
+
+
+class I3DExtractor:
+    """The network on a device: uint8 clip batches B 16 h w 3 (resized frames) -> float32 features B N 2048.
+
+    ``network`` is left as it is: the extractor runs its ``inference_copy`` (BatchNorm folded, channels-last 3-D) in
+    ``precision``: fp32, or bf16 weights and activations. In bf16 on a CPU the stem runs one clip of frames at a time
+    and the rest of the network one crop at a time (faster per crop than a batch of them where bf16 is native: the
+    activations stay in the caches), compiled when that pays (``anomaly.extraction.compiling``: ``compile_mode`` is its
+    mode, ``clips`` the crops the run will extract when known, and the choice is said on ``log``). fp32, and bf16 on
+    CUDA, run a whole batch in one forward, eager, unless ``compile_mode`` is ``compiled`` (on a CPU: one crop per
+    forward, compiled; the benchmark measures it).
+    """
+
+    def __init__(self, network: I3DResNet50, device: torch.device, precision: str = "fp32",
+                 clips: Optional[int] = None, compile_mode: str = "auto",
+                 log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)):  # fmt: skip
+        check_choice(precision, NETWORK_PRECISIONS, "precision")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.dtype = dtype_of(precision)
+        self.network = network.inference_copy(self.dtype).to(self.device)
+        # One crop per forward where bf16 gains from it, and wherever the body is compiled (one shape, one compile).
+        per_crop = self.device.type == "cpu" and (precision == "bf16" or compile_mode == "compiled")
+        self.clips_per_forward = 1 if per_crop else None
+        self.body = NetworkBody(self.network.from_stem, compile_mode if per_crop else "eager", clips,
+                                f"{precision} I3D", log)  # fmt: skip
+
+    @torch.no_grad()
+    def __call__(self, clips: Union[np.ndarray, torch.Tensor], preset: "Preset", num_crops: int) -> np.ndarray:
+        clips = torch.as_tensor(clips).to(self.device, non_blocking=True)
+        boxes = preset.crop_boxes(clips.shape[2], clips.shape[3], num_crops)
+        frames = preset.normalise(clips).to(self.dtype)
+        features = self.network.crop_features(frames, boxes, self.clips_per_forward, self.body)
+        return features.cpu().numpy()
 
 
 def load_i3d(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> I3DResNet50:

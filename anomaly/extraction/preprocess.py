@@ -1,4 +1,4 @@
-"""The two preprocessing recipes of ten-crop I3D features, and cutting a video into 16-frame clips.
+"""The preprocessing recipes of ten-crop features (I3D's two, CLIP's one), and cutting a video into 16-frame clips.
 
 A decoded frame (uint8 H W 3) is resized (``Preset.resize``, uint8 h w 3) and stacked into clips of 16 frames
 (``ClipBuilder``, frame by frame, as a live stream's frames arrive; ``ClipReader``, a video file's: uint8 16 h w 3). The crops are boxes of the resized frame (``Preset.crop_boxes``: the preset's
@@ -13,6 +13,10 @@ B 16 h w 3 -> float32 B 3 16 h w, channels-last 3-D (the layout that ``I3DResNet
 - ``gowtham`` (the community extractor I3D_Feature_Extraction_resnet): 340 × 256 with PIL Lanczos, crops
   top-left, top-right, centre [16:240, 58:282], bottom-left, bottom-right, then the flipped five, x · 2 / 255 − 1,
   the tail shorter than 16 dropped: T = floor(frames / 16), and only videos of more than 16 frames.
+- ``vadclip`` (CLIP ViT-B/16 features as VadCLIP's released ones, its ``src/crop.py``): 340 × 256 with OpenCV's
+  bilinear (``opencv_bilinear_resize``: no antialiasing), crops centre [16:240, 58:282], top-left, top-right,
+  bottom-left, bottom-right, then the flipped five, CLIP's normalisation (x / 255 − mean) / std per channel, the
+  tail shorter than 16 dropped: T = floor(frames / 16), videos of at least 16 frames.
 
 ``num_crops`` 10 is the published layout, 5 the first five crops (XD-Violence), 1 the centre crop.
 
@@ -20,7 +24,7 @@ Memory does not grow with the input's size: frames are decoded and resized one a
 size would exceed MAX_RESIZED_PIXELS (1024 × 256: a 4:1 frame at 256 on its shorter side) is refused, before it is
 resized, in one line naming the video. A clip of resized frames is then at most 16 × 1024 × 256 × 3 bytes (12.6 MB),
 less than its ten 224 × 224 crops (24 MB); without the bound a 2048 × 2 video would resize to 262,144 × 256 (3 GiB
-a clip). Only rtfm can exceed it (it keeps the aspect ratio); gowtham always resizes to 340 × 256.
+a clip). Only rtfm can exceed it (it keeps the aspect ratio); gowtham and vadclip always resize to 340 × 256.
 """
 
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from PIL import Image
 from torch import Tensor
 
 from anomaly.errors import InputError, check_choice
+from anomaly.extraction.clip import CLIP_MEAN, CLIP_STD
 from anomaly.extraction.network import CROP_SIZE, CropBox
 from anomaly.extraction.video import UPRIGHT, DecodingStopped, Orientation, VideoDecoder, incomplete, probe
 from anomaly.layout import FRAMES_PER_SNIPPET, NUM_CROPS, PRESET_NAMES
@@ -121,6 +126,19 @@ def _gowtham_corners(height: int, width: int) -> List[Tuple[int, int]]:
     return [(0, 0), (0, right), (16, 58), (bottom, 0), (bottom, right)]
 
 
+def _vadclip_corners(height: int, width: int) -> List[Tuple[int, int]]:
+    """VadCLIP's order: [16:240, 58:282], [:224, :224], [:224, -224:], [-224:, :224], [-224:, -224:] of 256 × 340."""
+    bottom, right = height - CROP_SIZE, width - CROP_SIZE
+    return [(16, 58), (0, 0), (0, right), (bottom, 0), (bottom, right)]
+
+
+def _clip_scale(pixels: Tensor) -> Tensor:
+    """RGB pixel values 0-255 (... 3) -> CLIP's input: (x / 255 − mean) / std per channel."""
+    mean = torch.tensor(CLIP_MEAN, device=pixels.device)
+    std = torch.tensor(CLIP_STD, device=pixels.device)
+    return (pixels / 255 - mean) / std
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -128,9 +146,10 @@ class Preset:
     resized_size: Callable[[int, int], Tuple[int, int]]  # (H, W) -> (h, w), computed without resizing
     corners: Callable[[int, int], List[Tuple[int, int]]]  # (h, w) of the resized frame -> five (top, left)
     centre: int  # index of the centre crop among the five
-    scale: Callable[[Tensor], Tensor]  # float pixel values 0-255 -> network input
+    scale: Callable[[Tensor], Tensor]  # float RGB pixel values 0-255, channels last (... 3) -> network input
     keep_tail: bool  # loop-pad the last partial clip (True) or drop it (False)
     min_frames: int  # shortest video accepted
+    short_videos: str = ""  # what to do about a video shorter than min_frames, said with the refusal
 
     def snippet_count(self, frames: int) -> int:
         """T for a video of ``frames`` frames (0 when the preset refuses it)."""
@@ -158,8 +177,7 @@ class Preset:
     def normalise(self, frames: Tensor) -> Tensor:
         """uint8 B 16 h w 3 (any device) -> float32 B 3 16 h w, the network's input, channels-last 3-D: stored as
         B 16 h w 3, which the frames already are, so no transposing copy is made."""
-        pixels = frames.permute(0, 4, 1, 2, 3).float()
-        return self.scale(pixels).contiguous(memory_format=torch.channels_last_3d)
+        return self.scale(frames.float()).permute(0, 4, 1, 2, 3).contiguous(memory_format=torch.channels_last_3d)
 
 
 PRESETS = {
@@ -170,6 +188,11 @@ PRESETS = {
     "gowtham": Preset(
         "gowtham", _resize_340x256, lambda height, width: (256, 340), _gowtham_corners, centre=2,
         scale=lambda x: x * 2 / 255 - 1, keep_tail=False, min_frames=FRAMES_PER_SNIPPET + 1,
+        short_videos="; use --preset rtfm for short videos",
+    ),
+    "vadclip": Preset(
+        "vadclip", lambda frame: opencv_bilinear_resize(frame, 340, 256), lambda height, width: (256, 340),
+        _vadclip_corners, centre=0, scale=_clip_scale, keep_tail=False, min_frames=FRAMES_PER_SNIPPET,
     ),
 }  # fmt: skip
 assert tuple(PRESETS) == PRESET_NAMES, "anomaly.layout.PRESET_NAMES names these presets"
@@ -221,7 +244,7 @@ class ClipBuilder:
             raise InputError(
                 self.source,
                 f"has {self.frames} frames; the {self.preset.name} preset needs at least {self.preset.min_frames} "
-                f"(it drops the tail shorter than {FRAMES_PER_SNIPPET} frames; use --preset rtfm for short videos)",
+                f"(it drops the tail shorter than {FRAMES_PER_SNIPPET} frames{self.preset.short_videos})",
             )
         clips, self._held = self._held, []
         tail = self.frames % FRAMES_PER_SNIPPET

@@ -10,9 +10,9 @@ packed evaluator (``DeviceTestSet.from_tensors`` and ``score_test_set``) in chun
 window that is the same snippets for several t is scored once.
 
 **Throughput** (:func:`throughput`). The work per snippet of a live stream, timed on this machine for each precision
-asked for (``NETWORK_CHOICES``, as ``resolve_precision`` runs it) and crop count: the I3D forward of one clip (a
-batch of one, as ``s3r watch`` runs it) and S3R's scoring of a window of ``THROUGHPUT_WINDOW`` snippets at 2048
-channels, by the scorer ``s3r watch`` and ``s3r detect`` use (``anomaly.detection.window_scorer``), both in that
+asked for (``NETWORK_CHOICES``, as ``resolve_precision`` runs it) and crop count: the backbone's forward of one clip
+(a batch of one, as ``s3r watch`` runs it: I3D by default, CLIP ViT-B/16 with its frame reading) and S3R's scoring
+of a window of ``THROUGHPUT_WINDOW`` snippets at the backbone's channels (2048, 512), by the scorer ``s3r watch`` and ``s3r detect`` use (``anomaly.detection.window_scorer``), both in that
 precision; the window's share of the clip's time, the snippets per second they make, whether 25 and 30 fps streams
 (1.5625 and 1.875 snippets/s) are kept up with, and for each of the two its FLOPs (counted by ``FlopCounterMode`` as
 the detector benchmark counts them, ``counted_run``), GFLOP/s and share of the machine's measured peak in that
@@ -34,8 +34,7 @@ from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.engine.evaluator import DeviceTestSet, check_finite_scores, score_test_set
 from anomaly.engine.metrics import weighted_ap_stepwise, weighted_roc_auc
 from anomaly.errors import check_choice, check_range
-from anomaly.extraction import BACKBONE, FEATURE_SIZE, PRESETS, FeatureExtractor, I3DResNet50
-from anomaly.extraction.network import GFLOP_PER_CLIP
+from anomaly.extraction import PRESETS, backbone_of
 from anomaly.layout import FRAMES_PER_SNIPPET, crops_text
 from anomaly.measuring import device_name, run_times
 from anomaly.models import S3R
@@ -154,16 +153,16 @@ def causality(
 # ------------------------------------------------------------------------------------------------- throughput
 @dataclass
 class ThroughputRow:
-    precision: str  # what the I3D and S3R ran (never auto)
+    precision: str  # what the network and S3R ran (never auto)
     crops: int
-    i3d_ms: float  # median time of the I3D forward of one clip
+    network_ms: float  # median time of the network's forward of one clip
     window_ms: float  # median time of S3R's scoring of a window of THROUGHPUT_WINDOW snippets
-    i3d_gflop: float  # FLOPs of one I3D forward, counted
+    network_gflop: float  # FLOPs of one forward of the network, counted
     window_gflop: float  # FLOPs of one window's scoring, counted
 
     @property
     def snippet_ms(self) -> float:
-        return self.i3d_ms + self.window_ms
+        return self.network_ms + self.window_ms
 
     @property
     def snippets_per_second(self) -> float:
@@ -173,8 +172,8 @@ class ThroughputRow:
         return self.snippets_per_second >= fps / FRAMES_PER_SNIPPET
 
     @property
-    def i3d_gflops(self) -> float:
-        return self.i3d_gflop / self.i3d_ms * 1000
+    def network_gflops(self) -> float:
+        return self.network_gflop / self.network_ms * 1000
 
     @property
     def window_gflops(self) -> float:
@@ -184,51 +183,59 @@ class ThroughputRow:
 @dataclass
 class Throughput:
     machine: str
+    network: str  # the backbone timed, as the tables name it: I3D, CLIP
+    description: str  # what one forward of it is
+    feature_size: int  # channels of its features: S3R's window
+    preset: str  # the frame recipe resized in the decoding thread
     peaks: Dict[str, float]  # GFLOP/s per precision run
-    resize_ms: float  # resizing the 16 frames of a snippet (rtfm, FRAME_SIZE), in the decoding thread
+    resize_ms: float  # resizing the 16 frames of a snippet (the preset, FRAME_SIZE), in the decoding thread
     rows: List[ThroughputRow] = field(default_factory=list)
     stand_ins: List[str] = field(default_factory=list)  # one line per precision asked for that ran as another
 
     def table(self) -> str:
         rates = [f"{fps} fps ({fps / FRAMES_PER_SNIPPET:g}/s)" for fps in STREAM_RATES]
         window = f"S3R W={THROUGHPUT_WINDOW}"
-        times = [["precision", "crops", "I3D (ms)", f"{window} (ms)", "S3R / I3D (%)", "per snippet (ms)",
-                  "snippets/s", *rates]]  # fmt: skip
-        work = [["precision", "crops", "I3D GFLOP", "I3D GFLOP/s", "I3D % of peak", f"{window} GFLOP",
-                 "S3R GFLOP/s", "S3R % of peak"]]  # fmt: skip
+        network = self.network
+        times = [["precision", "crops", f"{network} (ms)", f"{window} (ms)", f"S3R / {network} (%)",
+                  "per snippet (ms)", "snippets/s", *rates]]  # fmt: skip
+        work = [["precision", "crops", f"{network} GFLOP", f"{network} GFLOP/s", f"{network} % of peak",
+                 f"{window} GFLOP", "S3R GFLOP/s", "S3R % of peak"]]  # fmt: skip
         for row in self.rows:
             keeps_up = ["yes" if row.keeps_up(fps) else "no" for fps in STREAM_RATES]
-            times.append([row.precision, row.crops, f"{row.i3d_ms:,.0f}", f"{row.window_ms:,.1f}",
-                          f"{100 * row.window_ms / row.i3d_ms:.1f}", f"{row.snippet_ms:,.0f}",
+            times.append([row.precision, row.crops, f"{row.network_ms:,.0f}", f"{row.window_ms:,.1f}",
+                          f"{100 * row.window_ms / row.network_ms:.1f}", f"{row.snippet_ms:,.0f}",
                           f"{row.snippets_per_second:.2f}", *keeps_up])  # fmt: skip
-            work.append([row.precision, row.crops, f"{row.i3d_gflop:.1f}", f"{row.i3d_gflops:,.1f}",
-                         f"{100 * row.i3d_gflops / self.peaks[row.precision]:.0f}", f"{row.window_gflop:.2f}",
+            work.append([row.precision, row.crops, f"{row.network_gflop:.1f}", f"{row.network_gflops:,.1f}",
+                         f"{100 * row.network_gflops / self.peaks[row.precision]:.0f}", f"{row.window_gflop:.2f}",
                          f"{row.window_gflops:,.1f}", f"{100 * row.window_gflops / self.peaks[row.precision]:.0f}"])
         right = dict.fromkeys(range(1, len(times[0])), "right")
         height, width = FRAME_SIZE
         peaks = ", ".join(f"{precision} {rate:,.1f}" for precision, rate in self.peaks.items())
         notes = [
-            f"per snippet: the I3D forward of one clip (a batch of one, as s3r watch runs it), then S3R on a window of "
-            f"{THROUGHPUT_WINDOW} snippets ({FEATURE_SIZE} channels, {THROUGHPUT_ATOMS} atoms, by the packed scorer "
-            "s3r watch and s3r detect use), both in the row's precision; medians",
+            f"per snippet: the {self.description} (a batch of one, as s3r watch runs it), then S3R on a window of "
+            f"{THROUGHPUT_WINDOW} snippets ({self.feature_size} channels, {THROUGHPUT_ATOMS} atoms, by the packed "
+            "scorer s3r watch and s3r detect use), both in the row's precision; medians",
             *self.stand_ins,
-            f"peak GFLOP/s: {peaks} (the better of a large convolution and matrix product); the I3D is "
-            f"{GFLOP_PER_CLIP:g} GFLOP per crop, its first convolution shared between overlapping crops; S3R's GFLOP "
-            "are those of the products it runs (the dictionary folded, padding rows included)",
-            f"beside it, in the decoding thread: resizing the 16 frames of a snippet ({width}x{height}, rtfm) "
-            f"{self.resize_ms:.0f} ms",
+            f"peak GFLOP/s: {peaks} (the better of a large convolution and matrix product); S3R's GFLOP are those of "
+            "the products it runs (the dictionary folded, padding rows included)",
+            f"beside it, in the decoding thread: resizing the 16 frames of a snippet ({width}x{height}, "
+            f"{self.preset}) {self.resize_ms:.0f} ms",
         ]
         return "\n".join([ascii_table(times, f" live throughput: {self.machine} ", right),
                           ascii_table(work, " the work of a snippet, and its rate ", right), *notes])
 
 
 def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions: Sequence[str] = ("fp32",),
-               repeats: int = 3, log: Callable[[str], None] = print) -> Throughput:  # fmt: skip
+               repeats: int = 3, log: Callable[[str], None] = print, backbone: str = "i3d",
+               frames: Optional[str] = None) -> Throughput:  # fmt: skip
     """Time the work of one snippet here (see the module docstring) for each precision of ``precisions`` (of
-    ``NETWORK_CHOICES``) and crop count of ``crops``. A precision runs as ``resolve_precision`` makes it (auto: bf16
-    where native; bf16 elsewhere: fp32, said in one line): those that run the same are measured once, their rows
-    labelled with what ran and a line under the table saying which others they stand for."""
+    ``NETWORK_CHOICES``) and crop count of ``crops``, the network that of ``backbone`` (with its frame reading
+    ``frames``, None: its default). A precision runs as ``resolve_precision`` makes it (auto: bf16 where native;
+    bf16 elsewhere: fp32, said in one line): those that run the same are measured once, their rows labelled with
+    what ran and a line under the table saying which others they stand for."""
     check_range(repeats, "--repeats", minimum=1, integer=True)
+    network = backbone_of(backbone)
+    preset_name, frames = network.recipe(None, frames)
     asked_for: Dict[str, List[str]] = {}  # precision run -> the precisions given that run it
     for precision in dict.fromkeys(precisions):  # each once, in order
         check_choice(precision, NETWORK_CHOICES, "--precision")
@@ -237,35 +244,39 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
             log(note)
         asked_for.setdefault(ran, []).append(precision)
     generator = torch.Generator().manual_seed(0)
-    preset = PRESETS["rtfm"]
-    frames = torch.randint(0, 256, (FRAMES_PER_SNIPPET, *FRAME_SIZE, 3), generator=generator, dtype=torch.uint8)
+    preset = PRESETS[preset_name]
+    decoded = torch.randint(0, 256, (FRAMES_PER_SNIPPET, *FRAME_SIZE, 3), generator=generator, dtype=torch.uint8)
     log(f"timing the resizing of {FRAMES_PER_SNIPPET} frames ...")
-    resize_ms = 1000 * float(np.median(run_times(lambda: [preset.resize(frame) for frame in frames.numpy()],
+    resize_ms = 1000 * float(np.median(run_times(lambda: [preset.resize(frame) for frame in decoded.numpy()],
                                                  torch.device("cpu"), repeats)))  # fmt: skip
-    clip = np.stack([preset.resize(frame) for frame in frames.numpy()])[None]  # 1 16 256 341 3
+    clip = np.stack([preset.resize(frame) for frame in decoded.numpy()])[None]  # 1 16 h w 3
     log("measuring the peak rate of this machine's kernels ...")
-    result = Throughput(device_name(device), {precision: _peak(device, precision) for precision in asked_for},
-                        resize_ms)  # fmt: skip
+    reading = f", {frames} of its 16 frames" if frames else ""
+    description = f"{network.title} forward of one clip{reading}, {network.gflop_per_crop(frames):,.1f} GFLOP a crop"
+    result = Throughput(device_name(device), network.name.upper(), description, network.feature_size, preset.name,
+                        {precision: _peak(device, precision) for precision in asked_for}, resize_ms)  # fmt: skip
     for ran, asked in asked_for.items():
         others = [precision for precision in asked if precision != ran]
         if others:
             result.stand_ins.append(f"--precision {' and '.join(others)} ran {ran} here (said above): the {ran} rows "
                                     f"are {'theirs' if len(others) > 1 else 'its'}")
-    network = I3DResNet50().eval()
-    model = S3R(FEATURE_SIZE).to(device).eval()
-    dictionary = torch.rand(1, THROUGHPUT_ATOMS, FEATURE_SIZE, generator=generator).to(device)
+    weights = network.seeded_network()
+    model = S3R(network.feature_size).to(device).eval()
+    dictionary = torch.rand(1, THROUGHPUT_ATOMS, network.feature_size, generator=generator).to(device)
     for ran in asked_for:
-        extractor = FeatureExtractor(network, device, ran)
+        extractor = network.runner(weights, device, ran, frames, None, "eager", log)
         for count in crops:
             log(f"timing a snippet with {crops_text(count)} in {ran} ...")
             forward = lambda: extractor(clip, preset, count)  # noqa: E731
             # Built as s3r watch builds it: weights laid out once, kernels chosen for a window of this size.
-            detector = Detector(model, dictionary, FeatureSpec(BACKBONE, preset.name, count, FEATURE_SIZE))
+            detector = Detector(model, dictionary, FeatureSpec(network.name, preset.name, count, network.feature_size))
             score = window_scorer(detector, ran, THROUGHPUT_WINDOW)
-            window = torch.rand(count, THROUGHPUT_WINDOW, FEATURE_SIZE, generator=generator).to(device)
+            window = torch.rand(count, THROUGHPUT_WINDOW, network.feature_size, generator=generator).to(device)
             scoring = lambda: score(window)  # noqa: E731
-            i3d_ms, window_ms = (1000 * float(np.median(run_times(run, device, repeats))) for run in (forward, scoring))
-            result.rows.append(ThroughputRow(ran, count, i3d_ms, window_ms, _gflop(forward, device, dtype_of(ran)),
+            network_ms, window_ms = (1000 * float(np.median(run_times(run, device, repeats)))
+                                     for run in (forward, scoring))  # fmt: skip
+            result.rows.append(ThroughputRow(ran, count, network_ms, window_ms,
+                                             _gflop(forward, device, dtype_of(ran)),
                                              _gflop(scoring, device, dtype_of(ran))))  # fmt: skip
     # The peaks again at the end: on a shared machine the load at the start may not be the load of the runs.
     result.peaks = {precision: max(rate, _peak(device, precision)) for precision, rate in result.peaks.items()}

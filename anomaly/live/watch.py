@@ -1,9 +1,9 @@
 """Watching a source: each snippet scored causally as it arrives, one JSON line per snippet, alerts, and at the end
 the anomaly curve's CSV, picture and report page of what was seen.
 
-Per snippet (``anomaly.live.stream``: decoded, upright and resized in a thread ahead), the network makes its
-features (I3D, a batch of one clip: ``FeatureExtractor``) and ``CausalScores`` scores it on the window of the last
-``window`` snippets (plus ``lookahead`` after it, once they have come), by the detector's packed scorer
+Per snippet (``anomaly.live.stream``: decoded, upright and resized in a thread ahead), the network of the detector's
+backbone makes its features (a batch of one clip: its ``FeatureNetwork``) and ``CausalScores`` scores it on the
+window of the last ``window`` snippets (plus ``lookahead`` after it, once they have come), by the detector's packed scorer
 (``anomaly.detection.window_scorer``, built once). Each score is a line of ``lines``, flushed::
 
     {"snippet": 4, "start_s": 2.56, "end_s": 3.2, "score": 0.8123, "latency_ms": 845.2, "precision": "fp32"}
@@ -41,9 +41,16 @@ from typing import Callable, Dict, List, Optional, TextIO, Union
 import numpy as np
 import torch
 
-from anomaly.detection import CurveFiles, DetectorFiles, features_description, window_scorer, write_curve_files
+from anomaly.detection import (
+    CurveFiles,
+    DetectorFiles,
+    check_weights,
+    features_description,
+    window_scorer,
+    write_curve_files,
+)
 from anomaly.errors import InputError, Interrupted, check_choice, check_range
-from anomaly.extraction import PRESETS, FeatureExtractor, FeatureOptions, Preset, load_i3d
+from anomaly.extraction import BACKBONES, PRESETS, ExtractionSettings, FeatureOptions, Preset, file_sha256
 from anomaly.files import check_writable_folder, ensure_folder, name_problem
 from anomaly.hardware import native_bf16, resolve_device
 from anomaly.live.alerts import AlertTracker
@@ -250,9 +257,15 @@ def watch(
             raise InputError(path, problem)
     torch_device = resolve_device(options.device, "live detection")
     precision, precision_note = resolve_precision(options.precision, torch_device)
-    scorer = detector.load(options.preset, options.num_crops, torch_device)
-    chosen_preset, crops = PRESETS[scorer.features.preset], scorer.features.num_crops
-    extractor = FeatureExtractor(load_i3d(options.weights), torch_device, precision)
+    scorer = detector.load(options.preset, options.num_crops, options.clip_frames, torch_device)
+    recipe = scorer.features
+    backbone = BACKBONES[recipe.backbone]
+    settings = ExtractionSettings(recipe.preset, recipe.num_crops, precision, file_sha256(options.weights, backbone),
+                                  backbone.name, recipe.frames)  # fmt: skip
+    check_weights(scorer, settings, options.weights, detector.detector or detector.checkpoint)
+    chosen_preset, crops = PRESETS[settings.preset], settings.num_crops
+    extractor = backbone.runner(backbone.load(options.weights), torch_device, precision, settings.frames, None, "auto",
+                                log)  # fmt: skip
     if precision_note:
         log(precision_note)
     pace = Pace(crops, precision, native_bf16(torch_device), lambda line: log(f"{spec.shown}: {line}"))
@@ -260,7 +273,7 @@ def watch(
                  window_scorer(scorer, precision, window + lookahead), window, lookahead, threshold, min_snippets,
                  precision, pace)  # fmt: skip
     stream = open_stream(spec, chosen_preset, timeout, realtime, reconnect, rtsp_transport, log)
-    features = features_description(chosen_preset.name, crops, precision)
+    features = features_description(settings)
     interrupted = False
     lines = JsonLines(output, lambda: stream.halt(lines.failure))
     try:  # whatever happens from here on, the decoding thread is stopped and the source closed

@@ -4,7 +4,8 @@ Layout of the videos folder: ``train/normal/**`` and ``train/anomalous/**`` (vid
 supervision), and ``test/**`` (videos anywhere below; their frame labels come from the annotations alone, a test
 video without annotations is normal). Written under ``<root>/<NAME>/``, as for the published datasets:
 
-- ``i3d/train/`` and ``i3d/test/``: the features (``anomaly.extraction``: resumable, split under torchrun);
+- ``<backbone>/train/`` and ``<backbone>/test/`` (``i3d`` by default): the features (``anomaly.extraction``:
+  resumable, split under torchrun);
 - ``<NAME>.training.csv`` (anomalous videos first) and ``<NAME>.testing.csv``;
 - ``<NAME>_ground_truth.testing.json``: frame labels aligned with the features, ``num_frames = 16 × T`` under the
   preset's rule (``anomaly.video_dataset.annotations.aligned_labels``);
@@ -32,9 +33,8 @@ from anomaly.data.video_lists import order_video_list, video_id_problem, write_v
 from anomaly.dictionary_learning import check_enough_normal_videos, learn_dataset_dictionary, minimum_videos
 from anomaly.errors import InputError, check_range
 from anomaly.extraction import (
-    BACKBONE,
-    FEATURE_SIZE,
     ExtractionPlan,
+    ExtractionSettings,
     FeatureOptions,
     Preset,
     list_videos,
@@ -86,28 +86,37 @@ class VideoFolders:
                                  "lists, the annotations and the feature files; rename one of them")
 
 
-def training_batch_size(folders: VideoFolders, batch_size: Optional[int]) -> int:
+def training_batch_size(classes: Dict[str, int], batch_size: Optional[int]) -> int:
     """The trainer's batch (videos per class): ``batch_size`` when the smaller class fills it, by default as many as
-    the smaller class holds, up to the published 32."""
-    fewest = min(len(folders.normal), len(folders.anomalous))
+    the smaller class holds, up to the published 32. ``classes``: the number of training videos of each class, by
+    where they are (``train/normal``: what a refusal names)."""
+    smaller = min(classes, key=classes.get)
+    fewest = classes[smaller]
     if batch_size is None:
         return min(MAX_BATCH_SIZE, fewest)
     check_range(batch_size, "--batch_size", minimum=1, integer=True)
     if batch_size > fewest:
-        smaller = "normal" if len(folders.normal) <= len(folders.anomalous) else "anomalous"
         raise InputError(None, f"--batch_size {batch_size} needs {batch_size} training videos of each class, but "
-                         f"train/{smaller} has {fewest}: --batch_size {fewest} or less would work (or add videos)")
+                         f"{smaller} has {fewest}: --batch_size {fewest} or less would work (or add videos)")
     return batch_size
 
 
+def next_commands(name: str, root: Path, dictionaries: Path, learn_dictionary: bool) -> List[str]:
+    """The commands that train the dataset ``name`` (first learning its dictionary when ``learn_dictionary``), with
+    the folder options that differ from the defaults."""
+    options = "" if root == Path("data") else f" --root_path {shlex.quote(str(root))}"
+    options += "" if dictionaries == Path("dictionary") else f" --dictionary_path {shlex.quote(str(dictionaries))}"
+    learn = [f"s3r learn-dictionary --dataset {name}{options}"] if learn_dictionary else []
+    return learn + [f"s3r train --dataset {name}{options} --version {name}"]
+
+
 def check_same_recipe(name: str, plans: Sequence[ExtractionPlan]) -> None:
-    """Features already there (a rerun) must have been made with the same preset and crops: never mixed."""
+    """Features already there (a rerun) must have been made with the same recipe: never mixed."""
     for plan in plans:
         other = plan.other_recipe()
         if other is not None:
-            raise InputError(other.settings, f"features of dataset '{name}' were made with --preset {other.preset} "
-                             f"--num_crops {other.num_crops}, not --preset {plan.settings.preset} --num_crops "
-                             f"{plan.settings.num_crops}: rerun with those, or make the dataset under another name")
+            raise InputError(other.settings, f"features of dataset '{name}' were made with {other.recipe}, not "
+                             f"{plan.settings.recipe}: rerun with those, or make the dataset under another name")
 
 
 def video_ground_truth(video: Path, annotations: Annotations, preset: Preset, frames: int) -> np.ndarray:
@@ -162,7 +171,8 @@ def make_dataset(
         raise InputError(None, f"'{name}' is a built-in dataset: choose another name for yours")
     check_range(dictionary_ratio, "--dictionary_ratio", minimum=1, maximum=100, integer=True)
     folders = VideoFolders.scan(videos)
-    train_batch = training_batch_size(folders, batch_size)
+    train_batch = training_batch_size({"train/normal": len(folders.normal),
+                                       "train/anomalous": len(folders.anomalous)}, batch_size)
     check_enough_normal_videos(len(folders.normal), dictionary_ratio, videos / "train" / "normal",
                                fix=f"add normal videos (at least {minimum_videos(dictionary_ratio)}) or raise "
                                "--dictionary_ratio")
@@ -172,7 +182,7 @@ def make_dataset(
     read = read_annotations(annotations)
     read.check_videos([video.stem for video in folders.test])
     plans = [
-        plan_extraction(group, feature_folder(root, name, BACKBONE, subset), options)
+        plan_extraction(group, feature_folder(root, name, options.backbone, subset), options)
         for group, subset in ((folders.anomalous + folders.normal, "train"), (folders.test, "test"))
     ]
     check_same_recipe(name, plans)
@@ -188,32 +198,32 @@ def make_dataset(
     labels = {video.stem: video_ground_truth(video, read, plans[1].preset, records[video]["frames"])
               for video in plans[1].videos}
     check_both_classes(labels, annotations)
-    return _write_dataset(name, folders, labels, root, Path(dictionary_path), options.preset, options.num_crops,
+    return _write_dataset(name, folders, labels, root, Path(dictionary_path), plans[0].settings,
                           train_batch, dictionary_ratio, log)
 
 
 def _write_dataset(
-    name: str, folders: VideoFolders, labels: Dict[str, np.ndarray], root: Path, dictionaries: Path, preset: str,
-    num_crops: int, batch_size: int, ratio: int, log: Callable[[str], None],
+    name: str, folders: VideoFolders, labels: Dict[str, np.ndarray], root: Path, dictionaries: Path,
+    settings: ExtractionSettings, batch_size: int, ratio: int, log: Callable[[str], None],
 ) -> int:  # fmt: skip
-    """Lists, ground truth and description (that last: a dataset is described once it is whole), then the
-    dictionary; says the command that trains it."""
-    files = dataset_files(name, ratio, FEATURE_SIZE, 1)
+    """Lists, ground truth and description (that last: a dataset is described once it is whole; it records the
+    features' ``settings``), then the dictionary; says the command that trains it."""
+    feature_size = settings.network.feature_size
+    files = dataset_files(name, ratio, feature_size, 1)
     anomalous = [video.stem for video in folders.anomalous]
     write_video_list(order_video_list(anomalous + [video.stem for video in folders.normal], anomalous),
                      root / files["data_file_train"])
     write_video_list(sorted(labels), root / files["data_file_test"])
     write_ground_truth({stem: labels[stem] for stem in sorted(labels)}, root / files["ann_file_test"])
-    description = DatasetDescription(name, num_crops, FEATURE_SIZE, "AUC", len(anomalous), ratio, batch_size,
-                                     backbone=BACKBONE, preset=preset)
+    description = DatasetDescription(name, settings.num_crops, feature_size, "AUC", len(anomalous), ratio, batch_size,
+                                     backbone=settings.backbone, preset=settings.preset, frames=settings.frames,
+                                     weights_sha256=settings.weights_sha256)  # fmt: skip
     write_description(description, root)
     config = load_dataset_config(name, root, dictionaries)
     config.files.regular_features.unlink(missing_ok=True)  # derived from the features: rebuilt for these videos
-    for path in learn_dataset_dictionary(config, root, backbone=BACKBONE):
+    for path in learn_dataset_dictionary(config, root, backbone=settings.backbone):
         log(f"wrote {path}")
     log(f"dataset '{name}': {len(folders.anomalous)} anomalous and {len(folders.normal)} normal training videos, "
         f"{len(labels)} test videos; described by {description_path(root, name)}")
-    options = "" if root == Path("data") else f" --root_path {shlex.quote(str(root))}"
-    options += "" if dictionaries == Path("dictionary") else f" --dictionary_path {shlex.quote(str(dictionaries))}"
-    print(f"s3r train --dataset {name}{options} --version {name}")
+    print("\n".join(next_commands(name, root, dictionaries, learn_dictionary=False)))
     return 0

@@ -222,6 +222,14 @@ def test_a_vit_l_14_is_named(tmp_path):
     )
 
 
+def test_a_resnet_is_not_taken_for_a_vit():
+    state = {"visual.conv1.weight": torch.zeros(32, 3, 3, 3), "visual.layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1),
+             "visual.attnpool.positional_embedding": torch.zeros(50, 2048)}  # open_clip's RN50
+    with pytest.raises(InputError, match=r"^RN50.pt: holds an image encoder without transformer blocks "
+                                         r"\(visual.conv1.weight \[32, 3, 3, 3\]: a ResNet\?\)"):  # fmt: skip
+        clip_image_state_dict(state, "RN50.pt")
+
+
 def test_a_text_encoder_alone_is_refused(tmp_path):
     state = {f"text_model.encoder.layers.0.mlp.fc1.{kind}": torch.ones(4) for kind in ("weight", "bias")}
     message = refusal(write({**state, "text_projection.weight": torch.ones(4, 4)}, tmp_path / "text.safetensors"))

@@ -138,11 +138,9 @@ def write(state, path):
     return path
 
 
-@pytest.mark.parametrize("layout, file_name", [
-    ("hugging face", "model.safetensors"),
+@pytest.mark.parametrize("layout, file_name", [  # every layout, and both readers (safetensors, torch.load)
     ("hugging face", "pytorch_model.bin"),
     ("openai", "open_clip_model.safetensors"),
-    ("openai", "open_clip_pytorch_model.bin"),
     ("timm", "model.safetensors"),
 ])  # fmt: skip
 def test_each_layouts_file_gives_the_image_embeds_of_transformers(reference, tmp_path, layout, file_name):

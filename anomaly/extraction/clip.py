@@ -426,9 +426,9 @@ class ClipExtractor:
     float32 features B N 512, a snippet's row of each crop made of its frames' embeddings by ``frames``: ``mean``
     of the 16 frames' (16 forwards), or the ``middle`` frame's alone (``MIDDLE_FRAME``; 1 forward).
 
-    The crops are cut and scaled on the device (``Preset.normalise``, ``cut_crops``), one clip at a time, and go
-    through the encoder ``IMAGES_PER_FORWARD`` at a time, in ``precision`` (fp32, or bf16 weights and activations);
-    the mean is taken in float32."""
+    The crops are cut and scaled on the device (``Preset.normalise``, ``cut_crops``) for as many clips at a time as
+    make about ``IMAGES_PER_FORWARD`` images (one clip at least), which go through the encoder ``IMAGES_PER_FORWARD``
+    at a time, in ``precision`` (fp32, or bf16 weights and activations); the mean is taken in float32."""
 
     def __init__(self, encoder: ClipImageEncoder, device: torch.device, precision: str = "fp32",
                  frames: str = "mean"):  # fmt: skip
@@ -445,10 +445,11 @@ class ClipExtractor:
         if self.frames == "middle":
             clips = clips[:, MIDDLE_FRAME : MIDDLE_FRAME + 1]
         boxes = preset.crop_boxes(clips.shape[2], clips.shape[3], num_crops)
+        images_per_clip = len(boxes) * clips.shape[1]
         rows = []
-        for clip in clips.split(1):
-            frames = preset.normalise(clip.to(self.device, non_blocking=True))  # 1 3 F h w
-            images = cut_crops(frames, boxes).transpose(1, 2).reshape(-1, 3, CROP_SIZE, CROP_SIZE)  # (N F) 3 224 224
+        for group in clips.split(max(1, IMAGES_PER_FORWARD // images_per_clip)):
+            frames = preset.normalise(group.to(self.device, non_blocking=True))  # G 3 F h w
+            images = cut_crops(frames, boxes).transpose(1, 2).reshape(-1, 3, CROP_SIZE, CROP_SIZE)  # (G N F) 3 224 224
             embeddings = torch.cat([self.encoder(part) for part in images.split(IMAGES_PER_FORWARD)])
-            rows.append(embeddings.view(len(boxes), -1, FEATURE_SIZE).mean(dim=1))  # N 512
-        return torch.stack(rows).cpu().numpy()
+            rows.append(embeddings.view(len(group), len(boxes), -1, FEATURE_SIZE).mean(dim=2))  # G N 512
+        return torch.cat(rows).cpu().numpy()

@@ -222,8 +222,8 @@ def test_cached_features_of_another_recipe_are_refused_not_replaced(inputs, tmp_
 @pytest.mark.parametrize("make, extra, problem", [
     ("2048", ("--preset", "rtfm"), "{detector}: was trained on features of --preset gowtham, not rtfm: leave --preset "
                                    "out or give gowtham"),
-    ("32", (), "{detector}: was trained on 32-channel i3d features; videos are scored with 2048-channel i3d features "
-               "(train on features made by s3r extract)"),
+    ("32", (), "{detector}: was trained on 32-channel i3d features; videos are scored with 2048-channel i3d or "
+               "512-channel clip features (train on features made by s3r extract)"),
     ("none", (), "{detector}: records no extraction preset (its features were not made from video here): give "
                  "--preset (rtfm, gowtham)"),
     ("text", (), "{detector}: not a readable checkpoint: truncated, corrupt or not a PyTorch file"),

@@ -21,7 +21,7 @@ from anomaly.data.features import feature_file, feature_folder, read_npy_shape
 from anomaly.data.synthetic import num_anomalous_training_videos
 from anomaly.data.video_lists import read_video_list
 from anomaly.errors import InputError
-from anomaly.layout import dataset_files
+from anomaly.layout import BACKBONE_FEATURE_SIZES, dataset_files
 
 PathLike = Union[str, Path]
 CONFIG_FIELDS = (
@@ -59,15 +59,17 @@ def load_dataset_config(
     ``--dictionary_max_iter 50`` reads. A config whose ``num_anomalous_train`` is None (a generated dataset) reads it
     from the dataset's spec file. ``backbone``: features of another network than the dataset's own (``--backbone``):
     their folder, their dictionaries (``anomaly.layout.dataset_files``), and no recipe known for them (the dataset's
-    preset, frame reading and weights are of its own backbone's features).
+    preset, frame reading and weights are of its own backbone's features), the channels of that backbone's features
+    unless ``feature_size`` says otherwise.
     """
     root, dictionaries = Path(root_path), Path(dictionary_path)
     config = _built_in_config(dataset, root) if dataset in DATASETS else _described_config(dataset, root)
     overrides = dict(feature_size=feature_size, dictionary_ratio=dictionary_ratio,
                      dictionary_max_iter=dictionary_max_iter, num_anomalous_train=num_anomalous_train)
-    config.update({field: value for field, value in overrides.items() if value is not None})
     if backbone is not None and backbone != config.backbone:
-        config.update(backbone=backbone, preset=None, frames=None, weights_sha256=None)
+        channels = BACKBONE_FEATURE_SIZES.get(backbone, config.feature_size)  # a name of features made elsewhere: as declared
+        config.update(backbone=backbone, feature_size=channels, preset=None, frames=None, weights_sha256=None)
+    config.update({field: value for field, value in overrides.items() if value is not None})
     names = dataset_files(dataset, config.dictionary_ratio, config.feature_size, config.dictionary_max_iter,
                           config.backbone)  # fmt: skip
     config.files = Munch(

@@ -138,11 +138,9 @@ def write(state, path):
     return path
 
 
-@pytest.mark.parametrize("layout, file_name", [
-    ("hugging face", "model.safetensors"),
+@pytest.mark.parametrize("layout, file_name", [  # every layout, and both readers (safetensors, torch.load)
     ("hugging face", "pytorch_model.bin"),
     ("openai", "open_clip_model.safetensors"),
-    ("openai", "open_clip_pytorch_model.bin"),
     ("timm", "model.safetensors"),
 ])  # fmt: skip
 def test_each_layouts_file_gives_the_image_embeds_of_transformers(reference, tmp_path, layout, file_name):
@@ -220,6 +218,14 @@ def test_a_vit_l_14_is_named(tmp_path):
         "holds a ViT-L/14 image encoder (width 1024, patch 14, 24 blocks), not CLIP ViT-B/16 (width 768, patch 16, "
         "12 blocks), which this extractor runs"
     )
+
+
+def test_a_resnet_is_not_taken_for_a_vit():
+    state = {"visual.conv1.weight": torch.zeros(32, 3, 3, 3), "visual.layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1),
+             "visual.attnpool.positional_embedding": torch.zeros(50, 2048)}  # open_clip's RN50
+    with pytest.raises(InputError, match=r"^RN50.pt: holds an image encoder without transformer blocks "
+                                         r"\(visual.conv1.weight \[32, 3, 3, 3\]: a ResNet\?\)"):  # fmt: skip
+        clip_image_state_dict(state, "RN50.pt")
 
 
 def test_a_text_encoder_alone_is_refused(tmp_path):

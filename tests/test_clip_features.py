@@ -3,6 +3,7 @@ OpenCV bilinear, VadCLIP's ten crops, CLIP's normalisation, a row per 16 frames)
 from the detector file, and S3R trains and evaluates on 512-channel features. Seeded random weights: no download."""
 
 import json
+import re
 
 import av
 import numpy as np
@@ -173,7 +174,7 @@ def test_s3r_trains_and_evaluates_on_clip_shaped_features(tmp_path, monkeypatch,
              "--num_test_normal", "3", "--median_length", "12", "--max_length", "24"]
     assert run_command("synthetic", ["--backbone", "clip", *sizes]) == 0
     assert np.load(next((tmp_path / "data" / "synthetic" / "clip" / "train").glob("*_clip.npy"))).shape[1:] == (10, 512)
-    options = ["--dataset", "synthetic", "--backbone", "clip", "--feature_size", "512"]
+    options = ["--dataset", "synthetic", "--backbone", "clip"]  # 512 channels: CLIP's
     assert run_command("learn-dictionary", [*options, "--num_anomalous", "4", "--batch_size", "4"]) == 0
     assert list((tmp_path / "dictionary" / "synthetic" / "clip").glob("*taskaware*.npy"))
     assert not list((tmp_path / "dictionary" / "synthetic").glob("*taskaware*.npy"))  # I3D's place left alone
@@ -184,3 +185,15 @@ def test_s3r_trains_and_evaluates_on_clip_shaped_features(tmp_path, monkeypatch,
     checkpoint = tmp_path / "checkpoint" / "clip" / "synthetic_s3r_clip_best.pth"
     assert run_command("train", [*options, "--version", "clip", "--inference", "--resume", str(checkpoint)]) == 0
     assert "CLIP" in capsys.readouterr().out
+
+
+def test_the_live_throughput_times_the_backbone_of_the_run(capsys):
+    status = run_command("benchmark-live", ["--no_causality", "--crops", "1", "--repeats", "1", "--backbone", "clip",
+                                            "--clip_frames", "middle"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "| precision | crops | CLIP (ms) | S3R W=16 (ms) | S3R / CLIP (%) |" in out
+    network_gflop = float(re.search(r"^\| fp32 +\| +1 \| +([\d.]+) \|", out.split("the work of a snippet")[1],
+                                    re.MULTILINE).group(1))  # fmt: skip
+    assert network_gflop == pytest.approx(BACKBONES["clip"].gflop_per_crop("middle"), rel=0.1)  # counted, one image
+    assert "S3R on a window of 16 snippets (512 channels" in out

@@ -194,6 +194,18 @@ def test_a_detector_file_needs_nothing_else_and_extracts_as_it_records(inputs, t
     assert (settings["preset"], settings["num_crops"]) == ("rtfm", 1)
 
 
+def test_a_detector_file_of_format_1_still_scores(inputs, tmp_path):
+    """Written before detector files recorded the frame reading and the weights: read as recording neither."""
+    detector = write_detector(inputs, tmp_path / "old.detector.pth", preset="rtfm")
+    content = torch.load(detector, weights_only=True)
+    content["format"] = "s3r-detector/1"
+    content["features"] = {key: content["features"][key] for key in ("backbone", "preset", "num_crops", "feature_size")}
+    torch.save(content, detector)
+    status, out, err = detect_with(inputs, tmp_path / "out", detector, "--threshold", "0.25")
+    assert status == 0, err
+    assert out.strip() == f"{inputs['video']}: 1 segment(s) above 0.25: 0.00-0.40 s (peak 0.500)"
+
+
 def test_cached_features_of_another_recipe_are_refused_not_replaced(inputs, tmp_path):
     output = tmp_path / "out"
     assert detect(inputs, output)[0] == 0  # rtfm, one crop, from the released checkpoint
@@ -210,8 +222,8 @@ def test_cached_features_of_another_recipe_are_refused_not_replaced(inputs, tmp_
 @pytest.mark.parametrize("make, extra, problem", [
     ("2048", ("--preset", "rtfm"), "{detector}: was trained on features of --preset gowtham, not rtfm: leave --preset "
                                    "out or give gowtham"),
-    ("32", (), "{detector}: was trained on 32-channel i3d features; videos are scored with 2048-channel i3d features "
-               "(train on features made by s3r extract)"),
+    ("32", (), "{detector}: was trained on 32-channel i3d features; videos are scored with 2048-channel i3d or "
+               "512-channel clip features (train on features made by s3r extract)"),
     ("none", (), "{detector}: records no extraction preset (its features were not made from video here): give "
                  "--preset (rtfm, gowtham)"),
     ("text", (), "{detector}: not a readable checkpoint: truncated, corrupt or not a PyTorch file"),

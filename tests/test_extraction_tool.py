@@ -154,6 +154,17 @@ def test_a_cut_feature_file_is_extracted_again(first_run, inputs, tmp_path):
     np.testing.assert_array_equal(np.load(features), np.load(first_run["output"] / "small_i3d.npy"))
 
 
+def test_i3d_features_recorded_before_the_clip_backbone_are_still_done(first_run, inputs, tmp_path):
+    """Settings files written before features recorded their backbone and frame reading are I3D's, whole clips."""
+    output = copy_of(first_run, tmp_path)
+    settings = output / "large_i3d.json"
+    record = json.loads(settings.read_text())
+    assert (record["settings"].pop("backbone"), record["settings"].pop("frames")) == ("i3d", None)
+    settings.write_text(json.dumps(record))
+    status, out, err = extract(inputs, output, inputs["large"])
+    assert (status, err) == (0, "") and "| 0                | 1       | 0      | 0        |" in out
+
+
 def test_features_without_their_settings_file_are_extracted_again(first_run, inputs, tmp_path):
     output = copy_of(first_run, tmp_path)
     (output / "large_i3d.json").unlink()

@@ -23,15 +23,17 @@ Weight files (``load_clip``; every layout goes through ``clip_image_state_dict``
 - timm's layout (``cls_token``, ``pos_embed``, ``patch_embed.proj``, ``blocks.*``, ``head``): ``model.safetensors`` or
   ``pytorch_model.bin`` of ``timm/vit_base_patch16_clip_224.openai``. ``head.weight`` is transposed into ``proj``;
   its ``head.bias`` must be zero (timm stores CLIP's bias-free projection as a linear head with a zero bias).
+- This module's own state_dict (OpenAI's names without ``visual.``), as ``torch.save`` or safetensors' ``save_file``
+  writes it (``seeded_state_dict``'s weights, for one).
 - Refused: OpenAI's own ``ViT-B-16.pt``, a TorchScript archive (recognised by its ``code/`` entries, without loading
   it): running the code inside a data file is not safe; use one of the files above instead.
 
 ``.safetensors`` files are read with the safetensors package, other files with ``torch.load(weights_only=True)``
-(``anomaly.engine.checkpoint.load_checkpoint``). A file that holds another network (ViT-B/32, ViT-L/14, ...), only
-CLIP's text encoder, misses entries, has entries of other shapes or is not a weight file at all is refused in one
-line saying what was found. Only the weights' names and shapes can be checked: a ViT-B/16 trained with GELU instead
-of QuickGELU (LAION's open_clip ViT-B-16, for one) has the same entries and would load; its features would be those
-of a slightly different network.
+(``anomaly.engine.checkpoint.load_checkpoint``). A file that holds another network (ViT-B/32, ViT-L/14, a ResNet,
+...), only CLIP's text encoder, misses entries, has entries of other shapes or is not a weight file at all is refused
+in one line saying what was found. Only the weights' names and shapes can be checked: a ViT-B/16 trained with GELU
+instead of QuickGELU (LAION's open_clip ViT-B-16, for one) has the same entries and would load; its features would be
+those of a slightly different network.
 """
 
 import copy
@@ -39,7 +41,7 @@ import re
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -194,72 +196,73 @@ def _token_rows(tensor: Tensor) -> Tensor:
     return tensor.reshape(tensor.shape[-1]) if tensor.numel() == tensor.shape[-1] else tensor.flatten(0, -2)
 
 
-# A layout: how to recognise its files, which of their entries belong to the image encoder, and where each entry
-# of OpenAI's layout comes from (the file's keys, and the function that makes the entry of their tensors).
+# Where each entry of OpenAI's layout is in a file: the file's keys (one, or q, k and v for in_proj) and the function
+# that makes the entry of their tensors.
 Entry = Tuple[Tuple[str, ...], Callable[..., Tensor]]
-BLOCK = re.compile(r"transformer\.resblocks\.(\d+)\.(.+)")
-HUGGING_FACE_BLOCK = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
-                      "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}  # fmt: skip
-HUGGING_FACE_TOP = {
-    "class_embedding": ("vision_model.embeddings.class_embedding", _same),
-    "positional_embedding": ("vision_model.embeddings.position_embedding.weight", _same),
-    "proj": ("visual_projection.weight", _transposed),
-    "conv1.weight": ("vision_model.embeddings.patch_embedding.weight", _same),
-}
-TIMM_BLOCK = {"attn.out_proj": "attn.proj", "ln_1": "norm1", "ln_2": "norm2", "mlp.c_fc": "mlp.fc1",
-              "mlp.c_proj": "mlp.fc2", "attn.in_proj": "attn.qkv"}  # fmt: skip
-TIMM_TOP = {
-    "class_embedding": ("cls_token", _token_rows),
-    "positional_embedding": ("pos_embed", _token_rows),
-    "proj": ("head.weight", _transposed),
-    "conv1.weight": ("patch_embed.proj.weight", _same),
-}
-NORMS = {"ln_pre": ("vision_model.pre_layrnorm", "norm_pre"), "ln_post": ("vision_model.post_layernorm", "norm")}
+BLOCK = re.compile(r"transformer\.resblocks\.(\d+)\.(.+)[._](weight|bias)")  # block, module, kind
+
+
+class Renaming(NamedTuple):
+    """Another layout's names for OpenAI's entries."""
+
+    top: Dict[str, Tuple[str, Callable[[Tensor], Tensor]]]  # entries outside the blocks: their key and conversion
+    block: str  # block i's prefix, {} standing for i
+    modules: Dict[str, Tuple[str, ...]]  # a block's modules, OpenAI's -> theirs (several: concatenated)
+
+
+HUGGING_FACE_NAMES = Renaming(
+    top={
+        "class_embedding": ("vision_model.embeddings.class_embedding", _same),
+        "positional_embedding": ("vision_model.embeddings.position_embedding.weight", _same),
+        "proj": ("visual_projection.weight", _transposed),
+        "conv1.weight": ("vision_model.embeddings.patch_embedding.weight", _same),
+        **{f"ln_pre.{kind}": (f"vision_model.pre_layrnorm.{kind}", _same) for kind in ("weight", "bias")},
+        **{f"ln_post.{kind}": (f"vision_model.post_layernorm.{kind}", _same) for kind in ("weight", "bias")},
+    },
+    block="vision_model.encoder.layers.{}.",
+    modules={"attn.in_proj": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+             "attn.out_proj": ("self_attn.out_proj",), "ln_1": ("layer_norm1",), "mlp.c_fc": ("mlp.fc1",),
+             "mlp.c_proj": ("mlp.fc2",), "ln_2": ("layer_norm2",)},  # fmt: skip
+)
+TIMM_NAMES = Renaming(
+    top={
+        "class_embedding": ("cls_token", _token_rows),
+        "positional_embedding": ("pos_embed", _token_rows),
+        "proj": ("head.weight", _transposed),
+        "conv1.weight": ("patch_embed.proj.weight", _same),
+        **{f"ln_pre.{kind}": (f"norm_pre.{kind}", _same) for kind in ("weight", "bias")},
+        **{f"ln_post.{kind}": (f"norm.{kind}", _same) for kind in ("weight", "bias")},
+    },
+    block="blocks.{}.",
+    modules={"attn.in_proj": ("attn.qkv",), "attn.out_proj": ("attn.proj",), "ln_1": ("norm1",),
+             "mlp.c_fc": ("mlp.fc1",), "mlp.c_proj": ("mlp.fc2",), "ln_2": ("norm2",)},  # fmt: skip
+)
+
+
+def _renamed_entry(renaming: Renaming) -> Callable[[str], Entry]:
+    def entry(name: str) -> Entry:
+        block = BLOCK.fullmatch(name)
+        if block is None:
+            key, convert = renaming.top[name]
+            return (key,), convert
+        layer, module, kind = block.groups()
+        keys = tuple(f"{renaming.block.format(layer)}{theirs}.{kind}" for theirs in renaming.modules[module])
+        return keys, _concatenated if len(keys) > 1 else _same
+
+    return entry
 
 
 def _openai_entry(prefix: str) -> Callable[[str], Entry]:
     return lambda name: ((prefix + name,), _same)
 
 
-def _hugging_face_entry(name: str) -> Entry:
-    block = BLOCK.fullmatch(name)
-    if block:
-        layer, rest = block.groups()
-        base = f"vision_model.encoder.layers.{layer}."
-        module, leaf = rest.rsplit(".", 1)
-        if module == "attn":  # in_proj_weight, in_proj_bias
-            kind = leaf[len("in_proj_") :]
-            return tuple(f"{base}self_attn.{part}_proj.{kind}" for part in "qkv"), _concatenated
-        return (f"{base}{HUGGING_FACE_BLOCK[module]}.{leaf}",), _same
-    if name in HUGGING_FACE_TOP:
-        key, convert = HUGGING_FACE_TOP[name]
-        return (key,), convert
-    module, leaf = name.split(".")
-    return (f"{NORMS[module][0]}.{leaf}",), _same
+class Layout(NamedTuple):
+    """A weight-file layout of the image encoder."""
 
-
-def _timm_entry(name: str) -> Entry:
-    block = BLOCK.fullmatch(name)
-    if block:
-        layer, rest = block.groups()
-        module, leaf = rest.rsplit(".", 1)
-        if module == "attn":
-            module, leaf = "attn.in_proj", leaf[len("in_proj_") :]
-        return (f"blocks.{layer}.{TIMM_BLOCK[module]}.{leaf}",), _same
-    if name in TIMM_TOP:
-        key, convert = TIMM_TOP[name]
-        return (key,), convert
-    module, leaf = name.split(".")
-    return (f"{NORMS[module][1]}.{leaf}",), _same
-
-
-class Layout:
-    """A weight-file layout of the image encoder: ``owns`` its entries (the others, a text tower's, are ignored),
-    ``entry`` says where each of OpenAI's entries comes from, ``ignored`` are entries of it that carry nothing."""
-
-    def __init__(self, name: str, owns: Callable[[str], bool], entry: Callable[[str], Entry],
-                 ignored: Tuple[str, ...] = ()):  # fmt: skip
-        self.name, self.owns, self.entry, self.ignored = name, owns, entry, frozenset(ignored)
+    name: str
+    owns: Callable[[str], bool]  # the entries of the image encoder (the others, a text tower's, are ignored)
+    entry: Callable[[str], Entry]  # where each of OpenAI's entries comes from
+    ignored: FrozenSet[str] = frozenset()  # entries of the image encoder that carry nothing
 
 
 OPENAI = Layout("OpenAI/open_clip layout (visual.*)", lambda key: key.startswith("visual."), _openai_entry("visual."))
@@ -267,10 +270,10 @@ OPENAI_BARE = Layout("OpenAI layout without its visual. prefix", lambda key: Tru
 HUGGING_FACE = Layout(
     "Hugging Face transformers layout (vision_model.*)",
     lambda key: key.startswith("vision_model.") or key == "visual_projection.weight",
-    _hugging_face_entry,
-    ignored=("vision_model.embeddings.position_ids",),  # a buffer of older transformers versions: 0, 1, ..., 196
+    _renamed_entry(HUGGING_FACE_NAMES),
+    frozenset({"vision_model.embeddings.position_ids"}),  # a buffer of older transformers versions: 0, 1, ..., 196
 )
-TIMM = Layout("timm layout", lambda key: True, _timm_entry, ignored=("head.bias",))
+TIMM = Layout("timm layout", lambda key: True, _renamed_entry(TIMM_NAMES), frozenset({"head.bias"}))
 TEXT_ENTRIES = ("text_model.", "text_projection", "token_embedding.", "ln_final.", "logit_scale")
 # (width, patch, blocks) of the ViTs whose weights may be mistaken for these, to name what a file holds
 KNOWN_VITS = {(768, 32, 12): "ViT-B/32", (1024, 14, 24): "ViT-L/14", (1280, 14, 32): "ViT-H/14"}
@@ -306,6 +309,9 @@ def _check_architecture(state: Mapping[str, Tensor], layout: Layout, source: Pat
         return  # reported with the other missing or misshapen entries
     width, patch = state[patch_key].shape[0], state[patch_key].shape[-1]
     blocks = len({match.group(1) for key in state if layout.owns(key) for match in [BLOCK_INDEX.search(key)] if match})
+    if blocks == 0:  # open_clip's ResNets (RN50, ...) also have a visual.conv1, their stem
+        raise InputError(source, f"holds an image encoder without transformer blocks ({patch_key} "
+                         f"{list(state[patch_key].shape)}: a ResNet?), not CLIP ViT-B/16, which this extractor runs")
     if (width, patch, blocks) != (WIDTH, PATCH_SIZE, LAYERS):
         name = KNOWN_VITS.get((width, patch, blocks), "ViT")
         raise InputError(source, f"holds a {name} image encoder (width {width}, patch {patch}, {blocks} blocks), not "
@@ -420,9 +426,9 @@ class ClipExtractor:
     float32 features B N 512, a snippet's row of each crop made of its frames' embeddings by ``frames``: ``mean``
     of the 16 frames' (16 forwards), or the ``middle`` frame's alone (``MIDDLE_FRAME``; 1 forward).
 
-    The crops are cut and scaled on the device (``Preset.normalise``, ``cut_crops``), one clip at a time, and go
-    through the encoder ``IMAGES_PER_FORWARD`` at a time, in ``precision`` (fp32, or bf16 weights and activations);
-    the mean is taken in float32."""
+    The crops are cut and scaled on the device (``Preset.normalise``, ``cut_crops``) for as many clips at a time as
+    make about ``IMAGES_PER_FORWARD`` images (one clip at least), which go through the encoder ``IMAGES_PER_FORWARD``
+    at a time, in ``precision`` (fp32, or bf16 weights and activations); the mean is taken in float32."""
 
     def __init__(self, encoder: ClipImageEncoder, device: torch.device, precision: str = "fp32",
                  frames: str = "mean"):  # fmt: skip
@@ -439,10 +445,11 @@ class ClipExtractor:
         if self.frames == "middle":
             clips = clips[:, MIDDLE_FRAME : MIDDLE_FRAME + 1]
         boxes = preset.crop_boxes(clips.shape[2], clips.shape[3], num_crops)
+        images_per_clip = len(boxes) * clips.shape[1]
         rows = []
-        for clip in clips.split(1):
-            frames = preset.normalise(clip.to(self.device, non_blocking=True))  # 1 3 F h w
-            images = cut_crops(frames, boxes).transpose(1, 2).reshape(-1, 3, CROP_SIZE, CROP_SIZE)  # (N F) 3 224 224
+        for group in clips.split(max(1, IMAGES_PER_FORWARD // images_per_clip)):
+            frames = preset.normalise(group.to(self.device, non_blocking=True))  # G 3 F h w
+            images = cut_crops(frames, boxes).transpose(1, 2).reshape(-1, 3, CROP_SIZE, CROP_SIZE)  # (G N F) 3 224 224
             embeddings = torch.cat([self.encoder(part) for part in images.split(IMAGES_PER_FORWARD)])
-            rows.append(embeddings.view(len(boxes), -1, FEATURE_SIZE).mean(dim=1))  # N 512
-        return torch.stack(rows).cpu().numpy()
+            rows.append(embeddings.view(len(group), len(boxes), -1, FEATURE_SIZE).mean(dim=2))  # G N 512
+        return torch.cat(rows).cpu().numpy()

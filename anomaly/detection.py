@@ -156,12 +156,12 @@ def _exported_models(options: FeatureOptions, detector: DetectorFiles) -> Scorin
         if given is not None and files.file_sha256(given, f"{what} not found") != recorded["sha256"]:
             raise InputError(given, f"is not the {what} exported to {folder} ({recorded['name']}, SHA-256 "
                              f"{recorded['sha256'][:12]}… in its {EXPORT_MANIFEST}): give that file, or leave it out")
-    precision, _ = ExportedNetwork(exported, options.runtime).resolve_precision(options.precision, torch.device("cpu"))
-    exported.check(options.runtime, precision)
+    network = ExportedNetwork(exported, options.runtime)
+    exported.check(options.runtime, network.resolve_precision(options.precision, torch.device("cpu"))[0])
     features = FeatureSpec(manifest.backbone, manifest.preset, manifest.num_crops, manifest.feature_size,
                            manifest.frames, manifest.weights["sha256"])  # fmt: skip
-    return ScoringModels(features, ExportedNetwork(exported, options.runtime),
-                         lambda precision, longest: exported.scorer(options.runtime, precision), folder)  # fmt: skip
+    return ScoringModels(features, network, lambda precision, longest: exported.scorer(options.runtime, precision),
+                         folder)  # fmt: skip
 
 
 def finite_scores(score: Scorer) -> Scorer:

@@ -2,7 +2,7 @@
 I3D by default, float32 ``T N 2048`` per video; CLIP, ``T N 512``), written atomically.
 
 Each video gives ``<output>/<stem>_<backbone>.npy`` and a settings file ``<stem>_<backbone>.json`` (backbone,
-preset, crops, frame reading, precision, the weights' SHA-256; the video file's size and modification time; the
+preset, crops, frame reading, precision, runtime, the weights' SHA-256; the video file's size and modification time; the
 frames decoded, frame rate, upright size and the turn that made them upright; the features' shape). A video is skipped only when its features are done: both
 files there, the settings the same, the video the same file (size and modification time: a content hash would read
 every video again on every run), and the feature file whole (its header holds the recorded shape and the file

@@ -205,8 +205,11 @@ class Throughput:
         rates = [f"{fps} fps ({fps / FRAMES_PER_SNIPPET:g}/s)" for fps in STREAM_RATES]
         window = f"S3R W={THROUGHPUT_WINDOW}"
         network = self.network
-        times = [["runtime", "precision", "crops", f"{network} (ms)", f"{network} vs torch fp32", f"{window} (ms)",
-                  f"S3R / {network} (%)", "per snippet (ms)", "snippets/s", *rates]]  # fmt: skip
+        # The runtime and the network against PyTorch's fp32: columns of a table with exported runtimes' rows.
+        runtimes = any(row.runtime != TORCH_RUNTIME for row in self.rows)
+        times = [[*(["runtime"] if runtimes else []), "precision", "crops", f"{network} (ms)",
+                  *([f"{network} vs torch fp32"] if runtimes else []), f"{window} (ms)", f"S3R / {network} (%)",
+                  "per snippet (ms)", "snippets/s", *rates]]  # fmt: skip
         torch_fp32 = {row.crops: row.network_ms for row in self.rows
                       if row.runtime == TORCH_RUNTIME and row.precision == "fp32"}  # fmt: skip
         work = [["precision", "crops", f"{network} GFLOP", f"{network} GFLOP/s", f"{network} % of peak",
@@ -214,9 +217,10 @@ class Throughput:
         for row in self.rows:
             keeps_up = ["yes" if row.keeps_up(fps) else "no" for fps in STREAM_RATES]
             against = f"{torch_fp32[row.crops] / row.network_ms:.2f}x" if row.crops in torch_fp32 else ""
-            times.append([row.runtime, row.precision, row.crops, f"{row.network_ms:,.0f}", against,
-                          f"{row.window_ms:,.1f}", f"{100 * row.window_ms / row.network_ms:.1f}",
-                          f"{row.snippet_ms:,.0f}", f"{row.snippets_per_second:.2f}", *keeps_up])  # fmt: skip
+            times.append([*([row.runtime] if runtimes else []), row.precision, row.crops, f"{row.network_ms:,.0f}",
+                          *([against] if runtimes else []), f"{row.window_ms:,.1f}",
+                          f"{100 * row.window_ms / row.network_ms:.1f}", f"{row.snippet_ms:,.0f}",
+                          f"{row.snippets_per_second:.2f}", *keeps_up])  # fmt: skip
             if row.runtime != TORCH_RUNTIME:
                 continue
             work.append([row.precision, row.crops, f"{row.network_gflop:.1f}", f"{row.network_gflops:,.1f}",

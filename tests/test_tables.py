@@ -26,8 +26,9 @@ def test_a_title_wider_than_its_table_goes_whole_on_the_line_above():
 
 
 def test_the_live_throughput_table_names_a_200_character_machine_whole():
-    result = Throughput(LONG_MACHINE, peaks={"fp32": 100.0}, resize_ms=5.0,
-                        rows=[ThroughputRow("fp32", crops=1, i3d_ms=250.0, window_ms=10.0, i3d_gflop=32.8,
+    result = Throughput(LONG_MACHINE, network="I3D", description="I3D ResNet-50 forward of one clip",
+                        feature_size=2048, preset="rtfm", peaks={"fp32": 100.0}, resize_ms=5.0,
+                        rows=[ThroughputRow("fp32", crops=1, network_ms=250.0, window_ms=10.0, network_gflop=32.8,
                                             window_gflop=1.6)])  # fmt: skip
     assert f"live throughput: {LONG_MACHINE}" in result.table()
 

@@ -65,8 +65,11 @@ def run(args: Arguments) -> int:
     detector = name = None
     if args.detector is not None or args.checkpoint is not None or args.dictionary is not None:
         detector = DetectorFiles(args.detector, args.checkpoint, args.dictionary).load(args.preset, args.num_crops,
-                                                                                       device)  # fmt: skip
+                                                                                       None, device)  # fmt: skip
         name = str(args.detector or args.checkpoint)
+        if detector.features.backbone != "i3d":
+            raise InputError(name, f"scores {detector.features.backbone} features; this benchmark measures bf16's "
+                             "effect on I3D's")
     preset = PRESETS[detector.features.preset if detector else args.preset or "rtfm"]
     num_crops = detector.features.num_crops if detector else args.num_crops or 10
     videos = list_videos(args.videos) if args.videos is not None else None

@@ -1,6 +1,7 @@
 """Shared test helpers: where the published reference outputs live, and small deterministic inputs."""
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
@@ -168,8 +169,6 @@ def write_tiny_dataset(
     Anomalous test videos (every other one) have anomalous frames in their second half.
     Returns the paths and ids.
     """
-    import json
-
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -215,10 +214,11 @@ FEATURE_SIZE = 32
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory):
-    """A working folder with ``data/synthetic`` (32 channels) and its task-aware dictionary."""
+    """A working folder with ``data/synthetic`` (32 channels, 16 test videos) and its task-aware dictionary."""
     root = tmp_path_factory.mktemp("workspace")
     spec = dataclasses.replace(DEFAULT_SPEC, feature_size=FEATURE_SIZE, max_length=80)
     make_synthetic_dataset(root / "data", spec=spec)
+    keep_test_videos(root / "data" / "synthetic", anomalous=6, normal=10)
     status = run_command(
         "learn-dictionary",
         ["--dataset", "synthetic", "--feature_size", str(FEATURE_SIZE), "--root_path", str(root / "data"),
@@ -226,6 +226,29 @@ def workspace(tmp_path_factory):
     )
     assert status == 0
     return root
+
+
+def keep_test_videos(base: Path, anomalous: int, normal: int) -> None:
+    """Cut the synthetic dataset under ``base`` to its first ``anomalous`` and ``normal`` test videos (list, ground
+    truth and features), leaving its training videos as generated.
+
+    Every evaluation scores the whole test set and the tests' training runs evaluate often: 16 test videos hold both
+    classes in plenty, at a third of the default's 50; the generator is left at its defaults so that the training
+    videos, and the dictionary learned from them, are those of the default dataset."""
+    from anomaly.data.ground_truth import write_ground_truth
+    from anomaly.data.video_lists import read_video_list, write_video_list
+
+    listing, truth_file = base / "synthetic.testing.csv", base / "synthetic_ground_truth.testing.json"
+    truth = json.loads(truth_file.read_text())
+    videos = read_video_list(listing)
+    anomalous_videos = [video for video in videos if any(truth[video]["labels"])]
+    normal_videos = [video for video in videos if not any(truth[video]["labels"])]
+    kept = set(anomalous_videos[:anomalous] + normal_videos[:normal])
+    for video in videos:
+        if video not in kept:
+            (base / "i3d" / "test" / f"{video}_i3d.npy").unlink()
+    write_video_list([video for video in videos if video in kept], listing)
+    write_ground_truth({video: truth[video]["labels"] for video in videos if video in kept}, truth_file)
 
 
 def cli_arguments(workspace, version, *extra):

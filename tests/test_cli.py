@@ -27,11 +27,13 @@ from tests.conftest import FEATURE_SIZE, REPO, cli_arguments, run_tool
 SCRIPT = REPO / "tools" / "trainval_anomaly_detector.py"
 
 
-def run_cli(workspace, version, *extra, check=True):
+def run_cli(workspace, version, *extra, check=True, cwd=None):
+    """The script as a user runs it, on ``workspace``'s data; its outputs (``output/``) go under ``cwd``, by default
+    the workspace."""
     environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), *cli_arguments(workspace, version, *extra)],
-        cwd=workspace, capture_output=True, text=True, env=environment, timeout=300, stdin=subprocess.DEVNULL,
+        cwd=cwd or workspace, capture_output=True, text=True, env=environment, timeout=300, stdin=subprocess.DEVNULL,
     )
     if check:
         assert completed.returncode == 0, completed.stderr[-3000:]
@@ -66,10 +68,20 @@ def test_training_writes_checkpoint_score_and_log(trained):
     assert "Summary Result on AUC metric" in completed.stdout and "| Step |" in completed.stdout
 
 
-def test_inference_reproduces_the_best_auc_and_writes_scores(trained):
+@pytest.fixture(scope="session")
+def inferred(trained):
+    """``--inference --resume`` on the best checkpoint, over the pictures of an earlier inference: (workspace, its
+    output folder, the completed process)."""
     workspace, _ = trained
+    output = workspace / "output" / "synthetic"
+    (output / "score_curves").mkdir(parents=True, exist_ok=True)
+    (output / "score_curves" / "stale.png").write_bytes(b"old")  # an earlier inference's picture
     checkpoint = workspace / "checkpoint" / "e2e" / "synthetic_s3r_i3d_best.pth"
-    completed = run_cli(workspace, "e2e", "--inference", "--resume", str(checkpoint))
+    return workspace, output, run_cli(workspace, "e2e", "--inference", "--resume", str(checkpoint))
+
+
+def test_inference_reproduces_the_best_auc_and_writes_scores(inferred):
+    workspace, _, completed = inferred
     best_auc = score_rows(workspace / "logs" / "e2e" / "synthetic_s3r_i3d.score")[-1][1]
     table_row = re.search(r"\|\s*synthetic\s*\|\s*S3R\s*\|\s*I3D\s*\|\s*([\d.]+)\s*\|", completed.stdout)
     assert table_row, completed.stdout
@@ -89,11 +101,12 @@ def test_debug_runs_three_steps_evaluating_each(workspace):
     assert re.search(r"\|\s+3\s+\|", completed.stdout)  # step 3 in the final table
 
 
-def test_a_published_layout_state_dict_loads_for_inference(workspace):
+def test_a_published_layout_state_dict_loads_for_inference(workspace, tmp_path):
     torch.manual_seed(1)
-    published = workspace / "published.pth"
+    published = tmp_path / "published.pth"
     torch.save(S3R(FEATURE_SIZE).state_dict(), published)
-    completed = run_cli(workspace, "published", "--inference", "--resume", str(published))
+    # Its outputs in a folder of its own: the trained checkpoint's inference, which other tests read, stays whole.
+    completed = run_cli(workspace, "published", "--inference", "--resume", str(published), cwd=tmp_path)
     assert "Performance on synthetic" in completed.stdout
 
 
@@ -119,16 +132,6 @@ def test_training_writes_the_curve_csv_and_png(trained):
     best_step, best_auc = score_rows(logs / "synthetic_s3r_i3d.score")[-1]
     assert best == [best_step] and dict(evaluated)[best_step] * 100 == pytest.approx(best_auc, abs=5e-4)
     assert_png(logs / "synthetic_s3r_i3d.curve.png")
-
-
-@pytest.fixture(scope="session")
-def inferred(trained):
-    workspace, _ = trained
-    output = workspace / "output" / "synthetic"
-    (output / "score_curves").mkdir(parents=True, exist_ok=True)
-    (output / "score_curves" / "stale.png").write_bytes(b"old")  # an earlier inference's picture
-    checkpoint = workspace / "checkpoint" / "e2e" / "synthetic_s3r_i3d_best.pth"
-    return workspace, output, run_cli(workspace, "e2e", "--inference", "--resume", str(checkpoint))
 
 
 def anomalous_test_videos(workspace):

@@ -3,6 +3,7 @@ curve, reusing only whole cached features, and every argument refused before any
 
 import csv
 import json
+import shutil
 from fractions import Fraction
 from urllib.parse import urljoin
 
@@ -47,9 +48,24 @@ def detect(inputs, output, *extra, checkpoint=None, videos=None):
     return run_tool("detect_anomalies.py", *map(str, arguments))
 
 
-def test_a_curve_per_frame_a_picture_and_the_segments(inputs, tmp_path):
-    output = tmp_path / "out"
+@pytest.fixture(scope="module")
+def street(inputs, tmp_path_factory):
+    """The street video detected (--threshold 0.25, its ground truth): the output folder, status, stdout, stderr.
+    Tests that only need its cached features (rtfm, one crop) copy the folder."""
+    output = tmp_path_factory.mktemp("street")
     status, out, err = detect(inputs, output, "--threshold", "0.25", "--ground_truth", inputs["labels"])
+    return dict(output=output, status=status, out=out, err=err)
+
+
+def copy_of(detected, tmp_path):
+    """A private copy of a detection's output folder, for a test to run again in or damage."""
+    output = tmp_path / "out"
+    shutil.copytree(detected["output"], output)
+    return output
+
+
+def test_a_curve_per_frame_a_picture_and_the_segments(inputs, street):
+    output, status, out, err = street["output"], street["status"], street["out"], street["err"]
     assert status == 0, err
     with open(output / "street_scores.csv") as file:
         rows = list(csv.DictReader(file))
@@ -149,13 +165,21 @@ def test_a_picture_fails_alone_and_a_folder_without_videos_is_refused_before_any
     assert not output.exists()
 
 
+@pytest.fixture(scope="module")
+def two_videos(inputs, tmp_path_factory):
+    """The street video and another detected together: the output folder, status, stdout, the other video."""
+    other = make_video(tmp_path_factory.mktemp("yard") / "yard.mp4", 8, 176, 144, fps=20, seed=5)
+    output = tmp_path_factory.mktemp("two_videos")
+    status, out, _ = detect(inputs, output, videos=[inputs["video"], other])
+    return dict(output=output, status=status, out=out, other=other)
+
+
 @pytest.mark.parametrize("damage", ["cut in half", "NaN inside"])
-def test_a_corrupt_cached_feature_file_is_extracted_again(inputs, tmp_path, damage):
+def test_a_corrupt_cached_feature_file_is_extracted_again(inputs, two_videos, tmp_path, damage):
     """Two videos; the second run finds one's features damaged: that one is extracted again, both scored. Detection
     reads every cached value (a NaN in a file of the right size is found too)."""
-    other, output = make_video(tmp_path / "yard.mp4", 8, 176, 144, fps=20, seed=5), tmp_path / "out"
-    status, first, _ = detect(inputs, output, videos=[inputs["video"], other])
-    assert status == 0
+    other, output, first = two_videos["other"], copy_of(two_videos, tmp_path), two_videos["out"]
+    assert two_videos["status"] == 0
     features = output / "yard_i3d.npy"
     whole = features.read_bytes()
     if damage == "cut in half":
@@ -206,9 +230,8 @@ def test_a_detector_file_of_format_1_still_scores(inputs, tmp_path):
     assert out.strip() == f"{inputs['video']}: 1 segment(s) above 0.25: 0.00-0.40 s (peak 0.500)"
 
 
-def test_cached_features_of_another_recipe_are_refused_not_replaced(inputs, tmp_path):
-    output = tmp_path / "out"
-    assert detect(inputs, output)[0] == 0  # rtfm, one crop, from the released checkpoint
+def test_cached_features_of_another_recipe_are_refused_not_replaced(inputs, street, tmp_path):
+    output = copy_of(street, tmp_path)  # rtfm, one crop, from the released checkpoint
     before = (output / "street_i3d.npy").read_bytes()
     detector = write_detector(inputs, tmp_path / "mine.detector.pth", preset="gowtham")
     status, out, err = detect_with(inputs, output, detector)

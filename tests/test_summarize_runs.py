@@ -31,7 +31,7 @@ def runs(workspace):
     for seed in SEEDS:
         version = f"seeds-{seed}"
         assert run_command("train", cli_arguments(workspace, version, "--seed", str(seed), "--max_epoch", "4",
-                                   "--evaluate_min_step", "0", "--batch_size", "16")) == 0
+                                   "--evaluate_min_step", "0", "--batch_size", "4")) == 0
         history = load_checkpoint(workspace / "checkpoint" / version / "synthetic_s3r_i3d.state")["history"]
         entry = max(history, key=lambda entry: entry["value"])
         best.append((entry["value"] * 100, entry["step"]))

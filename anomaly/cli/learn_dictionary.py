@@ -24,7 +24,7 @@ class Arguments(CommandArguments):
 
     backbone: Optional[str] = None  # feature extractor (folder and file suffix; default: the dataset's, i3d)
     batch_size: int = 32  # samples per mini-batch update (<= 0: the number of normal videos, as published)
-    workers: int = 4  # parallel jobs for the final sparse coding (when C >= 1024)
+    workers: int = 4  # kept for compatibility: the sparse codes are computed in this process (faster)
     dataset: str = "shanghaitech"  # a built-in dataset or one described under --root_path (s3r make-dataset)
     quantize_size: int = TRAINING_SNIPPETS  # snippets per video in the regular-features pickle (as in training)
     max_iter: int = 100  # mini-batch updates (scikit-learn 0.24's n_iter); also in the output file name
@@ -63,7 +63,7 @@ def run(args: Arguments) -> int:
     )
     written = learn_dataset_dictionary(
         config, args.root_path, backbone=config.backbone, quantize_size=args.quantize_size, batch_size=args.batch_size,
-        seed=args.seed, workers=args.workers, debug=args.debug, universal_dictionary=args.universal_dictionary,
+        seed=args.seed, debug=args.debug, universal_dictionary=args.universal_dictionary,
     )
     for path in written:
         print(f"wrote {path}")

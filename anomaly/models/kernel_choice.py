@@ -3,8 +3,11 @@
 Which kernel is fastest depends on the machine: on an AVX-512 AMD EPYC (Zen 4) oneDNN's convolutions run at
 about twice MKL's sgemm rate, on an AVX2 AMD EPYC (Zen 1) sgemm runs at twice oneDNN's convolution rate. Rather
 than guess from the vendor, a :class:`KernelChoice` times every candidate on the caller's shapes the first time a
-problem is seen (per device, dtype, shapes and thread count) and remembers the winner. An ``S3R`` model holds one
-(``S3R(kernel_choice=...)``), which its convolutions (``conv_kernel="auto"``) and its packed scorer consult.
+problem is seen in the process (per device, dtype, shapes and thread count) and remembers the winner. The timings
+belong to the process: every model built later (for evaluation, inference, a window scorer) decides from the same
+ones without measuring again; the choices belong to each ``KernelChoice`` (a resumed run's are loaded). An ``S3R``
+model holds one (``S3R(kernel_choice=...)``), which its convolutions (``conv_kernel="auto"``) and its packed scorer
+consult.
 Reproducibility: a choice changes results by float rounding, so it should not flip between runs on one machine.
 Problems of less than ``MIN_FLOPS`` per timed run keep the ``default`` kernel unmeasured (their timings are too
 noisy to rank, and they cost little anyway), and another kernel replaces the default only when it is faster by
@@ -23,6 +26,8 @@ from anomaly.measuring import best_time
 MIN_FLOPS = 5e8
 MARGIN = 0.15
 MEASURE_ROWS = 256  # snippets (rows) of the inputs on which candidate kernels are timed against each other
+
+_process_timings: Dict[str, Dict[str, float]] = {}  # problem key -> {candidate: best seconds}, measured in this process
 
 
 def measurement_input(shape: Tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -57,7 +62,9 @@ class KernelChoice:
             self._timings[key] = {}
             self._chosen[key] = default
         if key not in self._chosen:
-            times = {name: best_time(run, device, self.repeats) for name, run in candidates.items()}
+            if key not in _process_timings:
+                _process_timings[key] = {name: best_time(run, device, self.repeats) for name, run in candidates.items()}
+            times = _process_timings[key]
             self._timings[key] = times
             best = min(times, key=times.get)
             self._chosen[key] = best if times[default] > (1 + MARGIN) * times[best] else default

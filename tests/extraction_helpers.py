@@ -2,14 +2,27 @@
 ../shared/reference/i3d/README.md (``anomaly.extraction.network.seeded_state_dict``: the package measures bf16's
 effect with them too, and tests without ../shared still have weights)."""
 
+import functools
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import av
 import numpy as np
 from PIL import Image
+from torch import Tensor
 
-from anomaly.extraction.network import seeded_state_dict  # noqa: F401 - the tests' weights
+from anomaly.extraction import network
+
+
+@functools.cache
+def _seeded_entries() -> Tuple[Tuple[str, Tensor], ...]:
+    return tuple(network.seeded_state_dict().items())
+
+
+def seeded_state_dict() -> Dict[str, Tensor]:
+    """The tests' I3D weights, drawn once per test process (a second each time): a new dict of the same tensors,
+    which are only ever read (saved, or copied into a network)."""
+    return dict(_seeded_entries())
 
 
 def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, codec: str = "libx264", seed: int = 0,

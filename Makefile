@@ -17,8 +17,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV_PYTHON) -m pip install --quiet -e ".[test,deploy]"
 	touch $(STAMP)
 
+# The suite in two parts: first every other test in TEST_WORKERS processes of one thread each (a file's tests in one
+# process, so that its fixtures are built once); then alone, on every thread, the streams fed in real time (on a
+# loaded CPU a live watch drops snippets) and the parity tests again (their rounding depends on the thread count).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(VENV_PYTHON) -m pytest -q tests
+	OMP_NUM_THREADS=1 $(VENV_PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not realtime" tests
+	$(VENV_PYTHON) -m pytest -q -m "realtime or parity" tests
 
 demo: $(STAMP)
 	$(VENV_PYTHON) tools/make_synthetic_dataset.py

@@ -38,6 +38,8 @@ from tests.extraction_helpers import make_video, seeded_state_dict, write_frames
 from tests.live_helpers import free_udp_port, send_paced, udp_port_bound
 from tests.browser import curve, video_ready, webm_codec
 
+pytestmark = pytest.mark.realtime  # streams paced in real time: run alone
+
 FPS = 25
 FRAMES = 56  # 3 snippets and a tail of 8 frames, loop-padded as detection pads it: 4 snippets
 STARTS = [0.0, 0.64, 1.28, 1.92]

@@ -27,10 +27,13 @@ path's compute time goes by kernel library (``torch.profiler``: ``mkldnn_*`` ops
 the BLAS), and the kernel chosen for each convolution (``anomaly.models.kernel_choice``).
 """
 
+import contextlib
 import copy
+import os
+import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -179,6 +182,22 @@ def _in_place_addmm_flops(self_shape, a_shape, b_shape, *args, out_shape=None, *
     return 2 * a_shape[0] * a_shape[1] * b_shape[1]
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The process's standard error (file descriptor 2) sent to /dev/null: the profiler's C++ library writes a line
+    of its own there when it starts and stops (torch 2.13: "USDT:... profiler_start"), between the benchmark's lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def counted_run(run: Callable[[], object], device: torch.device, dtype: torch.dtype) -> Tuple[float, Dict[str, float]]:
     """Run once under FlopCounterMode and the profiler: (FLOPs, {library: share of the operators' own time})."""
     activities = [torch.profiler.ProfilerActivity.CPU]
@@ -186,7 +205,7 @@ def counted_run(run: Callable[[], object], device: torch.device, dtype: torch.dt
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     # In-place products (the packed scorer's addmm_ on column slices) are not in FlopCounterMode's table.
     counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.addmm_: _in_place_addmm_flops})
-    with torch.profiler.profile(activities=activities) as profile, counter:
+    with _native_stderr_silenced(), torch.profiler.profile(activities=activities) as profile, counter:
         run()
         synchronize(device)
     times: Dict[str, float] = defaultdict(float)

@@ -21,29 +21,15 @@ when some videos could not be read or scored (one line each; the others are).
 """
 
 from pathlib import Path
-from typing import List, Literal, Optional
+from typing import List, Optional
 
-from anomaly.cli.command import CommandArguments
-from anomaly.detection import DetectorFiles, detect_anomalies
-from anomaly.extraction import FeatureOptions
-from anomaly.layout import FRAME_READINGS, NUM_CROPS, PRESET_NAMES, RUNTIME_NAMES
-from anomaly.precision import NETWORK_CHOICES
+from anomaly.cli.detector_arguments import DetectorArguments
+from anomaly.detection import detect_anomalies
 
 
-class Arguments(CommandArguments):
+class Arguments(DetectorArguments):
     videos: List[str]  # video files, folders of videos, or text files listing videos
-    weights: Optional[Path] = None  # the weights of the detector's backbone: i3d_r50_kinetics.pth (pytorch-resnet3d's release), or CLIP ViT-B/16's (with --exported: optional, the file exported)
-    detector: Optional[Path] = None  # a detector file written by training (<run>.detector.pth)
-    checkpoint: Optional[Path] = None  # or: S3R weights trained on 2048-channel I3D features (a released checkpoint)
-    dictionary: Optional[Path] = None  # with --checkpoint: its dictionary of normal atoms [S, 2048]
     output: Path = Path("output/detections")  # folder of the features, CSVs, PNGs and report pages
-    preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
-    num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
-    clip_frames: Optional[Literal[FRAME_READINGS]] = None  # a CLIP detector's frame reading (default: the detector's)
-    precision: Literal[NETWORK_CHOICES] = "fp32"  # network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
-    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present; the exported runtimes: cpu)
-    runtime: Literal[RUNTIME_NAMES] = "torch"  # what runs the network and the detector: PyTorch, or the exported folder's ONNX Runtime or OpenVINO
-    exported: Optional[Path] = None  # with --runtime onnxruntime or openvino: the folder s3r export wrote (its manifest names the recipe; --detector optional)
     threshold: float = 0.5  # score in [0, 1] above which frames are reported as anomalous
     ground_truth: Optional[List[Path]] = None  # per video, in order: .npy of 0/1 per frame, shaded in the PNG
     batch_size: int = 4  # snippets per network forward pass
@@ -51,17 +37,14 @@ class Arguments(CommandArguments):
     no_progress: bool = False  # no progress bars
 
     def configure(self) -> None:
+        super().configure()
         self.add_argument("videos", nargs="+")
-        self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
         self.add_argument("--ground_truth", type=Path, nargs="+")
 
 
 def run(args: Arguments) -> int:
-    options = FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device, args.batch_size,
-                             args.accept_partial, backbone=None, clip_frames=args.clip_frames,  # the detector's
-                             runtime=args.runtime, exported=args.exported)  # fmt: skip
     failed = detect_anomalies(
-        args.videos, args.output, options, DetectorFiles(args.detector, args.checkpoint, args.dictionary),
-        threshold=args.threshold, ground_truth=args.ground_truth, progress=not args.no_progress,
+        args.videos, args.output, args.feature_options(batch_size=args.batch_size, accept_partial=args.accept_partial),
+        args.detector_files(), threshold=args.threshold, ground_truth=args.ground_truth, progress=not args.no_progress,
     )  # fmt: skip
     return 1 if failed else 0

@@ -21,28 +21,13 @@ for --timeout seconds, or the reader of the lines went away); 1 when no snippet 
 from pathlib import Path
 from typing import Literal, Optional
 
-from anomaly.cli.command import CommandArguments
-from anomaly.detection import DetectorFiles
-from anomaly.extraction import FeatureOptions
-from anomaly.layout import FRAME_READINGS, NUM_CROPS, PRESET_NAMES, RUNTIME_NAMES
+from anomaly.cli.detector_arguments import DetectorArguments
 from anomaly.live.source import RTSP_TRANSPORTS
 from anomaly.live.watch import watch
-from anomaly.precision import NETWORK_CHOICES
 
 
-class Arguments(CommandArguments):
+class Arguments(DetectorArguments):
     source: str  # a video file, a stream URL, /dev/videoN, a FIFO, or - (standard input)
-    weights: Optional[Path] = None  # the weights of the detector's backbone: i3d_r50_kinetics.pth (pytorch-resnet3d's release), or CLIP ViT-B/16's (with --exported: optional, the file exported)
-    detector: Optional[Path] = None  # a detector file written by training (<run>.detector.pth)
-    checkpoint: Optional[Path] = None  # or: S3R weights trained on 2048-channel I3D features (a released checkpoint)
-    dictionary: Optional[Path] = None  # with --checkpoint: its dictionary of normal atoms [S, 2048]
-    preset: Optional[Literal[PRESET_NAMES]] = None  # preprocessing recipe (default: the detector's; rtfm for a checkpoint)
-    num_crops: Optional[Literal[NUM_CROPS]] = None  # crops per snippet (default: the detector's; 10 for a checkpoint)
-    clip_frames: Optional[Literal[FRAME_READINGS]] = None  # a CLIP detector's frame reading (default: the detector's)
-    precision: Literal[NETWORK_CHOICES] = "fp32"  # network arithmetic; auto: bf16 where the device computes it natively, else fp32 (said in one line)
-    device: Optional[str] = None  # cpu, cuda or cuda:N (default: CUDA when present; the exported runtimes: cpu)
-    runtime: Literal[RUNTIME_NAMES] = "torch"  # what runs the network and the detector: PyTorch, or the exported folder's ONNX Runtime or OpenVINO
-    exported: Optional[Path] = None  # with --runtime onnxruntime or openvino: the folder s3r export wrote (its manifest names the recipe; --detector optional)
     output: str = "-"  # the JSON lines: a .jsonl file, or - for standard output
     report_dir: Optional[Path] = None  # folder of the CSV, PNG and HTML report (default: beside --output; output/watch for -)
     window: int = 16  # snippets each score is computed on: the snippet and the window - 1 before it
@@ -55,17 +40,14 @@ class Arguments(CommandArguments):
     rtsp_transport: Literal[RTSP_TRANSPORTS] = "tcp"  # how an rtsp:// source is carried
 
     def configure(self) -> None:
+        super().configure()
         self.add_argument("source")
-        self.add_argument("--num_crops", type=int, choices=NUM_CROPS)
 
 
 def run(args: Arguments) -> int:
     return watch(
-        args.source, FeatureOptions(args.weights, args.preset, args.num_crops, args.precision, args.device,
-                                    backbone=None, clip_frames=args.clip_frames,  # the detector's backbone
-                                    runtime=args.runtime, exported=args.exported),
-        DetectorFiles(args.detector, args.checkpoint, args.dictionary), args.output, window=args.window,
-        lookahead=args.lookahead, threshold=args.threshold,
-        min_snippets=args.min_snippets, timeout=args.timeout, realtime=args.realtime, reconnect=args.reconnect,
-        report_dir=args.report_dir, rtsp_transport=args.rtsp_transport,
+        args.source, args.feature_options(), args.detector_files(), args.output, window=args.window,
+        lookahead=args.lookahead, threshold=args.threshold, min_snippets=args.min_snippets, timeout=args.timeout,
+        realtime=args.realtime, reconnect=args.reconnect, report_dir=args.report_dir,
+        rtsp_transport=args.rtsp_transport,
     )  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 import av
 import numpy as np
+import torch
 from PIL import Image
 from torch import Tensor
 
@@ -23,6 +24,13 @@ def seeded_state_dict() -> Dict[str, Tensor]:
     """The tests' I3D weights, drawn once per test process (a second each time): a new dict of the same tensors,
     which are only ever read (saved, or copied into a network)."""
     return dict(_seeded_entries())
+
+
+def write_seeded_weights(folder: Path) -> Path:
+    """The seeded weights saved as the released file is named, in ``folder``."""
+    weights = folder / "i3d_r50_kinetics.pth"
+    torch.save(seeded_state_dict(), weights)
+    return weights
 
 
 def make_video(path: Path, frames: int, width: int, height: int, fps: int = 25, codec: str = "libx264", seed: int = 0,

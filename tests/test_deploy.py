@@ -28,7 +28,7 @@ from anomaly.errors import InputError
 from anomaly.extraction import PRESETS, I3DExtractor, load_i3d
 from anomaly.models.s3r import S3R
 from tests.conftest import assert_close_to_scale, trained_like_batchnorm
-from tests.extraction_helpers import make_video, seeded_state_dict
+from tests.extraction_helpers import make_video, write_seeded_weights
 
 # Exported models against PyTorch: the bound the deployment promises. The runtimes sum the same products in another
 # order (other blocking, Winograd convolutions), through the 50 layers of I3D: each layer's rounding (FORWARD_REL's
@@ -44,8 +44,7 @@ LAST_LAYER_SCALE = 0.003
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deploy")
-    weights = folder / "i3d_r50_kinetics.pth"
-    torch.save(seeded_state_dict(), weights)
+    weights = write_seeded_weights(folder)
     torch.manual_seed(0)
     model = trained_like_batchnorm(S3R(2048))
     model.video_classifier[6].weight.data.mul_(LAST_LAYER_SCALE)

@@ -16,15 +16,14 @@ from anomaly.engine.detector_file import FeatureSpec, save_detector
 from anomaly.models.s3r import S3R
 from tests.browser import console_errors, open_page
 from tests.conftest import run_tool
-from tests.extraction_helpers import make_video, seeded_state_dict, write_picture
+from tests.extraction_helpers import make_video, write_picture, write_seeded_weights
 from tests.browser import PageParts, curve, video_ready, webm_codec
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("detect")
-    weights = folder / "i3d_r50_kinetics.pth"
-    torch.save(seeded_state_dict(), weights)
+    weights = write_seeded_weights(folder)
     torch.manual_seed(0)
     checkpoint = folder / "s3r.pth"
     state = S3R(2048).state_dict()

@@ -25,14 +25,13 @@ from anomaly.models.s3r import S3R
 from tests.conftest import REPO
 from tests.conftest import run_tool
 from anomaly.extraction import VideoDecoder, list_videos
-from tests.extraction_helpers import cut_in_half, make_audio_only, make_video, seeded_state_dict, write_picture
+from tests.extraction_helpers import cut_in_half, make_audio_only, make_video, write_picture, write_seeded_weights
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videos")
-    weights = folder / "i3d_r50_kinetics.pth"
-    torch.save(seeded_state_dict(), weights)
+    weights = write_seeded_weights(folder)
     small = make_video(folder / "small.mp4", 17, 176, 144, fps=25)  # rtfm: 2 snippets
     large = make_video(folder / "large.avi", 8, 320, 240, fps=30, codec="mpeg4")  # 1 snippet
     corrupt = folder / "corrupt.mp4"

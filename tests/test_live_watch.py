@@ -34,7 +34,7 @@ from anomaly.live.watch import Watch, open_stream
 from anomaly.models.s3r import S3R
 from tests.browser import PageParts, console_errors, open_page
 from tests.conftest import REPO, run_tool
-from tests.extraction_helpers import make_video, seeded_state_dict, write_frames, write_picture
+from tests.extraction_helpers import make_video, write_frames, write_picture, write_seeded_weights
 from tests.live_helpers import free_udp_port, send_paced, udp_port_bound
 from tests.browser import curve, video_ready, webm_codec
 
@@ -49,8 +49,7 @@ ENDS = [0.64, 1.28, 1.92, 2.24]  # the tail ends with its last frame: 55 / 25 s 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("watch")
-    weights = folder / "i3d_r50_kinetics.pth"
-    torch.save(seeded_state_dict(), weights)
+    weights = write_seeded_weights(folder)
     torch.manual_seed(0)
     state = S3R(2048).state_dict()
     # The seeded I3D features are large and would saturate an untrained S3R's scores at 0; a smaller last layer

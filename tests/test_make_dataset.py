@@ -12,12 +12,11 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from anomaly.cli.command import run_command
 from anomaly.data.description import read_description
 from tests.conftest import REPO
-from tests.extraction_helpers import make_video, seeded_state_dict, write_picture
+from tests.extraction_helpers import make_video, write_picture, write_seeded_weights
 
 NAME = "my-cameras"
 FPS = 25
@@ -32,8 +31,7 @@ ANNOTATIONS = "video,start,end\nt1,0.1,0.35\nt2,0.5,2.0\n"  # t3 has no row: nor
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("make-dataset")
-    weights = folder / "i3d_r50_kinetics.pth"
-    torch.save(seeded_state_dict(), weights)
+    weights = write_seeded_weights(folder)
     for seed, (name, frames) in enumerate(LAYOUT.items()):
         path = folder / "clips" / f"{name}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -112,12 +112,11 @@ def check_weights(detector: Detector, weights_sha256: str, weights: PathLike, so
 class ScoringModels:
     """What a command scores videos with (``open_models``): the features the detector scores (their recipe and
     the weights' identity), the network that makes them and the detector's scorer, run by PyTorch or by the runtime
-    of an exported folder; ``source``: the file messages name (the detector, the checkpoint or the folder)."""
+    of an exported folder."""
 
     features: FeatureSpec
     network: NetworkSource
     make_scorer: Callable[[str, Optional[int]], Scorer]  # (precision as run, longest window or None) -> a scorer
-    source: PathLike
 
     def scorer(self, precision: str, longest: Optional[int] = None) -> Scorer:
         """The detector's scoring of a video or window in ``precision`` (as run), built once (``longest``: see
@@ -140,8 +139,7 @@ def open_models(options: FeatureOptions, detector: DetectorFiles, device: torch.
     weights_sha256 = file_sha256(options.weights, backbone)
     check_weights(loaded, weights_sha256, options.weights, source)
     network = TorchNetwork(backbone, backbone.load(options.weights), weights_sha256)
-    return ScoringModels(loaded.features, network, lambda precision, longest: window_scorer(loaded, precision, longest),
-                         source)  # fmt: skip
+    return ScoringModels(loaded.features, network, lambda precision, longest: window_scorer(loaded, precision, longest))
 
 
 def _exported_models(options: FeatureOptions, detector: DetectorFiles) -> ScoringModels:
@@ -160,8 +158,7 @@ def _exported_models(options: FeatureOptions, detector: DetectorFiles) -> Scorin
     exported.check(options.runtime, network.resolve_precision(options.precision, torch.device("cpu"))[0])
     features = FeatureSpec(manifest.backbone, manifest.preset, manifest.num_crops, manifest.feature_size,
                            manifest.frames, manifest.weights["sha256"])  # fmt: skip
-    return ScoringModels(features, network, lambda precision, longest: exported.scorer(options.runtime, precision),
-                         folder)  # fmt: skip
+    return ScoringModels(features, network, lambda precision, longest: exported.scorer(options.runtime, precision))
 
 
 def finite_scores(score: Scorer) -> Scorer:

@@ -20,10 +20,10 @@ CPU has native bf16 (AVX512-BF16 or AMX) and otherwise runs fp32: callers resolv
 """
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -109,11 +109,13 @@ class ExportedFolder:
 
     folder: Path
     manifest: Manifest
+    # (model, file format) -> its files, checked: each is read whole to hash it, once (the network's is ~100 MB)
+    _checked: Dict[Tuple[str, str], List[Path]] = field(default_factory=dict, compare=False, repr=False)
 
     def session(self, model: str, runtime: str, precision: str = "fp32", threads: Optional[int] = None) -> Session:
         """``model`` (features or scorer) loaded by ``runtime`` in ``precision``, its files checked first."""
         self._check_runtime(runtime, precision)
-        paths = self.manifest.model_files(self.folder, model, RUNTIMES[runtime])
+        paths = self._model_files(model, runtime)
         return SESSIONS[runtime](paths[0], threads or torch.get_num_threads(), precision)
 
     def check(self, runtime: str, precision: str = "fp32") -> None:
@@ -122,7 +124,14 @@ class ExportedFolder:
         SHA-256): so that a command refuses before it writes anything, not when it first runs a model."""
         self._check_runtime(runtime, precision)
         for model in self.manifest.models:
-            self.manifest.model_files(self.folder, model, RUNTIMES[runtime])
+            self._model_files(model, runtime)
+
+    def _model_files(self, model: str, runtime: str) -> List[Path]:
+        """``model``'s files that ``runtime`` reads, checked against the manifest (size, SHA-256) when first asked."""
+        key = (model, RUNTIMES[runtime])
+        if key not in self._checked:
+            self._checked[key] = self.manifest.model_files(self.folder, model, key[1])
+        return self._checked[key]
 
     @staticmethod
     def _check_runtime(runtime: str, precision: str) -> None:

@@ -27,6 +27,7 @@ less than its ten 224 × 224 crops (24 MB); without the bound a 2048 × 2 video 
 a clip). Only rtfm can exceed it (it keeps the aspect ratio); gowtham and vadclip always resize to 340 × 256.
 """
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple, Union
@@ -132,10 +133,15 @@ def _vadclip_corners(height: int, width: int) -> List[Tuple[int, int]]:
     return [(16, 58), (0, 0), (0, right), (bottom, 0), (bottom, right)]
 
 
+@functools.lru_cache(maxsize=None)
+def _clip_channels(device: torch.device) -> Tuple[Tensor, Tensor]:
+    """CLIP's per-channel mean and std on ``device``, made once (on CUDA each copy would wait for the device)."""
+    return torch.tensor(CLIP_MEAN, device=device), torch.tensor(CLIP_STD, device=device)
+
+
 def _clip_scale(pixels: Tensor) -> Tensor:
     """RGB pixel values 0-255 (... 3) -> CLIP's input: (x / 255 − mean) / std per channel."""
-    mean = torch.tensor(CLIP_MEAN, device=pixels.device)
-    std = torch.tensor(CLIP_STD, device=pixels.device)
+    mean, std = _clip_channels(pixels.device)
     return (pixels / 255 - mean) / std
 
 

@@ -93,9 +93,7 @@ def _clip_runner(network: nn.Module, device: torch.device, precision: str, frame
 
 
 def _clip_seeded() -> nn.Module:
-    encoder = clip.ClipImageEncoder()
-    encoder.load_state_dict(clip.seeded_state_dict())
-    return encoder.eval()
+    return clip.encoder_of(clip.seeded_state_dict())
 
 
 BACKBONES: Dict[str, Backbone] = {

@@ -384,7 +384,11 @@ def _read_weights(path: PathLike) -> Dict[str, Tensor]:
 def load_clip(path: PathLike) -> ClipImageEncoder:
     """The CLIP ViT-B/16 image encoder with the weights of ``path`` (any file of the module docstring), in eval
     mode, float32."""
-    state = clip_image_state_dict(_read_weights(path), path)
+    return encoder_of(clip_image_state_dict(_read_weights(path), path))
+
+
+def encoder_of(state: Dict[str, Tensor]) -> ClipImageEncoder:
+    """The encoder holding the tensors of ``state`` (OpenAI's layout), in eval mode."""
     with torch.device("meta"):  # no random initialisation of 86 M parameters that are replaced at once
         encoder = ClipImageEncoder()
     encoder.load_state_dict(state, strict=True, assign=True)

@@ -360,8 +360,8 @@ def import_vadclip(
                 from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    stale = load_dataset_config(name, root, dictionaries).files.regular_features
-    stale.unlink(missing_ok=True)  # of an earlier dataset of this name: learn-dictionary would reuse it
+    # Of an earlier dataset of this name: learn-dictionary would reuse it.
+    (dictionaries / files["regular_file"]).unlink(missing_ok=True)
     log(f"dataset '{name}': VadCLIP's {benchmark} features, {len(anomalous)} anomalous and {len(normal)} normal "
         f"training videos, {len(test)} test videos, {crops_text(len(crops))} of {FEATURE_SIZE} channels; described "
         f"by {description_path(root, name)}")

@@ -402,7 +402,6 @@ def load_modality_dictionary(config, feature_size: Optional[int] = None) -> np.n
 def learn_dataset_dictionary(
     config: Munch,
     root: PathLike,
-    backbone: str = "i3d",
     quantize_size: int = TRAINING_SNIPPETS,
     batch_size: int = 32,
     seed: Optional[int] = 42,
@@ -410,9 +409,10 @@ def learn_dataset_dictionary(
     universal_dictionary: Optional[PathLike] = None,
 ) -> List[Path]:
     """Learn the task-aware dictionary of a dataset's config (``anomaly.config.load_dataset_config``, whose
-    ``dictionary_max_iter`` is the number of updates) from its normal training videos under ``root``; returns the
-    files written. The regular-features pickle is built first, or reused when it holds these videos. ``debug``:
-    at most ``2 × batch_size`` videos and no pickle. With ``universal_dictionary``, the universal states too."""
+    ``dictionary_max_iter`` is the number of updates) from the features (``config.backbone``'s) of its normal training
+    videos under ``root``; returns the files written. The regular-features pickle is built first, or reused when it
+    holds these videos. ``debug``: at most ``2 × batch_size`` videos and no pickle. With ``universal_dictionary``,
+    the universal states too."""
     ratio, files = config.dictionary_ratio, config.files
     normal_ids = split_training_list(files.training_list, config.num_anomalous_train)["normal"]
     if debug:
@@ -429,7 +429,7 @@ def learn_dataset_dictionary(
             raise InputError(regular_file, f"its videos are not the normal videos of {files.training_list}; delete "
                              "it to rebuild it")
     else:
-        regular = build_regular_features(root, config.dataset, normal_ids, backbone, quantize_size,
+        regular = build_regular_features(root, config.dataset, normal_ids, config.backbone, quantize_size,
                                          feature_size=config.feature_size)
         if not debug:
             written.append(write_regular_features(regular, regular_file))

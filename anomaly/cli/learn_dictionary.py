@@ -62,7 +62,7 @@ def run(args: Arguments) -> int:
         backbone=args.backbone,
     )
     written = learn_dataset_dictionary(
-        config, args.root_path, backbone=config.backbone, quantize_size=args.quantize_size, batch_size=args.batch_size,
+        config, args.root_path, quantize_size=args.quantize_size, batch_size=args.batch_size,
         seed=args.seed, debug=args.debug, universal_dictionary=args.universal_dictionary,
     )
     for path in written:

@@ -221,7 +221,7 @@ def _write_dataset(
     write_description(description, root)
     config = load_dataset_config(name, root, dictionaries)
     config.files.regular_features.unlink(missing_ok=True)  # derived from the features: rebuilt for these videos
-    for path in learn_dataset_dictionary(config, root, backbone=settings.backbone):
+    for path in learn_dataset_dictionary(config, root):
         log(f"wrote {path}")
     log(f"dataset '{name}': {len(folders.anomalous)} anomalous and {len(folders.normal)} normal training videos, "
         f"{len(labels)} test videos; described by {description_path(root, name)}")

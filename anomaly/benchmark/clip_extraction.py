@@ -15,22 +15,19 @@ Seeded random weights: the speed does not depend on their values.
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, NamedTuple
 
 import numpy as np
 import torch
 
 from anomaly.benchmark.detector import measure_peak
-from anomaly.benchmark.extraction import interleaved_best, make_test_video
+from anomaly.benchmark.extraction import interleaved_best, make_test_video, time_decoding, timed_precisions
 from anomaly.errors import check_range
 from anomaly.extraction.backbones import BACKBONES
 from anomaly.extraction.extractor import extract_features
 from anomaly.extraction.preprocess import PRESETS
-from anomaly.extraction.video import decode_frames
-from anomaly.hardware import native_bf16
 from anomaly.layout import FRAME_READINGS, FRAMES_PER_SNIPPET, crops_text
 from anomaly.measuring import device_name, timed
-from anomaly.precision import NETWORK_PRECISIONS
 from anomaly.tables import ascii_table
 
 PEAK_ROWS = 4096  # rows of the peak's matrix product: a batch of ViT tokens
@@ -55,13 +52,19 @@ class ClipBenchmarkSettings:
         return self
 
 
+class NetworkRate(NamedTuple):
+    precision: str
+    snippets_per_second: float
+    gflop_per_second: float
+
+
 @dataclass
 class ClipBenchmarkResult:
     settings: ClipBenchmarkSettings
     machine: str
     peaks: Dict[str, float] = field(default_factory=dict)  # precision -> GFLOP/s
     rates: Dict[str, float] = field(default_factory=dict)  # decoding and resizing: label -> frames/s
-    network: Dict[str, tuple] = field(default_factory=dict)  # label -> (precision, reading, snippets/s, GFLOP/s)
+    network: Dict[str, NetworkRate] = field(default_factory=dict)  # label ("network <precision> <reading>") -> rate
     end_to_end: Dict[str, float] = field(default_factory=dict)  # label -> snippets/s
     ratios: Dict[str, float] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
@@ -70,7 +73,7 @@ class ClipBenchmarkResult:
         settings = self.settings
         rows = [["stage", "rate", "GFLOP/s", "% of peak"]]
         rows += [[label, f"{rate:,.2f}", "", ""] for label, rate in self.rates.items()]
-        for label, (precision, _, rate, gflops) in self.network.items():
+        for label, (precision, rate, gflops) in self.network.items():
             rows.append([f"{label} (snippets/s)", f"{rate:,.3f}", f"{gflops:,.1f}",
                          f"{100 * gflops / self.peaks[precision]:.0f}"])  # fmt: skip
         rows += [[label, f"{rate:,.3f}", "", ""] for label, rate in self.end_to_end.items()]
@@ -93,18 +96,11 @@ def run_clip_extraction_benchmark(settings: ClipBenchmarkSettings,
     backbone = BACKBONES["clip"]
     preset = PRESETS[backbone.presets[0]]
     snippets = preset.snippet_count(settings.frames)
-    precisions = [precision for precision in NETWORK_PRECISIONS if precision == "fp32" or native_bf16(device)]
-    if "bf16" not in precisions:
-        result.notes.append(f"bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no bf16 "
-                            "instructions (emulated: far slower)")  # fmt: skip
+    precisions = timed_precisions(device, result.notes)
     with tempfile.TemporaryDirectory() as temporary:
         log(f"encoding a {settings.frames}-frame {settings.width}x{settings.height} video")
         video = make_test_video(Path(temporary) / "video.mp4", settings.frames, settings.width, settings.height)
-        frames: List[np.ndarray] = []
-        seconds = timed(lambda: frames.extend(decode_frames(video)), torch.device("cpu"))
-        result.rates["decode (frames/s)"] = len(frames) / seconds
-        seconds = timed(lambda: [preset.resize(frame) for frame in frames], torch.device("cpu"))
-        result.rates["preprocess, vadclip resize (frames/s)"] = len(frames) / seconds
+        frames = time_decoding(video, preset, result.rates, "preprocess, vadclip resize (frames/s)")
 
         encoder = backbone.seeded_network()
         resized = np.stack([preset.resize(frame) for frame in frames[: FRAMES_PER_SNIPPET * settings.batch_size]])
@@ -125,19 +121,22 @@ def run_clip_extraction_benchmark(settings: ClipBenchmarkSettings,
             _, precision, reading = label.split()
             rate = len(clips) / seconds
             gflop = backbone.gflop_per_crop(reading) * settings.num_crops
-            result.network[label] = (precision, reading, rate, rate * gflop)
+            result.network[label] = NetworkRate(precision, rate, rate * gflop)
         for precision in precisions:
-            mean, middle = (result.network[f"network {precision} {reading}"][2] for reading in ("mean", "middle"))
+            mean, middle = (result.network[f"network {precision} {reading}"].snippets_per_second
+                            for reading in ("mean", "middle"))
             result.ratios[f"{precision}: mean / middle, time per snippet"] = middle / mean
         if "bf16" in precisions:
             for reading in FRAME_READINGS:
                 result.ratios[f"{reading}: bf16 / fp32, snippets/s"] = (
-                    result.network[f"network bf16 {reading}"][2] / result.network[f"network fp32 {reading}"][2])
+                    result.network[f"network bf16 {reading}"].snippets_per_second
+                    / result.network[f"network fp32 {reading}"].snippets_per_second)
         default = backbone.frame_readings[0]
         label = f"network fp32 {default}"
         log(f"end to end: the pipeline, fp32, {default}")
         seconds = timed(lambda: extract_features([video], extractors[label], preset, settings.num_crops,
                                                  settings.batch_size, on_video=lambda *_: None), device)  # fmt: skip
         result.end_to_end[f"end to end fp32 {default} (snippets/s)"] = snippets / seconds
-        result.ratios[f"end to end / network, fp32 {default}"] = snippets / seconds / result.network[label][2]
+        result.ratios[f"end to end / network, fp32 {default}"] = (
+            snippets / seconds / result.network[label].snippets_per_second)
     return result

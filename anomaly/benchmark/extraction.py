@@ -237,6 +237,27 @@ def snippet_flops(preset: Preset, height: int, width: int, num_crops: int) -> fl
     return float(counter.get_total_flops())
 
 
+def time_decoding(video: Path, preset: Preset, rates: Dict[str, float], resize_label: str) -> List[np.ndarray]:
+    """The decoded frames of ``video``; the rates of decoding them and of resizing them by ``preset`` (frames/s) go
+    into ``rates``, the latter under ``resize_label``."""
+    frames: List[np.ndarray] = []
+    seconds = timed(lambda: frames.extend(decode_frames(video)), torch.device("cpu"))
+    rates["decode (frames/s)"] = len(frames) / seconds
+    seconds = timed(lambda: [preset.resize(frame) for frame in frames], torch.device("cpu"))
+    rates[resize_label] = len(frames) / seconds
+    return frames
+
+
+def timed_precisions(device: torch.device, notes: List[str]) -> List[str]:
+    """The precisions a benchmark times the network in on ``device``: fp32, and bf16 where the device computes it
+    natively; otherwise a line in ``notes`` says bf16 was skipped (emulated, it is far slower)."""
+    precisions = [precision for precision in NETWORK_PRECISIONS if precision == "fp32" or native_bf16(device)]
+    if "bf16" not in precisions:
+        notes.append(f"bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no bf16 instructions "
+                     "(emulated: far slower)")
+    return precisions
+
+
 def interleaved_best(runs: Dict[str, Callable[[], object]], repeats: int, device: torch.device) -> Dict[str, float]:
     """The best of ``repeats`` timed calls of each run, the runs taking turns (on a shared machine a change of load
     then falls on all of them alike), after one untimed call each (a compiled extractor compiles there)."""
@@ -261,20 +282,13 @@ def run_extraction_benchmark(
         log(f"encoding a {settings.frames}-frame {settings.width}x{settings.height} video")
         video = make_test_video(folder / "video.mp4", settings.frames, settings.width, settings.height)
 
-        frames: List[np.ndarray] = []
-        seconds = timed(lambda: frames.extend(decode_frames(video)), torch.device("cpu"))
-        result.rates["decode (frames/s)"] = len(frames) / seconds
-        seconds = timed(lambda: [preset.resize(frame) for frame in frames], torch.device("cpu"))
-        result.rates["preprocess (frames/s)"] = len(frames) / seconds
+        frames = time_decoding(video, preset, result.rates, "preprocess (frames/s)")
 
         network = I3DResNet50().to(device).eval()  # the baseline runs it as it is, the pipeline its inference copy
         height, width = preset.resize(frames[0]).shape[:2]
         clips = torch.randint(0, 256, (settings.batch_size, FRAMES_PER_SNIPPET, height, width, 3), dtype=torch.uint8)
         gflop_per_snippet = snippet_flops(preset, height, width, settings.num_crops) / 1e9
-        precisions = [precision for precision in NETWORK_PRECISIONS if precision == "fp32" or native_bf16(device)]
-        if "bf16" not in precisions:
-            result.notes.append(f"bf16: skipped, this {'GPU' if device.type == 'cuda' else 'CPU'} has no bf16 "
-                                "instructions (emulated: far slower)")  # fmt: skip
+        precisions = timed_precisions(device, result.notes)
         modes = ["eager"] + (["compiled"] if settings.compile and device.type == "cpu" else [])
         extractors: Dict[str, I3DExtractor] = {}  # network label -> its formulation
         runs: Dict[str, Callable[[], object]] = {}
@@ -344,10 +358,10 @@ def run_extraction_benchmark(
             "one snippet per forward)")
         best = interleaved_best(runs, settings.repeats, device)
         for precision, label in pipelines.items():
-            end_to_end = snippets / best[precision]
-            result.rates[f"{_pipeline_label(precision)} (snippets/s)"] = end_to_end
+            pipeline_rate = snippets / best[precision]
+            result.rates[f"{_pipeline_label(precision)} (snippets/s)"] = pipeline_rate
             network_rate = result.rates[f"{label} (snippets/s)"]
-            result.ratios[f"end to end / network, {precision} ({label})"] = end_to_end / network_rate
+            result.ratios[f"end to end / network, {precision} ({label})"] = pipeline_rate / network_rate
         result.rates["end to end, baseline (snippets/s)"] = snippets / best["baseline"]
         result.feature_difference = _difference_from_published(extracted["fp32"][0], frames[:FRAMES_PER_SNIPPET],
                                                                network, preset, settings.num_crops, device)  # fmt: skip

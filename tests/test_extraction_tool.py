@@ -473,6 +473,18 @@ def test_the_extraction_benchmark_refuses_impossible_sizes_in_one_line(capsys, o
     assert capsys.readouterr().err == f"s3r benchmark-extraction: {problem}\n"
 
 
+@pytest.mark.parametrize("option, value, problem", [
+    ("--repeats", "0", "--repeats must be an integer at least 1, not 0"),
+    ("--width", "321", "--width must be even (H.264's 4:2:0 chroma halves it), not 321"),
+    ("--height", "0", "--height must be an integer at least 2, not 0"),
+    ("--frames", "15", "--frames must be an integer at least 16, not 15; the vadclip recipe makes a row of every 16 "
+                       "frames"),
+])
+def test_the_clip_extraction_benchmark_refuses_impossible_sizes_in_one_line(capsys, option, value, problem):
+    assert run_command("benchmark-extraction", ["--backbone", "clip", "--quick", "--device", "cpu", option, value]) == 2
+    assert capsys.readouterr().err == f"s3r benchmark-extraction: {problem}\n"
+
+
 @pytest.mark.parametrize("signal_number, status", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_the_run_with_its_status_keeping_whole_files_only(inputs, tmp_path, signal_number, status):
     """The run is stopped once a first video's files are whole (its settings file is written last); what it

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from anomaly.benchmark.detector import measure_peak
-from anomaly.benchmark.extraction import interleaved_best, make_test_video, time_decoding, timed_precisions
+from anomaly.benchmark.extraction import (check_video_size, interleaved_best, make_test_video, time_decoding,
+                                          timed_precisions)
 from anomaly.errors import check_range
 from anomaly.extraction.backbones import BACKBONES
 from anomaly.extraction.extractor import extract_features
@@ -43,12 +44,19 @@ class ClipBenchmarkSettings:
     batch_size: int = 1
     repeats: int = 1
 
+    @classmethod
+    def for_device(cls, device: str, quick: bool = False, **overrides) -> "ClipBenchmarkSettings":
+        base = dict(frames=32, width=320, height=240) if quick else {}
+        base.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(device=device, **base)
+
     def check(self) -> "ClipBenchmarkSettings":
+        """Every size possible (one-line InputError otherwise), before anything is encoded or timed."""
         check_range(self.frames, "--frames", minimum=FRAMES_PER_SNIPPET, integer=True,
                     fix=f"the vadclip recipe makes a row of every {FRAMES_PER_SNIPPET} frames")
-        for name in ("width", "height", "batch_size", "repeats"):
-            check_range(getattr(self, name), f"--{name}", minimum=2 if name in ("width", "height") else 1,
-                        integer=True)  # fmt: skip
+        check_video_size(self.width, self.height)
+        for name in ("batch_size", "repeats"):
+            check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
         return self
 
 

@@ -94,15 +94,19 @@ class ExtractionBenchmarkSettings:
         preset = PRESETS[BENCHMARK_PRESET]
         check_range(self.frames, "--frames", minimum=preset.min_frames, integer=True,
                     fix=f"the {preset.name} recipe needs more than {FRAMES_PER_SNIPPET}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            check_range(value, f"--{name}", minimum=2, integer=True)
-            if value % 2:
-                raise InputError(None, f"--{name} must be even (H.264's 4:2:0 chroma halves it), not {value}")
+        check_video_size(self.width, self.height)
         for name in ("batch_size", "repeats"):
             check_range(getattr(self, name), f"--{name}", minimum=1, integer=True)
         check_runtimes(self.runtimes, torch.device(self.device))
         return self
+
+
+def check_video_size(width: int, height: int) -> None:
+    """The size of a benchmark's test video (one-line InputError): at least 2 × 2, and even, as H.264 needs."""
+    for name, value in (("width", width), ("height", height)):
+        check_range(value, f"--{name}", minimum=2, integer=True)
+        if value % 2:
+            raise InputError(None, f"--{name} must be even (H.264's 4:2:0 chroma halves it), not {value}")
 
 
 def check_runtimes(runtimes: Iterable[str], device: torch.device) -> None:

@@ -51,12 +51,11 @@ class Arguments(CommandArguments):
 def run(args: Arguments) -> int:
     device = resolve_device(args.device, "the extraction benchmark")
     if args.backbone == "clip":
-        sizes = dict(frames=32, width=320, height=240) if args.quick else {}
-        given = dict(frames=args.frames, width=args.width, height=args.height, num_crops=args.num_crops,
-                     batch_size=args.batch_size, repeats=args.repeats)  # fmt: skip
-        sizes.update({name: value for name, value in given.items() if value is not None})
-        result = run_clip_extraction_benchmark(ClipBenchmarkSettings(str(device), **sizes),
-                                               log=lambda line: print(line, file=sys.stderr, flush=True))
+        settings = ClipBenchmarkSettings.for_device(
+            str(device), quick=args.quick, frames=args.frames, width=args.width, height=args.height,
+            num_crops=args.num_crops, batch_size=args.batch_size, repeats=args.repeats,
+        )  # fmt: skip
+        result = run_clip_extraction_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True))
         print(result.table())
         return 0
     settings = ExtractionBenchmarkSettings.for_device(

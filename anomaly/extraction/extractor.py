@@ -44,7 +44,7 @@ from anomaly.extraction.preprocess import PRESETS, ClipReader, Preset
 from anomaly.extraction.video import VideoInfo, probe, variable_frame_times
 from anomaly.files import check_writable_folder, ensure_folder, name_problem, remove_temporaries, save_npy, save_text
 from anomaly.hardware import resolve_device
-from anomaly.layout import BACKBONE_NAMES, NUM_CROPS, RUNTIME_NAMES, TORCH_RUNTIME, feature_file_name
+from anomaly.layout import NUM_CROPS, RUNTIME_NAMES, TORCH_RUNTIME, feature_file_name
 from anomaly.precision import NETWORK_CHOICES, NETWORK_PRECISIONS
 from anomaly.tables import ascii_table
 
@@ -72,6 +72,14 @@ class ExtractionSettings:
         check_choice(self.num_crops, NUM_CROPS, "--num_crops")
         check_choice(self.precision, NETWORK_PRECISIONS, "--precision")
         check_choice(self.runtime, RUNTIME_NAMES, "--runtime")
+
+    @classmethod
+    def made_by(cls, network: NetworkSource, preset: str, num_crops: int, backbone: str, frames: Optional[str],
+                precision: str, device: torch.device) -> Tuple["ExtractionSettings", str]:  # fmt: skip
+        """The settings of the features ``network`` makes on ``device`` (``precision`` as it runs there, its
+        weights and runtime), and the one-line note where that precision is not the one given (else '')."""
+        precision, note = network.resolve_precision(precision, device)
+        return cls(preset, num_crops, precision, network.weights_sha256, backbone, frames, network.runtime), note
 
     @property
     def recipe(self) -> str:
@@ -561,9 +569,8 @@ def plan_extraction(
     videos = list_videos(video_paths, backbone.name)
     check_writable_folder(output)
     network = network or TorchNetwork.load(backbone, options.weights)
-    precision, precision_note = network.resolve_precision(options.precision, torch_device)
-    settings = ExtractionSettings(preset, options.num_crops, precision, network.weights_sha256, backbone.name, frames,
-                                  network.runtime)  # fmt: skip
+    settings, precision_note = ExtractionSettings.made_by(network, preset, options.num_crops, backbone.name, frames,
+                                                          options.precision, torch_device)  # fmt: skip
     lines = [precision_note] if precision_note else []
     plan = ExtractionPlan(videos, Path(output), settings, network, torch_device, ranks, options.batch_size,
                           options.accept_partial, decided={}, todo={}, identities={}, lines=lines)  # fmt: skip

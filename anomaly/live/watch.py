@@ -252,10 +252,10 @@ def watch(
     torch_device = resolve_device(options.network_device, "live detection")
     models = open_models(options, detector, torch_device)
     network = models.network
-    precision, precision_note = network.resolve_precision(options.precision, torch_device)
     recipe = models.features
-    settings = ExtractionSettings(recipe.preset, recipe.num_crops, precision, network.weights_sha256, recipe.backbone,
-                                  recipe.frames, network.runtime)  # fmt: skip
+    settings, precision_note = ExtractionSettings.made_by(network, recipe.preset, recipe.num_crops, recipe.backbone,
+                                                          recipe.frames, options.precision, torch_device)  # fmt: skip
+    precision = settings.precision
     chosen_preset, crops = PRESETS[settings.preset], settings.num_crops
     extractor = network.runner(torch_device, precision, settings.frames, None, "auto", log)
     if precision_note:

@@ -485,6 +485,13 @@ def test_the_clip_extraction_benchmark_refuses_impossible_sizes_in_one_line(caps
     assert capsys.readouterr().err == f"s3r benchmark-extraction: {problem}\n"
 
 
+@pytest.mark.parametrize("command, extra", [("benchmark-extraction", []), ("benchmark-live", ["--no_causality"])])
+def test_the_benchmarks_refuse_an_exported_runtime_for_a_backbone_that_is_not_exported(capsys, command, extra):
+    assert run_command(command, ["--backbone", "clip", "--runtime", "torch", "openvino", *extra]) == 2
+    assert capsys.readouterr().err == (f"s3r {command}: --runtime openvino: s3r export exports i3d; --backbone clip "
+                                       "is timed in PyTorch alone\n")
+
+
 @pytest.mark.parametrize("signal_number, status", [(2, 130), (15, 143)], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_ends_the_run_with_its_status_keeping_whole_files_only(inputs, tmp_path, signal_number, status):
     """The run is stopped once a first video's files are whole (its settings file is written last); what it

@@ -49,7 +49,7 @@ from torch import Tensor
 
 from torch.utils.flop_counter import FlopCounterMode
 
-from anomaly.deploy.export import export_for_timing
+from anomaly.deploy.export import EXPORTED_BACKBONES, export_for_timing
 from anomaly.deploy.runtime import RUNTIME_PRECISIONS
 from anomaly.hardware import native_bf16
 from anomaly.measuring import best_time, device_name, timed
@@ -116,6 +116,14 @@ def check_runtimes(runtimes: Iterable[str], device: torch.device) -> None:
         check_choice(runtime, RUNTIME_NAMES, "--runtime")
         if runtime != TORCH_RUNTIME and device.type != "cpu":
             raise InputError(None, f"--runtime {runtime} runs on the CPU: time it with --device cpu")
+
+
+def check_exported_backbone(runtimes: Iterable[str], backbone: str) -> None:
+    """The exported runtimes time only a backbone that ``s3r export`` exports (one-line InputError)."""
+    exported = [runtime for runtime in dict.fromkeys(runtimes) if runtime != TORCH_RUNTIME]
+    if exported and backbone not in EXPORTED_BACKBONES:
+        raise InputError(None, f"--runtime {exported[0]}: s3r export exports {', '.join(EXPORTED_BACKBONES)}; "
+                         f"--backbone {backbone} is timed in PyTorch alone")
 
 
 def exported_networks(settings: ExtractionBenchmarkSettings, network: I3DResNet50, folder: Path,

@@ -18,11 +18,11 @@ from anomaly.cli.command import CommandArguments
 from anomaly.benchmark.clip_extraction import ClipBenchmarkSettings, run_clip_extraction_benchmark
 from anomaly.benchmark.extraction import (
     ExtractionBenchmarkSettings,
+    check_exported_backbone,
     format_extraction_report,
     run_extraction_benchmark,
 )
 from anomaly.hardware import resolve_device
-from anomaly.errors import InputError
 from anomaly.layout import BACKBONE_NAMES, NUM_CROPS, RUNTIME_NAMES, TORCH_RUNTIME
 
 
@@ -44,8 +44,7 @@ class Arguments(CommandArguments):
         self.add_argument("--runtime", nargs="+", choices=RUNTIME_NAMES)
 
     def process_args(self) -> None:
-        if self.backbone == "clip" and self.runtime != [TORCH_RUNTIME]:
-            raise InputError(None, "--runtime: s3r export exports I3D; --backbone clip is timed in PyTorch alone")
+        check_exported_backbone(self.runtime, self.backbone)
 
 
 def run(args: Arguments) -> int:

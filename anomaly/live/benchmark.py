@@ -34,14 +34,14 @@ import torch
 from torch import Tensor
 
 from anomaly.benchmark.detector import counted_run, measure_peak
-from anomaly.benchmark.extraction import check_runtimes
-from anomaly.deploy.export import EXPORTED_BACKBONES, export_for_timing
+from anomaly.benchmark.extraction import check_exported_backbone, check_runtimes
+from anomaly.deploy.export import export_for_timing
 from anomaly.deploy.runtime import RUNTIME_PRECISIONS, resolve_runtime_precision
 from anomaly.detection import window_scorer
 from anomaly.engine.detector_file import Detector, FeatureSpec
 from anomaly.engine.evaluator import DeviceTestSet, check_finite_scores, score_test_set
 from anomaly.engine.metrics import weighted_ap_stepwise, weighted_roc_auc
-from anomaly.errors import InputError, check_choice, check_range
+from anomaly.errors import check_choice, check_range
 from anomaly.extraction import PRESETS, backbone_of
 from anomaly.layout import FRAMES_PER_SNIPPET, TORCH_RUNTIME, crops_text
 from anomaly.measuring import device_name, run_times
@@ -255,10 +255,8 @@ def throughput(device: torch.device, crops: Sequence[int] = (1, 10), precisions:
     check_range(repeats, "--repeats", minimum=1, integer=True)
     check_runtimes(runtimes, device)
     network = backbone_of(backbone)
+    check_exported_backbone(runtimes, network.name)
     exported_runtimes = [runtime for runtime in dict.fromkeys(runtimes) if runtime != TORCH_RUNTIME]
-    if exported_runtimes and network.name not in EXPORTED_BACKBONES:
-        raise InputError(None, f"--runtime {exported_runtimes[0]}: s3r export exports {', '.join(EXPORTED_BACKBONES)}; "
-                         f"--backbone {network.name} is timed in PyTorch alone")
     preset_name, frames = network.recipe(None, frames)
     asked_for: Dict[str, List[str]] = {}  # precision run -> the precisions given that run it
     for precision in dict.fromkeys(precisions):  # each once, in order

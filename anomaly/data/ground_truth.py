@@ -312,13 +312,19 @@ def read_xd_violence_annotations(path: PathLike) -> Dict[str, Ranges]:
     )
 
 
+def read_xd_violence_sources(path: PathLike) -> Tuple[Dict[str, Ranges], Dict[str, Path]]:
+    """``read_xd_violence_annotations`` and each video's source file (that one file), as
+    ``read_ucf_crime_annotations`` gives them."""
+    ranges = read_xd_violence_annotations(path)
+    return ranges, {video_id: Path(path) for video_id in ranges}
+
+
 def xd_violence_ground_truth(
     annotations: PathLike, num_frames: Dict[str, int], features_dir: Optional[PathLike] = None, backbone: str = "i3d"
 ) -> Dict[str, np.ndarray]:
     """Labels of every video of ``num_frames`` from XD-Violence's annotation text; unannotated videos are 0."""
-    ranges = read_xd_violence_annotations(annotations)
-    return _ranges_ground_truth(ranges, {video: Path(annotations) for video in ranges}, num_frames, features_dir,
-                                backbone)
+    ranges, sources = read_xd_violence_sources(annotations)
+    return _ranges_ground_truth(ranges, sources, num_frames, features_dir, backbone)
 
 
 def _ranges_ground_truth(

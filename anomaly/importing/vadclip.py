@@ -55,7 +55,7 @@ from anomaly.data.ground_truth import (
     ranges_to_labels,
     read_text_file,
     read_ucf_crime_annotations,
-    read_xd_violence_annotations,
+    read_xd_violence_sources,
     write_ground_truth,
 )
 from anomaly.data.video_lists import order_video_list, video_id_problem, write_video_list
@@ -75,11 +75,6 @@ LIST_HEADER = ("path", "label")
 CROP_FILE = re.compile(r"(?P<video>.+)__(?P<crop>[0-9])\.npy")
 ROW_AXES = (("T", "rows"), ("C", "channels"))
 STAGING = "importing"  # .<name>.importing-<random>: the hidden folder a dataset is written into
-
-
-def _xd_violence_annotations(path: PathLike) -> Tuple[Dict[str, Ranges], Dict[str, Path]]:
-    ranges = read_xd_violence_annotations(path)
-    return ranges, {video_id: Path(path) for video_id in ranges}
 
 
 @dataclass(frozen=True)
@@ -111,7 +106,7 @@ BENCHMARKS: Dict[str, Benchmark] = {
         "Shooting", "Shoplifting", "Stealing", "Vandalism"), joined=False, read_annotations=read_ucf_crime_annotations),
     # B1 fighting, B2 shooting, B4 riot, B5 abuse, B6 car accident, G explosion (VadCLIP's xd_train.py)
     "xd-violence": Benchmark("XD-Violence", "A", ("B1", "B2", "B4", "B5", "B6", "G"), joined=True,
-                             read_annotations=_xd_violence_annotations),
+                             read_annotations=read_xd_violence_sources),
 }  # fmt: skip
 
 
